@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh Debian machine: `make serve` and `make test`.
+# Both create .venv and install the project into it; `make test` also installs the system tools
+# the tests drive for real (dig, Chromium) when they are missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: serve test bench lint format clean venv system-test-deps
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "safe-resolver needs Python 3.11 or newer"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		sh tests/install-system-deps.sh python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+serve: $(STAMP)
+	$(BIN)/safe-resolver serve --policy policy/default.yaml --listen 127.0.0.1:5335
+
+system-test-deps:
+	@sh tests/install-system-deps.sh
+
+test: $(STAMP) system-test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	@sh bench/install-peers.sh
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

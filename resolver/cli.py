@@ -1,0 +1,119 @@
+"""The `safe-resolver` command line: one parser, each subcommand handled by its own module.
+
+Subcommand modules are imported only when chosen, so `safe-resolver check` never loads the
+DNS server and `serve` is the only path that installs uvloop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> "module:function"; each takes the parsed namespace and returns an exit code.
+HANDLERS: dict[str, str] = {
+    "serve": "resolver.app:serve_command",
+    "check": "resolver.commands.policy:check_command",
+    "explain": "resolver.commands.policy:explain_command",
+    "policy test": "resolver.commands.policy:policy_test_command",
+    "lists update": "resolver.commands.lists:update_command",
+    "lists compile": "resolver.commands.policy:compile_command",
+    "report": "resolver.commands.report:report_command",
+    "purge": "resolver.commands.report:purge_command",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safe-resolver",
+        description="Content-filtering DNS resolver for schools and ISPs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the DNS resolver (and its HTTP listeners)")
+    serve.add_argument("--config", metavar="FILE", help="server YAML (listeners, upstreams, ...)")
+    serve.add_argument(
+        "--listen", action="append", metavar="ADDR:PORT", help="UDP+TCP listener (repeatable)"
+    )
+    serve.add_argument(
+        "--upstream", action="append", metavar="ADDR[:PORT]", help="upstream server (repeatable)"
+    )
+    serve.add_argument("--policy", metavar="FILE", help="policy YAML (overrides the config)")
+    serve.add_argument("--blockpage-listen", action="append", metavar="ADDR:PORT")
+    serve.add_argument("--admin-listen", action="append", metavar="ADDR:PORT")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes sharing the ports (SO_REUSEPORT)"
+    )
+
+    check = sub.add_parser("check", help="validate a policy file and report every problem")
+    check.add_argument("policy", metavar="POLICY")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    explain = sub.add_parser("explain", help="why is this name blocked (or not) for this client?")
+    explain.add_argument("--policy", required=True, metavar="POLICY")
+    explain.add_argument("--client", required=True, metavar="IP")
+    explain.add_argument("--at", metavar="ISO-8601", help="evaluate at this time (default: now)")
+    explain.add_argument("--type", default="A", metavar="QTYPE")
+    explain.add_argument("--json", action="store_true")
+    explain.add_argument("name", metavar="NAME")
+
+    policy = sub.add_parser("policy", help="policy tools").add_subparsers(
+        dest="policy_command", required=True, metavar="SUBCOMMAND"
+    )
+    ptest = policy.add_parser("test", help="check a policy against a table of expectations")
+    ptest.add_argument("policy", metavar="POLICY")
+    ptest.add_argument("expectations", metavar="EXPECTATIONS.yaml")
+    ptest.add_argument("--json", action="store_true")
+
+    lists = sub.add_parser("lists", help="blocklist tools").add_subparsers(
+        dest="lists_command", required=True, metavar="SUBCOMMAND"
+    )
+    update = lists.add_parser("update", help="fetch the policy's list sources, keep last good")
+    update.add_argument("--policy", metavar="POLICY", help="policy whose sources to fetch")
+    update.add_argument("--config", metavar="FILE", help="server YAML naming the policy")
+    update.add_argument("--lists-dir", metavar="DIR", help="where fetched lists are kept")
+    update.add_argument("--quiet", action="store_true", help="no progress display")
+    compile_ = lists.add_parser("compile", help="compile a policy's lists into the snapshot cache")
+    compile_.add_argument("--policy", required=True, metavar="POLICY")
+
+    report = sub.add_parser("report", help="aggregate statistics from the query log")
+    report.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    report.add_argument("--profile", metavar="PROFILE")
+    report.add_argument("--format", choices=["csv", "html", "json"], default="json")
+    report.add_argument("--db", metavar="FILE", help="query-log database (default from config)")
+    report.add_argument("--config", metavar="FILE")
+    report.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+    purge = sub.add_parser("purge", help="delete query-log rows older than the retention")
+    purge.add_argument("--db", metavar="FILE")
+    purge.add_argument("--config", metavar="FILE")
+    purge.add_argument("--older-than", type=int, metavar="DAYS")
+    purge.add_argument("--all", action="store_true", help="delete every row")
+    return parser
+
+
+def _handler_key(args: argparse.Namespace) -> str:
+    if args.command == "policy":
+        return f"policy {args.policy_command}"
+    if args.command == "lists":
+        return f"lists {args.lists_command}"
+    return args.command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = HANDLERS[_handler_key(args)].split(":")
+    handler = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

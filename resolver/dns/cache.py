@@ -1,0 +1,226 @@
+"""Answer cache holding upstream replies as bytes, served by patching ID, flags and TTLs.
+
+The cache holds answers *before* policy, so a policy reload never needs a flush. Keys are
+(name, type, class, DO): lower-case names make lookups case-insensitive, and the question is
+echoed from each client's own query so 0x20 mixed case survives. TTLs are counted down by
+rewriting the TTL fields found by `scan_reply`; a rendered body is reused for the rest of the
+same second, so a hit costs a dict lookup and three byte concatenations.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resolver.dns.message import Reply
+from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
+from resolver.dns.synth import NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN
+
+CacheKey = tuple[str, int, int, bool]
+_ID_FLAGS = struct.Struct("!HH")
+_COUNTS = struct.Struct("!HHHH")
+_TTL = struct.Struct("!I")
+STALE_TTL = 30  # RFC 8767 section 4: TTL of answers served stale
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    size: int = 100_000
+    min_ttl: int = 0
+    max_ttl: int = 86_400
+    negative_max_ttl: int = 3_600
+    servfail_ttl: int = 5
+    serve_stale: bool = False
+    stale_ttl: int = 86_400  # how long past expiry an answer may still be served stale
+
+
+class Entry:
+    __slots__ = (
+        "body",
+        "counts",
+        "counts_opt",
+        "cur_body",
+        "cur_sec",
+        "expires",
+        "flags",
+        "stale_until",
+        "stored_sec",
+        "ttl_offsets",
+        "ttls",
+    )
+
+    def __init__(
+        self,
+        flags: int,
+        counts: tuple[int, int, int],
+        body: bytes,
+        ttl_offsets: tuple[int, ...],
+        ttls: tuple[int, ...],
+        stored_sec: int,
+        expires: float,
+        stale_until: float,
+    ) -> None:
+        self.flags = flags
+        an, ns, ar = counts
+        self.counts = _COUNTS.pack(1, an, ns, ar)
+        self.counts_opt = _COUNTS.pack(1, an, ns, ar + 1)
+        self.body = body
+        self.ttl_offsets = ttl_offsets
+        self.ttls = ttls
+        self.stored_sec = stored_sec
+        self.expires = expires
+        self.stale_until = stale_until
+        self.cur_sec = stored_sec
+        self.cur_body = body
+
+
+class AnswerCache:
+    def __init__(self, config: CacheConfig) -> None:
+        self.config = config
+        self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
+        self._servfail: dict[CacheKey, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: CacheKey, now: float) -> Entry | None:
+        """A fresh entry for `key`, or None (expired entries stay for serve-stale)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= now:
+            if entry.stale_until <= now:
+                del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def get_stale(self, key: CacheKey, now: float) -> Entry | None:
+        """An expired entry still within the serve-stale window (RFC 8767), or None."""
+        entry = self._entries.get(key)
+        if entry is None or not self.config.serve_stale or entry.stale_until <= now:
+            return None
+        return entry
+
+    def put(self, key: CacheKey, reply: Reply, now: float) -> Entry:
+        """Make an entry for a validated reply and store it if it is cacheable (TTL above 0)."""
+        ttl = self._cache_ttl(reply)
+        entry = self.entry_from(reply, now, self.config, ttl or 0)
+        if ttl:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            self._servfail.pop(key, None)
+            while len(self._entries) > self.config.size:
+                self._entries.popitem(last=False)
+        return entry
+
+    @staticmethod
+    def entry_from(reply: Reply, now: float, cfg: CacheConfig, ttl: int = 0) -> Entry:
+        """An entry for a validated reply: OPT cut out, TTLs clamped, living `ttl` seconds."""
+        data = reply.data
+        qend = reply.qend
+        offsets = reply.ttl_offsets
+        arcount = reply.arcount
+        if reply.opt is not None:
+            start, end = reply.opt
+            body = data[qend:start] + data[end:]
+            cut = end - start
+            offsets = [o if o < start else o - cut for o in offsets]
+            arcount -= 1
+        else:
+            body = data[qend:]
+        rel = tuple(o - qend for o in offsets)
+        ttls = tuple(
+            min(max(_TTL.unpack_from(data, o)[0] & 0x7FFFFFFF, cfg.min_ttl), cfg.max_ttl)
+            for o in reply.ttl_offsets
+        )
+        template = bytearray(body)
+        for off, value in zip(rel, ttls, strict=True):
+            _TTL.pack_into(template, off, value)
+        flags = (reply.flags & ~(AA | TC | RD | CD)) | QR | RA
+        stale = now + ttl + (cfg.stale_ttl if cfg.serve_stale else 0)
+        return Entry(
+            flags,
+            (reply.ancount, reply.nscount, arcount),
+            bytes(template),
+            rel,
+            ttls,
+            int(now),
+            now + ttl,
+            stale,
+        )
+
+    def _cache_ttl(self, reply: Reply) -> int | None:
+        """How long a reply may be cached, or None when it must not be (RFC 2308, RFC 2181)."""
+        cfg = self.config
+        if reply.flags & TC:
+            return None
+        if reply.rcode == NOERROR and reply.ancount:
+            base = reply.min_ttl or 0
+            return min(max(base, cfg.min_ttl), cfg.max_ttl)
+        if reply.rcode in (NOERROR, NXDOMAIN):
+            if reply.neg_ttl is None:
+                return None  # RFC 2308 section 5: no SOA, no negative caching
+            return min(max(reply.neg_ttl, cfg.min_ttl), cfg.negative_max_ttl)
+        return None
+
+    def put_servfail(self, key: CacheKey, now: float) -> None:
+        """Remember for a few seconds that nobody could answer `key` (RFC 2308 section 7.1)."""
+        if self.config.servfail_ttl > 0:
+            self._servfail[key] = now + self.config.servfail_ttl
+            if len(self._servfail) > self.config.size:
+                self._servfail.pop(next(iter(self._servfail)))
+
+    def servfail_cached(self, key: CacheKey, now: float) -> bool:
+        until = self._servfail.get(key)
+        if until is None:
+            return False
+        if until <= now:
+            del self._servfail[key]
+            return False
+        return True
+
+    def flush(self, name: str | None = None) -> int:
+        """Drop every entry, or those for one name; return how many went."""
+        if name is None:
+            count = len(self._entries)
+            self._entries.clear()
+            self._servfail.clear()
+            return count
+        name = name.lower().rstrip(".")
+        doomed = [k for k in self._entries if k[0] == name]
+        for key in doomed:
+            del self._entries[key]
+        for key in [k for k in self._servfail if k[0] == name]:
+            del self._servfail[key]
+        return len(doomed)
+
+
+def render(entry: Entry, query: Query, now: float, stale: bool = False) -> bytes:
+    """The cached answer for this query: its ID, its question case, TTLs aged to `now`."""
+    flags = entry.flags | (query.flags & (RD | CD))
+    if not (query.do or query.flags & AD):
+        flags &= ~AD  # RFC 6840 5.8: AD only for clients that asked for DNSSEC information
+    if stale:
+        body = _with_ttls(entry, lambda ttl: min(ttl, STALE_TTL))
+    else:
+        sec = int(now)
+        if sec != entry.cur_sec:
+            elapsed = sec - entry.stored_sec
+            entry.cur_body = _with_ttls(entry, lambda ttl: max(ttl - elapsed, 0))
+            entry.cur_sec = sec
+        body = entry.cur_body
+    head = _ID_FLAGS.pack(query.qid, flags)
+    question = query.data[12 : query.qend]
+    if query.edns:
+        return b"".join((head, entry.counts_opt, question, body, OPT_DO if query.do else OPT_PLAIN))
+    return b"".join((head, entry.counts, question, body))
+
+
+def _with_ttls(entry: Entry, age: Callable[[int], int]) -> bytes:
+    body = bytearray(entry.body)
+    for off, ttl in zip(entry.ttl_offsets, entry.ttls, strict=True):
+        _TTL.pack_into(body, off, age(ttl))
+    return bytes(body)
