@@ -114,7 +114,6 @@ class Service:
             transport.close()
         for server in self.tcp_servers:
             await server.wait_closed()
-        await self.forwarder.close()
 
 
 async def serve(cfg: ServerConfig) -> int:

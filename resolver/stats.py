@@ -9,6 +9,7 @@ category ids from the policy, reasons from a fixed set. Never a domain or a clie
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -81,8 +82,4 @@ class Stats:
         """Add one answer's latency to the histogram (non-cumulative buckets)."""
         self.latency_sum += seconds
         self.latency_count += 1
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency_buckets[i] += 1
-                return
-        self.latency_buckets[-1] += 1
+        self.latency_buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1

@@ -132,8 +132,11 @@ class AnswerCache:
         else:
             body = data[qend:]
         rel = tuple(o - qend for o in offsets)
+        # Clamp to [min_ttl, max_ttl], and never promise more than the entry lives: a negative
+        # answer's SOA must not tell clients to cache it past negative_max_ttl.
+        cap = min(cfg.max_ttl, ttl) if ttl > 0 else cfg.max_ttl
         ttls = tuple(
-            min(max(_TTL.unpack_from(data, o)[0] & 0x7FFFFFFF, cfg.min_ttl), cfg.max_ttl)
+            min(max(_TTL.unpack_from(data, o)[0] & 0x7FFFFFFF, cfg.min_ttl), cap)
             for o in reply.ttl_offsets
         )
         template = bytearray(body)

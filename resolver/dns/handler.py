@@ -27,6 +27,7 @@ from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import CD, Malformed, Query, encode_name, read_query
 from resolver.dns.synth import (
+    ADVERTISED_UDP_SIZE,
     EDE_CENSORED,
     EDE_FILTERED,
     EDE_NO_REACHABLE_AUTHORITY,
@@ -46,7 +47,6 @@ from resolver.dns.synth import (
     nodata,
     opt_record,
     truncated,
-    udp_limit,
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
@@ -68,6 +68,7 @@ QTYPE_NAMES: dict[int, str] = {
 }  # fmt: skip
 # Stats count cache hits and guard refusals apart; the query log uses the coarser vocabulary.
 _LOG_ACTIONS = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
+PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept
 NULL_V4 = bytes(4)
 NULL_V6 = bytes(16)
 
@@ -108,6 +109,7 @@ class Handler:
         self.querylog = querylog
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
+        self._parsed: dict[bytes, Query] = {}
         self._wall_sec = -1
         self._wall: datetime = datetime.now(UTC)
 
@@ -116,12 +118,21 @@ class Handler:
     def answer(self, data: bytes, client: str, transport: str) -> Answer:
         """Bytes to send now, a coroutine producing them, or None to stay silent."""
         started = time.monotonic()
-        # 1. read
-        try:
-            query = read_query(data)
-        except Malformed as exc:
-            self.stats.malformed[exc.reason] += 1
-            return formerr(data, exc.qid) if exc.formerr else None
+        # 1. read (memoized: clients repeat the same bytes but for the ID)
+        query = self._parsed.get(data[2:])
+        if query is None:
+            try:
+                query = read_query(data)
+            except Malformed as exc:
+                self.stats.malformed[exc.reason] += 1
+                return formerr(data, exc.qid) if exc.formerr else None
+            if len(self._parsed) >= PARSE_MEMO_SIZE:
+                self._parsed.clear()
+            self._parsed[data[2:]] = query
+        else:
+            # The shared parse gets this packet's ID. Synchronous answers use it before the next
+            # packet is read; paths that await take a private parse instead (see _private).
+            query.qid = (data[0] << 8) | data[1]
         # 2. access
         if not self.acl.allows(client):
             return self._done(
@@ -166,7 +177,7 @@ class Handler:
             )
         self.stats.cache_misses += 1
         # 6. forward
-        return self._forward(query, client, key, transport, started, decision)
+        return self._forward(_private(query), client, key, transport, started, decision)
 
     def _now_wall(self, monotonic_now: float) -> datetime:
         """Wall-clock time for schedules, recomputed at most once per second."""
@@ -218,7 +229,11 @@ class Handler:
             self.stats.dropped[f"upstream-{exc.reason}"] += 1
             self.cache.put_servfail(key, time.monotonic())
             return self._stale(key, time.monotonic())
-        entry = self.cache.put(key, info, time.monotonic())
+        now = time.monotonic()
+        if info.rcode == SERVFAIL:
+            # Every upstream failed to resolve it: ask again only after servfail_ttl (RFC 2308 7.1).
+            self.cache.put_servfail(key, now)
+        entry = self.cache.put(key, info, now)
         self.stats.cache_size = len(self.cache)
         return entry, False
 
@@ -294,7 +309,7 @@ class Handler:
             return self._done(
                 query, client, resp, transport, started, "rewritten", decision, cached=True
             )
-        return self._compose(query, client, decision, key, transport, started)
+        return self._compose(_private(query), client, decision, key, transport, started)
 
     async def _compose(
         self,
@@ -336,7 +351,9 @@ class Handler:
         cached: bool = False,
     ) -> bytes:
         """Fit the answer to the transport, count it, log it."""
-        if transport == "udp" and len(resp) > udp_limit(query):
+        # RFC 6891: never more than the client's UDP size, nor more than we advertise.
+        limit = min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512
+        if transport == "udp" and len(resp) > limit:
             resp = truncated(query)
         stats = self.stats
         elapsed = time.monotonic() - started
@@ -365,6 +382,11 @@ class Handler:
                 )
             )
         return resp
+
+
+def _private(query: Query) -> Query:
+    """A parse of this packet that no later packet will touch, for answers that await."""
+    return read_query(query.qid.to_bytes(2, "big") + query.data[2:])
 
 
 def _replace_opt(resp: bytes, opt: bytes) -> bytes:

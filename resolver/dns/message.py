@@ -16,6 +16,8 @@ _SOA_TAIL = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
 TYPE_SOA = 6
 TYPE_CNAME = 5
 MAX_POINTER_HOPS = 32
+# Types whose RDATA holds a (compressible) name, and the offset where that name starts.
+_RDATA_NAME_AT = {2: 0, 5: 0, 6: 0, 12: 0, 15: 2, 33: 6, 39: 0}  # NS CNAME SOA PTR MX SRV DNAME
 MAX_RECORDS = 1024
 
 
@@ -130,6 +132,10 @@ def scan_reply(data: bytes) -> Reply:
         end = rdata + rdlen
         if end > len(data):
             raise BadReply("truncated")
+        skip = _RDATA_NAME_AT.get(rtype)
+        # Names inside RDATA get the same checks: dnslib follows them on the slow path.
+        if skip is not None and rdlen and name_end(data, rdata + skip) > end:
+            raise BadReply("bad-rdata")
         if rtype == TYPE_OPT:
             if reply.opt is not None or index < authority_end:
                 raise BadReply("bad-opt")

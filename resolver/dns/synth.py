@@ -107,8 +107,3 @@ def truncated(query: Query) -> bytes:
     flags = reply_flags(query.flags, NOERROR) | TC
     header = HEADER.pack(query.qid, flags, 1, 0, 0, 1 if opt else 0)
     return header + query.data[12 : query.qend] + opt
-
-
-def udp_limit(query: Query) -> int:
-    """Largest UDP answer this client may get (RFC 6891; never above what we advertise)."""
-    return min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512

@@ -7,18 +7,19 @@ policy compiler consume `Entry` values only, so they never see a list's format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     """Which names a domain rule covers."""
 
     EXACT = "exact"  # the name itself only (hosts files, `|host^`)
-    SUBTREE = "subtree"  # the name and every name below it (UT1 plain lists, `||d^`, dnsmasq, RPZ `d`)
+    SUBTREE = "subtree"  # the name and all below it (UT1, `||d^`, dnsmasq, RPZ `d` + `*.d`)
     BELOW = "below"  # only names strictly below it (`*.d` wildcard, RPZ `*.d` alone)
+    # (an RPZ `d` record alone is EXACT)
 
 
-class RuleAction(str, Enum):
+class RuleAction(StrEnum):
     """What a rule asks for. Lists mostly say BLOCK; RPZ and AdBlock can say more."""
 
     BLOCK = "block"  # category block: the profile's block mode decides the answer

@@ -7,26 +7,30 @@ are immutable and shared: the policy may hand out the same object for many queri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     ALLOW = "allow"  # forward / answer from cache as usual
     BLOCK = "block"  # answer according to `block_mode`
-    REWRITE = "rewrite"  # answer CNAME `target` plus the target's records (safe search, RPZ rewrite)
-    NXDOMAIN = "nxdomain"  # always NXDOMAIN whatever the block mode (bypass canaries, RPZ `CNAME .`)
+    REWRITE = (
+        "rewrite"  # answer CNAME `target` plus the target's records (safe search, RPZ rewrite)
+    )
+    NXDOMAIN = (
+        "nxdomain"  # always NXDOMAIN whatever the block mode (bypass canaries, RPZ `CNAME .`)
+    )
     NODATA = "nodata"  # NOERROR with no answer (DDR `_dns.resolver.arpa`, RPZ `CNAME *.`)
     REFUSED = "refused"  # the client gets REFUSED (e.g. a profile with the internet switched off)
 
 
-class BlockMode(str, Enum):
+class BlockMode(StrEnum):
     BLOCKPAGE = "blockpage"  # A/AAAA point at our block page address; other types NODATA
     NXDOMAIN = "nxdomain"
     NULL = "null"  # 0.0.0.0 / ::
     REFUSED = "refused"
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     """Which layer of the precedence table produced the decision (for metrics, reports, explain)."""
 
     MANDATED = "mandated"
