@@ -1,0 +1,495 @@
+"""The compiled domain index: every list's rules folded into one immutable lookup structure.
+
+Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md):
+
+* Memory. Each rule name is one `str` key; its value is a small *record id* into a table of
+  records, so millions of names share a few hundred int objects. A record holds the rule codes
+  the name carries plus the *resolved* answers (category bits with exceptions applied) for
+  "the query is this name" and "the query is below this name", with every ancestor rule
+  already folded in at build time.
+* Speed. Because ancestors are folded in, the first (most specific) key found on the way up
+  answers the query. Lookups start at the "base" (last two labels): most names in real traffic
+  have no rule on their base, so one dict probe answers them whatever their depth. A base that
+  has rules deeper than itself is flagged (odd record id) and only then is the name walked.
+* No long GIL holds. Names live in 2**k dicts chosen by `hash(name)`; no single dict is big
+  enough for one resize or one deallocation to stall an event loop sharing the process.
+* Two backends behind one interface: "suffix" (the dicts) and "aho" (one pyahocorasick
+  automaton in STORE_INTS mode, queried as an exact-key trie). Keyword (substring) rules
+  always run on an Aho-Corasick automaton.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+import ahocorasick
+
+from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+
+BACKENDS = ("suffix", "aho")
+SHARD_TARGET = 16_384  # names per shard dict: a resize or free of one shard takes ~1-3 ms
+
+# Rule codes pack (source id, scope, action) into one int so a name with one rule costs one
+# shared int while building. Code order is also explain order.
+_SCOPES = (Scope.EXACT, Scope.SUBTREE, Scope.BELOW)
+_SCOPE_CODE = {scope: n for n, scope in enumerate(_SCOPES)}
+_DOMAIN_ACTIONS = (RuleAction.BLOCK, RuleAction.ALLOW, RuleAction.NXDOMAIN, RuleAction.NODATA)
+_ACTION_CODE = {action: n for n, action in enumerate(_DOMAIN_ACTIONS)}
+_SPECIAL_ACTIONS = frozenset({RuleAction.REWRITE, RuleAction.NXDOMAIN, RuleAction.NODATA})
+_EXACT, _SUBTREE, _BELOW = 0, 1, 2
+_ALLOW = 1
+_Get = Callable[[str, None], int | None]  # dict.get / Automaton.get called with default None
+
+
+def _code(src: int, scope: int, action: int) -> int:
+    return src << 4 | scope << 2 | action
+
+
+def _decode(code: int) -> tuple[int, int, int]:
+    """(source id, scope code, action code) of a rule code."""
+    return code >> 4, code >> 2 & 3, code & 3
+
+
+class Hit(NamedTuple):
+    """One rule that covers a name (for "explain"). `scope` is None for a keyword rule."""
+
+    rule: str
+    scope: Scope | None
+    action: RuleAction
+    bit: int
+    source: str
+    target: str | None
+
+
+class Special(NamedTuple):
+    """A rule that answers with something other than the profile's block mode."""
+
+    action: RuleAction
+    target: str | None
+    bit: int
+    rule: str
+    source: str
+
+
+class Record(NamedTuple):
+    """What one key name means: its own rules and the resolved answers below and at it."""
+
+    codes: tuple[int, ...]  # the name's own rule codes, sorted
+    at: int  # resolved category bits when the query is this name
+    below: int  # resolved category bits when the query is strictly below this name
+
+
+class IndexBuilder:
+    """Collects rules from many lists, then compiles them into a `CategoryIndex`."""
+
+    def __init__(self, backend: str = "suffix") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
+        self.backend = backend
+        self._sources: list[tuple[int, str]] = []
+        self._source_ids: dict[tuple[int, str], int] = {}
+        self._rules: dict[str, int | set[int]] = {}
+        # name -> [(scope code, action, target, source id)], in the order added
+        self._special: dict[str, list[tuple[int, RuleAction, str | None, int]]] = {}
+        self._keywords: dict[str, set[int]] = {}
+
+    def _source(self, bit: int, source: str) -> int:
+        if bit < 0:
+            raise ValueError(f"category bit must be >= 0, got {bit}")
+        key = (bit, source)
+        src = self._source_ids.get(key)
+        if src is None:
+            src = self._source_ids[key] = len(self._sources)
+            self._sources.append(key)
+        return src
+
+    def add(self, bit: int, entries: Iterable[Entry], source: str) -> None:
+        """Add one list's domain rules under category `bit`; `source` names the list."""
+        src = self._source(bit, source)
+        rules = self._rules
+        special = self._special
+        codes = {
+            (scope, action): _code(src, _SCOPE_CODE[scope], _ACTION_CODE[action])
+            for scope in _SCOPES
+            for action in _DOMAIN_ACTIONS
+        }
+        for entry in entries:
+            action = entry.action
+            if action in _SPECIAL_ACTIONS:
+                item = (_SCOPE_CODE[entry.scope], action, entry.target, src)
+                bucket = special.setdefault(entry.name, [])
+                if item not in bucket:
+                    bucket.append(item)
+                if action is RuleAction.REWRITE:
+                    continue
+            code = codes[entry.scope, action]
+            name = entry.name
+            prev = rules.get(name)
+            if prev is None:
+                rules[name] = code
+            elif type(prev) is int:
+                if prev != code:
+                    rules[name] = {prev, code}
+            else:
+                prev.add(code)
+
+    def add_keywords(self, bit: int, keywords: Iterable[Keyword], source: str) -> None:
+        """Add one list's substring rules under category `bit`."""
+        src = self._source(bit, source)
+        for keyword in keywords:
+            if keyword.text:
+                self._keywords.setdefault(keyword.text, set()).add(src)
+
+    def build(self) -> CategoryIndex:
+        """Compile everything added so far; the builder can be dropped afterwards."""
+        bits = [bit for bit, _ in self._sources]
+        table = _RecordTable(bits)
+        ids = _assign_records(self._rules, table)
+        keywords = [(text, tuple(sorted(srcs))) for text, srcs in sorted(self._keywords.items())]
+        special = {
+            name: tuple(sorted(items, key=lambda item: item[0]))  # EXACT before SUBTREE/BELOW
+            for name, items in self._special.items()
+        }
+        total, per_bit = _count_rules(self._rules, special, keywords, bits)
+        return CategoryIndex(
+            backend=self.backend,
+            sources=tuple(self._sources),
+            records=tuple(table.records),
+            names=ids,
+            special=special,
+            keywords=keywords,
+            counts=(total, per_bit),
+            has_tld_rules=any("." not in name for name in ids),
+        )
+
+
+def _count_rules(
+    rules: dict[str, int | set[int]],
+    special: dict[str, tuple[tuple[int, RuleAction, str | None, int], ...]],
+    keywords: list[tuple[str, tuple[int, ...]]],
+    bits: list[int],
+) -> tuple[int, dict[int, int]]:
+    per_src = [0] * len(bits)
+    for value in rules.values():
+        for code in (value,) if type(value) is int else value:
+            per_src[code >> 4] += 1
+    for items in special.values():
+        for _, action, _, src in items:
+            if action is RuleAction.REWRITE:  # NXDOMAIN/NODATA were counted as domain rules
+                per_src[src] += 1
+    for _, srcs in keywords:
+        for src in srcs:
+            per_src[src] += 1
+    per_bit: dict[int, int] = {}
+    for src, count in enumerate(per_src):
+        per_bit[bits[src]] = per_bit.get(bits[src], 0) + count
+    return sum(per_src), per_bit
+
+
+class _RecordTable:
+    """De-duplicates records; a record's id is even, odd when the name has deeper keys."""
+
+    def __init__(self, bits: list[int]) -> None:
+        self.bits = bits
+        self.records: list[Record] = []
+        self._ids: dict[tuple[tuple[int, ...], int, int, int, int, bool], int] = {}
+        self.totals: list[tuple[int, int]] = []  # per record id: (block, allow) below the name
+
+    def intern(self, codes: tuple[int, ...], inherited: tuple[int, int], deep: bool) -> int:
+        b_at, a_at = b_below, a_below = inherited
+        bits = self.bits
+        for code in codes:
+            src, scope, action = _decode(code)
+            flag = 1 << bits[src]
+            if scope != _BELOW:
+                if action == _ALLOW:
+                    a_at |= flag
+                else:
+                    b_at |= flag
+            if scope != _EXACT:
+                if action == _ALLOW:
+                    a_below |= flag
+                else:
+                    b_below |= flag
+        key = (codes, b_at, a_at, b_below, a_below, deep)
+        rid = self._ids.get(key)
+        if rid is None:
+            record = Record(codes, b_at & ~a_at, b_below & ~a_below)
+            rid = len(self.records) + deep
+            self.records += (record, record)  # ids 2n and 2n+1 both name record n
+            self.totals += ((b_below, a_below), (b_below, a_below))
+            self._ids[key] = rid
+        return rid
+
+
+def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> dict[str, int]:
+    """Give every key name its record id, ancestors first so their rules can be inherited."""
+    deep_bases: set[str] = set()
+    by_depth: list[list[str]] = []
+    for name in rules:
+        dots = name.count(".")
+        while len(by_depth) <= dots:
+            by_depth.append([])
+        by_depth[dots].append(name)
+        if dots >= 2:
+            deep_bases.add(name[name.rfind(".", 0, name.rfind(".")) + 1 :])
+    for base in deep_bases:
+        if base not in rules:
+            by_depth[base.count(".")].append(base)  # a marker key: no rules of its own
+    ids: dict[str, int] = {}
+    none = (0, 0)
+    totals = table.totals
+    for names in by_depth:
+        for name in names:
+            inherited = none
+            i = name.find(".")
+            while i >= 0:
+                parent = ids.get(name[i + 1 :])
+                if parent is not None:
+                    inherited = totals[parent]
+                    break
+                i = name.find(".", i + 1)
+            value = rules.get(name, ())
+            codes = (value,) if type(value) is int else tuple(sorted(value))
+            ids[name] = table.intern(codes, inherited, name in deep_bases)
+    return ids
+
+
+def _make_lookup(
+    gets: list[_Get], has_tld_rules: bool, records: tuple[Record, ...]
+) -> Callable[[str], int]:
+    """Build the hot-path closure (locals in cells beat attribute loads on `self`)."""
+    mask = len(gets) - 1
+    at = [record.at for record in records]
+    below = [record.below for record in records]
+    h = hash
+
+    def lookup(name: str) -> int:
+        j = name.rfind(".")
+        if j < 0:
+            v = gets[h(name) & mask](name, None)
+            return 0 if v is None else at[v]
+        k = name.rfind(".", 0, j)
+        base = name[k + 1 :]
+        v = gets[h(base) & mask](base, None)
+        if v is None:
+            if has_tld_rules:
+                tld = name[j + 1 :]
+                v = gets[h(tld) & mask](tld, None)
+                if v is not None:
+                    return below[v]
+            return 0
+        if k < 0:
+            return at[v]
+        if v & 1:  # keys exist deeper than the base: the most specific one answers
+            w = gets[h(name) & mask](name, None)
+            if w is not None:
+                return at[w]
+            i = name.find(".") + 1
+            while i <= k:
+                suffix = name[i:]
+                w = gets[h(suffix) & mask](suffix, None)
+                if w is not None:
+                    return below[w]
+                i = name.find(".", i) + 1
+        return below[v]
+
+    return lookup
+
+
+def _shard_count(n: int) -> int:
+    count = 1
+    while count * SHARD_TARGET < n:
+        count *= 2
+    return count
+
+
+class CategoryIndex:
+    """Immutable compiled index; safe to share between threads once built.
+
+    `lookup(name) -> int` is the hot path: the OR of the category bits of every BLOCK-ish rule
+    covering `name` (lower-case ASCII, no trailing dot) minus the bits an ALLOW rule covering
+    it excepts; 0 when nothing matches. It is a closure bound per instance (cell variables
+    are faster than attribute loads on `self`).
+    """
+
+    lookup: Callable[[str], int]
+
+    def __init__(
+        self,
+        *,
+        backend: str,
+        sources: tuple[tuple[int, str], ...],
+        records: tuple[Record, ...],
+        names: dict[str, int] | Iterable[tuple[str, int]],
+        special: dict[str, tuple[tuple[int, RuleAction, str | None, int], ...]],
+        keywords: list[tuple[str, tuple[int, ...]]],
+        counts: tuple[int, dict[int, int]],
+        has_tld_rules: bool,
+        size: int | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
+        self.backend = backend
+        self._sources = sources
+        self._records = records
+        self._special = special
+        self._keyword_rules = keywords
+        self._total, self._per_bit = counts
+        if size is None:
+            size = len(names)  # type: ignore[arg-type]
+        pairs = names.items() if isinstance(names, dict) else names
+        self._tables, gets = _fill(backend, pairs, size)
+        self._get_any = gets
+        self.has_tld_rules = has_tld_rules
+        self.lookup = _make_lookup(gets, has_tld_rules, records)
+        self._keyword_masks, self._automaton = _keyword_automaton(keywords, sources)
+
+    def _get(self, name: str) -> int | None:
+        gets = self._get_any
+        return gets[hash(name) & (len(gets) - 1)](name, None)
+
+    def keywords(self, name: str) -> int:
+        """OR of the bits whose keyword occurs in `name`."""
+        automaton = self._automaton
+        if automaton is None:
+            return 0
+        masks = self._keyword_masks
+        found = 0
+        for _, kid in automaton.iter(name):
+            found |= masks[kid]
+        return found
+
+    def special(self, name: str) -> Special | None:
+        """The most specific REWRITE/NXDOMAIN/NODATA rule covering `name` whose bit is not
+        excepted for it, or None. On one name EXACT wins over SUBTREE, then the order added."""
+        table = self._special
+        if not table:
+            return None
+        allowed = -1
+        for suffix, is_self in _suffixes(name):
+            items = table.get(suffix)
+            if items is None:
+                continue
+            for scope, action, target, src in items:
+                if (scope == _BELOW) if is_self else (scope == _EXACT):
+                    continue
+                bit = self._sources[src][0]
+                if allowed < 0:
+                    allowed = self._allowed_bits(name)
+                if not allowed >> bit & 1:
+                    return Special(action, target, bit, suffix, self._sources[src][1])
+        return None
+
+    def _allowed_bits(self, name: str) -> int:
+        allowed = 0
+        for hit in self._domain_hits(name):
+            if hit.action is RuleAction.ALLOW:
+                allowed |= 1 << hit.bit
+        return allowed
+
+    def _domain_hits(self, name: str) -> Iterator[Hit]:
+        for suffix, is_self in _suffixes(name):
+            rid = self._get(suffix)
+            if rid is None:
+                continue
+            for code in self._records[rid].codes:
+                src, scope, action = _decode(code)
+                if (scope == _BELOW) if is_self else (scope == _EXACT):
+                    continue
+                bit, source = self._sources[src]
+                yield Hit(suffix, _SCOPES[scope], _DOMAIN_ACTIONS[action], bit, source, None)
+
+    def explain(self, name: str) -> list[Hit]:
+        """Every rule covering `name`, most specific first: domain rules (exceptions
+        included), rewrites, then keywords. Slow path, for admins."""
+        hits = list(self._domain_hits(name))
+        for suffix, is_self in _suffixes(name):
+            for scope, action, target, src in self._special.get(suffix, ()):
+                if action is not RuleAction.REWRITE:
+                    continue  # NXDOMAIN/NODATA already listed as domain rules
+                if (scope == _BELOW) if is_self else (scope == _EXACT):
+                    continue
+                bit, source = self._sources[src]
+                hits.append(Hit(suffix, _SCOPES[scope], action, bit, source, target))
+        if self._automaton is not None:
+            seen: set[int] = set()
+            for _, kid in self._automaton.iter(name):
+                if kid in seen:
+                    continue
+                seen.add(kid)
+                text, srcs = self._keyword_rules[kid]
+                for src in srcs:
+                    bit, source = self._sources[src]
+                    hits.append(Hit(text, None, RuleAction.BLOCK, bit, source, None))
+        return hits
+
+    def rule_counts(self) -> dict[int, int]:
+        """Rules per category bit (after de-duplication)."""
+        return dict(self._per_bit)
+
+    def __len__(self) -> int:
+        return self._total
+
+    def storage(self) -> list[object]:
+        """The big containers, for `free_in_pieces` in a worker thread: freeing millions of
+        names in one go would hold the GIL for a long time."""
+        return list(self._tables)
+
+    def iter_names(self) -> Iterator[tuple[str, int]]:
+        """(key name, record id) pairs, for the snapshot writer."""
+        for table in self._tables:
+            yield from table.items()
+
+    def name_count(self) -> int:
+        return sum(len(table) for table in self._tables)
+
+
+def free_in_pieces(pieces: list[object]) -> None:
+    """Drop `pieces` one at a time (call in a worker thread with `index.storage()`)."""
+    while pieces:
+        pieces.pop()
+
+
+def _suffixes(name: str) -> Iterator[tuple[str, bool]]:
+    """`name` then each parent suffix; True for the name itself."""
+    yield name, True
+    i = name.find(".")
+    while i >= 0:
+        yield name[i + 1 :], False
+        i = name.find(".", i + 1)
+
+
+def _fill(backend: str, pairs: Iterable[tuple[str, int]], size: int) -> tuple[list, list[_Get]]:
+    """Load (name, record id) pairs into the backend's tables; return them and their getters."""
+    if backend == "aho":
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        add = automaton.add_word
+        for name, rid in pairs:
+            add(name, rid)
+        return [automaton], [automaton.get]
+    count = _shard_count(size)
+    shards: list[dict[str, int]] = [{} for _ in range(count)]
+    mask = count - 1
+    h = hash
+    for name, rid in pairs:
+        shards[h(name) & mask][name] = rid
+    return shards, [shard.get for shard in shards]
+
+
+def _keyword_automaton(
+    keywords: list[tuple[str, tuple[int, ...]]], sources: tuple[tuple[int, str], ...]
+) -> tuple[list[int], ahocorasick.Automaton | None]:
+    if not keywords:
+        return [], None
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    masks = []
+    for kid, (text, srcs) in enumerate(keywords):
+        automaton.add_word(text, kid)
+        mask = 0
+        for src in srcs:
+            mask |= 1 << sources[src][0]
+        masks.append(mask)
+    automaton.make_automaton()
+    return masks, automaton

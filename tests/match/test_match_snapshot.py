@@ -1,0 +1,152 @@
+"""Snapshot round trip (golden explain output), corruption handling, cache rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+from resolver.match import snapshot
+from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
+from resolver.match.snapshot import SnapshotError, cache_key, load, load_or_build, save
+
+GOLDEN = Path(__file__).parents[1] / "data" / "match" / "golden_explain.json"
+QUERIES = [
+    "example.com",
+    "www.example.com",
+    "ok.example.com",
+    "a.blog.com",
+    "x.y.blog.com",
+    "nx.example",
+    "www.safe.search",
+    "casino.vn",
+    "shop.com.vn",
+    "nothing.org",
+]
+
+
+def small_index(backend: str) -> CategoryIndex:
+    builder = IndexBuilder(backend)
+    builder.add(
+        0,
+        [
+            Entry("example.com", line=1),
+            Entry("ok.example.com", action=RuleAction.ALLOW, line=2),
+            Entry("x.y.blog.com", line=3),
+            Entry("nx.example", action=RuleAction.NXDOMAIN, line=4),
+        ],
+        "adult.txt",
+    )
+    builder.add(
+        1,
+        [
+            Entry("www.example.com", Scope.EXACT),
+            Entry("blog.com", Scope.BELOW),
+            Entry("safe.search", Scope.SUBTREE, RuleAction.REWRITE, "forcesafesearch.google.com"),
+            Entry("shop.com.vn"),
+        ],
+        "social.rpz",
+    )
+    builder.add_keywords(2, [Keyword("casino")], "keywords.txt")
+    return builder.build()
+
+
+def render(index: CategoryIndex) -> dict:
+    return {
+        name: {
+            "lookup": index.lookup(name),
+            "keywords": index.keywords(name),
+            "special": None if index.special(name) is None else list(index.special(name)),
+            "explain": [
+                [h.rule, h.scope and h.scope.value, h.action.value, h.bit, h.source, h.target]
+                for h in index.explain(name)
+            ],
+        }
+        for name in QUERIES
+    } | {"len": len(index), "rule_counts": {str(k): v for k, v in index.rule_counts().items()}}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_round_trip_matches_golden(tmp_path, backend):
+    original = small_index(backend)
+    save(original, tmp_path / "i.idx")
+    loaded = load(tmp_path / "i.idx")
+    assert loaded.backend == backend
+    got = render(loaded)
+    assert got == render(original)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(GOLDEN.read_text())
+
+
+def test_large_round_trip_spans_frames(tmp_path):
+    builder = IndexBuilder()
+    names = [f"n{i}.example{i % 7}.vn" for i in range(snapshot.CHUNK * 2 + 5)]
+    builder.add(3, [Entry(name) for name in names], "gen")
+    save(builder.build(), tmp_path / "big.idx")
+    loaded = load(tmp_path / "big.idx")
+    assert len(loaded) == len(names)
+    assert all(loaded.lookup("www." + name) == 0b1000 for name in names[::997])
+    assert loaded.lookup("n0.example1.vn") == 0
+    free_in_pieces(loaded.storage())
+
+
+def corrupt_variants(data: bytes):
+    header = snapshot._HEADER.size
+    yield "empty", b""
+    yield "truncated header", data[:10]
+    yield "truncated payload", data[:-7]
+    yield "bad magic", b"X" + data[1:]
+    yield "other version", data[:8] + (99).to_bytes(4, "little") + data[12:]
+    flipped = bytearray(data)
+    flipped[header + 20] ^= 0xFF
+    yield "flipped byte", bytes(flipped)
+    yield "trailing junk", data + b"junk"
+    yield "binary garbage", os.urandom(len(data))
+
+
+@pytest.mark.parametrize("variant", range(8))
+def test_corrupt_snapshot_raises(tmp_path, variant):
+    save(small_index("suffix"), tmp_path / "good.idx")
+    _label, bad = list(corrupt_variants((tmp_path / "good.idx").read_bytes()))[variant]
+    (tmp_path / "bad.idx").write_bytes(bad)
+    with pytest.raises(SnapshotError):
+        load(tmp_path / "bad.idx")
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(SnapshotError, match="cannot read"):
+        load(tmp_path / "absent.idx")
+
+
+def test_cache_key_is_stable_and_unambiguous():
+    assert cache_key(["ab", b"c"]) == cache_key([b"ab", "c"])
+    assert cache_key(["ab", "c"]) != cache_key(["a", "bc"])
+    assert len(cache_key([])) == 64
+
+
+def test_load_or_build_caches_and_rebuilds_corrupt(tmp_path, caplog):
+    calls = []
+
+    def build() -> CategoryIndex:
+        calls.append(1)
+        return small_index("suffix")
+
+    key = cache_key(["lists"])
+    first = load_or_build(tmp_path / "cache", key, build)
+    second = load_or_build(tmp_path / "cache", key, build)
+    assert len(calls) == 1
+    assert render(first) == render(second)
+    path = tmp_path / "cache" / f"{key}.idx"
+    path.write_bytes(path.read_bytes()[:-100])
+    before = snapshot.corrupt_rebuilds
+    third = load_or_build(tmp_path / "cache", key, build)
+    assert len(calls) == 2
+    assert snapshot.corrupt_rebuilds == before + 1
+    assert "rebuilding" in caplog.text
+    assert render(third) == render(first)
+    load(path)  # the replaced file is good again
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
