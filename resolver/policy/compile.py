@@ -1,0 +1,270 @@
+"""Policy file in, immutable `PolicySnapshot` out (or `PolicyError` listing every problem).
+
+Synchronous and CPU-bound: the server runs it in a worker thread or process. Lists are read through
+the category catalogue (`resolver.lists`), folded into one `CategoryIndex` (one bit per category the
+policy uses) and cached on disk keyed by the lists' bytes, so a restart or a policy-only change
+does not re-parse millions of rules. The mandated list gets an index of its own so no allow rule
+can reach it; the profiles' own allow/deny/keyword rules go into a third, small index rebuilt
+every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from resolver.lists.catalogue import (
+    CatalogueError,
+    Source,
+    lists_settings,
+    load_catalogue,
+    resolve_sources,
+)
+from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+from resolver.lists.reader import read_list
+from resolver.match.index import CategoryIndex, IndexBuilder
+from resolver.match.snapshot import cache_key, load_or_build
+from resolver.policy.decision import Action
+from resolver.policy.safesearch import DEFAULT_PATH as SAFESEARCH_PATH
+from resolver.policy.safesearch import load_safesearch
+from resolver.policy.schema import MANDATED, PolicySpec, read_policy
+from resolver.policy.snapshot import PolicySnapshot, Profile
+from resolver.yamlsource import ConfigError, Problem
+
+BACKEND = "suffix"
+_generation = itertools.count(1)
+
+# Bypass-prevention names (exact) and what they get; see policy/README.md "bypass".
+BYPASS_NAMES: dict[str, tuple[str, Action]] = {
+    "use-application-dns.net": ("firefox_canary", Action.NXDOMAIN),
+    "mask.icloud.com": ("icloud_private_relay", Action.NXDOMAIN),
+    "mask-h2.icloud.com": ("icloud_private_relay", Action.NXDOMAIN),
+    "_dns.resolver.arpa": ("ddr", Action.NODATA),
+}
+
+
+class PolicyError(ConfigError):
+    """The policy cannot be used; `problems` lists every error (file:line:column)."""
+
+
+@dataclass(slots=True)
+class _Loaded:
+    category: str
+    id: str
+    path: Path
+    format: str
+    entries: list[Entry]
+    keywords: list[Keyword]
+    rejects: int
+
+
+def category_ids() -> frozenset[str]:
+    """Every category the catalogue defines (plus `mandated`)."""
+    return frozenset(load_catalogue().categories) | {MANDATED}
+
+
+def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySnapshot:
+    """Validate, read lists, build indexes; raises `PolicyError` with every problem found."""
+    started = time.perf_counter()
+    path = Path(path)
+    catalogue = load_catalogue()
+    spec, problems = read_policy(path, frozenset(catalogue.categories) | {MANDATED})
+    if spec is None:
+        raise PolicyError(problems)
+    try:
+        table = load_safesearch(spec.safesearch or SAFESEARCH_PATH)
+    except ConfigError as exc:
+        raise PolicyError(exc.problems) from None
+    used = sorted({c for p in spec.profiles.values() for c in p.categories}
+                  | {c for s in spec.schedules.values() for c in s.block})  # fmt: skip
+    lists_section = dict(spec.lists)
+    lists_section["sources"] = [*(lists_section.get("sources") or []), *spec.mandated_sources]
+    base = path.parent
+    try:
+        sources = resolve_sources(catalogue, lists_section, base, {*used, MANDATED})
+    except CatalogueError as exc:
+        raise PolicyError([Problem(str(path), *spec.lists_at, f"lists: {exc}")]) from None
+    warnings: list[Problem] = list(spec.warnings)
+    loaded = _read_sources(sources, warnings, str(path))
+    bits = {cat: bit for bit, cat in enumerate(used)}
+    cache_dir = lists_settings(spec.lists, base).dir / "index-cache"
+    index = _cached_index(cache_dir, bits, [s for s in loaded if s.category != MANDATED])
+    mandated_lists = [s for s in loaded if s.category == MANDATED]
+    mandated = _cached_index(cache_dir, {MANDATED: 0}, mandated_lists) if mandated_lists else None
+    profiles = _profiles(spec, bits)
+    own = _own_index(spec, profiles)
+    if mandated is not None:
+        _warn_shadowed(spec, mandated, warnings, str(path))
+    sizes = {cat: 0 for cat in used}
+    for bit, count in index.rule_counts().items():
+        sizes[used[bit]] = count
+    if mandated is not None:
+        sizes[MANDATED] = len(mandated)
+    bypass = {name: action for name, (switch, action) in BYPASS_NAMES.items()
+              if spec.bypass[switch]}  # fmt: skip
+    networks = {(net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen -
+                net.prefixlen)): profiles[pid] for net, pid, _ in spec.networks}  # fmt: skip
+    prefixes = tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1]))
+    snapshot = PolicySnapshot(
+        generation=next(_generation),
+        source=str(path),
+        timezone=spec.timezone,
+        profiles=profiles,
+        default_profile=profiles[spec.default_profile],
+        categories=bits,
+        index=index,
+        mandated=mandated,
+        mandated_block_mode=spec.mandated_block_mode,
+        mandated_ttl=spec.mandated_ttl,
+        own=own,
+        safesearch=table,
+        bypass_names=bypass,
+        block_svcb=spec.bypass["https_svcb"],
+        trusted_forwarders=tuple(spec.trusted_forwarders),
+        networks=networks,
+        prefixes=prefixes,
+        list_sizes=sizes,
+        warnings=warnings,
+        expect=spec.expect,
+        sources=[
+            {
+                "category": s.category,
+                "id": s.id,
+                "path": str(s.path),
+                "format": s.format,
+                "rules": len(s.entries) + len(s.keywords),
+                "rejects": s.rejects,
+            }
+            for s in loaded
+        ],
+        has_keywords=bool(index._keyword_rules),
+        own_keywords=any(p.keywords for p in spec.profiles.values()),
+        special_names=frozenset(table.hosts) | frozenset(bypass),
+        cache_dir=str(cache_dir),
+    )
+    snapshot.compile_seconds = time.perf_counter() - started
+    return snapshot
+
+
+def _read_sources(sources: list[Source], warnings: list[Problem], policy: str) -> list[_Loaded]:
+    out, missing = [], []
+    for src in sources:
+        path = Path(src.local_path)
+        if not src.present or not path.exists():
+            missing.append(src.id)
+            continue
+        result = read_list(path, src.format)
+        out.append(_Loaded(src.category, src.id, path, result.format, result.entries,
+                           result.keywords, len(result.rejects)))  # fmt: skip
+        if result.rejects:
+            counts = ", ".join(f"{n} {why}" for why, n in sorted(result.reject_counts().items()))
+            warnings.append(
+                Problem(
+                    str(path),
+                    result.rejects[0].line,
+                    1,
+                    f"{len(result.rejects)} lines skipped ({counts})",
+                    "warning",
+                )
+            )
+    if missing:
+        warnings.append(
+            Problem(
+                policy,
+                1,
+                1,
+                f"{len(missing)} lists not fetched yet ("
+                f"{', '.join(missing)}); the curated core lists serve until "
+                "`safe-resolver lists update` runs",
+                "warning",
+            )
+        )
+    return out
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cached_index(cache_dir: Path, bits: dict[str, int], lists: list[_Loaded]) -> CategoryIndex:
+    """One index over `lists`, from the snapshot cache when the same bytes were compiled before."""
+    parts = ["policy-index-v2", BACKEND, repr(sorted(bits.items()))]
+    parts += [f"{s.category}|{s.id}|{s.format}|{_digest(s.path)}" for s in lists]
+    key = cache_key(parts)
+
+    def build() -> CategoryIndex:
+        builder = IndexBuilder(BACKEND)
+        for s in lists:
+            entries = s.entries
+            if s.category == MANDATED:  # rewrite-only RPZ rules must still trip the lookup
+                entries = [*entries, *(Entry(e.name, e.scope) for e in entries
+                                       if e.action is RuleAction.REWRITE)]  # fmt: skip
+            builder.add(bits[s.category], entries, str(s.path))
+            if s.keywords:
+                builder.add_keywords(bits[s.category], s.keywords, str(s.path))
+        return builder.build()
+
+    return load_or_build(cache_dir, key, build)
+
+
+def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
+    out = {}
+    for num, (pid, p) in enumerate(spec.profiles.items()):
+        mask = 0
+        for cat in p.categories:
+            mask |= 1 << bits[cat]
+        out[pid] = Profile(
+            id=pid, num=num, mask=mask, categories=p.categories,
+            allow_bit=3 * num, deny_bit=3 * num + 1, keyword_bit=3 * num + 2,
+            search=p.safe_search, youtube=p.youtube, block_mode=p.block_mode,
+            block_ttl=p.block_ttl, log=p.log, bypass=p.bypass,
+            schedules=tuple(spec.schedules[s] for s in p.schedules),
+            cat_bits={cat: 1 << bit for cat, bit in bits.items()},
+        )  # fmt: skip
+    return out
+
+
+def _own_index(spec: PolicySpec, profiles: dict[str, Profile]) -> CategoryIndex | None:
+    """The profiles' allow, deny and keyword rules: small, rebuilt on every compile."""
+    builder = IndexBuilder(BACKEND)
+    empty = True
+    for pid, p in spec.profiles.items():
+        compiled = profiles[pid]
+        for bit, rules in ((compiled.allow_bit, p.allow), (compiled.deny_bit, p.deny)):
+            for rule in rules:
+                builder.add(bit, [Entry(rule.name, rule.scope, RuleAction.BLOCK)], rule.where)
+                empty = False
+        if p.keywords:
+            builder.add_keywords(compiled.keyword_bit, [Keyword(k) for k in p.keywords],
+                                 f"{p.where} keywords")  # fmt: skip
+            empty = False
+    return None if empty else builder.build()
+
+
+def _warn_shadowed(
+    spec: PolicySpec, mandated: CategoryIndex, warnings: list[Problem], policy: str
+) -> None:
+    """An allow entry the mandated list overrides can never take effect: say so."""
+    for p in spec.profiles.values():
+        for rule in p.allow:
+            if rule.scope is not Scope.BELOW and mandated.lookup(rule.name):
+                file, line, column = rule.where.rsplit(":", 2)
+                warnings.append(
+                    Problem(
+                        file,
+                        int(line),
+                        int(column),
+                        f"allow {rule.text!r} in "
+                        f"profile {p.id!r} is unreachable: the name is on the "
+                        "mandated list, which no allow overrides",
+                        "warning",
+                    )
+                )

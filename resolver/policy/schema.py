@@ -1,0 +1,617 @@
+"""The policy file's schema: YAML document in, a validated `PolicySpec` (or every problem) out.
+
+Validation is separate from compilation so `safe-resolver check` can report every mistake with its
+file:line:column without reading a single blocklist. Nothing here touches the lists on disk.
+policy/README.md documents each key; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from resolver.lists.model import Scope
+from resolver.lists.normalize import name_or_reason
+from resolver.policy.decision import Action, BlockMode
+from resolver.policy.presets import PRESET_NAMES, Preset, preset, preset_categories
+from resolver.policy.safesearch import LEVELS
+from resolver.policy.schedule import Schedule, Window, overlapping, parse_window
+from resolver.yamlsource import Checker, ConfigError, Document, Path_, load_yaml, suggest
+
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+DEFAULT_BLOCK_TTL = 60
+MANDATED = "mandated"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+TOP_KEYS = (
+    "version", "timezone", "clients", "profiles", "schedules", "mandated", "bypass", "lists",
+    "expect", "overlay", "safesearch",
+)  # fmt: skip
+PROFILE_KEYS = (
+    "age", "under16", "block", "unblock", "deny", "allow", "keywords", "safe_search",
+    "block_mode", "block_ttl", "schedules", "log", "bypass", "description",
+)  # fmt: skip
+SCHEDULE_KEYS = ("windows", "timezone", "except", "extra", "block", "safe_search", "internet")
+BYPASS_KEYS = ("firefox_canary", "icloud_private_relay", "ddr", "block_doh", "https_svcb")
+EXPECT_ACTIONS = tuple(a.value for a in Action)
+
+
+@dataclass(frozen=True, slots=True)
+class NameRule:
+    """An allow or deny entry of a profile: `d` (d and below), `=d` (d only), `*.d` (below d)."""
+
+    name: str
+    scope: Scope
+    text: str  # as written
+    where: str  # file:line:column, for explain and warnings
+
+
+@dataclass(slots=True)
+class ProfileSpec:
+    id: str
+    preset: Preset
+    categories: frozenset[str]  # preset + block - unblock (schedules add more while active)
+    deny: list[NameRule]
+    allow: list[NameRule]
+    keywords: list[str]
+    safe_search: str  # off / moderate / strict
+    youtube: str
+    block_mode: BlockMode
+    block_ttl: int
+    schedules: tuple[str, ...]
+    log: bool
+    bypass: bool  # bypass-prevention switches apply to this profile
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """One sample: `client` asking `name` (type `qtype`, at `at`) should get `action`."""
+
+    client: str
+    name: str
+    qtype: int
+    at: datetime | None
+    action: str
+    category: str | None
+    where: str
+
+
+@dataclass(slots=True)
+class PolicySpec:
+    file: Path
+    timezone: ZoneInfo
+    networks: list[tuple[Network, str, str]]  # (network, profile id, where)
+    default_profile: str
+    trusted_forwarders: list[Network]
+    profiles: dict[str, ProfileSpec]
+    schedules: dict[str, Schedule]
+    mandated_sources: list[dict[str, Any]]
+    mandated_block_mode: BlockMode
+    mandated_ttl: int
+    bypass: dict[str, bool]
+    lists: dict[str, Any]  # the `lists` section, handed to resolver.lists.resolve_sources
+    expect: list[Expectation]
+    overlay: Path | None
+    safesearch: Path | None
+    lists_at: tuple[int, int] = (1, 1)
+    warnings: list = field(default_factory=list)  # list[Problem]
+
+
+QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
+          "SRV": 33, "SVCB": 64, "HTTPS": 65, "ANY": 255, "CAA": 257}  # fmt: skip
+
+
+def qtype_number(value: str | int) -> int | None:
+    """`A`, `aaaa`, `TYPE65` or `65` -> the number; None when unknown."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value < 65536 else None
+    text = str(value).upper()
+    if text in QTYPES:
+        return QTYPES[text]
+    digits = text.removeprefix("TYPE")
+    return int(digits) if digits.isdigit() and int(digits) < 65536 else None
+
+
+def parse_rule(text: str) -> NameRule | str:
+    """A profile allow/deny entry, or why it cannot be one."""
+    raw = text.strip()
+    scope = Scope.SUBTREE
+    if raw.startswith("="):
+        scope, raw = Scope.EXACT, raw[1:]
+    elif raw.startswith("*."):
+        scope, raw = Scope.BELOW, raw[2:]
+    name, reason = name_or_reason(raw)
+    if reason:
+        return f"bad domain {text!r} ({reason})"
+    return NameRule(name, scope, text, "")
+
+
+def parse_network(text: Any) -> Network | str:
+    try:
+        return ipaddress.ip_network(str(text).strip(), strict=True)
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(str(text).strip(), strict=False)
+        except ValueError:
+            return f"bad network {text!r}: {exc}"
+        return f"bad network {text!r}: host bits set (did you mean {loose}?)"
+
+
+def parse_time(value: Any, tz: ZoneInfo) -> datetime | str:
+    """An ISO 8601 time; without an offset it is wall-clock time in the policy's zone."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            return f"bad time {value!r}: expected ISO 8601, e.g. 2026-03-02T09:00+07:00"
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+class _Reader:
+    """Walks one policy document with a `Checker` and builds the spec."""
+
+    def __init__(self, doc: Document, categories: frozenset[str]):
+        self.doc = doc
+        self.check = Checker(doc)
+        self.categories = categories
+
+    def where(self, path: Path_) -> str:
+        return self.check.where(path)
+
+    # --- small typed getters -------------------------------------------------------------
+    def _bool(self, path: Path_, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        return value if self.check.type_ok(path, value, bool) else default
+
+    def _int(self, path: Path_, value: Any, default: int, low: int, high: int) -> int:
+        if value is None:
+            return default
+        if not self.check.type_ok(path, value, int):
+            return default
+        if not low <= value <= high:
+            self.check.error(path, f"{path[-1]} must be between {low} and {high}, not {value}")
+            return default
+        return value
+
+    def _zone(self, path: Path_, value: Any, default: ZoneInfo) -> ZoneInfo:
+        if value is None:
+            return default
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.check.error(
+                path,
+                f"unknown time zone {value!r} (use an IANA name such as "
+                f"{DEFAULT_TIMEZONE} or Europe/Paris)",
+            )
+            return default
+
+    def _categories(self, path: Path_, value: Any) -> set[str]:
+        out = set()
+        for i, cat in enumerate(self.check.str_list(path, value)):
+            if cat not in self.categories:
+                self.check.error(
+                    (*path, i), f"unknown category {cat!r}{suggest(cat, self.categories)}"
+                )
+            else:
+                out.add(cat)
+        return out
+
+    def _levels(self, path: Path_, value: Any, default: tuple[str, str]) -> tuple[str, str]:
+        """`safe_search: strict` or `{level: strict, youtube: moderate}`."""
+        if value is None:
+            return default
+        if isinstance(value, dict):
+            spec = self.check.mapping(path, value, ["level", "youtube"])
+            level = default[0]
+            if "level" in spec:
+                level = self.check.choice((*path, "level"), spec["level"], LEVELS) or level
+            youtube = level if "level" in spec else default[1]
+            if "youtube" in spec:
+                youtube = self.check.choice((*path, "youtube"), spec["youtube"], LEVELS) or youtube
+            return level, youtube
+        level = self.check.choice(path, value, LEVELS)
+        return (level, level) if level else default
+
+    def _dates(self, path: Path_, value: Any) -> frozenset[date]:
+        if value is None:
+            return frozenset()
+        items = value if isinstance(value, list) else [value]
+        out = set()
+        for i, item in enumerate(items):
+            at = (*path, i) if isinstance(value, list) else path
+            if isinstance(item, datetime) or not isinstance(item, date | str):
+                self.check.error(at, f"bad date {item!r}: expected YYYY-MM-DD")
+                continue
+            if isinstance(item, str):
+                try:
+                    item = date.fromisoformat(item)
+                except ValueError:
+                    self.check.error(at, f"bad date {item!r}: expected YYYY-MM-DD")
+                    continue
+            out.add(item)
+        return frozenset(out)
+
+    # --- sections --------------------------------------------------------------------------
+    def read(self, base: Path) -> PolicySpec:
+        check = self.check
+        root = check.mapping((), self.doc.data, TOP_KEYS, required=["profiles"])
+        if "version" in root and root["version"] != 1:
+            check.error(
+                ("version",), f"unsupported policy version {root['version']!r} (expected 1)"
+            )
+        tz = self._zone(("timezone",), root.get("timezone"), ZoneInfo(DEFAULT_TIMEZONE))
+        schedules = self.schedules(root.get("schedules"), tz)
+        bypass = self.bypass(root.get("bypass"))
+        profiles = self.profiles(root.get("profiles"), schedules, bypass)
+        networks, default, forwarders = self.clients(root.get("clients"), profiles)
+        mandated = check.mapping(
+            ("mandated",), root.get("mandated"), ["sources", "block_mode", "block_ttl", "allow"]
+        )
+        if "allow" in mandated:
+            check.error(
+                ("mandated", "allow"),
+                "the mandated list cannot have exceptions: no "
+                "allow overrides it (ask the authority to correct the list instead)",
+                key=True,
+            )
+        sources = []
+        for i, src in enumerate(self._list(("mandated", "sources"), mandated.get("sources"))):
+            at = ("mandated", "sources", i)
+            src = check.mapping(at, src, None)
+            if src.get("category", MANDATED) != MANDATED:
+                check.error((*at, "category"), "mandated sources belong to category 'mandated'")
+            sources.append({**src, "category": MANDATED})
+        block_mode = self._block_mode(
+            ("mandated", "block_mode"), mandated.get("block_mode"), BlockMode.BLOCKPAGE
+        )
+        ttl = self._int(
+            ("mandated", "block_ttl"), mandated.get("block_ttl"), DEFAULT_BLOCK_TTL, 0, 86400
+        )
+        lists = check.mapping(("lists",), root.get("lists"), None)
+        overlay = self._path(base, "overlay", root.get("overlay"))
+        safesearch = self._path(base, "safesearch", root.get("safesearch"))
+        expect = read_expectations(check, ("expect",), root.get("expect"), tz)
+        spec = PolicySpec(
+            self.doc.file and Path(self.doc.file),
+            tz,
+            networks,
+            default,
+            forwarders,
+            profiles,
+            schedules,
+            sources,
+            block_mode,
+            ttl,
+            bypass,
+            lists,
+            expect,
+            overlay,
+            safesearch,
+        )
+        spec.lists_at = self.doc.where(("lists",))
+        self.warn_unreachable(spec)
+        return spec
+
+    def _list(self, path: Path_, value: Any) -> list:
+        if value is None:
+            return []
+        return value if self.check.type_ok(path, value, list) else []
+
+    def _path(self, base: Path, key: str, value: Any) -> Path | None:
+        if value is None or not self.check.type_ok((key,), value, str):
+            return None
+        return base / value
+
+    def _block_mode(self, path: Path_, value: Any, default: BlockMode) -> BlockMode:
+        if value is None:
+            return default
+        mode = self.check.choice(path, value, [m.value for m in BlockMode])
+        return BlockMode(mode) if mode else default
+
+    def schedules(self, value: Any, tz: ZoneInfo) -> dict[str, Schedule]:
+        out = {}
+        for name, spec in self.check.mapping(("schedules",), value, None).items():
+            at = ("schedules", name)
+            spec = self.check.mapping(at, spec, SCHEDULE_KEYS, required=["windows"])
+            windows: list[Window] = []
+            for i, text in enumerate(self.check.str_list((*at, "windows"), spec.get("windows"))):
+                window = parse_window(text)
+                if isinstance(window, str):
+                    self.check.error((*at, "windows", i), window)
+                else:
+                    windows.append(window)
+            for a, b in overlapping(tuple(windows)):
+                self.check.warn(
+                    (*at, "windows", windows.index(b)), f"windows {a.text!r} and {b.text!r} overlap"
+                )
+            level, youtube = self._levels((*at, "safe_search"), spec.get("safe_search"), ("", ""))
+            internet = spec.get("internet", "on")
+            internet_off = self.check.choice((*at, "internet"), internet, ("on", "off")) == "off"
+            if "block" not in spec and not level and not internet_off:
+                self.check.warn(
+                    at,
+                    f"schedule {name!r} does nothing: give it block, safe_search or internet: off",
+                )
+            out[str(name)] = Schedule(
+                str(name),
+                self._zone((*at, "timezone"), spec.get("timezone"), tz),
+                tuple(windows),
+                self._dates((*at, "except"), spec.get("except")),
+                self._dates((*at, "extra"), spec.get("extra")),
+                frozenset(self._categories((*at, "block"), spec.get("block"))),
+                level or None,
+                youtube or None,
+                internet_off,
+            )
+        return out
+
+    def bypass(self, value: Any) -> dict[str, bool]:
+        spec = self.check.mapping(("bypass",), value, BYPASS_KEYS)
+        return {k: self._bool(("bypass", k), spec.get(k), True) for k in BYPASS_KEYS}
+
+    def profiles(
+        self, value: Any, schedules: dict[str, Schedule], bypass: dict[str, bool]
+    ) -> dict[str, ProfileSpec]:
+        out = {}
+        for pid, spec in self.check.mapping(("profiles",), value, None).items():
+            at = ("profiles", pid)
+            spec = self.check.mapping(at, spec, PROFILE_KEYS)
+            chosen = preset("unrestricted")
+            assert chosen is not None
+            if "age" in spec:
+                found = preset(str(spec["age"]))
+                if found is None:
+                    self.check.error(
+                        (*at, "age"),
+                        f"unknown age mode {spec['age']!r}; expected "
+                        f"one of {', '.join(PRESET_NAMES)}"
+                        f"{suggest(str(spec['age']), PRESET_NAMES)}",
+                    )
+                else:
+                    chosen = found
+            else:
+                self.check.warn(
+                    at, f"profile {pid!r} has no age mode; it starts from 'unrestricted'", key=True
+                )
+            under16 = spec.get("under16")
+            if under16 is not None and not self.check.type_ok((*at, "under16"), under16, bool):
+                under16 = None
+            block = self._categories((*at, "block"), spec.get("block"))
+            unblock = self._categories((*at, "unblock"), spec.get("unblock"))
+            if MANDATED in unblock:
+                self.check.error(
+                    (*at, "unblock"),
+                    "the mandated list cannot be unblocked: it applies to every client",
+                )
+            categories = (preset_categories(chosen, under16=under16) | block) - unblock
+            use_bypass = self._bool((*at, "bypass"), spec.get("bypass"), True)
+            if use_bypass and bypass["block_doh"]:
+                categories |= {"doh"} if "doh" in self.categories else set()
+            categories -= {MANDATED}
+            level, youtube = self._levels(
+                (*at, "safe_search"), spec.get("safe_search"), (chosen.safe_search, chosen.youtube)
+            )
+            names = []
+            for i, name in enumerate(
+                self.check.str_list((*at, "schedules"), spec.get("schedules"))
+            ):
+                if name not in schedules:
+                    self.check.error(
+                        (*at, "schedules", i),
+                        f"unknown schedule {name!r}{suggest(name, schedules)}",
+                    )
+                else:
+                    names.append(name)
+            out[str(pid)] = ProfileSpec(
+                str(pid), chosen, frozenset(categories),
+                self._rules((*at, "deny"), spec.get("deny")),
+                self._rules((*at, "allow"), spec.get("allow")),
+                [k.lower() for k in self.check.str_list((*at, "keywords"), spec.get("keywords"))],
+                level, youtube,
+                self._block_mode((*at, "block_mode"), spec.get("block_mode"), BlockMode.BLOCKPAGE),
+                self._int((*at, "block_ttl"), spec.get("block_ttl"), DEFAULT_BLOCK_TTL, 0, 86400),
+                tuple(names),
+                self._bool((*at, "log"), spec.get("log"), True),
+                use_bypass,
+                self.where(at),
+            )  # fmt: skip
+        if not out and self.check.ok:
+            self.check.error(("profiles",), "the policy defines no profiles")
+        return out
+
+    def _rules(self, path: Path_, value: Any) -> list[NameRule]:
+        out = []
+        for i, text in enumerate(self.check.str_list(path, value)):
+            rule = parse_rule(text)
+            if isinstance(rule, str):
+                self.check.error((*path, i), rule)
+            else:
+                out.append(NameRule(rule.name, rule.scope, text, self.where((*path, i))))
+        return out
+
+    def clients(
+        self, value: Any, profiles: dict[str, ProfileSpec]
+    ) -> tuple[list[tuple[Network, str, str]], str, list[Network]]:
+        check = self.check
+        spec = check.mapping(
+            ("clients",), value, ["default", "networks", "trusted_forwarders"], required=["default"]
+        )
+        default = spec.get("default")
+        if default is not None and check.type_ok(("clients", "default"), default, str):
+            if default not in profiles and profiles:
+                check.error(
+                    ("clients", "default"),
+                    f"unknown profile {default!r}{suggest(default, profiles)}",
+                )
+        elif value is None:
+            check.error((), "the policy needs clients.default: the profile for unlisted clients")
+        networks: list[tuple[Network, str, str]] = []
+        seen: dict[Network, str] = {}
+        for key, pid in check.mapping(("clients", "networks"), spec.get("networks"), None).items():
+            at = ("clients", "networks", key)
+            net = parse_network(key)
+            if isinstance(net, str):
+                check.error(at, net, key=True)
+                continue
+            if not check.type_ok(at, pid, str, what="a profile name"):
+                continue
+            if pid not in profiles:
+                check.error(at, f"unknown profile {pid!r}{suggest(pid, profiles)}")
+                continue
+            if net in seen:
+                check.error(at, f"network {net} is listed twice (also at {seen[net]})", key=True)
+                continue
+            seen[net] = self.where(at)
+            networks.append((net, pid, self.where(at)))
+        for net, pid, _ in networks:
+            for other, opid, owhere in networks:
+                if net != other and net.version == other.version and net.subnet_of(other):
+                    check.warn(
+                        ("clients", "networks", str(net)),
+                        f"network {net} ({pid}) lies inside {other} ({opid}, {owhere}); "
+                        "the longer prefix wins for its addresses",
+                        key=True,
+                    )
+        forwarders = []
+        for i, text in enumerate(
+            check.str_list(("clients", "trusted_forwarders"), spec.get("trusted_forwarders"))
+        ):
+            net = parse_network(text)
+            if isinstance(net, str):
+                check.error(("clients", "trusted_forwarders", i), net)
+            else:
+                forwarders.append(net)
+        return networks, str(default or ""), forwarders
+
+    def warn_unreachable(self, spec: PolicySpec) -> None:
+        used = {spec.default_profile} | {pid for _, pid, _ in spec.networks}
+        for pid in spec.profiles:
+            if pid not in used:
+                self.check.warn(
+                    ("profiles", pid),
+                    f"profile {pid!r} is not used by any client network nor as the default",
+                    key=True,
+                )
+        for pid, prof in spec.profiles.items():
+            denied = {(r.name, r.scope) for r in prof.deny}
+            for rule in prof.allow:
+                if (rule.name, rule.scope) in denied:
+                    self.check.warn(
+                        ("profiles", pid, "deny"),
+                        f"{rule.text!r} is both allowed and denied; the allow wins",
+                    )
+
+
+def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> list[Expectation]:
+    """Sample rows `{client, name, type?, at?, action|expect, category?}` (policy or test file)."""
+    out = []
+    if value is None:
+        return out
+    if not check.type_ok(path, value, list):
+        return out
+    keys = ["client", "name", "type", "at", "action", "expect", "category", "note"]
+    for i, row in enumerate(value):
+        at = (*path, i)
+        row = check.mapping(at, row, keys, required=["client", "name"])
+        if not row:
+            continue
+        wanted = row.get("action", row.get("expect"))
+        if wanted is None:
+            check.error(at, "each sample needs `action` (or `expect`): allow, block, rewrite, ...")
+            continue
+        action = check.choice(
+            (*at, "action" if "action" in row else "expect"), wanted, EXPECT_ACTIONS
+        )
+        client = parse_network(row["client"])
+        if isinstance(client, str) or client.num_addresses != 1:
+            check.error((*at, "client"), f"bad client address {row['client']!r}")
+            continue
+        qtype = qtype_number(row.get("type", "A"))
+        if qtype is None:
+            check.error((*at, "type"), f"unknown query type {row.get('type')!r}")
+        when = None
+        if "at" in row:
+            parsed = parse_time(row["at"], tz)
+            if isinstance(parsed, str):
+                check.error((*at, "at"), parsed)
+            else:
+                when = parsed
+        name, reason = name_or_reason(str(row["name"]))
+        if reason:
+            check.error((*at, "name"), f"bad name {row['name']!r} ({reason})")
+        if action and qtype is not None and not reason:
+            out.append(
+                Expectation(
+                    str(client.network_address),
+                    name,
+                    qtype,
+                    when,
+                    action,
+                    row.get("category"),
+                    check.where(at),
+                )
+            )
+    return out
+
+
+def read_overlay(path: Path, spec: PolicySpec, check_problems: list) -> None:
+    """Merge the admin-approved allow entries of the overlay file into the profiles.
+
+    Format: `allow: [{profile: primary, name: example.edu.vn, note: "approved by ..."}]`.
+    A missing overlay file is normal (no approvals yet).
+    """
+    if not path.exists():
+        return
+    try:
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        check_problems.extend(exc.problems)
+        return
+    check = Checker(doc)
+    root = check.mapping((), doc.data, ["allow"])
+    for i, row in enumerate(root.get("allow") or []):
+        at = ("allow", i)
+        row = check.mapping(
+            at, row, ["profile", "name", "note", "added", "by"], required=["profile", "name"]
+        )
+        pid, text = row.get("profile"), row.get("name")
+        if pid is None or text is None:
+            continue
+        if pid not in spec.profiles:
+            check.error(
+                (*at, "profile"), f"unknown profile {pid!r}{suggest(str(pid), spec.profiles)}"
+            )
+            continue
+        rule = parse_rule(str(text))
+        if isinstance(rule, str):
+            check.error((*at, "name"), rule)
+            continue
+        spec.profiles[pid].allow.append(NameRule(rule.name, rule.scope, rule.text, check.where(at)))
+    check_problems.extend(check.problems)
+
+
+def read_policy(path: Path | str, categories: frozenset[str]) -> tuple[PolicySpec | None, list]:
+    """Validate the policy file (and its overlay): `(spec, problems)`; spec is None on errors."""
+    path = Path(path)
+    try:
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        return None, exc.problems
+    reader = _Reader(doc, categories)
+    spec = reader.read(path.parent)
+    problems = reader.check.problems
+    if spec.overlay is not None:
+        read_overlay(spec.overlay, spec, problems)
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    spec.warnings = [p for p in problems if p.severity != "error"]
+    return spec, problems

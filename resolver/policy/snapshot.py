@@ -1,0 +1,199 @@
+"""The compiled policy: immutable data `decide()` reads, plus small bounded caches.
+
+Built once per (re)load by `compile_policy`, then shared by every query until the next swap.
+The caches (client -> profile, per-minute profile state, block decisions) are the only mutable
+parts; they are bounded, derived only from the immutable data, and safe to rebuild at any time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from resolver.match.index import CategoryIndex
+from resolver.policy.decide import check_sample
+from resolver.policy.decision import Action, BlockMode, Decision, Tier
+from resolver.policy.safesearch import Engine, SafeSearchTable
+from resolver.policy.schedule import Schedule
+from resolver.policy.schema import Expectation, Network
+
+CACHE_LIMIT = 65_536  # entries per cache before it is cleared (cheap and bounded)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What a profile does during one minute: its schedules applied."""
+
+    mask: int  # category bits blocked (profile + active schedules)
+    schedule_mask: int  # bits blocked only because a schedule is active
+    internet_off: bool
+    search: str  # safe-search level for search engines
+    youtube: str
+    active: tuple[str, ...]  # names of the active schedules (explain)
+
+
+@dataclass(slots=True, eq=False)
+class Profile:
+    """One compiled profile. `allow_bit`/`deny_bit`/`keyword_bit` index the policy's own index."""
+
+    id: str
+    num: int
+    mask: int
+    categories: frozenset[str]
+    allow_bit: int
+    deny_bit: int
+    keyword_bit: int
+    search: str
+    youtube: str
+    block_mode: BlockMode
+    block_ttl: int
+    log: bool
+    bypass: bool
+    schedules: tuple[Schedule, ...]
+    cat_bits: dict[str, int]
+    allow_default: Decision = field(init=False)
+    allow_listed: Decision = field(init=False)
+    internet_off: Decision = field(init=False)
+    shared: dict[Any, Decision] = field(default_factory=dict)  # interned rewrite/NODATA decisions
+    cache: tuple[int, State | None] = (-1, None)  # (unix minute, state)
+
+    def __post_init__(self) -> None:
+        common = {"profile": self.id, "block_mode": self.block_mode, "ttl": self.block_ttl,
+                  "log": self.log}  # fmt: skip
+        self.allow_default = Decision(Action.ALLOW, Tier.DEFAULT, **common)
+        self.allow_listed = Decision(Action.ALLOW, Tier.ALLOW_LIST, **common)
+        self.internet_off = Decision(Action.REFUSED, Tier.SCHEDULE, rule="internet: off", **common)
+
+    def state(self, unix_time: float) -> State:
+        """The state for the minute of `unix_time`, computed at most once per minute."""
+        minute = int(unix_time // 60)
+        cached = self.cache
+        if cached[0] == minute:
+            return cached[1]  # type: ignore[return-value]
+        state = self.compute_state(unix_time)
+        self.cache = (minute, state)
+        return state
+
+    def compute_state(self, unix_time: float) -> State:
+        ranks = {"off": 0, "moderate": 1, "strict": 2}
+        extra, off, search, youtube, active = 0, False, self.search, self.youtube, []
+        for schedule in self.schedules:
+            if not schedule.active(unix_time):
+                continue
+            active.append(schedule.name)
+            for cat in schedule.block:
+                extra |= self.cat_bits.get(cat, 0)
+            off = off or schedule.internet_off
+            if schedule.safe_search and ranks[schedule.safe_search] > ranks[search]:
+                search = schedule.safe_search
+            if schedule.youtube and ranks[schedule.youtube] > ranks[youtube]:
+                youtube = schedule.youtube
+        return State(self.mask | extra, extra & ~self.mask, off, search, youtube, tuple(active))
+
+    def level_for(self, engine: Engine, state: State) -> str:
+        return state.youtube if engine.setting == "youtube" else state.search
+
+
+@dataclass(slots=True, eq=False)
+class PolicySnapshot:
+    """Everything `decide()` needs; attributes the server reads are listed in policy/README.md."""
+
+    generation: int
+    source: str  # the policy file
+    timezone: Any  # ZoneInfo of the policy
+    profiles: dict[str, Profile]
+    default_profile: Profile
+    categories: dict[str, int]  # category id -> bit in `index`
+    index: CategoryIndex  # every category list
+    mandated: CategoryIndex | None  # the authorities' list, its own index: no allow reaches it
+    mandated_block_mode: BlockMode
+    mandated_ttl: int
+    own: CategoryIndex | None  # profiles' allow/deny/keyword rules
+    safesearch: SafeSearchTable
+    bypass_names: dict[str, Action]  # exact name -> NXDOMAIN / NODATA
+    block_svcb: bool  # blocked names are blocked for HTTPS/SVCB queries too
+    trusted_forwarders: tuple[Network, ...]
+    networks: dict[tuple[int, int, int], Profile]  # (version, prefix length, prefix) -> profile
+    prefixes: tuple[tuple[int, int], ...]  # (version, prefix length), longest first
+    list_sizes: dict[str, int]  # category -> rules (metrics)
+    warnings: list  # list[Problem]
+    expect: list[Expectation]
+    sources: list[dict[str, Any]]  # per list: category, id, path, rules, rejects, missing
+    compile_seconds: float = 0.0
+    cache_dir: str = ""  # where the compiled list indexes are cached
+    has_keywords: bool = False  # the category lists have keyword rules
+    own_keywords: bool = False  # some profile has keyword rules
+    special_names: frozenset[str] = frozenset()  # safe-search and bypass names (exact)
+    client_cache: dict[str, Profile] = field(default_factory=dict)
+    ecs_cache: dict[str, Profile] = field(default_factory=dict)
+    block_cache: dict[tuple[int, str, int], Decision] = field(default_factory=dict)
+
+    @property
+    def profile_ids(self) -> list[str]:
+        return list(self.profiles)
+
+    @property
+    def log_profiles(self) -> dict[str, bool]:
+        return {pid: p.log for pid, p in self.profiles.items()}
+
+    def _by_address(self, text: str) -> Profile:
+        try:
+            ip = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            return self.default_profile
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        value, width = int(ip), ip.max_prefixlen
+        for version, length in self.prefixes:
+            if version == ip.version:
+                found = self.networks.get((version, length, value >> (width - length)))
+                if found is not None:
+                    return found
+        return self.default_profile
+
+    def _trusted(self, client: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_forwarders)
+
+    def profile_object(self, client: str, ecs: str | None = None) -> Profile:
+        """Client (or, from a trusted forwarder, its EDNS Client Subnet) -> compiled profile."""
+        if ecs is not None and self.trusted_forwarders:
+            found = self.ecs_cache.get(client + "|" + ecs)
+            if found is None:
+                if self._trusted(client):
+                    found = self._by_address(ecs.split("/", 1)[0])
+                else:
+                    found = self.profile_object(client)
+                if len(self.ecs_cache) >= CACHE_LIMIT:
+                    self.ecs_cache.clear()
+                self.ecs_cache[client + "|" + ecs] = found
+            return found
+        found = self.client_cache.get(client)
+        if found is None:
+            found = self._by_address(client)
+            if len(self.client_cache) >= CACHE_LIMIT:
+                self.client_cache.clear()
+            self.client_cache[client] = found
+        return found
+
+    def profile_for(self, client: str, ecs: str | None = None) -> str:
+        return self.profile_object(client, ecs).id
+
+    def category_of(self, bits: int) -> str | None:
+        """The first category id (in bit order) among `bits`."""
+        for cat, bit in self.categories.items():
+            if bits >> bit & 1:
+                return cat
+        return None
+
+    def check_expectations(self) -> list[str]:
+        """Failures of the policy's own `expect` samples, one line each."""
+        return [msg for sample in self.expect if (msg := check_sample(self, sample))]
+
+    def state_at(self, profile: str, when: datetime) -> State:
+        return self.profiles[profile].compute_state(when.timestamp())
