@@ -1,0 +1,55 @@
+"""What the web apps need from the running resolver: the one seam between `http` and the DNS side.
+
+The lead's server object implements `ResolverControl`; the apps never import the DNS server or
+the policy holder. Tests use a small in-memory implementation with real data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from resolver.policy.decision import Decision
+from resolver.stats import Stats
+
+
+class ResolverControl(Protocol):
+    async def reload(self) -> dict[str, Any]:
+        """Reload policy and lists (merged with other reload triggers, one at a time).
+
+        Returns {"ok": bool, "generation": int, "error": str | None, "duration": float seconds}.
+        A failed reload keeps the old snapshot serving and returns ok=False with the error.
+        """
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """{"version", "policy_generation", "list_sizes": {category: rules}, "uptime": seconds,
+        "listeners": [str, ...]} (more keys are passed through to the client as they are)."""
+        ...
+
+    def explain(
+        self, client: str, name: str, qtype: str = "A", at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The same JSON as `safe-resolver explain --json`; raises ValueError on bad input."""
+        ...
+
+    def flush_cache(self, name: str | None = None) -> int:
+        """Drop cached answers for `name` (every entry if None); returns how many went."""
+        ...
+
+    def stats(self) -> Stats:
+        """The live counters (read-only for the apps)."""
+        ...
+
+    def block_reason(self, client: str, host: str) -> Decision | None:
+        """Why `host` is blocked for `client` now, or None if it is not blocked (block page)."""
+        ...
+
+    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
+        """Allow `name` for `profile` in the overlay file and start a reload.
+
+        The real implementation calls `resolver.store.overlay.add_overlay_allow(path, ...)` with
+        the configured overlay path, then schedules `reload()`. Raises ValueError for an unknown
+        profile or an invalid name.
+        """
+        ...

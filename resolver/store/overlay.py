@@ -1,0 +1,62 @@
+"""The policy overlay file: allow entries approved from the admin dashboard.
+
+Approving an unblock request must not rewrite the admin's hand-edited policy YAML (comments,
+order). Instead approvals go to a separate overlay file the policy loader merges in:
+
+    allow:
+      - {profile: students, name: example.org, note: "request #3", approved_at: "2025-..."}
+
+The file is replaced atomically (write a temporary file, fsync, rename), so a crash mid-write
+leaves the previous version and a concurrent reload never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+
+def read_overlay(path: str | Path) -> list[dict]:
+    """The overlay's allow entries ([] when the file does not exist yet)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("allow", []), list):
+        raise ValueError(f"{p}: expected a mapping with an 'allow' list")
+    return list(data.get("allow") or [])
+
+
+def add_overlay_allow(path: str | Path, profile: str, name: str, note: str = "") -> bool:
+    """Add one allow entry; False if the same profile+name is already allowed."""
+    p = Path(path)
+    entries = read_overlay(p)
+    name = name.lower().rstrip(".")
+    if any(e.get("profile") == profile and e.get("name") == name for e in entries):
+        return False
+    entries.append(
+        {
+            "profile": profile,
+            "name": name,
+            "note": note,
+            "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = "# Written by safe-resolver when an admin approves an unblock request.\n"
+    text += yaml.safe_dump({"allow": entries}, allow_unicode=True, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

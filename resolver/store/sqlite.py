@@ -1,0 +1,273 @@
+"""SQLite implementations of the storage Protocols in `resolver.store.base`.
+
+WAL mode lets the dashboard and `safe-resolver report` read while the query log writes. Each
+instance holds one connection guarded by a lock, so it may be used from any one thread at a
+time (the query log's writer thread, or `asyncio.to_thread` workers for the web apps).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, Summary
+from resolver.store.events import QueryEvent
+
+_QUERY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queries (
+    ts REAL NOT NULL, client TEXT, profile TEXT NOT NULL, qname TEXT NOT NULL,
+    qtype TEXT NOT NULL, action TEXT NOT NULL, tier TEXT NOT NULL, category TEXT,
+    rcode INTEGER NOT NULL, latency_ms REAL NOT NULL, transport TEXT NOT NULL,
+    cached INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts);
+"""
+
+_REQUEST_SCHEMA = """
+CREATE TABLE IF NOT EXISTS unblock_requests (
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, host TEXT NOT NULL, profile TEXT NOT NULL,
+    category TEXT, note TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    decided REAL, decided_by TEXT
+);
+CREATE TABLE IF NOT EXISTS content_reports (
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, url TEXT NOT NULL, note TEXT NOT NULL
+);
+"""
+
+# Caps so a flood of block-page form posts cannot fill the disk.
+MAX_PENDING_UNBLOCK = 1000
+MAX_CONTENT_REPORTS = 5000
+
+_COLUMNS = (
+    "ts, client, profile, qname, qtype, action, tier, category, rcode, latency_ms, transport,"
+    " cached"
+)
+_DAY = "date(ts, 'unixepoch', 'localtime')"
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating the directory) a database in WAL mode."""
+    p = Path(path)
+    if str(p) != ":memory:":
+        p.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(p), timeout=10.0, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class _Db:
+    def __init__(self, path: str | Path, schema: str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = connect(path)
+        with self._lock, self._conn:
+            self._conn.executescript(schema)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqliteQueryStore(_Db):
+    """The query log table."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, _QUERY_SCHEMA)
+
+    def write(self, events: Sequence[QueryEvent]) -> int:
+        rows = [
+            (
+                e.ts,
+                e.client or None,
+                e.profile,
+                e.qname,
+                e.qtype,
+                e.action,
+                e.tier,
+                e.category,
+                e.rcode,
+                e.latency_ms,
+                e.transport,
+                int(e.cached),
+            )
+            for e in events
+        ]
+        with self._lock, self._conn:
+            self._conn.executemany(f"INSERT INTO queries ({_COLUMNS}) VALUES ({'?,' * 11}?)", rows)
+        return len(rows)
+
+    def search(self, flt: QueryFilter) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if flt.since is not None:
+            where.append("ts >= ?")
+            params.append(flt.since)
+        if flt.until is not None:
+            where.append("ts < ?")
+            params.append(flt.until)
+        for column in ("client", "profile", "action", "category"):
+            value = getattr(flt, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if flt.qname:
+            name = flt.qname.lower().rstrip(".")
+            where.append("(qname = ? OR qname LIKE ? ESCAPE '\\')")
+            params += [name, "%." + _escape_like(name)]
+        sql = f"SELECT {_COLUMNS} FROM queries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts DESC LIMIT ?"
+        params.append(max(0, min(flt.limit, SEARCH_LIMIT_MAX)))
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [dict(r) | {"cached": bool(r["cached"])} for r in rows]
+
+    def summary(
+        self, since: float, until: float, profile: str | None = None, top: int = 20
+    ) -> Summary:
+        where = "ts >= ? AND ts < ?" + (" AND profile = ?" if profile is not None else "")
+        params: list[Any] = [since, until] + ([profile] if profile is not None else [])
+        counts = (
+            "COUNT(*) AS queries,"
+            " SUM(action = 'blocked') AS blocked,"
+            " SUM(action = 'rewritten') AS rewritten,"
+            " SUM(action = 'blocked' AND tier = 'mandated') AS mandated,"
+            " SUM(action = 'rewritten' AND tier = 'safesearch') AS safesearch"
+        )
+        out = Summary()
+        with self._lock:
+            c = self._conn
+            total = c.execute(f"SELECT {counts} FROM queries WHERE {where}", params).fetchone()
+            for key in ("queries", "blocked", "rewritten", "mandated", "safesearch"):
+                setattr(out, key, int(total[key] or 0))
+            out.per_day = [
+                {k: (r[k] or 0) for k in r.keys()}  # noqa: SIM118 (sqlite3.Row)
+                for r in c.execute(
+                    f"SELECT {_DAY} AS day, {counts} FROM queries WHERE {where}"
+                    " GROUP BY day ORDER BY day",
+                    params,
+                )
+            ]
+            out.per_profile = [
+                {k: (r[k] or 0) for k in r.keys()}  # noqa: SIM118 (sqlite3.Row)
+                for r in c.execute(
+                    f"SELECT profile, {counts} FROM queries WHERE {where}"
+                    " GROUP BY profile ORDER BY queries DESC",
+                    params,
+                )
+            ]
+            out.by_category = [
+                {"category": r[0] or "", "blocked": r[1]}
+                for r in c.execute(
+                    f"SELECT category, COUNT(*) AS n FROM queries WHERE {where}"
+                    " AND action = 'blocked' GROUP BY category ORDER BY n DESC",
+                    params,
+                )
+            ]
+            out.top_blocked = [
+                {"qname": r[0], "blocked": r[1]}
+                for r in c.execute(
+                    f"SELECT qname, COUNT(*) AS n FROM queries WHERE {where}"
+                    " AND action = 'blocked' GROUP BY qname ORDER BY n DESC, qname LIMIT ?",
+                    [*params, top],
+                )
+            ]
+        return out
+
+    def purge(self, before: float | None) -> int:
+        with self._lock, self._conn:
+            if before is None:
+                cur = self._conn.execute("DELETE FROM queries")
+            else:
+                cur = self._conn.execute("DELETE FROM queries WHERE ts < ?", (before,))
+        return cur.rowcount
+
+
+class SqliteRequestStore(_Db):
+    """Unblock requests and content reports from the block page (may share the log's file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, _REQUEST_SCHEMA)
+
+    def add_unblock(self, host: str, profile: str, category: str | None, note: str) -> int | None:
+        with self._lock, self._conn:
+            c = self._conn
+            same = c.execute(
+                "SELECT id FROM unblock_requests WHERE status = 'pending' AND host = ?"
+                " AND profile = ?",
+                (host, profile),
+            ).fetchone()
+            if same is not None:  # one pending request per site and profile is enough
+                return int(same[0])
+            (pending,) = c.execute(
+                "SELECT COUNT(*) FROM unblock_requests WHERE status = 'pending'"
+            ).fetchone()
+            if pending >= MAX_PENDING_UNBLOCK:
+                return None
+            cur = c.execute(
+                "INSERT INTO unblock_requests (created, host, profile, category, note)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (time.time(), host, profile, category, note),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_unblock(self, status: str | None = "pending", limit: int = 200) -> list[dict]:
+        sql = "SELECT * FROM unblock_requests"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(0, min(limit, SEARCH_LIMIT_MAX)))
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, params)]
+
+    def get_unblock(self, request_id: int) -> dict | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM unblock_requests WHERE id = ?", (request_id,)
+            ).fetchone()
+        return dict(row) if row is not None else None
+
+    def set_unblock_status(self, request_id: int, status: str, decided_by: str = "admin") -> bool:
+        if status not in ("approved", "rejected"):
+            raise ValueError(f"unknown status {status!r}")
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "UPDATE unblock_requests SET status = ?, decided = ?, decided_by = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (status, time.time(), decided_by, request_id),
+            )
+        return cur.rowcount == 1
+
+    def add_content_report(self, url: str, note: str) -> int | None:
+        with self._lock, self._conn:
+            (n,) = self._conn.execute("SELECT COUNT(*) FROM content_reports").fetchone()
+            if n >= MAX_CONTENT_REPORTS:
+                return None
+            cur = self._conn.execute(
+                "INSERT INTO content_reports (created, url, note) VALUES (?, ?, ?)",
+                (time.time(), url, note),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_content_reports(self, limit: int = 200) -> list[dict]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self._conn.execute(
+                    "SELECT * FROM content_reports ORDER BY id DESC LIMIT ?",
+                    (max(0, min(limit, SEARCH_LIMIT_MAX)),),
+                )
+            ]

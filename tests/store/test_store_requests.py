@@ -1,0 +1,63 @@
+"""Unblock requests, content reports and the overlay file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resolver.store import sqlite as sqlite_store
+from resolver.store.overlay import add_overlay_allow, read_overlay
+from resolver.store.sqlite import SqliteRequestStore
+
+
+def test_unblock_requests_dedupe_cap_and_decide(tmp_path: Path, monkeypatch):
+    store = SqliteRequestStore(tmp_path / "r.sqlite")
+    first = store.add_unblock("adult.example", "students", "adult", "for biology class")
+    assert store.add_unblock("adult.example", "students", "adult", "again") == first
+    monkeypatch.setattr(sqlite_store, "MAX_PENDING_UNBLOCK", 2)
+    second = store.add_unblock("casino.example", "students", "gambling", "")
+    assert store.add_unblock("third.example", "students", None, "") is None  # cap reached
+    assert [r["id"] for r in store.list_unblock()] == [second, first]
+    assert store.set_unblock_status(first, "approved", "token")
+    assert not store.set_unblock_status(first, "rejected")  # no longer pending
+    assert store.get_unblock(first)["status"] == "approved"
+    assert store.add_unblock("third.example", "students", None, "") is not None
+    with pytest.raises(ValueError):
+        store.set_unblock_status(second, "maybe")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(unblock_requests)")]
+    conn.close()
+    assert not {"client", "ip", "name", "email"} & set(columns)  # no personal data kept
+
+
+def test_content_reports_cap(tmp_path: Path, monkeypatch):
+    store = SqliteRequestStore(tmp_path / "r.sqlite")
+    monkeypatch.setattr(sqlite_store, "MAX_CONTENT_REPORTS", 2)
+    assert store.add_content_report("http://bad.example/x", "scary") is not None
+    assert store.add_content_report("http://bad2.example/", "") is not None
+    assert store.add_content_report("http://bad3.example/", "") is None
+    assert [r["url"] for r in store.list_content_reports()] == [
+        "http://bad2.example/", "http://bad.example/x",
+    ]  # fmt: skip
+    store.close()
+
+
+def test_overlay_is_yaml_deduplicated_and_replaced_atomically(tmp_path: Path):
+    path = tmp_path / "policy" / "overlay.yaml"
+    assert read_overlay(path) == []
+    assert add_overlay_allow(path, "students", "Wiki.Example.", "request #1")
+    assert not add_overlay_allow(path, "students", "wiki.example", "again")
+    assert add_overlay_allow(path, "staff", "wiki.example", "")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert [(e["profile"], e["name"]) for e in data["allow"]] == [
+        ("students", "wiki.example"), ("staff", "wiki.example"),
+    ]  # fmt: skip
+    assert data["allow"][0]["note"] == "request #1" and data["allow"][0]["approved_at"]
+    assert [p.name for p in path.parent.iterdir()] == ["overlay.yaml"]  # no temp file left
+    path.write_text("allow: 3\n")
+    with pytest.raises(ValueError, match="allow"):
+        read_overlay(path)
