@@ -1,0 +1,1 @@
+"""Test support: the local upstream authority and helpers shared by the DNS tests."""
