@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 serve: $(STAMP)
-	$(BIN)/safe-resolver serve --policy policy/default.yaml --listen 127.0.0.1:5335
+	$(BIN)/safe-resolver serve --policy policy/default.yaml --listen 127.0.0.1:5335 \
+		--blockpage-listen 127.0.0.1:8080 --admin-listen 127.0.0.1:8053 --log-level info
 
 system-test-deps:
 	@sh tests/install-system-deps.sh

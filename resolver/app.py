@@ -12,22 +12,31 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
+import ssl
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from resolver import logs
+from aiohttp import web
+
+from resolver import __version__, logs
 from resolver.config import ServerConfig, apply_overrides, load_config
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
+from resolver.policy.decision import Action, Decision
 from resolver.reload import PolicyHolder
 from resolver.stats import Stats
+from resolver.store.querylog import QueryLog
 from resolver.yamlsource import ConfigError
 
 log = logging.getLogger("resolver")
 SHUTDOWN_GRACE = 5.0  # seconds in-flight queries get to finish on SIGTERM
+_BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -40,7 +49,6 @@ def serve_command(args: argparse.Namespace) -> int:
             blockpage_listen=args.blockpage_listen,
             admin_listen=args.admin_listen,
             log_level=args.log_level,
-            workers=args.workers,
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -52,21 +60,35 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 class Service:
-    """The running resolver: what the admin API and signals act on."""
+    """The running resolver; implements `resolver.http.ports.ResolverControl` for the web apps."""
 
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
+        self.started = time.time()
         self.stats = Stats()
         self.cache = AnswerCache(cfg.cache)
         self.holder: PolicyHolder | None = None
         decide = None
         if cfg.policy is not None:
-            from resolver.policy.compile import compile_policy
             from resolver.policy.decide import decide
 
-            self.holder = PolicyHolder(cfg.policy, self.stats, compile_policy)
-        v4 = [ipaddress.ip_address(a).packed for a in cfg.blockpage.addresses if ":" not in a]
-        v6 = [ipaddress.ip_address(a).packed for a in cfg.blockpage.addresses if ":" in a]
+            self.holder = PolicyHolder(cfg.policy, self.stats)
+        self.querylog: QueryLog | None = None
+        if cfg.querylog.enabled:
+            ql = cfg.querylog
+            self.querylog = QueryLog(
+                ql.path,
+                clients=ql.clients,
+                retention_days=ql.retention_days or None,
+                queue_size=ql.queue_size,
+                batch=ql.batch,
+                flush_interval=ql.flush_interval,
+                key_rotation=ql.key_rotation,
+                stats=self.stats,
+            )
+        addresses = [ipaddress.ip_address(a) for a in _blockpage_addresses(cfg)]
+        v4 = [a.packed for a in addresses if a.version == 4]
+        v6 = [a.packed for a in addresses if a.version == 6]
         self.forwarder = Forwarder(list(cfg.upstreams), cfg.upstream, self.stats)
         self.handler = Handler(
             acl=AccessList(cfg.access),
@@ -75,6 +97,7 @@ class Service:
             stats=self.stats,
             policy=self.holder,
             decide=decide,
+            querylog=self.querylog,
             blockpage_v4=v4,
             blockpage_v6=v6,
         )
@@ -82,28 +105,74 @@ class Service:
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
         self.udp_transports: list[asyncio.BaseTransport] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
+        self.http_runners: list[web.AppRunner] = []
+        self.listeners: list[str] = []
         self.stopping = asyncio.Event()
+
+    # -- start and stop ----------------------------------------------------------------------
 
     async def start_dns(self) -> None:
         loop = asyncio.get_running_loop()
-        reuse = self.cfg.workers > 1
         for host, port in self.cfg.listen:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: UdpServer(self.handler, self.inflight, self.stats),
-                local_addr=(host, port),
-                reuse_port=reuse or None,
+                sock=_udp_socket(host, port),
             )
             self.udp_transports.append(transport)
             bound = transport.get_extra_info("sockname")[1]
-            server = await loop.create_server(self.tcp, host, bound, reuse_port=reuse or None)
+            server = await loop.create_server(self.tcp, host, bound)
             self.tcp_servers.append(server)
-            shown = f"[{host}]" if ":" in host else host
-            log.warning("listening dns=%s:%s udp+tcp", shown, bound)
+            self._listening("dns", host, bound, "udp+tcp")
 
-    async def reload(self) -> dict[str, Any]:
-        if self.holder is None:
-            return {"ok": False, "generation": 0, "error": "no policy configured", "seconds": 0}
-        return await self.holder.reload()
+    async def start_http(self) -> None:
+        from resolver.http.admin import make_admin_app
+        from resolver.http.blockpage import make_blockpage_app
+        from resolver.store.sqlite import SqliteRequestStore
+
+        bp = self.cfg.blockpage
+        store = None
+        db = bp.requests_db or (self.cfg.querylog.path if self.cfg.querylog.enabled else None)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            store = await asyncio.to_thread(SqliteRequestStore, db)
+        if bp.listen or bp.https_listen:
+            app = make_blockpage_app(
+                self,
+                hotline=bp.hotline,
+                hotline_name=bp.hotline_name or None,
+                store=store,
+                lang_default=bp.lang,
+            )
+            if bp.listen:
+                await self._serve_http("blockpage", app, list(bp.listen))
+            if bp.https_listen and bp.cert and bp.key:
+                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                tls.load_cert_chain(bp.cert, bp.key)
+                await self._serve_http("blockpage-https", app, list(bp.https_listen), tls)
+        if self.cfg.admin.listen:
+            admin = make_admin_app(
+                self, token=self.cfg.admin.token, store=store, querylog=self.querylog
+            )
+            await self._serve_http("admin", admin, list(self.cfg.admin.listen))
+
+    async def _serve_http(
+        self,
+        name: str,
+        app: web.Application,
+        listens: list[tuple[str, int]],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        from resolver.http.runner import start_http
+
+        runner = await start_http(app, listens, tls)
+        self.http_runners.append(runner)
+        for address in runner.addresses:
+            self._listening(name, address[0], address[1], "https" if tls else "http")
+
+    def _listening(self, name: str, host: str, port: int, proto: str) -> None:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.listeners.append(f"{name} {proto} {shown}")
+        log.warning("listening %s=%s %s", name, shown, proto)
 
     async def stop(self) -> None:
         for server in self.tcp_servers:
@@ -114,6 +183,99 @@ class Service:
             transport.close()
         for server in self.tcp_servers:
             await server.wait_closed()
+        for runner in self.http_runners:
+            await runner.cleanup()
+        if self.querylog is not None:
+            await self.querylog.close()
+
+    # -- ResolverControl ------------------------------------------------------------------------
+
+    async def reload(self) -> dict[str, Any]:
+        if self.holder is None:
+            return {"ok": False, "generation": 0, "error": "no policy configured", "duration": 0}
+        return await self.holder.reload()
+
+    def status(self) -> dict[str, Any]:
+        snapshot = self.holder.current if self.holder else None
+        return {
+            "version": __version__,
+            "policy_generation": self.stats.policy_generation,
+            "policy": str(self.cfg.policy) if self.cfg.policy else None,
+            "list_sizes": dict(self.stats.list_sizes),
+            "uptime": round(time.time() - self.started, 1),
+            "listeners": list(self.listeners),
+            "upstreams": [u.address for u in self.stats.upstreams.values()],
+            "cache_entries": len(self.cache),
+            "profiles": list(snapshot.profile_ids) if snapshot else [],
+            "last_reload": self.holder.last_result if self.holder else {},
+        }
+
+    def explain(
+        self, client: str, name: str, qtype: str = "A", at: datetime | None = None
+    ) -> dict[str, Any]:
+        from resolver.policy.explain import explain_report
+
+        snapshot = self._snapshot()
+        ipaddress.ip_address(client)  # ValueError for the API's 400
+        when = at if at is not None else datetime.now(snapshot.timezone)
+        return explain_report(snapshot, client, name, qtype, when)
+
+    def flush_cache(self, name: str | None = None) -> int:
+        count = self.cache.flush(name)
+        self.stats.cache_size = len(self.cache)
+        return count
+
+    def block_reason(self, client: str, host: str) -> Decision | None:
+        if self.holder is None or self.holder.current is None or self.handler.decide is None:
+            return None
+        name = host.lower().rstrip(".")
+        now = datetime.now(UTC)
+        decision = self.handler.decide(self.holder.current, client, name, 1, now, None)
+        return decision if decision.action in _BLOCKED else None
+
+    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
+        from resolver.lists.normalize import InvalidName, normalize_name
+        from resolver.store.overlay import add_overlay_allow
+
+        snapshot = self._snapshot()
+        if profile not in snapshot.profiles:
+            raise ValueError(f"unknown profile {profile!r}")
+        if snapshot.overlay is None:
+            raise ValueError("the policy has no `overlay:` file to record approvals in")
+        try:
+            name = normalize_name(name)
+        except InvalidName as exc:
+            raise ValueError(f"invalid name {name!r}: {exc}") from None
+        add_overlay_allow(snapshot.overlay, profile, name, note)
+        asyncio.get_running_loop().create_task(self.reload())
+
+    def _snapshot(self) -> Any:
+        if self.holder is None or self.holder.current is None:
+            raise ValueError("no policy is loaded")
+        return self.holder.current
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """A bound UDP socket; IPv6 ones are v6-only so "[::]:53" can sit beside "0.0.0.0:53"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _blockpage_addresses(cfg: ServerConfig) -> list[str]:
+    """Where block answers point: `blockpage.address`, else the page's own specific listen IPs."""
+    if cfg.blockpage.addresses:
+        return list(cfg.blockpage.addresses)
+    listens = [*cfg.blockpage.listen, *cfg.blockpage.https_listen]
+    return sorted({host for host, _ in listens if not ipaddress.ip_address(host).is_unspecified})
 
 
 async def serve(cfg: ServerConfig) -> int:
@@ -128,14 +290,19 @@ async def serve(cfg: ServerConfig) -> int:
             print(f"{cfg.policy}: {exc}", file=sys.stderr)
             return 2
     try:
+        if service.querylog is not None:
+            service.cfg.querylog.path.parent.mkdir(parents=True, exist_ok=True)
+            await service.querylog.start()
         await service.start_dns()
+        await service.start_http()
     except OSError as exc:
-        print(f"cannot listen: {exc}", file=sys.stderr)
+        print(f"cannot start: {exc}", file=sys.stderr)
+        await service.stop()
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(service.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload()))
     await service.stopping.wait()
     log.warning("stopping: finishing %d queries in flight", len(service.inflight.tasks))
     await service.stop()

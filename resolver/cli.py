@@ -43,9 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--blockpage-listen", action="append", metavar="ADDR:PORT")
     serve.add_argument("--admin-listen", action="append", metavar="ADDR:PORT")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes sharing the ports (SO_REUSEPORT)"
-    )
 
     check = sub.add_parser("check", help="validate a policy file and report every problem")
     check.add_argument("policy", metavar="POLICY")

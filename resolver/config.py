@@ -34,6 +34,8 @@ class BlockPageConfig:
     addresses: tuple[str, ...] = ()  # what A/AAAA block answers point at (clients must reach it)
     hotline: str = "111"
     hotline_name: str = ""
+    lang: str = "vi"
+    requests_db: Path | None = None  # unblock requests and content reports (default: querylog path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,9 @@ class QueryLogConfig:
     clients: str = "pseudonymized"
     retention_days: int = 30
     queue_size: int = 10_000
+    batch: int = 500
+    flush_interval: float = 1.0
+    key_rotation: str = "daily"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +69,12 @@ class ServerConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     querylog: QueryLogConfig = field(default_factory=QueryLogConfig)
     log_level: str = "warning"
-    workers: int = 1
     source: str = "<defaults>"
 
 
 _TOP_KEYS = (
     "listen", "upstreams", "upstream", "cache", "tcp", "access", "policy", "blockpage", "admin",
-    "querylog", "log_level", "workers",
+    "querylog", "log_level",
 )  # fmt: skip
 _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
     # key -> (minimum, maximum)
@@ -184,7 +188,17 @@ def _build(doc: Document, base: Path) -> ServerConfig:
     bp = check.mapping(
         ("blockpage",),
         data.get("blockpage"),
-        ("listen", "https_listen", "cert", "key", "address", "hotline", "hotline_name"),
+        (
+            "listen",
+            "https_listen",
+            "cert",
+            "key",
+            "address",
+            "hotline",
+            "hotline_name",
+            "lang",
+            "requests_db",
+        ),
     )
     addresses = check.str_list(("blockpage", "address"), bp.get("address"))
     for i, addr in enumerate(addresses):
@@ -205,6 +219,10 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             addresses=tuple(addresses),
             hotline=str(bp.get("hotline", "111")),
             hotline_name=str(bp.get("hotline_name", "")),
+            lang=check.choice(("blockpage", "lang"), bp.get("lang", "vi"), ("vi", "en")) or "vi",
+            requests_db=base / bp["requests_db"]
+            if isinstance(bp.get("requests_db"), str)
+            else None,
         ),
     )
 
@@ -231,7 +249,16 @@ def _build(doc: Document, base: Path) -> ServerConfig:
     ql = check.mapping(
         ("querylog",),
         data.get("querylog"),
-        ("enabled", "path", "clients", "retention_days", "queue_size"),
+        (
+            "enabled",
+            "path",
+            "clients",
+            "retention_days",
+            "queue_size",
+            "batch",
+            "flush_interval",
+            "key_rotation",
+        ),
     )
     if ql:
         clients = check.choice(
@@ -248,14 +275,21 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                 clients=clients or "pseudonymized",
                 retention_days=_int(check, ("querylog", "retention_days"), ql, 30, 0, 3650),
                 queue_size=_int(check, ("querylog", "queue_size"), ql, 10_000, 10, 10_000_000),
+                batch=_int(check, ("querylog", "batch"), ql, 500, 1, 100_000),
+                flush_interval=_int(check, ("querylog", "flush_interval"), ql, 1, 1, 3600),
+                key_rotation=check.choice(
+                    ("querylog", "key_rotation"),
+                    ql.get("key_rotation", "daily"),
+                    ("hourly", "daily", "weekly"),
+                )
+                or "daily",
             ),
         )
 
     level = check.choice(
         ("log_level",), data.get("log_level", "warning"), ("debug", "info", "warning", "error")
     )
-    workers = _int(check, ("workers",), data, 1, 1, 64)
-    cfg = replace(cfg, log_level=level or "warning", workers=workers)
+    cfg = replace(cfg, log_level=level or "warning")
     if not check.ok:
         raise ConfigError(check.problems)
     return cfg
@@ -306,7 +340,6 @@ def apply_overrides(
     blockpage_listen: Sequence[str] | None = None,
     admin_listen: Sequence[str] | None = None,
     log_level: str | None = None,
-    workers: int | None = None,
 ) -> ServerConfig:
     """Command-line flags win over the file. Raises `ConfigError` naming the bad flag."""
     problems: list[Problem] = []
@@ -335,8 +368,6 @@ def apply_overrides(
         )
     if log_level:
         cfg = replace(cfg, log_level=log_level)
-    if workers:
-        cfg = replace(cfg, workers=workers)
     if not cfg.upstreams:
         cfg = replace(cfg, upstreams=resolv_conf_upstreams())
         if not cfg.upstreams:

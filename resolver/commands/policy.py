@@ -12,13 +12,11 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from resolver.lists.reader import read_list
 from resolver.policy.compile import PolicyError, compile_policy
-from resolver.policy.decide import check_sample, decide
-from resolver.policy.decision import Decision
-from resolver.policy.schema import parse_time, qtype_number, read_expectations
+from resolver.policy.decide import check_sample
+from resolver.policy.explain import explain_report
+from resolver.policy.schema import parse_time, read_expectations
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.yamlsource import Checker, ConfigError, Problem, load_yaml
 
@@ -72,25 +70,9 @@ def _compile_or_report(path: str) -> PolicySnapshot | None:
         return None
 
 
-def _list_line(snapshot: PolicySnapshot, decision: Decision) -> int | None:
-    """The rule's line in its list file (slow: re-reads the file)."""
-    if decision.source is None or decision.rule is None:
-        return None
-    for src in snapshot.sources:
-        if src["path"] == decision.source:
-            for entry in read_list(src["path"], src["format"]).entries:
-                if entry.name == decision.rule:
-                    return entry.line
-    return None
-
-
 def explain_command(args: argparse.Namespace) -> int:
     snapshot = _compile_or_report(args.policy)
     if snapshot is None:
-        return 2
-    qtype = qtype_number(args.type)
-    if qtype is None:
-        print(f"unknown query type {args.type!r}", file=sys.stderr)
         return 2
     when = datetime.now(snapshot.timezone)
     if args.at:
@@ -99,48 +81,30 @@ def explain_command(args: argparse.Namespace) -> int:
             print(parsed, file=sys.stderr)
             return 2
         when = parsed
-    name = args.name.lower().rstrip(".")
-    profile = snapshot.profile_object(args.client)
-    state = profile.compute_state(when.timestamp())
-    decision = decide(snapshot, args.client, name, qtype, when)
-    line = _list_line(snapshot, decision)
-    report: dict[str, Any] = {
-        "client": args.client,
-        "name": name,
-        "type": args.type.upper(),
-        "at": when.isoformat(),
-        "profile": profile.id,
-        "schedules_active": list(state.active),
-        "internet_off": state.internet_off,
-        "safe_search": {"search": state.search, "youtube": state.youtube},
-        "action": decision.action.value,
-        "tier": decision.tier.value,
-        "category": decision.category,
-        "block_mode": decision.block_mode.value,
-        "target": decision.target,
-        "rule": decision.rule,
-        "source": decision.source,
-        "line": line,
-        "ttl": decision.ttl,
-    }
+    try:
+        report = explain_report(snapshot, args.client, args.name, args.type, when)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"client   {args.client} -> profile {profile.id}")
+    r = report
+    print(f"client   {r['client']} -> profile {r['profile']}")
     print(
-        f"time     {report['at']}; schedules active: {', '.join(state.active) or 'none'}"
-        f"{'; internet OFF' if state.internet_off else ''}"
+        f"time     {r['at']}; schedules active: {', '.join(r['schedules_active']) or 'none'}"
+        f"{'; internet OFF' if r['internet_off'] else ''}"
     )
-    print(f"query    {name} {report['type']}")
+    print(f"query    {r['name']} {r['type']}")
     print(
-        f"decision {decision.action.value} (tier {decision.tier.value}"
-        f"{', category ' + decision.category if decision.category else ''})"
+        f"decision {r['action']} (tier {r['tier']}"
+        f"{', category ' + r['category'] if r['category'] else ''})"
     )
-    if decision.target:
-        print(f"target   {decision.target}")
-    if decision.rule:
-        where = f"{decision.source}:{line}" if line else decision.source
-        print(f"rule     {decision.rule} ({where})")
+    if r["target"]:
+        print(f"target   {r['target']}")
+    if r["rule"]:
+        where = f"{r['source']}:{r['line']}" if r["line"] else r["source"]
+        print(f"rule     {r['rule']} ({where})")
     return 0
 
 

@@ -269,6 +269,8 @@ class Handler:
 
     def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str]) -> bytes:
         mode = decision.block_mode
+        if mode is BlockMode.BLOCKPAGE and not (self.blockpage_v4 or self.blockpage_v6):
+            mode = BlockMode.NXDOMAIN  # no block page to point at: the quiet answer instead
         if mode is BlockMode.NXDOMAIN:
             return error_response(query, NXDOMAIN, ede)
         if mode is BlockMode.REFUSED:

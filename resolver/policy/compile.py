@@ -145,6 +145,7 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
         own_keywords=any(p.keywords for p in spec.profiles.values()),
         special_names=frozenset(table.hosts) | frozenset(bypass),
         cache_dir=str(cache_dir),
+        overlay=spec.overlay,
     )
     snapshot.compile_seconds = time.perf_counter() - started
     return snapshot

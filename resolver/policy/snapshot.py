@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from resolver.match.index import CategoryIndex
@@ -123,6 +124,7 @@ class PolicySnapshot:
     sources: list[dict[str, Any]]  # per list: category, id, path, rules, rejects, missing
     compile_seconds: float = 0.0
     cache_dir: str = ""  # where the compiled list indexes are cached
+    overlay: Path | None = None  # the file approved unblock requests are written to
     has_keywords: bool = False  # the category lists have keyword rules
     own_keywords: bool = False  # some profile has keyword rules
     special_names: frozenset[str] = frozenset()  # safe-search and bypass names (exact)

@@ -41,6 +41,7 @@ BASE_CONFIG: dict[str, Any] = {
     "access": {"allow": ["127.0.0.0/8", "::1/128"]},
     "tcp": {"idle_timeout": 10, "max_connections": 1000, "max_queued_bytes": 65536},
     "policy": None,
+    "admin": {"listen": []},  # the admin API's default 127.0.0.1:8053 would clash between tests
     "log_level": "warning",
 }
 
