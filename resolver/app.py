@@ -65,14 +65,14 @@ class Service:
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
         self.started = time.time()
-        self.stats = Stats()
+        self.counters = Stats()
         self.cache = AnswerCache(cfg.cache)
         self.holder: PolicyHolder | None = None
         decide = None
         if cfg.policy is not None:
             from resolver.policy.decide import decide
 
-            self.holder = PolicyHolder(cfg.policy, self.stats)
+            self.holder = PolicyHolder(cfg.policy, self.counters)
         self.querylog: QueryLog | None = None
         if cfg.querylog.enabled:
             ql = cfg.querylog
@@ -84,17 +84,17 @@ class Service:
                 batch=ql.batch,
                 flush_interval=ql.flush_interval,
                 key_rotation=ql.key_rotation,
-                stats=self.stats,
+                stats=self.counters,
             )
         addresses = [ipaddress.ip_address(a) for a in _blockpage_addresses(cfg)]
         v4 = [a.packed for a in addresses if a.version == 4]
         v6 = [a.packed for a in addresses if a.version == 6]
-        self.forwarder = Forwarder(list(cfg.upstreams), cfg.upstream, self.stats)
+        self.forwarder = Forwarder(list(cfg.upstreams), cfg.upstream, self.counters)
         self.handler = Handler(
             acl=AccessList(cfg.access),
             cache=self.cache,
             forwarder=self.forwarder,
-            stats=self.stats,
+            stats=self.counters,
             policy=self.holder,
             decide=decide,
             querylog=self.querylog,
@@ -102,7 +102,7 @@ class Service:
             blockpage_v6=v6,
         )
         self.inflight = InFlight()
-        self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
+        self.tcp = TcpServer(self.handler, self.inflight, self.counters, cfg.tcp)
         self.udp_transports: list[asyncio.BaseTransport] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.http_runners: list[web.AppRunner] = []
@@ -115,7 +115,7 @@ class Service:
         loop = asyncio.get_running_loop()
         for host, port in self.cfg.listen:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.handler, self.inflight, self.stats),
+                lambda: UdpServer(self.handler, self.inflight, self.counters),
                 sock=_udp_socket(host, port),
             )
             self.udp_transports.append(transport)
@@ -199,12 +199,12 @@ class Service:
         snapshot = self.holder.current if self.holder else None
         return {
             "version": __version__,
-            "policy_generation": self.stats.policy_generation,
+            "policy_generation": self.counters.policy_generation,
             "policy": str(self.cfg.policy) if self.cfg.policy else None,
-            "list_sizes": dict(self.stats.list_sizes),
+            "list_sizes": dict(self.counters.list_sizes),
             "uptime": round(time.time() - self.started, 1),
             "listeners": list(self.listeners),
-            "upstreams": [u.address for u in self.stats.upstreams.values()],
+            "upstreams": [u.address for u in self.counters.upstreams.values()],
             "cache_entries": len(self.cache),
             "profiles": list(snapshot.profile_ids) if snapshot else [],
             "last_reload": self.holder.last_result if self.holder else {},
@@ -220,9 +220,12 @@ class Service:
         when = at if at is not None else datetime.now(snapshot.timezone)
         return explain_report(snapshot, client, name, qtype, when)
 
+    def stats(self) -> Stats:
+        return self.counters
+
     def flush_cache(self, name: str | None = None) -> int:
         count = self.cache.flush(name)
-        self.stats.cache_size = len(self.cache)
+        self.counters.cache_size = len(self.cache)
         return count
 
     def block_reason(self, client: str, host: str) -> Decision | None:
