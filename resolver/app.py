@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -232,8 +232,7 @@ class Service:
         if self.holder is None or self.holder.current is None or self.handler.decide is None:
             return None
         name = host.lower().rstrip(".")
-        now = datetime.now(UTC)
-        decision = self.handler.decide(self.holder.current, client, name, 1, now, None)
+        decision = self.handler.decide(self.holder.current, client, name, 1, time.time(), None)
         return decision if decision.action in _BLOCKED else None
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
@@ -83,7 +82,8 @@ class QueryLogSink(Protocol):
     def submit(self, event: QueryEvent) -> None: ...
 
 
-Decide = Callable[[Any, str, str, int, datetime, str | None], Decision]
+# decide(snapshot, client, qname, qtype, now, ecs); `now` is Unix time (datetime also accepted).
+Decide = Callable[[Any, str, str, int, float, str | None], Decision]
 
 
 class Handler:
@@ -111,7 +111,7 @@ class Handler:
         self.blockpage_v6 = blockpage_v6 or []
         self._parsed: dict[bytes, Query] = {}
         self._wall_sec = -1
-        self._wall: datetime = datetime.now(UTC)
+        self._wall = time.time()
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -179,12 +179,12 @@ class Handler:
         # 6. forward
         return self._forward(_private(query), client, key, transport, started, decision)
 
-    def _now_wall(self, monotonic_now: float) -> datetime:
-        """Wall-clock time for schedules, recomputed at most once per second."""
+    def _now_wall(self, monotonic_now: float) -> float:
+        """Wall-clock Unix time for schedules, read at most once per second."""
         sec = int(monotonic_now)
         if sec != self._wall_sec:
             self._wall_sec = sec
-            self._wall = datetime.now(UTC)
+            self._wall = time.time()
         return self._wall
 
     async def _forward(

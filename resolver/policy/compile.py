@@ -90,6 +90,14 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
         raise PolicyError([Problem(str(path), *spec.lists_at, f"lists: {exc}")]) from None
     warnings: list[Problem] = list(spec.warnings)
     loaded = _read_sources(sources, warnings, str(path))
+    unusable = [
+        Problem(str(s.path), 1, 1, f"list {s.id!r} has no usable rules ({s.rejects} lines rejected)")
+        for s in loaded
+        if not (s.entries or s.keywords)
+    ]
+    if unusable:
+        # A list that fails entirely must not go live as an empty list: keep the old policy.
+        raise PolicyError(unusable + warnings)
     bits = {cat: bit for bit, cat in enumerate(used)}
     cache_dir = lists_settings(spec.lists, base).dir / "index-cache"
     index = _cached_index(cache_dir, bits, [s for s in loaded if s.category != MANDATED])
