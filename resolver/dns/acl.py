@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from resolver.netaddr import client_ip
+
 DEFAULT_ALLOW: tuple[str, ...] = (
     "127.0.0.0/8",
     "::1/128",
@@ -42,10 +44,7 @@ class AccessList:
         return verdict
 
     def _check(self, client: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(client.split("%", 1)[0])
-        except ValueError:
+        addr = client_ip(client)
+        if addr is None:
             return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
         return any(addr in net for net in self.networks if net.version == addr.version)

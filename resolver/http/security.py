@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from resolver.netaddr import client_ip
 
 # Content-Security-Policy for pages with no scripts: inline styles and data: images only.
 CSP_NO_SCRIPT = (
@@ -97,12 +98,5 @@ class RateLimiter:
 
 def is_loopback(address: str | None) -> bool:
     """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; False for anything unparsable."""
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    ip = client_ip(address)
+    return ip is not None and ip.is_loopback

@@ -91,7 +91,7 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
     warnings: list[Problem] = list(spec.warnings)
     loaded = _read_sources(sources, warnings, str(path))
     unusable = [
-        Problem(str(s.path), 1, 1, f"list {s.id!r} has no usable rules ({s.rejects} lines rejected)")
+        Problem(str(s.path), 1, 1, f"list {s.id!r} has no usable rules ({s.rejects} rejects)")
         for s in loaded
         if not (s.entries or s.keywords)
     ]

@@ -7,13 +7,13 @@ parts; they are bounded, derived only from the immutable data, and safe to rebui
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from resolver.match.index import CategoryIndex
+from resolver.netaddr import client_ip
 from resolver.policy.decide import check_sample
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.policy.safesearch import Engine, SafeSearchTable
@@ -141,12 +141,9 @@ class PolicySnapshot:
         return {pid: p.log for pid, p in self.profiles.items()}
 
     def _by_address(self, text: str) -> Profile:
-        try:
-            ip = ipaddress.ip_address(text.split("%", 1)[0])
-        except ValueError:
+        ip = client_ip(text)
+        if ip is None:
             return self.default_profile
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         value, width = int(ip), ip.max_prefixlen
         for version, length in self.prefixes:
             if version == ip.version:
@@ -156,11 +153,8 @@ class PolicySnapshot:
         return self.default_profile
 
     def _trusted(self, client: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(client)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted_forwarders)
+        ip = client_ip(client)
+        return ip is not None and any(ip in net for net in self.trusted_forwarders)
 
     def profile_object(self, client: str, ecs: str | None = None) -> Profile:
         """Client (or, from a trusted forwarder, its EDNS Client Subnet) -> compiled profile."""

@@ -37,7 +37,7 @@ def test_list_without_usable_rules_is_an_error(tmp_path: Path, content: bytes) -
     errors = [str(p) for p in caught.value.errors]
     assert errors == [
         f"{tmp_path / 'local.txt'}:1:1: list 'local-adult' has no usable rules"
-        + (f" ({len(content.splitlines())} lines rejected)")
+        + (f" ({len(content.splitlines())} rejects)")
     ]
 
 
