@@ -251,9 +251,12 @@ class Handler:
         action = decision.action
         if action is Action.REWRITE:
             return self._rewrite(query, client, decision, transport, started)
+        ede: tuple[int, str] | None
         if decision.tier is Tier.MANDATED:
             self.stats.mandated_hits += 1
             ede = (EDE_CENSORED, "mandated by the authorities")
+        elif decision.tier is Tier.SAFESEARCH:
+            ede = None  # NODATA for a search host's other types: nothing was filtered
         else:
             ede = (EDE_FILTERED, f"{decision.tier.value}: {decision.category or decision.rule}")
         if action is Action.NXDOMAIN:
@@ -267,7 +270,7 @@ class Handler:
         label = "refused" if action is Action.REFUSED else "blocked"
         return self._done(query, client, resp, transport, started, label, decision)
 
-    def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str]) -> bytes:
+    def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str] | None) -> bytes:
         mode = decision.block_mode
         if mode is BlockMode.BLOCKPAGE and not (self.blockpage_v4 or self.blockpage_v6):
             mode = BlockMode.NXDOMAIN  # no block page to point at: the quiet answer instead

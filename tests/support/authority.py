@@ -27,6 +27,42 @@ from dnslib import QTYPE, RCODE, RD, RR, A, DNSLabel, DNSQuestion, DNSRecord
 # A long TXT record: ~2.4 kB, larger than any UDP size a client advertises (forces truncation).
 _BIG_TXT = " ".join(f'"chunk{i:02d}-{"x" * 180}"' for i in range(12))
 
+# Safe-search front ends (documentation addresses, RFC 5737/3849: clearly this authority's) so a
+# rewrite's answer can be traced to the target the resolver looked up.
+SAFESEARCH_TARGETS: dict[str, tuple[str, str]] = {
+    "forcesafesearch.google.com": ("198.51.100.1", "2001:db8:5afe::1"),
+    "restrict.youtube.com": ("198.51.100.2", "2001:db8:5afe::2"),
+    "restrictmoderate.youtube.com": ("198.51.100.3", "2001:db8:5afe::3"),
+    "strict.bing.com": ("198.51.100.4", "2001:db8:5afe::4"),
+    "safe.duckduckgo.com": ("198.51.100.5", "2001:db8:5afe::5"),
+    "familysearch.yandex.ru": ("198.51.100.6", "2001:db8:5afe::6"),
+    "safesearch.pixabay.com": ("198.51.100.7", "2001:db8:5afe::7"),
+    "strict-safe-search.ecosia.org": ("198.51.100.8", "2001:db8:5afe::8"),
+}
+# The search hosts themselves, as a client on an unfiltered profile gets them.
+SEARCH_HOSTS: dict[str, str] = {
+    "www.google.com": "203.0.113.1",
+    "www.google.com.vn": "203.0.113.2",
+    "www.youtube.com": "203.0.113.3",
+    "www.bing.com": "203.0.113.4",
+    "duckduckgo.com": "203.0.113.5",
+}
+_SEARCH_ZONES = (
+    "google.com", "google.com.vn", "youtube.com", "bing.com", "duckduckgo.com", "yandex.ru",
+    "pixabay.com", "ecosia.org",
+)  # fmt: skip
+_SAFESEARCH_ZONE = (
+    "".join(
+        f"{zone}. 3600 IN SOA ns1.{zone}. hostmaster.{zone}. 1 7200 3600 1209600 60\n"
+        for zone in _SEARCH_ZONES
+    )
+    + "".join(
+        f"{name}. IN A {v4}\n{name}. IN AAAA {v6}\n{name}. IN HTTPS 1 . alpn=h2,h3\n"
+        for name, (v4, v6) in SAFESEARCH_TARGETS.items()
+    )
+    + "".join(f"{name}. IN A {v4}\n" for name, v4 in SEARCH_HOSTS.items())
+)
+
 DEFAULT_ZONE = f"""
 $TTL 300
 example.org. 3600 IN SOA ns1.example.org. hostmaster.example.org. 1 7200 3600 1209600 60
@@ -56,7 +92,7 @@ secure.example.org. IN A 192.0.2.77
 2.0.192.in-addr.arpa. 3600 IN SOA ns1.example.org. hostmaster.example.org. 1 7200 3600 1209600 60
 1.2.0.192.in-addr.arpa. IN PTR example.org.
 svc.example.org. IN SVCB
-"""
+{_SAFESEARCH_ZONE}"""
 
 # SVCB (type 64) has no dnslib class: stored as raw rdata (same wire form as the HTTPS record).
 _SVCB_RDATA = b"\x00\x01\x00\x00\x01\x00\x03\x02h2"
