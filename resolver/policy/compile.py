@@ -10,13 +10,17 @@ every time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from resolver.fileio import atomic_write
 from resolver.lists.catalogue import (
     CatalogueError,
     Source,
@@ -59,7 +63,7 @@ class _Loaded:
     format: str
     entries: list[Entry]
     keywords: list[Keyword]
-    rejects: int
+    summary: dict[str, Any]  # what the snapshot and warnings need, also kept in the sidecar
 
 
 def category_ids() -> frozenset[str]:
@@ -89,20 +93,27 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
     except CatalogueError as exc:
         raise PolicyError([Problem(str(path), *spec.lists_at, f"lists: {exc}")]) from None
     warnings: list[Problem] = list(spec.warnings)
-    loaded = _read_sources(sources, warnings, str(path))
+    present = _present(sources, warnings, str(path))
+    bits = {cat: bit for bit, cat in enumerate(used)}
+    cache_dir = lists_settings(spec.lists, base).dir / "index-cache"
+    index, summaries = _cached_index(
+        cache_dir, bits, [s for s in present if s.category != MANDATED]
+    )
+    mandated_lists = [s for s in present if s.category == MANDATED]
+    mandated = None
+    if mandated_lists:
+        mandated, more = _cached_index(cache_dir, {MANDATED: 0}, mandated_lists)
+        summaries += more
+    warnings += [_skipped_warning(summary) for summary in summaries if summary["rejects"]]
     unusable = [
-        Problem(str(s.path), 1, 1, f"list {s.id!r} has no usable rules ({s.rejects} rejects)")
-        for s in loaded
-        if not (s.entries or s.keywords)
-    ]
+        Problem(summary["path"], 1, 1,
+                f"list {summary['id']!r} has no usable rules ({summary['rejects']} rejects)")
+        for summary in summaries
+        if not summary["rules"]
+    ]  # fmt: skip
     if unusable:
         # A list that fails entirely must not go live as an empty list: keep the old policy.
         raise PolicyError(unusable + warnings)
-    bits = {cat: bit for bit, cat in enumerate(used)}
-    cache_dir = lists_settings(spec.lists, base).dir / "index-cache"
-    index = _cached_index(cache_dir, bits, [s for s in loaded if s.category != MANDATED])
-    mandated_lists = [s for s in loaded if s.category == MANDATED]
-    mandated = _cached_index(cache_dir, {MANDATED: 0}, mandated_lists) if mandated_lists else None
     profiles = _profiles(spec, bits)
     own = _own_index(spec, profiles)
     if mandated is not None:
@@ -139,15 +150,8 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
         warnings=warnings,
         expect=spec.expect,
         sources=[
-            {
-                "category": s.category,
-                "id": s.id,
-                "path": str(s.path),
-                "format": s.format,
-                "rules": len(s.entries) + len(s.keywords),
-                "rejects": s.rejects,
-            }
-            for s in loaded
+            {key: summary[key] for key in ("category", "id", "path", "format", "rules", "rejects")}
+            for summary in summaries
         ],
         has_keywords=bool(index._keyword_rules),
         own_keywords=any(p.keywords for p in spec.profiles.values()),
@@ -159,27 +163,10 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
     return snapshot
 
 
-def _read_sources(sources: list[Source], warnings: list[Problem], policy: str) -> list[_Loaded]:
-    out, missing = [], []
-    for src in sources:
-        path = Path(src.local_path)
-        if not src.present or not path.exists():
-            missing.append(src.id)
-            continue
-        result = read_list(path, src.format)
-        out.append(_Loaded(src.category, src.id, path, result.format, result.entries,
-                           result.keywords, len(result.rejects)))  # fmt: skip
-        if result.rejects:
-            counts = ", ".join(f"{n} {why}" for why, n in sorted(result.reject_counts().items()))
-            warnings.append(
-                Problem(
-                    str(path),
-                    result.rejects[0].line,
-                    1,
-                    f"{len(result.rejects)} lines skipped ({counts})",
-                    "warning",
-                )
-            )
+def _present(sources: list[Source], warnings: list[Problem], policy: str) -> list[Source]:
+    """The sources whose file is there; one warning naming those not fetched yet."""
+    present = [s for s in sources if s.present and Path(s.local_path).exists()]
+    missing = [s.id for s in sources if s not in present]
     if missing:
         warnings.append(
             Problem(
@@ -192,7 +179,42 @@ def _read_sources(sources: list[Source], warnings: list[Problem], policy: str) -
                 "warning",
             )
         )
-    return out
+    return present
+
+
+def _parse(src: Source) -> _Loaded:
+    path = Path(src.local_path)
+    result = read_list(path, src.format)
+    counts = result.reject_counts()
+    return _Loaded(
+        src.category,
+        src.id,
+        path,
+        result.format,
+        result.entries,
+        result.keywords,
+        {
+            "category": src.category,
+            "id": src.id,
+            "path": str(path),
+            "format": result.format,
+            "rules": len(result.entries) + len(result.keywords),
+            "rejects": len(result.rejects),
+            "first_reject_line": result.rejects[0].line if result.rejects else 0,
+            "reject_counts": counts,
+        },
+    )
+
+
+def _skipped_warning(summary: dict[str, Any]) -> Problem:
+    counts = ", ".join(f"{n} {why}" for why, n in sorted(summary["reject_counts"].items()))
+    return Problem(
+        summary["path"],
+        summary["first_reject_line"],
+        1,
+        f"{summary['rejects']} lines skipped ({counts})",
+        "warning",
+    )
 
 
 def _digest(path: Path) -> str:
@@ -203,15 +225,26 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cached_index(cache_dir: Path, bits: dict[str, int], lists: list[_Loaded]) -> CategoryIndex:
-    """One index over `lists`, from the snapshot cache when the same bytes were compiled before."""
-    parts = ["policy-index-v2", BACKEND, repr(sorted(bits.items()))]
-    parts += [f"{s.category}|{s.id}|{s.format}|{_digest(s.path)}" for s in lists]
+def _cached_index(
+    cache_dir: Path, bits: dict[str, int], sources: list[Source]
+) -> tuple[CategoryIndex, list[dict[str, Any]]]:
+    """One index over `sources` and a summary per list (rules, rejects, detected format).
+
+    Keyed on the lists' bytes: when the same bytes were compiled before (by a restart, or by the
+    reload worker process a moment ago) neither is rebuilt and no list is parsed again; the
+    summaries come from a sidecar file beside the cached index.
+    """
+    parts = ["policy-index-v3", BACKEND, repr(sorted(bits.items()))]
+    parts += [f"{s.category}|{s.id}|{s.format}|{_digest(Path(s.local_path))}" for s in sources]
     key = cache_key(parts)
+    sidecar = cache_dir / f"{key}.lists.json"
+    summaries: list[dict[str, Any]] = []
 
     def build() -> CategoryIndex:
         builder = IndexBuilder(BACKEND)
-        for s in lists:
+        for src in sources:
+            s = _parse(src)
+            summaries.append(s.summary)
             entries = s.entries
             if s.category == MANDATED:  # rewrite-only RPZ rules must still trip the lookup
                 entries = [*entries, *(Entry(e.name, e.scope) for e in entries
@@ -221,7 +254,17 @@ def _cached_index(cache_dir: Path, bits: dict[str, int], lists: list[_Loaded]) -
                 builder.add_keywords(bits[s.category], s.keywords, str(s.path))
         return builder.build()
 
-    return load_or_build(cache_dir, key, build)
+    index = load_or_build(cache_dir, key, build)
+    if summaries:
+        # A read-only cache folder only costs the next start a re-parse.
+        with contextlib.suppress(OSError):
+            atomic_write(sidecar, json.dumps(summaries).encode())
+    else:
+        try:
+            summaries = json.loads(sidecar.read_bytes())
+        except (OSError, ValueError):
+            summaries = [_parse(src).summary for src in sources]
+    return index, summaries
 
 
 def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:

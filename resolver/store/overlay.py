@@ -12,12 +12,12 @@ leaves the previous version and a concurrent reload never reads half a file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
+from resolver.fileio import atomic_write
 
 
 def read_overlay(path: str | Path) -> list[dict]:
@@ -46,17 +46,7 @@ def add_overlay_allow(path: str | Path, profile: str, name: str, note: str = "")
             "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
-    p.parent.mkdir(parents=True, exist_ok=True)
     text = "# Written by safe-resolver when an admin approves an unblock request.\n"
     text += yaml.safe_dump({"allow": entries}, allow_unicode=True, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(p, text.encode("utf-8"))
     return True

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from resolver.fileio import atomic_write, fsync_dir
 from resolver.lists.catalogue import ListsSettings, Source
 from resolver.lists.reader import read_list
 from resolver.update.fetch import fetch_to_file
@@ -172,25 +173,11 @@ def _commit(part: Path, copy: Path) -> None:
     with part.open("rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(part, copy)
-    _fsync_dir(copy.parent)
+    fsync_dir(copy.parent)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def _sha256(path: Path) -> str:
