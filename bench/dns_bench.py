@@ -2,36 +2,44 @@
 
 Every server under test forwards to the same local fast authority (bench/fast_authority.py).
 The server is pinned to CPU 0; dnsperf and the authority share CPU 1. Each scenario is a query
-file plus how to configure each server, so adding one (e.g. a blocked-names policy) is a few
-lines: see SCENARIOS.
+file plus the servers to compare (bench/peers/configs.py says how each one is configured).
 
 Throughput and average latency come from a plain dnsperf run at full speed. p99 comes from a
 second, shorter run with per-query output (`dnsperf -v`; dnsperf 2.10 has no latency
 histogram) limited to half the measured throughput (`-Q`), because printing every query slows
 dnsperf itself: it is "p99 at 50 % load", comparable between servers.
+
+The `blocked`, `mixed` and `reload` scenarios load the same 1M-domain blocklist into every
+server (bench/blocklist_data.py). `reload` replays mixed traffic at half the server's measured
+capacity, adds one rule to the list, triggers the server's own reload and reports lost
+queries, the worst latency and when the new rule answered NXDOMAIN.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import os
+import random
 import re
 import shutil
-import socket
-import struct
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.blocklist_data import DATA, SEED, Blocklist, write_blocklist
+from bench.peers.configs import PEERS, dnsmasq, fast_authority, ours
+from bench.peers.process import LOAD_CPU, NXDOMAIN, REPO, SERVER_CPU, Server, ask, free_port
+
 RESULTS = REPO / "bench" / "results"
-SERVER_CPU = "0"
-LOAD_CPU = "1"
+TRANCO = DATA / "popularity" / "tranco-top1m-4N6VX.dnsperf.txt.xz"
+BLOCKED_QUERIES = 100_000  # distinct blocked names replayed (half apex, half www.)
+MIXED_QUERIES = 20_000  # distinct names in the mixed file, one in ten blocked
 
 
 @dataclass
@@ -41,10 +49,12 @@ class Settings:
     outstanding: int = 200
     warmup: float = 2.0
     quick: bool = False
+    list_size: int = 1_000_000
+    reload_run: float = 40.0  # seconds of fixed-rate traffic around one reload
 
     @classmethod
     def quick_settings(cls) -> Settings:
-        return cls(duration=3.0, warmup=1.0, quick=True)
+        return cls(duration=3.0, warmup=1.0, quick=True, reload_run=20.0)
 
 
 @dataclass
@@ -57,152 +67,61 @@ class Result:
     lost_pct: float
     rss_kib: int | None
     note: str = ""
+    start_s: float | None = None  # exec to first right answer (list loaded)
+    nxdomain_pct: float | None = None  # share of answers that were NXDOMAIN
+    max_ms: float | None = None
+    lost: int | None = None  # reload runs: queries that timed out
+    reload_s: float | None = None  # reload runs: trigger to the new rule answering NXDOMAIN
 
 
-@dataclass
-class Server:
-    """A server process under test (or the authority)."""
+class Run:
+    """What every scenario of one run shares: temp dir, settings, the blocklist (built once)."""
 
-    name: str
-    argv: list[str]
-    port: int
-    cpu: str = SERVER_CPU
-    proc: subprocess.Popen | None = None
-    log: Path | None = None
+    def __init__(self, workdir: Path, settings: Settings) -> None:
+        self.workdir = workdir
+        self.settings = settings
+        self._lists: Blocklist | None = None
+        self.reloads = 0
 
-    def start(self, workdir: Path) -> Server:
-        self.log = workdir / f"{self.name}.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                ["taskset", "-c", self.cpu, *self.argv],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        if not wait_answering(self.port, self.proc):
-            self.stop()
-            lines = self.log.read_text(errors="replace").strip().splitlines() or ["no output"]
-            raise RuntimeError(f"did not start: {lines[-1]}")
-        return self
-
-    def rss_kib(self) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) if match else None
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    @property
+    def lists(self) -> Blocklist:
+        if self._lists is None:
+            started = time.monotonic()
+            self._lists = write_blocklist(self.workdir / "data", self.settings.list_size)
+            print(f"blocklist: {self._lists.origin} ({time.monotonic() - started:.1f} s)")
+        return self._lists
 
 
-# A server factory: (upstream port, listen port, workdir) -> Server
-ServerFactory = Callable[[int, int, Path], Server]
+Factory = Callable[[int, int, Path, Blocklist | None], Server]
 
 
 @dataclass
 class Scenario:
-    """Queries to replay and how each server is set up for them."""
+    """Queries to replay and which servers are compared on them."""
 
     name: str
     describe: str
-    make_queries: Callable[[Path, Settings], Path]  # workdir -> dnsperf query file
+    make_queries: Callable[[Run], Path]
     warm: bool  # replay the file once before measuring (cache-hit runs)
-    servers: dict[str, ServerFactory] = field(default_factory=dict)
+    servers: dict[str, Factory] = field(default_factory=dict)
     loop_file: bool = True  # False: every query must be new (cache-miss runs)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", port))
-        return port
-
-
-def probe_query(name: bytes = b"\x05probe\x05bench\x04test\x00") -> bytes:
-    return struct.pack("!HHHHHH", 0x5EED, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
-
-
-def wait_answering(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            sock.sendto(probe_query(), ("127.0.0.1", port))
-            try:
-                if sock.recv(4096)[:2] == b"\x5e\xed":
-                    return True
-            except OSError:
-                time.sleep(0.1)
-    return False
-
-
-# ---- servers ---------------------------------------------------------------------------------
-def ours(upstream: int, port: int, workdir: Path, policy: Path | None = None) -> Server:
-    config = workdir / "safe-resolver.yaml"
-    config.write_text(
-        f'listen: ["127.0.0.1:{port}"]\n'
-        f'upstreams: ["127.0.0.1:{upstream}"]\n'
-        "upstream: {timeout_ms: 2000, attempts: 2}\n"
-        "cache: {size: 1000000}\n"
-        f"policy: {json.dumps(str(policy)) if policy else 'null'}\n"
-        "log_level: warning\n"
-    )
-    argv = [sys.executable, "-m", "resolver", "serve", "--config", str(config)]
-    return Server("safe-resolver", argv, port)
-
-
-def dnsmasq(upstream: int, port: int, workdir: Path, extra: list[str] | None = None) -> Server:
-    argv = [
-        shutil.which("dnsmasq") or "/usr/sbin/dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--no-poll",
-        f"--server=127.0.0.1#{upstream}",
-        f"--port={port}",
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--cache-size=100000",  # dnsmasq's own upper limit is about this order
-        "--dns-forward-max=5000",
-        f"--pid-file={workdir / 'dnsmasq.pid'}",
-        "--log-facility=-",
-        *(extra or []),
-    ]
-    return Server("dnsmasq", argv, port)
-
-
-def fast_authority(port: int) -> Server:
-    argv = [sys.executable, "-m", "bench.fast_authority", "--port", str(port)]
-    return Server("fast-authority", argv, port, cpu=LOAD_CPU)
+    blocklist: bool = False  # servers load the 1M-domain list
+    reload: bool = False  # measure a reload under load instead of full speed
+    baseline: str = "dnsmasq"  # ratio column: ours / this peer
 
 
 # ---- query files -----------------------------------------------------------------------------
-def hit_queries(workdir: Path, settings: Settings) -> Path:
+def hit_queries(run: Run) -> Path:
     """1,000 names, replayed over and over: after the warm-up every query is a cache hit."""
-    path = workdir / "hits.txt"
+    path = run.workdir / "hits.txt"
     path.write_text("".join(f"h{i}.bench.test A\n" for i in range(1000)))
     return path
 
 
-def miss_queries(workdir: Path, settings: Settings) -> Path:
+def miss_queries(run: Run) -> Path:
     """Unique names, each asked once: every query is forwarded upstream."""
-    path = workdir / "misses.txt"
-    count = int(settings.duration * 150_000) + 100_000  # more than any server answers in time
+    path = run.workdir / "misses.txt"
+    count = int(run.settings.duration * 150_000) + 100_000  # more than any server answers in time
     tag = os.getpid()
     with path.open("w") as out:
         for start in range(0, count, 100_000):
@@ -210,6 +129,47 @@ def miss_queries(workdir: Path, settings: Settings) -> Path:
     return path
 
 
+def blocked_names(run: Run, count: int) -> list[str]:
+    """`count` seeded listed names, every other one asked as `www.` below the listed name."""
+    listed = run.lists.names[: run.settings.list_size]  # not the names reload runs appended
+    names = random.Random(SEED + 1).sample(listed, min(count, len(listed)))
+    return [f"www.{n}" if i % 2 else n for i, n in enumerate(names)]
+
+
+def blocked_queries(run: Run) -> Path:
+    """100,000 listed names (half apex, half `www.` below), replayed: every answer NXDOMAIN."""
+    path = run.workdir / "blocked.txt"
+    path.write_text("".join(f"{n} A\n" for n in blocked_names(run, BLOCKED_QUERIES)))
+    return path
+
+
+def allowed_names(run: Run, count: int) -> list[str]:
+    """The top Tranco names that no rule of the list covers (generated names without data)."""
+    listed = set(run.lists.names)
+    out: list[str] = []
+    if TRANCO.exists():
+        with lzma.open(TRANCO, "rt") as lines:
+            for line in lines:
+                name = line.split()[0].lower().rstrip(".")
+                labels = name.split(".")
+                if not any(".".join(labels[i:]) in listed for i in range(len(labels))):
+                    out.append(name)
+                    if len(out) == count:
+                        return out
+    return out + [f"a{i}.allowed.bench.test" for i in range(count - len(out))]
+
+
+def mixed_queries(run: Run) -> Path:
+    """90 % allowed Tranco names (cache hits after the warm-up) and every tenth line blocked."""
+    path = run.workdir / "mixed.txt"
+    blocked = iter(blocked_names(run, MIXED_QUERIES // 10))
+    allowed = iter(allowed_names(run, MIXED_QUERIES - MIXED_QUERIES // 10))
+    lines = [next(blocked) if i % 10 == 9 else next(allowed) for i in range(MIXED_QUERIES)]
+    path.write_text("".join(f"{n} A\n" for n in lines))
+    return path
+
+
+BLOCK_PEERS = ["safe-resolver", "unbound", "pdns-recursor", "dnsmasq", "knot-resolver", "bind9"]
 SCENARIOS: list[Scenario] = [
     Scenario(
         "cache-hit",
@@ -225,6 +185,34 @@ SCENARIOS: list[Scenario] = [
         warm=False,
         loop_file=False,
         servers={"safe-resolver": ours, "dnsmasq": dnsmasq},
+    ),
+    Scenario(
+        "blocked",
+        "100k names of the 1M-domain list (half as www. below them) replayed: all NXDOMAIN",
+        blocked_queries,
+        warm=True,
+        servers={name: PEERS[name] for name in BLOCK_PEERS},
+        blocklist=True,
+        baseline="unbound",
+    ),
+    Scenario(
+        "mixed",
+        "18k allowed Tranco names served from cache + 2k blocked names (1 in 10), 1M list",
+        mixed_queries,
+        warm=True,
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "pdns-recursor")},
+        blocklist=True,
+        baseline="unbound",
+    ),
+    Scenario(
+        "reload",
+        "mixed traffic at 50 % of capacity; one rule added to the list, then a reload",
+        mixed_queries,
+        warm=True,
+        servers={name: PEERS[name] for name in BLOCK_PEERS},
+        blocklist=True,
+        reload=True,
+        baseline="",
     ),
 ]
 
@@ -255,12 +243,31 @@ def dnsperf(
     return done.stdout
 
 
-def parse_stats(out: str) -> tuple[float, float, float]:
-    """(queries per second, average latency ms, lost %) from dnsperf's summary."""
+@dataclass
+class Stats:
+    qps: float
+    avg_ms: float
+    max_ms: float
+    lost: int
+    lost_pct: float
+    nxdomain_pct: float
+
+
+def parse_stats(out: str) -> Stats:
+    """The numbers of dnsperf's summary."""
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
-    avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000
-    lost = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", out)
-    return qps, avg, float(lost.group(1)) if lost else 0.0
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)", out)
+    lost = re.search(r"Queries lost:\s+(\d+) \(([\d.]+)%\)", out)
+    codes = re.search(r"Response codes:\s+(.*)", out)
+    nx = re.search(r"NXDOMAIN \d+ \(([\d.]+)%\)", codes.group(1)) if codes else None
+    return Stats(
+        qps,
+        float(latency.group(1)) * 1000,
+        float(latency.group(2)) * 1000,
+        int(lost.group(1)) if lost else 0,
+        float(lost.group(2)) if lost else 0.0,
+        float(nx.group(1)) if nx else 0.0,
+    )
 
 
 def p99_ms(verbose_out: str) -> float | None:
@@ -270,12 +277,12 @@ def p99_ms(verbose_out: str) -> float | None:
     return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
 
 
-def measure(scenario: Scenario, server: Server, queries: Path, settings: Settings) -> Result:
+def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Result:
+    settings = run.settings
     if scenario.warm:
         dnsperf(server.port, queries, max(settings.warmup, 5), settings, once=True)
     once = not scenario.loop_file
-    out = dnsperf(server.port, queries, settings.duration, settings, once=once)
-    qps, avg, lost = parse_stats(out)
+    stats = parse_stats(dnsperf(server.port, queries, settings.duration, settings, once=once))
     lat_queries = queries
     if once:  # the p99 run needs names nobody asked yet: take them from the end of the file
         lat_queries = queries.with_suffix(".tail.txt")
@@ -283,64 +290,201 @@ def measure(scenario: Scenario, server: Server, queries: Path, settings: Setting
         lat_queries.write_text("".join(lines[-int(min(len(lines) // 2, 100_000)) :]))
     # p99 at half the measured throughput: per-query output would distort a full-speed run
     seconds = max(1.0, settings.duration / 3)
+    half = int(stats.qps / 2)
     verbose = dnsperf(
-        server.port, lat_queries, seconds, settings, once=once, verbose=True, max_qps=int(qps / 2)
+        server.port, lat_queries, seconds, settings, once=once, verbose=True, max_qps=half
     )
-    return Result(scenario.name, server.name, qps, avg, p99_ms(verbose), lost, server.rss_kib())
+    return Result(
+        scenario.name,
+        server.name,
+        stats.qps,
+        stats.avg_ms,
+        p99_ms(verbose),
+        stats.lost_pct,
+        server.rss_kib(),
+        start_s=server.start_s,
+        nxdomain_pct=stats.nxdomain_pct,
+        max_ms=stats.max_ms,
+    )
 
 
-def run(settings: Settings, only: list[str] | None = None) -> list[Result]:
+def measure_reload(scenario: Scenario, server: Server, queries: Path, run: Run) -> Result:
+    """Fixed-rate traffic (half of a short full-speed run), one list change and reload inside."""
+    settings = run.settings
+    if server.reload is None:
+        return _not_run(scenario, server, server.reload_how or "no reload")
+    dnsperf(server.port, queries, max(settings.warmup, 5), settings, once=True)
+    capacity = parse_stats(dnsperf(server.port, queries, 3, settings)).qps
+    rate = max(1000, int(capacity / 2))
+    run.reloads += 1
+    new_name = f"reload{run.reloads}-{os.getpid()}.bench-reload.test"
+    perf_out: list[str] = []
+    load = threading.Thread(
+        target=lambda: perf_out.append(
+            dnsperf(server.port, queries, settings.reload_run, settings, max_qps=rate)
+        )
+    )
+    load.start()
+    time.sleep(3)
+    run.lists.add_rule(new_name)
+    triggered = time.monotonic()
+    note = ""
+    try:
+        server.reload(server)
+    except (subprocess.SubprocessError, OSError) as exc:
+        note = f"reload command failed: {exc}"
+    live: float | None = None
+    while load.is_alive() and not note:
+        if ask(server.port, new_name, 0.5) == NXDOMAIN:
+            live = time.monotonic() - triggered
+            break
+        time.sleep(0.05)
+    load.join()
+    if server.proc is not None and server.proc.poll() is not None:
+        note = f"exited during reload: {server.last_log_line()}"
+    if not perf_out:
+        return _not_run(scenario, server, note or "dnsperf failed")
+    stats = parse_stats(perf_out[0])
+    if live is None and not note:
+        note = f"new rule not live within {settings.reload_run - 3:g} s"
+    return Result(
+        scenario.name,
+        server.name,
+        stats.qps,
+        stats.avg_ms,
+        None,
+        stats.lost_pct,
+        server.rss_kib(),
+        note=f"{server.reload_how}, {rate:,} q/s" + (f"; {note}" if note else ""),
+        start_s=server.start_s,
+        nxdomain_pct=stats.nxdomain_pct,
+        max_ms=stats.max_ms,
+        lost=stats.lost,
+        reload_s=live,
+    )
+
+
+def _not_run(scenario: Scenario, server: Server, why: str) -> Result:
+    return Result(scenario.name, server.name, 0, 0, None, 0, None, note=f"not run: {why}")
+
+
+def run_scenarios(settings: Settings, only: list[str] | None = None) -> list[Result]:
     for tool in ("dnsperf", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: run `sh bench/install-peers.sh`")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="dns-bench-") as tmp:
-        workdir = Path(tmp)
-        auth = fast_authority(free_port()).start(workdir)
+        run = Run(Path(tmp), settings)
+        auth = fast_authority(free_port()).start(run.workdir)
         try:
-            queries = miss_queries(workdir, settings)
-            out = dnsperf(auth.port, queries, settings.duration, settings, once=True)
-            qps, avg, lost = parse_stats(out)
-            results.append(Result("authority-alone", auth.name, qps, avg, None, lost, None))
+            queries = miss_queries(run)
+            stats = parse_stats(dnsperf(auth.port, queries, settings.duration, settings, once=True))
+            results.append(
+                Result("authority-alone", auth.name, stats.qps, stats.avg_ms, None, 0.0, None)
+            )
             for scenario in SCENARIOS:
                 if only and scenario.name not in only:
                     continue
-                queries = scenario.make_queries(workdir, settings)
+                print(f"scenario {scenario.name} ...", flush=True)
+                queries = scenario.make_queries(run)
                 for name, factory in scenario.servers.items():
-                    server = factory(auth.port, free_port(), workdir)
-                    try:
-                        server.start(workdir)
-                    except (RuntimeError, OSError) as exc:
-                        results.append(Result(scenario.name, name, 0, 0, None, 100, None, str(exc)))
-                        continue
-                    try:
-                        results.append(measure(scenario, server, queries, settings))
-                    finally:
-                        server.stop()
+                    result = one_server(scenario, name, factory, auth.port, queries, run)
+                    print(f"  {row(result, None)}", flush=True)
+                    results.append(result)
         finally:
             auth.stop()
     return results
 
 
+def one_server(
+    scenario: Scenario, name: str, factory: Factory, upstream: int, queries: Path, run: Run
+) -> Result:
+    lists = run.lists if scenario.blocklist else None
+    if not _installed(factory, upstream, run.workdir, lists):
+        return Result(scenario.name, name, 0, 0, None, 0, None, note="not installed")
+    server = factory(upstream, free_port(), run.workdir, lists)
+    try:
+        server.start(run.workdir)
+    except (RuntimeError, OSError) as exc:
+        return Result(scenario.name, name, 0, 0, None, 0, None, note=str(exc))
+    try:
+        if scenario.reload:
+            return measure_reload(scenario, server, queries, run)
+        return measure(scenario, server, queries, run)
+    except RuntimeError as exc:
+        return Result(scenario.name, name, 0, 0, None, 0, server.rss_kib(), note=str(exc))
+    finally:
+        server.stop()
+
+
+def _installed(factory: Factory, upstream: int, workdir: Path, lists: Blocklist | None) -> bool:
+    binary = factory(upstream, 0, workdir, None).argv[0]
+    return Path(binary).exists() or shutil.which(binary) is not None
+
+
+# ---- output ----------------------------------------------------------------------------------
+def row(r: Result, base: Result | None) -> str:
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    ratio = f"{r.qps / base.qps:.2f}x" if base and base.qps and r.qps else ""
+    rss = f"{r.rss_kib / 1024:.0f}" if r.rss_kib else "-"
+    note = f" ({r.note.splitlines()[0][:110]})" if r.note else ""
+    return (
+        f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {r.avg_ms:.3f} "
+        f"| {num(r.p99_ms, '.3f')} | {num(r.max_ms, '.1f')} | {r.lost_pct:.2f} "
+        f"| {num(r.nxdomain_pct, '.1f')} | {rss} "
+        f"| {num(r.start_s, '.1f')} | {ratio} |"
+    )
+
+
 def table(results: list[Result]) -> str:
     rows = [
-        "| scenario | server | q/s | avg ms | p99 ms | lost % | RSS MiB | ours/dnsmasq |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | q/s | avg ms | p99 ms | max ms | lost % | NXDOMAIN % | RSS MiB "
+        "| start s | ours/base |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(r.scenario, r.server): r for r in results}
+    bases = {s.name: s.baseline for s in SCENARIOS}
     for r in results:
-        base = by.get((r.scenario, "dnsmasq"))
-        ratio = ""
-        if r.server == "safe-resolver" and base and base.qps:
-            ratio = f"{r.qps / base.qps:.2f}x"
-        p99 = f"{r.p99_ms:.3f}" if r.p99_ms is not None else "-"
-        rss = f"{r.rss_kib / 1024:.1f}" if r.rss_kib else "-"
-        note = f" ({r.note.splitlines()[0][:60]})" if r.note else ""
-        rows.append(
-            f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {r.avg_ms:.3f} | {p99} "
-            f"| {r.lost_pct:.2f} | {rss} | {ratio} |"
+        if r.scenario == "reload":
+            continue
+        base = (
+            by.get((r.scenario, bases.get(r.scenario, ""))) if r.server == "safe-resolver" else None
         )
+        rows.append(row(r, base))
+    reloads = [r for r in results if r.scenario == "reload"]
+    if reloads:
+        rows += [
+            "",
+            "| reload under load | how | fixed rate q/s | lost queries | max ms | avg ms "
+            "| new rule live after s | RSS MiB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in reloads:
+            how = r.note.replace("|", "/")
+            live = f"{r.reload_s:.2f}" if r.reload_s is not None else "-"
+            lost = "-" if r.lost is None else f"{r.lost:,}"
+            rss = f"{r.rss_kib / 1024:.0f}" if r.rss_kib else "-"
+            max_ms = f"{r.max_ms:.1f}" if r.max_ms is not None else "-"
+            rows.append(
+                f"| {r.server} | {how} | {r.qps:,.0f} | {lost} | {max_ms} | {r.avg_ms:.3f} "
+                f"| {live} | {rss} |"
+            )
     return "\n".join(rows)
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def save(results: list[Result], settings: Settings) -> Path:
@@ -350,6 +494,7 @@ def save(results: list[Result], settings: Settings) -> Path:
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
+        "commit": commit(),
         "settings": asdict(settings),
         "results": [asdict(r) for r in results],
     }
@@ -374,17 +519,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 10)")
     parser.add_argument("--clients", type=int, help="dnsperf client sockets (default 8)")
     parser.add_argument("--quick", action="store_true", help="short runs (3 s)")
-    parser.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
+    names = [s.name for s in SCENARIOS]
+    parser.add_argument(
+        "--scenario", action="append", choices=names, help="only these (repeatable)"
+    )
+    parser.add_argument("--server", action="append", help="only these servers (repeatable)")
+    parser.add_argument("--list-size", type=int, help="blocklist rules (default 1,000,000)")
     args = parser.parse_args(argv)
     settings = Settings.quick_settings() if args.quick else Settings()
     if args.duration:
         settings.duration = args.duration
     if args.clients:
         settings.clients = args.clients
-    results = run(settings, args.scenario)
+    if args.list_size:
+        settings.list_size = args.list_size
+    if args.server:
+        for scenario in SCENARIOS:
+            scenario.servers = {k: v for k, v in scenario.servers.items() if k in args.server}
+    results = run_scenarios(settings, args.scenario)
     print(
-        f"\nDNS benchmark ({machine()}; server on CPU {SERVER_CPU}, dnsperf and authority on "
-        f"CPU {LOAD_CPU}; {settings.duration:g} s runs)\n"
+        f"\nDNS benchmark ({machine()}; commit {commit()}; server on CPU {SERVER_CPU}, dnsperf "
+        f"and authority on CPU {LOAD_CPU}; {settings.duration:g} s runs)\n"
     )
     print(table(results))
     print(f"\nresults: {save(results, settings)}")

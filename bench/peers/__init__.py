@@ -1,0 +1,1 @@
+"""Servers under test for the DNS benchmark: the process wrapper and one factory per resolver."""
