@@ -36,6 +36,7 @@ from resolver.yamlsource import ConfigError
 
 log = logging.getLogger("resolver")
 SHUTDOWN_GRACE = 5.0  # seconds in-flight queries get to finish on SIGTERM
+UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes; see _grow_receive_buffer
 _BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 
 
@@ -264,12 +265,29 @@ def _udp_socket(host: str, port: int) -> socket.socket:
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        _grow_receive_buffer(sock)
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     sock.setblocking(False)
     return sock
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Room for a burst of queries while the loop is busy (a reload, a GC pass).
+
+    The kernel default (~200 kB, some 2,000 queries) overflows in a few milliseconds at ISP rates
+    and the kernel then drops queries silently. As root SO_RCVBUFFORCE passes net.core.rmem_max.
+    """
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
 
 
 def _blockpage_addresses(cfg: ServerConfig) -> list[str]:

@@ -17,6 +17,7 @@ from resolver.policy.decision import Action, Decision, Tier
 from resolver.policy.safesearch import REWRITE_QTYPES
 
 if TYPE_CHECKING:
+    from resolver.match.index import CategoryIndex
     from resolver.policy.schema import Expectation
     from resolver.policy.snapshot import PolicySnapshot, Profile, State
 
@@ -44,19 +45,18 @@ def _mandated(q: Query) -> Decision | None:
     if not q.mandated:
         return None
     snap, p = q.snap, q.profile
-    key = (p.num, q.name, -1)
+    assert snap.mandated is not None
+    special = snap.mandated.special(q.name)
+    action, target, rule, source = Action.BLOCK, None, None, None
+    if special is not None:
+        action, target = _RPZ_ACTIONS[special.action], special.target
+        rule, source = special.rule, special.source
+        if action is Action.REWRITE and target == "":
+            action, target, rule, source = Action.NXDOMAIN, None, None, None
+    # Plain blocks share one decision per profile; RPZ actions per rule (there are few of those).
+    key = (p.num, rule or "", -1)
     found = snap.block_cache.get(key)
     if found is None:
-        assert snap.mandated is not None
-        special = snap.mandated.special(q.name)
-        hits = snap.mandated.explain(q.name)
-        rule, source = (hits[0].rule, hits[0].source) if hits else (q.name, "mandated")
-        action, target = Action.BLOCK, None
-        if special is not None:
-            action, target = _RPZ_ACTIONS[special.action], special.target
-            rule, source = special.rule, special.source
-            if action is Action.REWRITE and target == "":
-                action, target = Action.NXDOMAIN, None
         found = Decision(action, Tier.MANDATED, p.id, "mandated", snap.mandated_block_mode,
                          target, rule, source, snap.mandated_ttl, p.log)  # fmt: skip
         _remember(snap, key, found)
@@ -219,21 +219,27 @@ def _remember(snap: PolicySnapshot, key: tuple[int, str, int], decision: Decisio
 
 
 def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
-    """A block by category bits; the rule and list come from the index (once per name)."""
+    """A block by category bits: one shared decision per (profile, bits, tier).
+
+    Which rule matched is not looked up here: an ISP's resolver sees millions of distinct
+    blocked names, and finding the rule costs an index walk. `explain` finds it (`rule_for`).
+    """
     snap, p = q.snap, q.profile
-    key = (p.num, q.name, bits if tier is not Tier.KEYWORD else ~bits)
+    key = (p.num, "", bits if tier is not Tier.KEYWORD else ~bits)
     found = snap.block_cache.get(key)
     if found is None:
-        rule = source = None
-        for hit in snap.index.explain(q.name):
-            if bits >> hit.bit & 1 and hit.action is not RuleAction.ALLOW:
-                rule, source = hit.rule, hit.source
-                break
-        category = snap.category_of(bits)
-        found = Decision(Action.BLOCK, tier, p.id, category, p.block_mode, None, rule, source,
-                         p.block_ttl, p.log)  # fmt: skip
+        found = Decision(Action.BLOCK, tier, p.id, snap.category_of(bits), p.block_mode,
+                         None, None, None, p.block_ttl, p.log)  # fmt: skip
         _remember(snap, key, found)
     return found
+
+
+def rule_for(index: CategoryIndex, name: str, bits: int) -> tuple[str | None, str | None]:
+    """(rule as written, list file) of the first rule in `index` blocking `name` for `bits`."""
+    for hit in index.explain(name):
+        if bits >> hit.bit & 1 and hit.action is not RuleAction.ALLOW:
+            return hit.rule, hit.source
+    return None, None
 
 
 def _own_block(q: Query, bit: int, tier: Tier) -> Decision:

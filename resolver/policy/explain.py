@@ -10,20 +10,20 @@ from datetime import datetime
 from typing import Any
 
 from resolver.lists.reader import read_list
-from resolver.policy.decide import decide
-from resolver.policy.decision import Decision
+from resolver.policy.decide import decide, rule_for
+from resolver.policy.decision import Tier
 from resolver.policy.schema import qtype_number
 from resolver.policy.snapshot import PolicySnapshot
 
 
-def list_line(snapshot: PolicySnapshot, decision: Decision) -> int | None:
+def list_line(snapshot: PolicySnapshot, source: str | None, rule: str | None) -> int | None:
     """The rule's line in its list file (re-reads the file)."""
-    if decision.source is None or decision.rule is None:
+    if source is None or rule is None:
         return None
     for src in snapshot.sources:
-        if src["path"] == decision.source:
+        if src["path"] == source:
             for entry in read_list(src["path"], src["format"]).entries:
-                if entry.name == decision.rule:
+                if entry.name == rule:
                     return entry.line
     return None
 
@@ -42,6 +42,15 @@ def explain_report(
     profile = snapshot.profile_object(client)
     state = profile.compute_state(when.timestamp())
     decision = decide(snapshot, client, name, number, when)
+    rule, source = decision.rule, decision.source
+    if rule is None and decision.category is not None:
+        # List blocks are shared decisions without the rule: find it now (slow path).
+        if decision.tier is Tier.MANDATED and snapshot.mandated is not None:
+            rule, source = rule_for(snapshot.mandated, name, 1)
+        elif decision.category in snapshot.categories:
+            rule, source = rule_for(
+                snapshot.index, name, 1 << snapshot.categories[decision.category]
+            )
     return {
         "client": client,
         "name": name,
@@ -56,8 +65,8 @@ def explain_report(
         "category": decision.category,
         "block_mode": decision.block_mode.value,
         "target": decision.target,
-        "rule": decision.rule,
-        "source": decision.source,
-        "line": list_line(snapshot, decision),
+        "rule": rule,
+        "source": source,
+        "line": list_line(snapshot, source, rule),
         "ttl": decision.ttl,
     }

@@ -8,6 +8,7 @@ import pytest
 from resolver.policy.compile import compile_policy
 from resolver.policy.decide import PRECEDENCE, decide
 from resolver.policy.decision import Action, Tier
+from resolver.policy.explain import explain_report
 
 POLICY = Path(__file__).resolve().parents[2] / "policy"
 MON_0900 = datetime.fromisoformat("2026-03-02T09:00:00+07:00")  # a Monday in lesson hours
@@ -87,8 +88,12 @@ def test_school_plan(school) -> None:
 
 def test_block_decision_details(school) -> None:
     got = decide(school, "10.1.4.20", "www.facebook.com", 1, MON_1200)
-    assert got.rule == "facebook.com" and got.source.endswith("core/social.txt")
+    assert got.category == "social" and got.rule is None  # shared per category: no per-name rule
     assert got.block_mode.value == "blockpage" and got.ttl == 60
+    assert decide(school, "10.1.4.20", "www.tiktok.com", 1, MON_1200) is got
+    report = explain_report(school, "10.1.4.20", "www.facebook.com", "A", MON_1200)
+    assert report["rule"] == "facebook.com" and report["source"].endswith("core/social.txt")
+    assert report["line"] > 0
     guest = decide(school, "10.99.0.1", "www.facebook.com", 1, MON_1200)
     assert guest.block_mode.value == "nxdomain"
 
