@@ -1,13 +1,18 @@
 """Matching-core benchmark: compile time, RSS per rule, lookups/s, snapshot size and load
 time, longest event-loop stall during a reload; each against a plain `set` suffix walk.
 
-    python -m bench.match_bench            # 100k, 1M, 5M rules, both backends
+    python -m bench.match_bench            # 100k, 1M, 5M rules, both backends, real+generated
     python -m bench.match_bench --quick    # 100k only
+    python -m bench.match_bench --sizes 5000000 --backends suffix --data mix
 
 Every configuration runs in fresh subprocesses pinned to one core, so RSS numbers don't mix.
-Rules: the union of the real block lists in /work/shared/data (≈1.3M names) topped up with
-seeded generated names; allowed traffic is the Tranco top list, blocked traffic is `www.` and
-`cdn.x.` under sampled rule names.
+Rules (`--data`): "mix" is the union of the real block lists in /work/shared/data (≈1.3M
+names) topped up with seeded generated names, so its 100k and 1M rows are real data; "gen" is
+generated names only. Generated names look like block-list names: registered domains under
+weighted TLDs (.com, .net, .org, .vn, .com.vn, .xyz, .top, ...) and ~35 % subdomains, skewed
+onto popular bases as in the real lists. Traffic: "allowed" is the Tranco top list, "blocked"
+is `www.` and `cdn.x.` under sampled rule names, and the "deep" columns are both with random
+labels prepended to reach 4-6 labels.
 """
 
 from __future__ import annotations
@@ -37,9 +42,13 @@ SIZES = (100_000, 1_000_000, 5_000_000)
 QUERIES = 200_000
 _NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
 _SKIP_DIRS = {"popularity", "safesearch"}
-_TLDS = ["com"] * 8 + ["net", "org", "info", "xyz", "top", "vn", "com.vn", "net.vn", "io", "co"]
+_TLDS = {"com": 40, "net": 8, "org": 5, "info": 4, "xyz": 5, "top": 5, "vn": 4, "com.vn": 6}
+_TLDS |= {"net.vn": 1, "io": 2, "online": 2, "site": 2, "club": 2, "ru": 3, "de": 2, "co": 2}
+_TLDS |= {"me": 2, "tk": 2, "cc": 1, "pro": 1, "co.uk": 1, "com.br": 1}
+_HOSTS = "www m ads ad api cdn img static track click stats app mail login my shop bet live news"
 _SYLL = "ba be bi bo bu ca co da de di do ga ha ho ki la le li lo ma me mi mo na ne ni no "
 _SYLL += "pa pe pi po ra re ri ro sa se si so ta te ti to va ve vi vo xa xe xo an en in on bet"
+_SYLL += " game shop club casino porn sex tube cam hot vip live news"
 
 
 def _open_text(path: Path) -> str:
@@ -72,23 +81,52 @@ def real_names() -> list[str]:
 
 
 def generated_names(count: int, taken: set[str], seed: int = 5) -> list[str]:
+    """Seeded block-list-like names (see the module docstring); none of them in `taken`."""
     rng = random.Random(seed)
     syll = _SYLL.split()
+    hosts = _HOSTS.split()
+    tlds, weights = list(_TLDS), list(_TLDS.values())
+    parents: list[str] = []
     out: list[str] = []
+
+    def word() -> str:
+        text = "".join(rng.choices(syll, k=rng.randint(2, 5)))
+        roll = rng.random()
+        if roll < 0.2:
+            text += str(rng.randint(1, 999))
+        elif roll < 0.3:
+            text += "-" + "".join(rng.choices(syll, k=2))
+        return text
+
     while len(out) < count:
-        labels = [
-            "".join(rng.choices(syll, k=rng.randint(2, 5))) + str(rng.randint(0, 99) or "")
-            for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))
-        ]
-        name = ".".join([*labels, rng.choice(_TLDS)])
+        if parents and rng.random() < 0.35:  # a subdomain, mostly of a few popular bases
+            parent = parents[int(len(parents) * rng.random() ** 4)]
+            extra = rng.choices((1, 2, 3, 4), (75, 17, 6, 2))[0]
+            labels = [rng.choice(hosts) if rng.random() < 0.5 else word() for _ in range(extra)]
+            name = ".".join([*labels, parent])
+        else:
+            name = f"{word()}.{rng.choices(tlds, weights)[0]}"
+            parents.append(name)
         if name not in taken:
             taken.add(name)
             out.append(name)
     return out
 
 
-def prepare(workdir: Path, total: int) -> None:
-    real = real_names()
+def deepen(names: list[str], seed: int) -> list[str]:
+    """Each name with random labels prepended to reach 4-6 labels."""
+    rng = random.Random(seed)
+    syll = _SYLL.split()
+    out = []
+    for name in names:
+        extra = max(1, rng.randint(4, 6) - name.count(".") - 1)
+        labels = ["".join(rng.choices(syll, k=rng.randint(1, 3))) for _ in range(extra)]
+        out.append(".".join([*labels, name]))
+    return out
+
+
+def prepare(workdir: Path, total: int, data: str) -> None:
+    real = real_names() if data == "mix" else []
     rng = random.Random(7)
     rng.shuffle(real)
     extra = generated_names(max(0, total - len(real)), set(real))
@@ -172,11 +210,14 @@ async def longest_stall(job) -> tuple[float, object]:
 
 def worker_build(workdir: Path, size: int, backend: str) -> dict:
     text = (workdir / "rules.txt").read_text()
+    gc.collect()
     base0 = rss()
     names = text.split("\n", size)[:size]
     baseline = set(names)
     del names
+    gc.collect()
     base_bytes = (rss() - base0) / size  # the set and its strings
+    del baseline, text
     gc.collect()
     start = time.perf_counter()
     index = compile_index(str(workdir), size, backend)
@@ -184,30 +225,31 @@ def worker_build(workdir: Path, size: int, backend: str) -> dict:
     path = workdir / f"{backend}-{size}.idx"
     start = time.perf_counter()
     snapshot.save(index, path)
-    save_s = time.perf_counter() - start
-    del index, baseline
-    gc.collect()
-
-    async def thread_compile(loop):
-        return await loop.run_in_executor(None, compile_index, str(workdir), size, backend)
-
-    stall_thread_compile, _ = asyncio.run(longest_stall(thread_compile))
     return {
         "compile_s": compile_s,
-        "save_s": save_s,
+        "save_s": time.perf_counter() - start,
         "snapshot_mb": path.stat().st_size / 1e6,
         "set_bytes_per_rule": base_bytes,
-        "stall_thread_compile_ms": stall_thread_compile * 1000,
+        "keys_per_rule": index.name_count() / size,
+    }
+
+
+def traffic(workdir: Path, rules: list[str]) -> dict[str, list[str]]:
+    rng = random.Random(3)
+    sample = rng.sample(rules, min(len(rules), QUERIES // 2))
+    allowed = (workdir / "allowed.txt").read_text().split("\n")
+    return {
+        "blocked": [f"www.{name}" for name in sample] + [f"cdn.x.{name}" for name in sample],
+        "allowed": allowed,
+        "deep_blocked": deepen(sample * 2, seed=13),
+        "deep_allowed": deepen(allowed, seed=17),
     }
 
 
 def worker_load(workdir: Path, size: int, backend: str) -> dict:
     path = workdir / f"{backend}-{size}.idx"
     rules = read_rules(workdir, size)
-    rng = random.Random(3)
-    sample = rng.sample(rules, min(len(rules), QUERIES // 2))
-    blocked = [f"www.{name}" for name in sample] + [f"cdn.x.{name}" for name in sample]
-    allowed = (workdir / "allowed.txt").read_text().split("\n")
+    queries = traffic(workdir, rules)
     baseline = set_walk(set(rules))
     del rules
     gc.collect()
@@ -215,34 +257,54 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
     start = time.perf_counter()
     index = snapshot.load(path)
     load_s = time.perf_counter() - start
-    bytes_per_rule = (rss() - before) / size
-    assert all(index.lookup(name) for name in blocked[:1000])
-    out = {
-        "load_s": load_s,
-        "bytes_per_rule": bytes_per_rule,
-        "blocked_per_s": rate(index.lookup, blocked),
-        "allowed_per_s": rate(index.lookup, allowed),
-        "set_blocked_per_s": rate(baseline, blocked),
-        "set_allowed_per_s": rate(baseline, allowed),
-    }
+    gc.collect()
+    out: dict = {"load_s": load_s, "bytes_per_rule": (rss() - before) / size}
+    for kind, names in queries.items():
+        out[f"{kind}_per_s"] = rate(index.lookup, names)
+        out[f"set_{kind}_per_s"] = rate(baseline, names)
+        mismatch = [n for n in names[:20_000] if bool(index.lookup(n)) != baseline(n)]
+        assert not mismatch, f"{kind}: index and set walk disagree on {mismatch[:5]}"
+    assert all(map(index.lookup, queries["blocked"]))
+    del queries, baseline
     holder = [index]
     del index
+    out["stall_free_ms"] = 0.0
 
-    async def reload_in_thread(loop):
-        new = await loop.run_in_executor(None, snapshot.load, path)
+    def reload(loader, interval: float) -> float:
+        """Longest loop stall while `loader` runs in a thread; the old index is then freed
+        in a thread too (its stall is recorded separately)."""
+
+        async def job(loop):
+            return await loop.run_in_executor(None, loader, path)
+
+        sys.setswitchinterval(interval)
+        try:
+            stall, new = asyncio.run(longest_stall(job))
+        finally:
+            sys.setswitchinterval(0.005)
         pieces = holder[0].storage()
         holder[0] = new  # the swap; the old index's big containers die in the thread:
-        await loop.run_in_executor(None, free_in_pieces, pieces)
 
-    out["stall_thread_load_ms"] = asyncio.run(longest_stall(reload_in_thread))[0] * 1000
+        async def free(loop):
+            await loop.run_in_executor(None, free_in_pieces, pieces)
+
+        free_stall = asyncio.run(longest_stall(free))[0]
+        out["stall_free_ms"] = max(out["stall_free_ms"], free_stall * 1000)
+        return stall * 1000
+
+    out["stall_load_ms"] = reload(snapshot.load, 0.005)
+    out["stall_load_si1_ms"] = reload(snapshot.load, 0.001)
+    out["stall_pieces_ms"] = reload(snapshot.load_in_pieces, 0.005)
+    out["stall_pieces_si1_ms"] = reload(snapshot.load_in_pieces, 0.001)
 
     async def reload_via_process(loop):
-        # spawn, not fork: forking a process holding millions of objects copies page tables
+        # the server's path: compile in a spawned process (spawn, not fork: forking a process
+        # holding millions of objects copies page tables), load in a thread, free in a thread
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         tmp = str(path) + ".proc"
         await loop.run_in_executor(pool, compile_to_file, str(workdir), size, backend, tmp)
         await loop.run_in_executor(None, pool.shutdown)  # joining the child blocks: not on the loop
-        new = await loop.run_in_executor(None, snapshot.load, tmp)
+        new = await loop.run_in_executor(None, snapshot.load_in_pieces, tmp)
         pieces = holder[0].storage()
         holder[0] = new
         await loop.run_in_executor(None, free_in_pieces, pieces)
@@ -260,18 +322,26 @@ def run_worker(mode: str, workdir: Path, size: int, backend: str) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| rules | backend | compile s | snapshot MB | load s | RSS B/rule (set) "
-        "| blocked M/s (set) | allowed M/s (set) | stall ms: thread compile "
-        "| stall ms: thread load | stall ms: process+load |"
+        "| data | rules | backend | compile s | snapshot MB | load s | RSS B/rule (set) "
+        "| blocked M/s (set) | allowed M/s (set) | deep blocked M/s (set) "
+        "| deep allowed M/s (set) | stall ms: load / +si 1ms / pieces / pieces+si 1ms "
+        "| stall ms: free | stall ms: process+load |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 14]
+
+    def pair(r: dict, kind: str) -> str:
+        return f"{r[f'{kind}_per_s'] / 1e6:.2f} ({r[f'set_{kind}_per_s'] / 1e6:.2f})"
+
     for r in rows:
+        stalls = " / ".join(
+            f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "load_si1", "pieces", "pieces_si1")
+        )
         lines.append(
-            f"| {r['size']:,} | {r['backend']} | {r['compile_s']:.1f} | {r['snapshot_mb']:.0f} "
-            f"| {r['load_s']:.2f} | {r['bytes_per_rule']:.0f} ({r['set_bytes_per_rule']:.0f}) "
-            f"| {r['blocked_per_s'] / 1e6:.2f} ({r['set_blocked_per_s'] / 1e6:.2f}) "
-            f"| {r['allowed_per_s'] / 1e6:.2f} ({r['set_allowed_per_s'] / 1e6:.2f}) "
-            f"| {r['stall_thread_compile_ms']:.0f} | {r['stall_thread_load_ms']:.1f} "
+            f"| {r['data']} | {r['size']:,} | {r['backend']} | {r['compile_s']:.1f} "
+            f"| {r['snapshot_mb']:.0f} | {r['load_s']:.2f} "
+            f"| {r['bytes_per_rule']:.0f} ({r['set_bytes_per_rule']:.0f}) "
+            f"| {pair(r, 'blocked')} | {pair(r, 'allowed')} | {pair(r, 'deep_blocked')} "
+            f"| {pair(r, 'deep_allowed')} | {stalls} | {r['stall_free_ms']:.1f} "
             f"| {r['stall_process_ms']:.1f} |"
         )
     return "\n".join(lines)
@@ -282,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100k rules only")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--sizes", default="")
+    parser.add_argument("--data", default="mix,gen", help="mix (real + generated), gen")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -294,19 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes = [SIZES[0]]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, max(sizes))
-        real = json.loads((workdir / "meta.json").read_text())["real"]
-        print(f"real list names: {real:,}; generated to reach {max(sizes):,}", file=sys.stderr)
-        for size in sizes:
-            for backend in args.backends.split(","):
-                row = {"size": size, "backend": backend}
-                row |= run_worker("build", workdir, size, backend)
-                row |= run_worker("load", workdir, size, backend)
-                print(row, file=sys.stderr)
-                rows.append(row)
-                (workdir / f"{backend}-{size}.idx").unlink()
+    for data in args.data.split(","):
+        with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
+            workdir = Path(tmp)
+            prepare(workdir, max(sizes), data)
+            real = json.loads((workdir / "meta.json").read_text())["real"]
+            print(f"{data}: real names {real:,}; up to {max(sizes):,}", file=sys.stderr)
+            for size in sizes:
+                for backend in args.backends.split(","):
+                    row = {"data": data, "size": size, "backend": backend}
+                    row |= run_worker("build", workdir, size, backend)
+                    row |= run_worker("load", workdir, size, backend)
+                    print(row, file=sys.stderr)
+                    rows.append(row)
+                    (workdir / f"{backend}-{size}.idx").unlink()
     print(table(rows))
     return 0
 

@@ -7,12 +7,17 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
   the name carries plus the *resolved* answers (category bits with exceptions applied) for
   "the query is this name" and "the query is below this name", with every ancestor rule
   already folded in at build time.
-* Speed. Because ancestors are folded in, the first (most specific) key found on the way up
-  answers the query. Lookups start at the "base" (last two labels): most names in real traffic
-  have no rule on their base, so one dict probe answers them whatever their depth. A base that
-  has rules deeper than itself is flagged (odd record id) and only then is the name walked.
-* No long GIL holds. Names live in 2**k dicts chosen by `hash(name)`; no single dict is big
-  enough for one resize or one deallocation to stall an event loop sharing the process.
+* Speed. Because ancestors are folded in, the most specific key on a name's path answers the
+  query. Lookups walk *down* from the base (last two labels): every suffix between a base and
+  a deeper key exists as a key (a "marker" when it has no rules of its own) and a key with
+  keys below it has an odd record id, so the walk stops at the first miss or even id. Most
+  names in real traffic have no key on their base: one probe answers them whatever their
+  depth; names under `com.vn`-like suffixes or below a rule take one probe per level.
+* No long GIL holds. Names live in an odd number of dicts of ~SHARD_FILL names chosen by
+  `hash(name) % count` (odd, so a shard's keys do not share the low hash bits its dict uses
+  for slots); each dict stays at 2**15 slots ~60 % full (~21 bytes per name), and no single
+  dict is big enough for a resize or a free to stall an event loop sharing the process.
+  Names are routed into shards by C-level `map` chains, no bytecode per name.
 * Two backends behind one interface: "suffix" (the dicts) and "aho" (one pyahocorasick
   automaton in STORE_INTS mode, queried as an exact-key trie). Keyword (substring) rules
   always run on an Aho-Corasick automaton.
@@ -20,7 +25,10 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from operator import setitem
 from typing import NamedTuple
 
 import ahocorasick
@@ -28,7 +36,9 @@ import ahocorasick
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
 
 BACKENDS = ("suffix", "aho")
-SHARD_TARGET = 16_384  # names per shard dict: a resize or free of one shard takes ~1-3 ms
+SHARD_FILL = 20_000  # names per shard: < 2/3 of 2**15 slots, so no shard grows to 2**16
+CHUNK = 16_384  # names per chunk handed to `_fill`
+STEP = 2_048  # names routed into the shards per C call
 
 # Rule codes pack (source id, scope, action) into one int so a name with one rule costs one
 # shared int while building. Code order is also explain order.
@@ -224,19 +234,24 @@ class _RecordTable:
 
 
 def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> dict[str, int]:
-    """Give every key name its record id, ancestors first so their rules can be inherited."""
-    deep_bases: set[str] = set()
-    by_depth: list[list[str]] = []
+    """Give every key name its record id, ancestors first so their rules can be inherited.
+    Every suffix between a base and a deeper key becomes a key too (a marker)."""
+    has_child: set[str] = set()
     for name in rules:
-        dots = name.count(".")
-        while len(by_depth) <= dots:
-            by_depth.append([])
-        by_depth[dots].append(name)
-        if dots >= 2:
-            deep_bases.add(name[name.rfind(".", 0, name.rfind(".")) + 1 :])
-    for base in deep_bases:
-        if base not in rules:
-            by_depth[base.count(".")].append(base)  # a marker key: no rules of its own
+        i = name.find(".")
+        while name.find(".", i + 1) >= 0:  # the parent has two labels or more
+            name = name[i + 1 :]
+            if name in has_child:
+                break  # its ancestors were walked already
+            has_child.add(name)
+            i = name.find(".")
+    by_depth: list[list[str]] = []
+    for names in (rules, (name for name in has_child if name not in rules)):
+        for name in names:
+            dots = name.count(".")
+            while len(by_depth) <= dots:
+                by_depth.append([])
+            by_depth[dots].append(name)
     ids: dict[str, int] = {}
     none = (0, 0)
     totals = table.totals
@@ -252,7 +267,7 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
                 i = name.find(".", i + 1)
             value = rules.get(name, ())
             codes = (value,) if type(value) is int else tuple(sorted(value))
-            ids[name] = table.intern(codes, inherited, name in deep_bases)
+            ids[name] = table.intern(codes, inherited, name in has_child)
     return ids
 
 
@@ -260,7 +275,7 @@ def _make_lookup(
     gets: list[_Get], has_tld_rules: bool, records: tuple[Record, ...]
 ) -> Callable[[str], int]:
     """Build the hot-path closure (locals in cells beat attribute loads on `self`)."""
-    mask = len(gets) - 1
+    count = len(gets)
     at = [record.at for record in records]
     below = [record.below for record in records]
     h = hash
@@ -268,41 +283,33 @@ def _make_lookup(
     def lookup(name: str) -> int:
         j = name.rfind(".")
         if j < 0:
-            v = gets[h(name) & mask](name, None)
+            v = gets[h(name) % count](name, None)
             return 0 if v is None else at[v]
         k = name.rfind(".", 0, j)
-        base = name[k + 1 :]
-        v = gets[h(base) & mask](base, None)
+        key = name[k + 1 :] if k >= 0 else name
+        v = gets[h(key) % count](key, None)
         if v is None:
             if has_tld_rules:
-                tld = name[j + 1 :]
-                v = gets[h(tld) & mask](tld, None)
+                key = name[j + 1 :]
+                v = gets[h(key) % count](key, None)
                 if v is not None:
                     return below[v]
             return 0
-        if k < 0:
-            return at[v]
-        if v & 1:  # keys exist deeper than the base: the most specific one answers
-            w = gets[h(name) & mask](name, None)
-            if w is not None:
-                return at[w]
-            i = name.find(".") + 1
-            while i <= k:
-                suffix = name[i:]
-                w = gets[h(suffix) & mask](suffix, None)
-                if w is not None:
-                    return below[w]
-                i = name.find(".", i) + 1
-        return below[v]
+        while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
+            j = k
+            k = name.rfind(".", 0, j)
+            key = name[k + 1 :] if k >= 0 else name
+            w = gets[h(key) % count](key, None)
+            if w is None:
+                return below[v]
+            v = w
+        return at[v] if k < 0 else below[v]
 
     return lookup
 
 
 def _shard_count(n: int) -> int:
-    count = 1
-    while count * SHARD_TARGET < n:
-        count *= 2
-    return count
+    return -(-n // SHARD_FILL) | 1
 
 
 class CategoryIndex:
@@ -322,7 +329,7 @@ class CategoryIndex:
         backend: str,
         sources: tuple[tuple[int, str], ...],
         records: tuple[Record, ...],
-        names: dict[str, int] | Iterable[tuple[str, int]],
+        names: dict[str, int] | Iterable[tuple[list[str], Iterable[int]]],
         special: dict[str, tuple[tuple[int, RuleAction, str | None, int], ...]],
         keywords: list[tuple[str, tuple[int, ...]]],
         counts: tuple[int, dict[int, int]],
@@ -339,8 +346,8 @@ class CategoryIndex:
         self._total, self._per_bit = counts
         if size is None:
             size = len(names)  # type: ignore[arg-type]
-        pairs = names.items() if isinstance(names, dict) else names
-        self._tables, gets = _fill(backend, pairs, size)
+        chunks = _chunks(names) if isinstance(names, dict) else names
+        self._tables, gets = _fill(backend, chunks, size)
         self._get_any = gets
         self.has_tld_rules = has_tld_rules
         self.lookup = _make_lookup(gets, has_tld_rules, records)
@@ -348,7 +355,7 @@ class CategoryIndex:
 
     def _get(self, name: str) -> int | None:
         gets = self._get_any
-        return gets[hash(name) & (len(gets) - 1)](name, None)
+        return gets[hash(name) % len(gets)](name, None)
 
     def keywords(self, name: str) -> int:
         """OR of the bits whose keyword occurs in `name`."""
@@ -461,20 +468,31 @@ def _suffixes(name: str) -> Iterator[tuple[str, bool]]:
         i = name.find(".", i + 1)
 
 
-def _fill(backend: str, pairs: Iterable[tuple[str, int]], size: int) -> tuple[list, list[_Get]]:
-    """Load (name, record id) pairs into the backend's tables; return them and their getters."""
+def _chunks(names: dict[str, int]) -> Iterator[tuple[list[str], Iterable[int]]]:
+    keys, values = iter(names), iter(names.values())
+    while chunk := list(islice(keys, CHUNK)):
+        yield chunk, islice(values, len(chunk))
+
+
+def _fill(
+    backend: str, chunks: Iterable[tuple[list[str], Iterable[int]]], size: int
+) -> tuple[list, list[_Get]]:
+    """Load (names, record ids) chunks into the backend's tables; return them and their
+    getters. Each chunk is one C-level pass (the GIL is free between chunks)."""
     if backend == "aho":
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        add = automaton.add_word
-        for name, rid in pairs:
-            add(name, rid)
+        for names, rids in chunks:
+            deque(map(automaton.add_word, names, rids), 0)
         return [automaton], [automaton.get]
     count = _shard_count(size)
     shards: list[dict[str, int]] = [{} for _ in range(count)]
-    mask = count - 1
-    h = hash
-    for name, rid in pairs:
-        shards[h(name) & mask][name] = rid
+    pick = shards.__getitem__
+    modulo = count.__rmod__
+    for names, rids in chunks:
+        rids = iter(rids)
+        for i in range(0, len(names), STEP):  # a short C call each: cache misses add up
+            part = names[i : i + STEP]
+            deque(map(setitem, map(pick, map(modulo, map(hash, part))), part, rids), 0)
     return shards, [shard.get for shard in shards]
 
 

@@ -1,13 +1,16 @@
 """Compiled-index snapshots on disk, so a restart with millions of rules does not recompile.
 
-Format (version 1), all integers little-endian:
+Format (version 2), all integers little-endian:
 
-    magic b"SRMATCH\\0" | u32 version | u64 payload length | 32-byte sha256 of payload | payload
+    magic b"SRMATCH\\0" | u32 version | u64 payload length | u32 crc32 of payload | payload
 
 The payload is a sequence of frames `u32 length | marshal data`: one metadata frame, then
 frames of up to CHUNK names (`"\\n"`-joined str, record ids as `array("I")` bytes). Small
 frames are the point: loading never runs one long C call (one big `marshal.loads` of 5M names
-would hold the GIL for a second), so a loader thread lets the event loop run between frames.
+would hold the GIL for a second), so a loader thread lets the event loop run between frames;
+`load_in_pieces` also hands the GIL over between frames. The checksum is a crc32 (twice as
+fast as sha256 and releases the GIL too): it guards against truncation and bit rot of a local
+cache file, not against an attacker who can write the cache directory.
 Anything that does not match byte for byte raises `SnapshotError`; a bad file never becomes
 a wrong index.
 """
@@ -19,18 +22,20 @@ import logging
 import marshal
 import os
 import struct
-import tempfile
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from resolver.fileio import atomic_write
 from resolver.lists.model import RuleAction
 from resolver.match.index import CategoryIndex, Record
 
 MAGIC = b"SRMATCH\0"
-VERSION = 1
+VERSION = 2
 CHUNK = 16_384
-_HEADER = struct.Struct("<8sIQ32s")
+_HEADER = struct.Struct("<8sIQI")
 _FRAME = struct.Struct("<I")
 
 log = logging.getLogger(__name__)
@@ -76,44 +81,47 @@ def _frames(index: CategoryIndex) -> Iterator[bytes]:
 def save(index: CategoryIndex, path: Path | str) -> None:
     """Write `index` to `path` atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    digest = hashlib.sha256()
+    crc = 0
     parts: list[bytes] = []
     for frame in _frames(index):
         head = _FRAME.pack(len(frame))
-        digest.update(head)
-        digest.update(frame)
+        crc = zlib.crc32(frame, zlib.crc32(head, crc))
         parts += (head, frame)
     length = sum(len(part) for part in parts)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(_HEADER.pack(MAGIC, VERSION, length, digest.digest()))
-            out.writelines(parts)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, [_HEADER.pack(MAGIC, VERSION, length, crc), *parts])
 
 
-def _read_frames(payload: memoryview, path: Path) -> Iterator[object]:
-    pos, end = 0, len(payload)
-    while pos < end:
-        if pos + _FRAME.size > end:
+def _read_frames(file: BinaryIO, length: int, path: Path) -> Iterator[object]:
+    """Decode the frames one read at a time (no 100 MB buffer whose free would hold the
+    GIL); the checksum is verified after the last frame, before the index is handed out."""
+    pos, crc = 0, 0
+    while pos < length:
+        head = file.read(_FRAME.size)
+        if len(head) != _FRAME.size or pos + _FRAME.size > length:
             raise SnapshotError(f"{path}: truncated frame header at byte {pos}")
-        (size,) = _FRAME.unpack_from(payload, pos)
+        (size,) = _FRAME.unpack(head)
         pos += _FRAME.size
-        if pos + size > end:
+        frame = file.read(size)
+        if len(frame) != size or pos + size > length:
             raise SnapshotError(f"{path}: truncated frame at byte {pos}")
+        crc = zlib.crc32(frame, zlib.crc32(head, crc))
         try:
-            yield marshal.loads(payload[pos : pos + size])
+            yield marshal.loads(frame)
         except (ValueError, EOFError, TypeError) as exc:
             raise SnapshotError(f"{path}: undecodable frame at byte {pos}: {exc}") from exc
         pos += size
+    if crc != _expected_crc(file):
+        raise SnapshotError(f"{path}: checksum mismatch")
 
 
-def _pairs(frames: Iterator[object], records: int, path: Path) -> Iterator[tuple[str, int]]:
+def _expected_crc(file: BinaryIO) -> int:
+    file.seek(0)
+    return _HEADER.unpack(file.read(_HEADER.size))[3]
+
+
+def _chunks(
+    frames: Iterator[object], records: int, path: Path
+) -> Iterator[tuple[list[str], Iterable[int]]]:
     # Record ids come back as shared int objects, not one new int per name.
     shared = list(range(records))
     for frame in frames:
@@ -128,29 +136,32 @@ def _pairs(frames: Iterator[object], records: int, path: Path) -> Iterator[tuple
             raise SnapshotError(f"{path}: name frame has {len(names)} names, {len(ids)} ids")
         if ids and max(ids) >= records:
             raise SnapshotError(f"{path}: record id out of range")
-        yield from zip(names, map(shared.__getitem__, ids), strict=True)
+        yield names, map(shared.__getitem__, ids)
 
 
 def load(path: Path | str) -> CategoryIndex:
     """Read a snapshot written by `save`; raise SnapshotError for anything but a good file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            return _load(file, path)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read snapshot: {exc}") from exc
-    if len(data) < _HEADER.size:
-        raise SnapshotError(f"{path}: truncated header ({len(data)} bytes)")
-    magic, version, length, checksum = _HEADER.unpack_from(data)
+
+
+def _load(file: BinaryIO, path: Path) -> CategoryIndex:
+    head = file.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise SnapshotError(f"{path}: truncated header ({len(head)} bytes)")
+    magic, version, length, _ = _HEADER.unpack(head)
     if magic != MAGIC:
         raise SnapshotError(f"{path}: not a match snapshot (bad magic)")
     if version != VERSION:
         raise SnapshotError(f"{path}: snapshot version {version}, expected {VERSION}")
-    payload = memoryview(data)[_HEADER.size :]
-    if len(payload) != length:
-        raise SnapshotError(f"{path}: payload is {len(payload)} bytes, header says {length}")
-    if hashlib.sha256(payload).digest() != checksum:  # hashlib releases the GIL on big inputs
-        raise SnapshotError(f"{path}: checksum mismatch")
-    frames = _read_frames(payload, path)
+    payload = os.fstat(file.fileno()).st_size - _HEADER.size
+    if payload != length:
+        raise SnapshotError(f"{path}: payload is {payload} bytes, header says {length}")
+    frames = _read_frames(file, length, path)
     meta = next(frames, None)
     if not isinstance(meta, dict):
         raise SnapshotError(f"{path}: missing metadata frame")
@@ -166,7 +177,7 @@ def load(path: Path | str) -> CategoryIndex:
             backend=meta["backend"],
             sources=tuple(tuple(source) for source in meta["sources"]),
             records=records,
-            names=_pairs(frames, len(records), path),
+            names=_chunks(frames, len(records), path),
             special=special,
             keywords=[(text, tuple(srcs)) for text, srcs in meta["keywords"]],
             counts=(meta["total"], dict(meta["per_bit"])),
@@ -203,6 +214,8 @@ def load_or_build(cache_dir: Path, key: str, build: Callable[[], CategoryIndex])
             corrupt_rebuilds += 1
             log.warning("match snapshot cache unusable, rebuilding: %s", exc)
     index = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(index, path)
+    try:
+        save(index, path)
+    except OSError as exc:  # a read-only cache folder costs the next start a rebuild, nothing more
+        log.warning("match snapshot cache not written: %s", exc)
     return index
