@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import struct
 
-import dns.exception
 import pytest
 from support.resolver_proc import ResolverProc, unique_name
 
@@ -63,12 +62,8 @@ def test_flood_of_junk_does_not_stall(shared_resolver: ResolverProc) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for packet in [*FORMERR_CASES.values(), *DROP_CASES.values()] * 50:
             sock.sendto(packet, (shared_resolver.host, shared_resolver.port))
-    # UDP may lose a datagram under a flood, as any client expects: it retries, so do we
-    for _ in range(3):
-        try:
-            return _still_answers(shared_resolver)
-        except dns.exception.Timeout:
-            continue
+    # 450 datagrams at once overflow the kernel's default ~208 kB receive buffer (each small
+    # datagram costs ~1 kB of it); the resolver's 8 MB buffer holds them, so nothing is lost.
     _still_answers(shared_resolver)
 
 
