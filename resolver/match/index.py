@@ -454,9 +454,16 @@ class CategoryIndex:
 
 
 def free_in_pieces(pieces: list[object]) -> None:
-    """Drop `pieces` one at a time (call in a worker thread with `index.storage()`)."""
+    """Drop `pieces` (from `index.storage()`) in a worker thread, a name at a time.
+
+    Dropping a whole shard frees its ~20k names in one C call that keeps the GIL for
+    milliseconds; emptying it item by item lets the event loop take the GIL between any two.
+    """
     while pieces:
-        pieces.pop()
+        piece = pieces.pop()
+        if isinstance(piece, dict):
+            while piece:
+                piece.popitem()
 
 
 def _suffixes(name: str) -> Iterator[tuple[str, bool]]:
