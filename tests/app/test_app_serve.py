@@ -7,13 +7,17 @@ aiohttp's client via urllib), and the query log checked in its SQLite file after
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import ssl
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import dns.edns
 import dns.rcode
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, free_port
@@ -130,3 +134,36 @@ def test_bad_policy_reload_keeps_serving(
     assert rp.query("blocked.example.org", "A").rcode() == dns.rcode.NXDOMAIN
     time.sleep(0.1)
     assert rp.proc.poll() is None
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_block_page_over_https_with_configured_certificate(
+    resolver_proc: ResolverFactory, authority: Authority, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=blockpage.school.lan", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    https = free_port()
+    resolver_proc(
+        [authority.address],
+        policy=str(policy),
+        blockpage={
+            "https_listen": [f"127.0.0.1:{https}"],
+            "address": ["127.0.0.9"],
+            "cert": str(cert),
+            "key": str(key),
+        },
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False  # the certificate names the school's page, not 127.0.0.1
+    req = urllib.request.Request(f"https://127.0.0.1:{https}/", headers={"Host": "pornhub.com"})
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+        page = resp.read().decode()
+    assert "111" in page and "pornhub.com" in page
+    served = ssl.get_server_certificate(("127.0.0.1", https))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
