@@ -566,7 +566,8 @@ def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> 
 def read_overlay(path: Path, spec: PolicySpec, check_problems: list) -> None:
     """Merge the admin-approved allow entries of the overlay file into the profiles.
 
-    Format: `allow: [{profile: primary, name: example.edu.vn, note: "approved by ..."}]`.
+    Format (written by `resolver.store.overlay.add_overlay_allow`):
+    `allow: [{profile: primary, name: example.edu.vn, note: "request #3", approved_at: ...}]`.
     A missing overlay file is normal (no approvals yet).
     """
     if not path.exists():
@@ -581,7 +582,7 @@ def read_overlay(path: Path, spec: PolicySpec, check_problems: list) -> None:
     for i, row in enumerate(root.get("allow") or []):
         at = ("allow", i)
         row = check.mapping(
-            at, row, ["profile", "name", "note", "added", "by"], required=["profile", "name"]
+            at, row, ["profile", "name", "note", "approved_at"], required=["profile", "name"]
         )
         pid, text = row.get("profile"), row.get("name")
         if pid is None or text is None:

@@ -1,0 +1,36 @@
+"""The overlay file the dashboard writes on approval is the one the policy compiler reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from resolver.policy.compile import compile_policy
+from resolver.policy.decide import decide
+from resolver.store.overlay import add_overlay_allow
+
+POLICY = """\
+version: 1
+clients:
+  default: kids
+profiles:
+  kids:
+    age: 6-10
+  teens:
+    age: 15-17
+overlay: approved.yaml
+"""
+
+
+def test_approved_unblock_allows_the_name_for_that_profile_only(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    before = compile_policy(tmp_path / "policy.yaml")
+    assert decide(before, "127.0.0.1", "tiktok.com", 1, 0.0).action.value == "block"
+    assert before.overlay == tmp_path / "approved.yaml"
+
+    assert add_overlay_allow(before.overlay, "kids", "TikTok.com.", "request #1")
+    assert not add_overlay_allow(before.overlay, "kids", "tiktok.com", "again")  # no duplicate
+
+    after = compile_policy(tmp_path / "policy.yaml")
+    allowed = decide(after, "127.0.0.1", "www.tiktok.com", 1, 0.0)
+    assert allowed.action.value == "allow" and allowed.tier.value == "allow"
+    assert "approved_at" in (tmp_path / "approved.yaml").read_text()
