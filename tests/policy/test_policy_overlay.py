@@ -21,7 +21,7 @@ overlay: approved.yaml
 """
 
 
-def test_approved_unblock_allows_the_name_for_that_profile_only(tmp_path: Path) -> None:
+def test_approved_unblock_allows_the_name_and_its_subdomains(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY)
     before = compile_policy(tmp_path / "policy.yaml")
     assert decide(before, "127.0.0.1", "tiktok.com", 1, 0.0).action.value == "block"
