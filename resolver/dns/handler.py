@@ -68,6 +68,7 @@ QTYPE_NAMES: dict[int, str] = {
 # Stats count cache hits and guard refusals apart; the query log uses the coarser vocabulary.
 _LOG_ACTIONS = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
 PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept
+EDE_MEMO_SIZE = 4_096  # decisions whose Extended DNS Error is kept
 NULL_V4 = bytes(4)
 NULL_V6 = bytes(16)
 
@@ -110,6 +111,8 @@ class Handler:
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
         self._parsed: dict[bytes, Query] = {}
+        # Decisions are shared objects: their Extended DNS Error is worked out once each.
+        self._ede: dict[int, tuple[Decision, tuple[int, str] | None]] = {}
         self._wall_sec = -1
         self._wall = time.time()
 
@@ -251,14 +254,16 @@ class Handler:
         action = decision.action
         if action is Action.REWRITE:
             return self._rewrite(query, client, decision, transport, started)
-        ede: tuple[int, str] | None
         if decision.tier is Tier.MANDATED:
             self.stats.mandated_hits += 1
-            ede = (EDE_CENSORED, "mandated by the authorities")
-        elif decision.tier is Tier.SAFESEARCH:
-            ede = None  # NODATA for a search host's other types: nothing was filtered
+        known = self._ede.get(id(decision))
+        if known is not None and known[0] is decision:
+            ede = known[1]
         else:
-            ede = (EDE_FILTERED, f"{decision.tier.value}: {decision.category or decision.rule}")
+            ede = _ede_for(decision)
+            if len(self._ede) >= EDE_MEMO_SIZE:
+                self._ede.clear()
+            self._ede[id(decision)] = (decision, ede)
         if action is Action.NXDOMAIN:
             resp = error_response(query, NXDOMAIN, ede)
         elif action is Action.NODATA:
@@ -387,6 +392,15 @@ class Handler:
                 )
             )
         return resp
+
+
+def _ede_for(decision: Decision) -> tuple[int, str] | None:
+    """The Extended DNS Error (RFC 8914) a policy answer carries."""
+    if decision.tier is Tier.MANDATED:
+        return (EDE_CENSORED, "mandated by the authorities")
+    if decision.tier is Tier.SAFESEARCH:
+        return None  # NODATA for a search host's other types: nothing was filtered
+    return (EDE_FILTERED, f"{decision.tier.value}: {decision.category or decision.rule}")
 
 
 def _private(query: Query) -> Query:

@@ -6,6 +6,7 @@ the query's own question bytes plus a few packed fields instead of going through
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from resolver.dns.packet import HEADER, OPCODE_MASK, QR, RA, RD, TC, Query
@@ -31,6 +32,7 @@ _EDE_HEAD = struct.Struct("!HHH")  # option code 15, length, info-code
 _NAME_PTR = 0xC00C  # pointer to the question name at offset 12
 
 
+@functools.lru_cache(maxsize=4096)
 def opt_record(do: bool, ede: tuple[int, str] | None = None, ext_rcode: int = 0) -> bytes:
     """Our OPT record: advertise 1232 bytes, echo DO, carry an Extended DNS Error if given."""
     options = b""
