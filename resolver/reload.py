@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -129,6 +130,7 @@ class PolicyHolder:
         self.stats.policy_generation += 1
         self.stats.reload_seconds_last = seconds
         self.stats.list_sizes = dict(snapshot.list_sizes)
+        self.stats.list_updated = _list_times(snapshot)
 
     def _failed(self, started: float, error: str) -> dict[str, Any]:
         self.stats.reload_failures += 1
@@ -143,6 +145,18 @@ class PolicyHolder:
             "duration": round(time.monotonic() - started, 3),
         }
         return self.last_result
+
+
+def _list_times(snapshot: PolicySnapshot) -> dict[str, float]:
+    """Per category, when its newest list file changed (`lists update` replaces files whole)."""
+    times: dict[str, float] = {}
+    for source in snapshot.sources:
+        try:
+            mtime = os.stat(source["path"]).st_mtime
+        except OSError:
+            continue
+        times[source["category"]] = max(mtime, times.get(source["category"], 0.0))
+    return times
 
 
 def _verify(snapshot: PolicySnapshot) -> None:

@@ -101,6 +101,12 @@ def test_blocked_name_block_page_admin_metrics_and_log(
         assert not any("pornhub" in v or "example.org" in v or "127.0.0.1" in v for v in values)
     generation = [s.value for s in samples if s.name == "safe_resolver_policy_generation"]
     assert generation == [2.0]
+    updated = {
+        s.labels["category"]: s.value
+        for s in samples
+        if s.name == "safe_resolver_list_updated_timestamp_seconds"
+    }
+    assert 0 < updated["adult"] <= time.time()  # list freshness for the dashboard and alerts
 
     # A clean stop flushes the query log; clients are pseudonymized in the file itself.
     assert rp.terminate() == 0
