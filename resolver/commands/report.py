@@ -26,20 +26,26 @@ def _querylog_config(config: str | None) -> dict:
     return section if isinstance(section, dict) else {}
 
 
-def _db_path(args: argparse.Namespace, section: dict) -> Path:
-    return Path(args.db or section.get("path") or DEFAULT_DB)
-
-
-def report_command(args: argparse.Namespace) -> int:
+def _existing_log(args: argparse.Namespace, command: str) -> tuple[Path, dict] | None:
+    """The query-log database (`--db`, else `querylog.path` of `--config`) and that section;
+    None, with the reason on stderr, when the config is unreadable or the database is absent."""
     try:
         section = _querylog_config(args.config)
     except (OSError, yaml.YAMLError) as exc:
-        print(f"safe-resolver report: cannot read config: {exc}", file=sys.stderr)
-        return 2
-    db = _db_path(args, section)
+        print(f"safe-resolver {command}: cannot read config: {exc}", file=sys.stderr)
+        return None
+    db = Path(args.db or section.get("path") or DEFAULT_DB)
     if not db.exists():
-        print(f"safe-resolver report: no query log at {db}", file=sys.stderr)
+        print(f"safe-resolver {command}: no query log at {db}", file=sys.stderr)
+        return None
+    return db, section
+
+
+def report_command(args: argparse.Namespace) -> int:
+    found = _existing_log(args, "report")
+    if found is None:
         return 2
+    db, _ = found
     store = SqliteQueryStore(db)
     try:
         report = build_report(store, args.date_from, args.date_to, args.profile)
@@ -62,15 +68,10 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def purge_command(args: argparse.Namespace) -> int:
-    try:
-        section = _querylog_config(args.config)
-    except (OSError, yaml.YAMLError) as exc:
-        print(f"safe-resolver purge: cannot read config: {exc}", file=sys.stderr)
+    found = _existing_log(args, "purge")
+    if found is None:
         return 2
-    db = _db_path(args, section)
-    if not db.exists():
-        print(f"safe-resolver purge: no query log at {db}", file=sys.stderr)
-        return 2
+    db, section = found
     if args.all:
         before = None
     else:
