@@ -294,8 +294,6 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
 
     out["stall_load_ms"] = reload(snapshot.load, 0.005)
     out["stall_load_si1_ms"] = reload(snapshot.load, 0.001)
-    out["stall_pieces_ms"] = reload(snapshot.load_in_pieces, 0.005)
-    out["stall_pieces_si1_ms"] = reload(snapshot.load_in_pieces, 0.001)
 
     async def reload_via_process(loop):
         # the server's path: compile in a spawned process (spawn, not fork: forking a process
@@ -304,7 +302,7 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
         tmp = str(path) + ".proc"
         await loop.run_in_executor(pool, compile_to_file, str(workdir), size, backend, tmp)
         await loop.run_in_executor(None, pool.shutdown)  # joining the child blocks: not on the loop
-        new = await loop.run_in_executor(None, snapshot.load_in_pieces, tmp)
+        new = await loop.run_in_executor(None, snapshot.load, tmp)
         pieces = holder[0].storage()
         holder[0] = new
         await loop.run_in_executor(None, free_in_pieces, pieces)
@@ -316,7 +314,10 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
 def run_worker(mode: str, workdir: Path, size: int, backend: str) -> dict:
     cmd = [sys.executable, "-m", "bench.match_bench", "--worker", mode, str(workdir)]
     cmd += [str(size), backend]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"match bench worker {mode} {size} {backend} failed")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -324,7 +325,7 @@ def table(rows: list[dict]) -> str:
     head = (
         "| data | rules | backend | compile s | snapshot MB | load s | RSS B/rule (set) "
         "| blocked M/s (set) | allowed M/s (set) | deep blocked M/s (set) "
-        "| deep allowed M/s (set) | stall ms: load / +si 1ms / pieces / pieces+si 1ms "
+        "| deep allowed M/s (set) | stall ms: load / +si 1ms "
         "| stall ms: free | stall ms: process+load |"
     )
     lines = [head, "|" + "---|" * 14]
@@ -333,9 +334,7 @@ def table(rows: list[dict]) -> str:
         return f"{r[f'{kind}_per_s'] / 1e6:.2f} ({r[f'set_{kind}_per_s'] / 1e6:.2f})"
 
     for r in rows:
-        stalls = " / ".join(
-            f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "load_si1", "pieces", "pieces_si1")
-        )
+        stalls = " / ".join(f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "load_si1"))
         lines.append(
             f"| {r['data']} | {r['size']:,} | {r['backend']} | {r['compile_s']:.1f} "
             f"| {r['snapshot_mb']:.0f} | {r['load_s']:.2f} "

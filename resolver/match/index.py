@@ -2,43 +2,34 @@
 
 Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md):
 
-* Memory. Each rule name is one `str` key; its value is a small *record id* into a table of
-  records, so millions of names share a few hundred int objects. A record holds the rule codes
-  the name carries plus the *resolved* answers (category bits with exceptions applied) for
-  "the query is this name" and "the query is below this name", with every ancestor rule
-  already folded in at build time.
-* Speed. Because ancestors are folded in, the most specific key on a name's path answers the
-  query. Lookups walk *down* from the base (last two labels): every suffix between a base and
-  a deeper key exists as a key (a "marker" when it has no rules of its own) and a key with
-  keys below it has an odd record id, so the walk stops at the first miss or even id. Most
-  names in real traffic have no key on their base: one probe answers them whatever their
-  depth; names under `com.vn`-like suffixes or below a rule take one probe per level.
-* No long GIL holds. Names live in an odd number of dicts of ~SHARD_FILL names chosen by
-  `hash(name) % count` (odd, so a shard's keys do not share the low hash bits its dict uses
-  for slots); each dict stays at 2**15 slots ~60 % full (~21 bytes per name), and no single
-  dict is big enough for a resize or a free to stall an event loop sharing the process.
-  Names are routed into shards by C-level `map` chains, no bytecode per name.
-* Two backends behind one interface: "suffix" (the dicts) and "aho" (one pyahocorasick
-  automaton in STORE_INTS mode, queried as an exact-key trie). Keyword (substring) rules
-  always run on an Aho-Corasick automaton.
+* Records. Each key name maps to a small *record id* into a table of records, so millions of
+  names share a few hundred records. A record holds the rule codes the name carries plus the
+  *resolved* answers (category bits with exceptions applied) for "the query is this name" and
+  "the query is below this name", with every ancestor rule already folded in at build time.
+* Walk down from the base. Because ancestors are folded in, the most specific key on a name's
+  path answers the query. Lookups start at the base (last two labels): every suffix between a
+  base and a deeper key exists as a key (a "marker" when it has no rules of its own) and a key
+  with keys below it has an odd record id, so the walk stops at the first miss or even id.
+  Most names in real traffic have no key on their base: one probe answers them.
+* Two backends behind one interface: "suffix" (`packed.PackedNames`: the names packed into
+  one byte region, the default) and "aho" (one pyahocorasick automaton in STORE_INTS mode,
+  queried as an exact-key trie). Keyword (substring) rules always run on an Aho-Corasick
+  automaton.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
-from operator import setitem
 from typing import NamedTuple
 
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+from resolver.match.packed import HOT_CHILDREN, WINDOW, PackedNames
 
 BACKENDS = ("suffix", "aho")
-SHARD_FILL = 20_000  # names per shard: < 2/3 of 2**15 slots, so no shard grows to 2**16
-CHUNK = 16_384  # names per chunk handed to `_fill`
-STEP = 2_048  # names routed into the shards per C call
 
 # Rule codes pack (source id, scope, action) into one int so a name with one rule costs one
 # shared int while building. Code order is also explain order.
@@ -49,7 +40,6 @@ _ACTION_CODE = {action: n for n, action in enumerate(_DOMAIN_ACTIONS)}
 _SPECIAL_ACTIONS = frozenset({RuleAction.REWRITE, RuleAction.NXDOMAIN, RuleAction.NODATA})
 _EXACT, _SUBTREE, _BELOW = 0, 1, 2
 _ALLOW = 1
-_Get = Callable[[str, None], int | None]  # dict.get / Automaton.get called with default None
 
 
 def _code(src: int, scope: int, action: int) -> int:
@@ -93,10 +83,14 @@ class Record(NamedTuple):
 class IndexBuilder:
     """Collects rules from many lists, then compiles them into a `CategoryIndex`."""
 
-    def __init__(self, backend: str = "suffix") -> None:
+    def __init__(
+        self, backend: str = "suffix", *, window: int = WINDOW, hot_children: int = HOT_CHILDREN
+    ) -> None:
+        """`window` and `hot_children` tune the "suffix" backend's packing (see packed.py)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
+        self._packing = {"size": window, "hot_children": hot_children}
         self._sources: list[tuple[int, str]] = []
         self._source_ids: dict[tuple[int, str], int] = {}
         self._rules: dict[str, int | set[int]] = {}
@@ -156,6 +150,11 @@ class IndexBuilder:
         bits = [bit for bit, _ in self._sources]
         table = _RecordTable(bits)
         ids = _assign_records(self._rules, table)
+        names: PackedNames | AhoNames
+        if self.backend == "suffix":
+            names = PackedNames.build(ids, len(table.records), **self._packing)
+        else:
+            names = AhoNames.build(ids)
         keywords = [(text, tuple(sorted(srcs))) for text, srcs in sorted(self._keywords.items())]
         special = {
             name: tuple(sorted(items, key=lambda item: item[0]))  # EXACT before SUBTREE/BELOW
@@ -166,7 +165,7 @@ class IndexBuilder:
             backend=self.backend,
             sources=tuple(self._sources),
             records=tuple(table.records),
-            names=ids,
+            names=names,
             special=special,
             keywords=keywords,
             counts=(total, per_bit),
@@ -271,45 +270,56 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
     return ids
 
 
-def _make_lookup(
-    gets: list[_Get], has_tld_rules: bool, records: tuple[Record, ...]
-) -> Callable[[str], int]:
-    """Build the hot-path closure (locals in cells beat attribute loads on `self`)."""
-    count = len(gets)
-    at = [record.at for record in records]
-    below = [record.below for record in records]
-    h = hash
+class AhoNames:
+    """The "aho" backend's name table: one pyahocorasick automaton used as an exact-key trie."""
 
-    def lookup(name: str) -> int:
-        j = name.rfind(".")
-        if j < 0:
-            v = gets[h(name) % count](name, None)
-            return 0 if v is None else at[v]
-        k = name.rfind(".", 0, j)
-        key = name[k + 1 :] if k >= 0 else name
-        v = gets[h(key) % count](key, None)
-        if v is None:
-            if has_tld_rules:
-                key = name[j + 1 :]
-                v = gets[h(key) % count](key, None)
-                if v is not None:
-                    return below[v]
-            return 0
-        while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
-            j = k
+    def __init__(self, automaton: ahocorasick.Automaton) -> None:
+        self.automaton = automaton
+
+    @classmethod
+    def build(cls, ids: dict[str, int]) -> AhoNames:
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        deque(map(automaton.add_word, ids.keys(), ids.values()), 0)  # one C-level pass
+        return cls(automaton)
+
+    def get(self, name: str) -> int | None:
+        return self.automaton.get(name, None)
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        return iter(self.automaton.items())
+
+    def __len__(self) -> int:
+        return len(self.automaton)
+
+    def make_lookup(
+        self, at: list[int], below: list[int], has_tld_rules: bool
+    ) -> Callable[[str], int]:
+        """The walk down from the base, key by key."""
+        get = self.automaton.get
+
+        def lookup(name: str) -> int:
+            j = name.rfind(".")
+            if j < 0:
+                v = get(name, None)
+                return 0 if v is None else at[v]
             k = name.rfind(".", 0, j)
-            key = name[k + 1 :] if k >= 0 else name
-            w = gets[h(key) % count](key, None)
-            if w is None:
-                return below[v]
-            v = w
-        return at[v] if k < 0 else below[v]
+            v = get(name[k + 1 :] if k >= 0 else name, None)
+            if v is None:
+                if has_tld_rules:
+                    v = get(name[j + 1 :], None)
+                    if v is not None:
+                        return below[v]
+                return 0
+            while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
+                j = k
+                k = name.rfind(".", 0, j)
+                w = get(name[k + 1 :] if k >= 0 else name, None)
+                if w is None:
+                    return below[v]
+                v = w
+            return at[v] if k < 0 else below[v]
 
-    return lookup
-
-
-def _shard_count(n: int) -> int:
-    return -(-n // SHARD_FILL) | 1
+        return lookup
 
 
 class CategoryIndex:
@@ -329,12 +339,11 @@ class CategoryIndex:
         backend: str,
         sources: tuple[tuple[int, str], ...],
         records: tuple[Record, ...],
-        names: dict[str, int] | Iterable[tuple[list[str], Iterable[int]]],
+        names: PackedNames | AhoNames,
         special: dict[str, tuple[tuple[int, RuleAction, str | None, int], ...]],
         keywords: list[tuple[str, tuple[int, ...]]],
         counts: tuple[int, dict[int, int]],
         has_tld_rules: bool,
-        size: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
@@ -344,18 +353,17 @@ class CategoryIndex:
         self._special = special
         self._keyword_rules = keywords
         self._total, self._per_bit = counts
-        if size is None:
-            size = len(names)  # type: ignore[arg-type]
-        chunks = _chunks(names) if isinstance(names, dict) else names
-        self._tables, gets = _fill(backend, chunks, size)
-        self._get_any = gets
+        if isinstance(names, PackedNames) != (backend == "suffix"):
+            raise ValueError(f"{type(names).__name__} is not the {backend} backend's table")
+        self.names = names
         self.has_tld_rules = has_tld_rules
-        self.lookup = _make_lookup(gets, has_tld_rules, records)
+        at = [record.at for record in records]
+        below = [record.below for record in records]
+        self.lookup = names.make_lookup(at, below, has_tld_rules)
         self._keyword_masks, self._automaton = _keyword_automaton(keywords, sources)
 
     def _get(self, name: str) -> int | None:
-        gets = self._get_any
-        return gets[hash(name) % len(gets)](name, None)
+        return self.names.get(name)
 
     def keywords(self, name: str) -> int:
         """OR of the bits whose keyword occurs in `name`."""
@@ -440,30 +448,20 @@ class CategoryIndex:
         return self._total
 
     def storage(self) -> list[object]:
-        """The big containers, for `free_in_pieces` in a worker thread: freeing millions of
-        names in one go would hold the GIL for a long time."""
-        return list(self._tables)
-
-    def iter_names(self) -> Iterator[tuple[str, int]]:
-        """(key name, record id) pairs, for the snapshot writer."""
-        for table in self._tables:
-            yield from table.items()
+        """The big containers, for `free_in_pieces` in a worker thread."""
+        return [self.names.region] if isinstance(self.names, PackedNames) else []
 
     def name_count(self) -> int:
-        return sum(len(table) for table in self._tables)
+        """Key names held, markers included."""
+        return len(self.names)
 
 
 def free_in_pieces(pieces: list[object]) -> None:
-    """Drop `pieces` (from `index.storage()`) in a worker thread, a name at a time.
-
-    Dropping a whole shard frees its ~20k names in one C call that keeps the GIL for
-    milliseconds; emptying it item by item lets the event loop take the GIL between any two.
-    """
-    while pieces:
-        piece = pieces.pop()
-        if isinstance(piece, dict):
-            while piece:
-                piece.popitem()
+    """Release `pieces` (from `index.storage()`) in a worker thread: unmapping a region of
+    hundreds of megabytes is one system call, kept off the event loop."""
+    for piece in pieces:
+        if isinstance(piece, mmap.mmap):
+            piece.close()
 
 
 def _suffixes(name: str) -> Iterator[tuple[str, bool]]:
@@ -473,34 +471,6 @@ def _suffixes(name: str) -> Iterator[tuple[str, bool]]:
     while i >= 0:
         yield name[i + 1 :], False
         i = name.find(".", i + 1)
-
-
-def _chunks(names: dict[str, int]) -> Iterator[tuple[list[str], Iterable[int]]]:
-    keys, values = iter(names), iter(names.values())
-    while chunk := list(islice(keys, CHUNK)):
-        yield chunk, islice(values, len(chunk))
-
-
-def _fill(
-    backend: str, chunks: Iterable[tuple[list[str], Iterable[int]]], size: int
-) -> tuple[list, list[_Get]]:
-    """Load (names, record ids) chunks into the backend's tables; return them and their
-    getters. Each chunk is one C-level pass (the GIL is free between chunks)."""
-    if backend == "aho":
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for names, rids in chunks:
-            deque(map(automaton.add_word, names, rids), 0)
-        return [automaton], [automaton.get]
-    count = _shard_count(size)
-    shards: list[dict[str, int]] = [{} for _ in range(count)]
-    pick = shards.__getitem__
-    modulo = count.__rmod__
-    for names, rids in chunks:
-        rids = iter(rids)
-        for i in range(0, len(names), STEP):  # a short C call each: cache misses add up
-            part = names[i : i + STEP]
-            deque(map(setitem, map(pick, map(modulo, map(hash, part))), part, rids), 0)
-    return shards, [shard.get for shard in shards]
 
 
 def _keyword_automaton(

@@ -1,18 +1,17 @@
 """Compiled-index snapshots on disk, so a restart with millions of rules does not recompile.
 
-Format (version 2), all integers little-endian:
+Format (version 3), all integers little-endian:
 
-    magic b"SRMATCH\\0" | u32 version | u64 payload length | u32 crc32 of payload | payload
+    magic b"SRMATCH\0" | u32 version | u64 payload length | u32 crc32 of payload | payload
 
-The payload is a sequence of frames `u32 length | marshal data`: one metadata frame, then
-frames of up to CHUNK names (`"\\n"`-joined str, record ids as `array("I")` bytes). Small
-frames are the point: loading never runs one long C call (one big `marshal.loads` of 5M names
-would hold the GIL for a second), so a loader thread lets the event loop run between frames;
-`load_in_pieces` also hands the GIL over between frames. The checksum is a crc32 (twice as
-fast as sha256 and releases the GIL too): it guards against truncation and bit rot of a local
-cache file, not against an attacker who can write the cache directory.
-Anything that does not match byte for byte raises `SnapshotError`; a bad file never becomes
-a wrong index.
+The payload is a sequence of frames `u32 length | marshal data`: one metadata frame, then the
+name table's frames, then (for the "suffix" backend) the packed region's raw bytes. Frames are
+small (CHUNK names at most): loading never runs one long C call that holds the GIL, so a loader
+thread lets the event loop run between frames. The region, the bulk of the file, is read
+straight into its final memory with `readinto` and checksummed with `zlib.crc32`; both release
+the GIL. The checksum guards against truncation and bit rot of a local cache file, not against
+an attacker who can write the cache directory. Anything that does not match byte for byte
+raises `SnapshotError`; a bad file never becomes a wrong index.
 """
 
 from __future__ import annotations
@@ -20,21 +19,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import marshal
+import mmap
 import os
 import struct
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from resolver.fileio import atomic_write
 from resolver.lists.model import RuleAction
-from resolver.match.index import CategoryIndex, Record
+from resolver.match.index import AhoNames, CategoryIndex, Record
+from resolver.match.packed import PackedNames, new_region
 
 MAGIC = b"SRMATCH\0"
-VERSION = 2
+VERSION = 3
 CHUNK = 16_384
+READ = 8 << 20  # region bytes per read
 _HEADER = struct.Struct("<8sIQI")
 _FRAME = struct.Struct("<I")
 
@@ -48,11 +51,23 @@ class SnapshotError(Exception):
     """The snapshot file is missing, truncated, corrupt or from another format version."""
 
 
+def _table_frames(names: PackedNames | AhoNames) -> Iterator[object]:
+    if isinstance(names, PackedNames):
+        for table, joined, rids in names.frames(CHUNK):
+            yield table, joined, array("I", rids).tobytes()
+        return
+    items = names.items()
+    while part := list(islice(items, CHUNK)):
+        yield "\n".join(name for name, _ in part), array("I", [rid for _, rid in part]).tobytes()
+
+
 def _frames(index: CategoryIndex) -> Iterator[bytes]:
     special = {
         name: tuple((scope, action.value, target, src) for scope, action, target, src in items)
         for name, items in index._special.items()
     }
+    tables = [marshal.dumps(frame) for frame in _table_frames(index.names)]
+    packed = index.names.meta() if isinstance(index.names, PackedNames) else None
     meta = {
         "backend": index.backend,
         "sources": index._sources,
@@ -62,81 +77,95 @@ def _frames(index: CategoryIndex) -> Iterator[bytes]:
         "total": len(index),
         "per_bit": index.rule_counts(),
         "has_tld_rules": index.has_tld_rules,
-        "size": index.name_count(),
+        "keys": index.name_count(),
+        "frames": len(tables),
+        "packed": packed,
     }
     yield marshal.dumps(meta)
-    names: list[str] = []
-    ids = array("I")
-    for name, rid in index.iter_names():
-        names.append(name)
-        ids.append(rid)
-        if len(names) == CHUNK:
-            yield marshal.dumps(("\n".join(names), ids.tobytes()))
-            names.clear()
-            ids = array("I")
-    if names:
-        yield marshal.dumps(("\n".join(names), ids.tobytes()))
+    yield from tables
 
 
 def save(index: CategoryIndex, path: Path | str) -> None:
     """Write `index` to `path` atomically (temp file in the same directory, then rename)."""
     path = Path(path)
     crc = 0
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     for frame in _frames(index):
         head = _FRAME.pack(len(frame))
         crc = zlib.crc32(frame, zlib.crc32(head, crc))
         parts += (head, frame)
+    if isinstance(index.names, PackedNames):
+        names = index.names
+        region = memoryview(names.region)[: names.count * names.size]
+        crc = zlib.crc32(region, crc)
+        parts.append(region)
     length = sum(len(part) for part in parts)
-    atomic_write(path, [_HEADER.pack(MAGIC, VERSION, length, crc), *parts])
+    try:
+        atomic_write(path, [_HEADER.pack(MAGIC, VERSION, length, crc), *parts])
+    finally:
+        if isinstance(index.names, PackedNames):
+            region.release()
 
 
-def _read_frames(file: BinaryIO, length: int, path: Path) -> Iterator[object]:
-    """Decode the frames one read at a time (no 100 MB buffer whose free would hold the
-    GIL); the checksum is verified after the last frame, before the index is handed out."""
-    pos, crc = 0, 0
-    while pos < length:
-        head = file.read(_FRAME.size)
-        if len(head) != _FRAME.size or pos + _FRAME.size > length:
-            raise SnapshotError(f"{path}: truncated frame header at byte {pos}")
-        (size,) = _FRAME.unpack(head)
-        pos += _FRAME.size
-        frame = file.read(size)
-        if len(frame) != size or pos + size > length:
-            raise SnapshotError(f"{path}: truncated frame at byte {pos}")
-        crc = zlib.crc32(frame, zlib.crc32(head, crc))
+class _Reader:
+    """Frames then raw bytes from a snapshot payload, with a running crc32 and bounds checks."""
+
+    def __init__(self, file: BinaryIO, length: int, path: Path) -> None:
+        self.file, self.left, self.path, self.crc = file, length, path, 0
+
+    def _read(self, size: int, what: str) -> bytes:
+        data = self.file.read(size) if size <= self.left else b""
+        if len(data) != size:
+            raise SnapshotError(f"{self.path}: truncated {what}")
+        self.left -= size
+        self.crc = zlib.crc32(data, self.crc)
+        return data
+
+    def frame(self) -> object:
+        (size,) = _FRAME.unpack(self._read(_FRAME.size, "frame header"))
+        data = self._read(size, "frame")
         try:
-            yield marshal.loads(frame)
+            return marshal.loads(data)
         except (ValueError, EOFError, TypeError) as exc:
-            raise SnapshotError(f"{path}: undecodable frame at byte {pos}: {exc}") from exc
-        pos += size
-    if crc != _expected_crc(file):
-        raise SnapshotError(f"{path}: checksum mismatch")
+            raise SnapshotError(f"{self.path}: undecodable frame: {exc}") from exc
 
-
-def _expected_crc(file: BinaryIO) -> int:
-    file.seek(0)
-    return _HEADER.unpack(file.read(_HEADER.size))[3]
-
-
-def _chunks(
-    frames: Iterator[object], records: int, path: Path
-) -> Iterator[tuple[list[str], Iterable[int]]]:
-    # Record ids come back as shared int objects, not one new int per name.
-    shared = list(range(records))
-    for frame in frames:
+    def into(self, region: mmap.mmap, size: int) -> None:
+        """Read `size` raw bytes into `region`, READ bytes per call (the GIL is free during
+        each read and each checksum step)."""
+        if size != self.left:
+            raise SnapshotError(f"{self.path}: region is {self.left} bytes, expected {size}")
+        view = memoryview(region)
         try:
-            text, raw = frame  # type: ignore[misc]
-            ids = array("I")
-            ids.frombytes(raw)
-            names = text.split("\n")
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise SnapshotError(f"{path}: malformed name frame: {exc}") from exc
-        if len(names) != len(ids):
-            raise SnapshotError(f"{path}: name frame has {len(names)} names, {len(ids)} ids")
-        if ids and max(ids) >= records:
-            raise SnapshotError(f"{path}: record id out of range")
-        yield names, map(shared.__getitem__, ids)
+            for start in range(0, size, READ):
+                part = view[start : min(size, start + READ)]
+                if self.file.readinto(part) != len(part):
+                    raise SnapshotError(f"{self.path}: truncated region")
+                self.crc = zlib.crc32(part, self.crc)
+                part.release()
+        finally:
+            view.release()
+        self.left = 0
+
+
+def _table(reader: _Reader, meta: dict) -> PackedNames | AhoNames:
+    frames = [reader.frame() for _ in range(meta["frames"])]
+    packed = meta["packed"]
+    try:
+        if packed is None:
+            ids: dict[str, int] = {}
+            for text, raw in frames:  # type: ignore[misc]
+                rids = array("I", raw)
+                names = text.split("\n")
+                if len(names) != len(rids):
+                    raise ValueError(f"name frame has {len(names)} names, {len(rids)} ids")
+                ids.update(zip(names, rids, strict=True))
+            return AhoNames.build(ids)
+        region = new_region(packed["count"] * packed["size"])
+        reader.into(region, packed["count"] * packed["size"])
+        chunks = ((table, joined, array("I", raw)) for table, joined, raw in frames)  # type: ignore[misc]
+        return PackedNames.assemble(packed, chunks, region)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise SnapshotError(f"{reader.path}: malformed name table: {exc!r}") from exc
 
 
 def load(path: Path | str) -> CategoryIndex:
@@ -153,7 +182,7 @@ def _load(file: BinaryIO, path: Path) -> CategoryIndex:
     head = file.read(_HEADER.size)
     if len(head) < _HEADER.size:
         raise SnapshotError(f"{path}: truncated header ({len(head)} bytes)")
-    magic, version, length, _ = _HEADER.unpack(head)
+    magic, version, length, crc = _HEADER.unpack(head)
     if magic != MAGIC:
         raise SnapshotError(f"{path}: not a match snapshot (bad magic)")
     if version != VERSION:
@@ -161,8 +190,8 @@ def _load(file: BinaryIO, path: Path) -> CategoryIndex:
     payload = os.fstat(file.fileno()).st_size - _HEADER.size
     if payload != length:
         raise SnapshotError(f"{path}: payload is {payload} bytes, header says {length}")
-    frames = _read_frames(file, length, path)
-    meta = next(frames, None)
+    reader = _Reader(file, length, path)
+    meta = reader.frame()
     if not isinstance(meta, dict):
         raise SnapshotError(f"{path}: missing metadata frame")
     try:
@@ -173,21 +202,23 @@ def _load(file: BinaryIO, path: Path) -> CategoryIndex:
             )
             for name, items in meta["special"].items()
         }
+        names = _table(reader, meta)
+        if reader.left or reader.crc != crc:
+            raise SnapshotError(f"{path}: checksum mismatch")
         index = CategoryIndex(
             backend=meta["backend"],
             sources=tuple(tuple(source) for source in meta["sources"]),
             records=records,
-            names=_chunks(frames, len(records), path),
+            names=names,
             special=special,
             keywords=[(text, tuple(srcs)) for text, srcs in meta["keywords"]],
             counts=(meta["total"], dict(meta["per_bit"])),
             has_tld_rules=meta["has_tld_rules"],
-            size=meta["size"],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"{path}: malformed snapshot: {exc!r}") from exc
-    if index.name_count() != meta["size"]:
-        raise SnapshotError(f"{path}: {index.name_count()} names, header says {meta['size']}")
+    if index.name_count() != meta["keys"]:
+        raise SnapshotError(f"{path}: {index.name_count()} names, header says {meta['keys']}")
     return index
 
 

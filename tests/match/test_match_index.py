@@ -208,7 +208,7 @@ def test_explain_lists_every_rule_most_specific_first(backend):
 
 # --- property test: both backends agree with a naive reference over random rule sets ---
 
-LABELS = st.sampled_from(["a", "b", "com", "vn", "x", "www"])
+LABELS = st.sampled_from(["a", "b", "com", "vn", "x", "www", "ww"])
 NAMES = st.lists(LABELS, min_size=1, max_size=5).map(".".join)
 RULE = st.tuples(
     st.integers(0, 5), NAMES, st.sampled_from([E, S, B]), st.sampled_from([BLOCK, ALLOW, NX])
@@ -235,12 +235,17 @@ def naive_lookup(rules, name: str) -> int:
 @settings(max_examples=300, deadline=None)
 @given(rules=st.lists(RULE, max_size=25), names=st.lists(NAMES, min_size=1, max_size=20))
 def test_backends_equal_naive_reference(rules, names):
+    """The label "ww" makes names that end in another name without a label boundary ("www.com" and
+    "ww.com"); the tight packing puts two entries at most in a window and makes every name
+    with a child key hot, so the spill and the hot walk are exercised on every example."""
+    builders = {name: (name, {}) for name in BACKENDS}
+    builders["suffix-tight"] = ("suffix", {"window": 24, "hot_children": 0})
     indexes = {}
-    for backend_name in BACKENDS:
-        builder = IndexBuilder(backend_name)
+    for label, (backend_name, packing) in builders.items():
+        builder = IndexBuilder(backend_name, **packing)
         for bit, name, scope, action in rules:
             builder.add(bit, [Entry(name, scope, action)], f"l{bit}")
-        indexes[backend_name] = builder.build()
+        indexes[label] = builder.build()
     for name in names + [rule[1] for rule in rules]:
         expected = naive_lookup(rules, name)
         for backend_name, index in indexes.items():

@@ -1,0 +1,82 @@
+"""The packed name table behind the "suffix" backend: the cases its layout makes special."""
+
+from __future__ import annotations
+
+import zlib
+
+from resolver.lists.model import Entry, RuleAction
+from resolver.match import snapshot
+from resolver.match.index import IndexBuilder, free_in_pieces
+from resolver.match.packed import FILL, WINDOW
+
+
+def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
+    builder = IndexBuilder()
+    builder.add(0, [Entry("zfoo.com")], "a")  # same window, laid out first
+    builder.add(1, [Entry("foo.com")], "b")
+    index = builder.build()
+    region = bytes(index.names.region)
+    assert region.count(b"foo.com\n") == 2  # the first hit is the tail of zfoo.com:
+    assert region.index(b"foo.com\n") == region.index(b"zfoo.com\n") + 1
+    assert index.lookup("www.foo.com") == 0b10
+    assert index.lookup("www.zfoo.com") == 0b01
+    assert index.lookup("oo.com") == 0
+
+
+def test_more_than_128_records_take_two_digit_bytes():
+    builder = IndexBuilder()
+    for bit in range(60):  # one name per list and one shared by pairs of lists: 150+ records
+        builder.add(bit, [Entry(f"only{bit}.vn"), Entry(f"pair{bit // 2}.vn")], f"l{bit}")
+    index = builder.build()
+    assert index.names.width == 2
+    for bit in range(60):
+        assert index.lookup(f"www.only{bit}.vn") == 1 << bit
+        pair = bit // 2
+        assert index.lookup(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
+
+
+def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
+    names = [f"shop{i}.com.vn" for i in range(40)] + [f"a{i}.blog.vn" for i in range(6)]
+    names += ["com.vn", "x.y.shop3.com.vn", "nx.shop7.com.vn"]
+    builder = IndexBuilder(window=64, hot_children=3)
+    builder.add(2, [Entry(name) for name in names if not name.startswith("nx.")], "list")
+    builder.add(5, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
+    index = builder.build()
+    table = index.names
+    assert {b"com.vn\n", b"blog.vn\n"} <= table.hot.keys()
+    assert table.spill  # 64-byte windows cannot hold ~50 names
+    saved = tmp_path / "packed.idx"
+    snapshot.save(index, saved)
+    loaded = snapshot.load(saved)
+    for each in (index, loaded):
+        assert each.lookup("com.vn") == 1 << 2
+        assert all(each.lookup(f"m.{name}") == 1 << 2 for name in names if "nx." not in name)
+        assert each.lookup("nx.shop7.com.vn") == 1 << 2  # the exception is another bit
+        assert each.lookup("www.vn") == each.lookup("blog.vn") == 0
+        assert each.lookup("q.a1.blog.vn") == 1 << 2
+        assert [hit.rule for hit in each.explain("deep.x.y.shop3.com.vn")] == [
+            "x.y.shop3.com.vn",
+            "shop3.com.vn",
+            "com.vn",
+        ]
+    free_in_pieces(loaded.storage())
+
+
+def test_names_crafted_to_share_a_window_only_fill_the_spill():
+    """A hostile list whose names all hash to one window: the window keeps its size, the rest
+    goes to the (siphash) spill dict and every name still matches."""
+    count = int(300 * (len("n0000000.vn") + 2) / (WINDOW * FILL)) | 1  # as PackedNames.build
+    crafted: list[str] = []
+    i = 0
+    while len(crafted) < 300:
+        name = f"n{i:07d}.vn"
+        i += 1
+        if zlib.crc32(name.encode() + b"\n") % count == 0:
+            crafted.append(name)
+    builder = IndexBuilder()
+    builder.add(0, [Entry(name) for name in crafted], "hostile")
+    index = builder.build()
+    assert index.names.count == count
+    assert len(index.names.spill) > 250
+    assert all(index.lookup(f"www.{name}") == 1 for name in crafted)
+    assert index.lookup("n0000000.vn") == (1 if "n0000000.vn" in crafted else 0)
