@@ -60,8 +60,9 @@ class Server:
     def last_log_line(self) -> str:
         if self.log is None or not self.log.exists():
             return "no output"
-        lines = self.log.read_text(errors="replace").strip().splitlines() or ["no output"]
-        return lines[-1]
+        text = self.log.read_text(errors="replace")
+        lines = "".join(c for c in text if c.isprintable() or c == "\n").strip().splitlines()
+        return (lines or ["no output"])[-1]  # printable only: it lands in Markdown tables
 
     def rss_kib(self) -> int | None:
         if self.proc is None:
