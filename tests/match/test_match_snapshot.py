@@ -104,11 +104,14 @@ def corrupt_variants(data: bytes):
     flipped = bytearray(data)
     flipped[header + 20] ^= 0xFF
     yield "flipped byte", bytes(flipped)
+    in_region = bytearray(data)
+    in_region[-3] ^= 0x01  # the packed region is read raw, after the frames
+    yield "flipped region byte", bytes(in_region)
     yield "trailing junk", data + b"junk"
     yield "binary garbage", os.urandom(len(data))
 
 
-@pytest.mark.parametrize("variant", range(8))
+@pytest.mark.parametrize("variant", range(9))
 def test_corrupt_snapshot_raises(tmp_path, variant):
     save(small_index("suffix"), tmp_path / "good.idx")
     _label, bad = list(corrupt_variants((tmp_path / "good.idx").read_bytes()))[variant]
