@@ -99,6 +99,8 @@ class PackedNames:
     ) -> PackedNames:
         """Pack `ids` (name -> record id, shallow names first: an anchor then lands before
         the names below it in its window, so a search meets it first)."""
+        if not all(map(str.isascii, ids)):  # the layout relies on names below 0x80
+            raise ValueError(f"not a normalized name: {next(n for n in ids if not n.isascii())!r}")
         width = _width(records)
         children = Counter(name[name.find(".") + 1 :] for name in ids if name.count(".") >= 2)
         hot_names = {parent for parent, n in children.items() if n > hot_children}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
+
 from resolver.lists.model import Entry, RuleAction
 from resolver.match import snapshot
 from resolver.match.index import IndexBuilder, free_in_pieces
@@ -80,3 +82,10 @@ def test_names_crafted_to_share_a_window_only_fill_the_spill():
     assert len(index.names.spill) > 250
     assert all(index.lookup(f"www.{name}") == 1 for name in crafted)
     assert index.lookup("n0000000.vn") == (1 if "n0000000.vn" in crafted else 0)
+
+
+def test_a_name_that_escaped_normalization_is_a_clear_error():
+    builder = IndexBuilder()
+    builder.add(0, [Entry("ví-dụ.vn")], "raw")
+    with pytest.raises(ValueError, match="not a normalized name"):
+        builder.build()
