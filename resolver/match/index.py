@@ -29,6 +29,8 @@ import ahocorasick
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
 from resolver.match.packed import HOT_CHILDREN, WINDOW, PackedNames
 
+SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
+
 BACKENDS = ("suffix", "aho")
 
 # Rule codes pack (source id, scope, action) into one int so a name with one rule costs one
@@ -84,12 +86,19 @@ class IndexBuilder:
     """Collects rules from many lists, then compiles them into a `CategoryIndex`."""
 
     def __init__(
-        self, backend: str = "suffix", *, window: int = WINDOW, hot_children: int = HOT_CHILDREN
+        self,
+        backend: str = "suffix",
+        *,
+        small: int = SMALL,
+        window: int = WINDOW,
+        hot_children: int = HOT_CHILDREN,
     ) -> None:
-        """`window` and `hot_children` tune the "suffix" backend's packing (see packed.py)."""
+        """The "suffix" backend keeps up to `small` key names in a plain dict and packs more
+        (`window` and `hot_children` tune the packing, see packed.py)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
+        self._small = small
         self._packing = {"size": window, "hot_children": hot_children}
         self._sources: list[tuple[int, str]] = []
         self._source_ids: dict[tuple[int, str], int] = {}
@@ -150,11 +159,13 @@ class IndexBuilder:
         bits = [bit for bit, _ in self._sources]
         table = _RecordTable(bits)
         ids = _assign_records(self._rules, table)
-        names: PackedNames | AhoNames
-        if self.backend == "suffix":
-            names = PackedNames.build(ids, len(table.records), **self._packing)
-        else:
+        names: Names
+        if self.backend == "aho":
             names = AhoNames.build(ids)
+        elif len(ids) <= self._small:
+            names = DictNames(ids)
+        else:
+            names = PackedNames.build(ids, len(table.records), **self._packing)
         keywords = [(text, tuple(sorted(srcs))) for text, srcs in sorted(self._keywords.items())]
         special = {
             name: tuple(sorted(items, key=lambda item: item[0]))  # EXACT before SUBTREE/BELOW
@@ -294,32 +305,63 @@ class AhoNames:
     def make_lookup(
         self, at: list[int], below: list[int], has_tld_rules: bool
     ) -> Callable[[str], int]:
-        """The walk down from the base, key by key."""
-        get = self.automaton.get
+        return _walk(self.automaton.get, at, below, has_tld_rules)
 
-        def lookup(name: str) -> int:
-            j = name.rfind(".")
-            if j < 0:
-                v = get(name, None)
-                return 0 if v is None else at[v]
-            k = name.rfind(".", 0, j)
-            v = get(name[k + 1 :] if k >= 0 else name, None)
-            if v is None:
-                if has_tld_rules:
-                    v = get(name[j + 1 :], None)
-                    if v is not None:
-                        return below[v]
-                return 0
-            while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
-                j = k
-                k = name.rfind(".", 0, j)
-                w = get(name[k + 1 :] if k >= 0 else name, None)
-                if w is None:
+
+class DictNames:
+    """The "suffix" backend's table for small indexes (a policy's own allow and deny rules,
+    a short mandated list): one dict, whose probe costs less bytecode than the packed region's
+    encode-hash-find, while memory does not matter at this size."""
+
+    def __init__(self, table: dict[str, int]) -> None:
+        self.table = table
+
+    def get(self, name: str) -> int | None:
+        return self.table.get(name)
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        return iter(self.table.items())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def make_lookup(
+        self, at: list[int], below: list[int], has_tld_rules: bool
+    ) -> Callable[[str], int]:
+        return _walk(self.table.get, at, below, has_tld_rules)
+
+
+Names = PackedNames | DictNames | AhoNames
+
+
+def _walk(
+    get: Callable[[str, None], int | None], at: list[int], below: list[int], has_tld_rules: bool
+) -> Callable[[str], int]:
+    """The walk down from the base, key by key, over one exact-key getter."""
+
+    def lookup(name: str) -> int:
+        j = name.rfind(".")
+        if j < 0:
+            v = get(name, None)
+            return 0 if v is None else at[v]
+        k = name.rfind(".", 0, j)
+        v = get(name[k + 1 :] if k >= 0 else name, None)
+        if v is None:
+            if has_tld_rules:
+                v = get(name[j + 1 :], None)
+                if v is not None:
                     return below[v]
-                v = w
-            return at[v] if k < 0 else below[v]
+            return 0
+        while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
+            j = k
+            k = name.rfind(".", 0, j)
+            w = get(name[k + 1 :] if k >= 0 else name, None)
+            if w is None:
+                return below[v]
+            v = w
+        return at[v] if k < 0 else below[v]
 
-        return lookup
+    return lookup
 
 
 class CategoryIndex:
@@ -339,7 +381,7 @@ class CategoryIndex:
         backend: str,
         sources: tuple[tuple[int, str], ...],
         records: tuple[Record, ...],
-        names: PackedNames | AhoNames,
+        names: Names,
         special: dict[str, tuple[tuple[int, RuleAction, str | None, int], ...]],
         keywords: list[tuple[str, tuple[int, ...]]],
         counts: tuple[int, dict[int, int]],
@@ -353,7 +395,7 @@ class CategoryIndex:
         self._special = special
         self._keyword_rules = keywords
         self._total, self._per_bit = counts
-        if isinstance(names, PackedNames) != (backend == "suffix"):
+        if isinstance(names, AhoNames) != (backend == "aho"):
             raise ValueError(f"{type(names).__name__} is not the {backend} backend's table")
         self.names = names
         self.has_tld_rules = has_tld_rules

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from resolver.fileio import atomic_write
 from resolver.lists.model import RuleAction
-from resolver.match.index import AhoNames, CategoryIndex, Record
+from resolver.match.index import AhoNames, CategoryIndex, DictNames, Names, Record
 from resolver.match.packed import PackedNames, new_region
 
 MAGIC = b"SRMATCH\0"
@@ -51,7 +51,7 @@ class SnapshotError(Exception):
     """The snapshot file is missing, truncated, corrupt or from another format version."""
 
 
-def _table_frames(names: PackedNames | AhoNames) -> Iterator[object]:
+def _table_frames(names: Names) -> Iterator[object]:
     if isinstance(names, PackedNames):
         for table, joined, rids in names.frames(CHUNK):
             yield table, joined, array("I", rids).tobytes()
@@ -147,7 +147,7 @@ class _Reader:
         self.left = 0
 
 
-def _table(reader: _Reader, meta: dict) -> PackedNames | AhoNames:
+def _table(reader: _Reader, meta: dict) -> Names:
     frames = [reader.frame() for _ in range(meta["frames"])]
     packed = meta["packed"]
     try:
@@ -159,7 +159,7 @@ def _table(reader: _Reader, meta: dict) -> PackedNames | AhoNames:
                 if len(names) != len(rids):
                     raise ValueError(f"name frame has {len(names)} names, {len(rids)} ids")
                 ids.update(zip(names, rids, strict=True))
-            return AhoNames.build(ids)
+            return AhoNames.build(ids) if meta["backend"] == "aho" else DictNames(ids)
         region = new_region(packed["count"] * packed["size"])
         reader.into(region, packed["count"] * packed["size"])
         chunks = ((table, joined, array("I", raw)) for table, joined, raw in frames)  # type: ignore[misc]

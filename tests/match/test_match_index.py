@@ -236,10 +236,11 @@ def naive_lookup(rules, name: str) -> int:
 @given(rules=st.lists(RULE, max_size=25), names=st.lists(NAMES, min_size=1, max_size=20))
 def test_backends_equal_naive_reference(rules, names):
     """The label "ww" makes names that end in another name without a label boundary ("www.com" and
-    "ww.com"); the tight packing puts two entries at most in a window and makes every name
-    with a child key hot, so the spill and the hot walk are exercised on every example."""
+    "ww.com"). "suffix" is the small-index dict; "suffix-tight" packs even tiny indexes, puts
+    two entries at most in a window and makes every name with a child key hot, so the spill
+    and the hot walk are exercised on every example."""
     builders = {name: (name, {}) for name in BACKENDS}
-    builders["suffix-tight"] = ("suffix", {"window": 24, "hot_children": 0})
+    builders["suffix-tight"] = ("suffix", {"small": 0, "window": 24, "hot_children": 0})
     indexes = {}
     for label, (backend_name, packing) in builders.items():
         builder = IndexBuilder(backend_name, **packing)

@@ -13,7 +13,7 @@ from resolver.match.packed import FILL, WINDOW
 
 
 def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
-    builder = IndexBuilder()
+    builder = IndexBuilder(small=0)
     builder.add(0, [Entry("zfoo.com")], "a")  # same window, laid out first
     builder.add(1, [Entry("foo.com")], "b")
     index = builder.build()
@@ -26,7 +26,7 @@ def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
 
 
 def test_more_than_128_records_take_two_digit_bytes():
-    builder = IndexBuilder()
+    builder = IndexBuilder(small=0)
     for bit in range(60):  # one name per list and one shared by pairs of lists: 150+ records
         builder.add(bit, [Entry(f"only{bit}.vn"), Entry(f"pair{bit // 2}.vn")], f"l{bit}")
     index = builder.build()
@@ -40,7 +40,7 @@ def test_more_than_128_records_take_two_digit_bytes():
 def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     names = [f"shop{i}.com.vn" for i in range(40)] + [f"a{i}.blog.vn" for i in range(6)]
     names += ["com.vn", "x.y.shop3.com.vn", "nx.shop7.com.vn"]
-    builder = IndexBuilder(window=64, hot_children=3)
+    builder = IndexBuilder(small=0, window=64, hot_children=3)
     builder.add(2, [Entry(name) for name in names if not name.startswith("nx.")], "list")
     builder.add(5, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
     index = builder.build()
@@ -75,7 +75,7 @@ def test_names_crafted_to_share_a_window_only_fill_the_spill():
         i += 1
         if zlib.crc32(name.encode() + b"\n") % count == 0:
             crafted.append(name)
-    builder = IndexBuilder()
+    builder = IndexBuilder(small=0)
     builder.add(0, [Entry(name) for name in crafted], "hostile")
     index = builder.build()
     assert index.names.count == count
@@ -85,7 +85,7 @@ def test_names_crafted_to_share_a_window_only_fill_the_spill():
 
 
 def test_a_name_that_escaped_normalization_is_a_clear_error():
-    builder = IndexBuilder()
+    builder = IndexBuilder(small=0)
     builder.add(0, [Entry("ví-dụ.vn")], "raw")
     with pytest.raises(ValueError, match="not a normalized name"):
         builder.build()

@@ -28,8 +28,8 @@ QUERIES = [
 ]
 
 
-def small_index(backend: str) -> CategoryIndex:
-    builder = IndexBuilder(backend)
+def small_index(backend: str, **packing: int) -> CategoryIndex:
+    builder = IndexBuilder(backend, **packing)
     builder.add(
         0,
         [
@@ -69,9 +69,12 @@ def render(index: CategoryIndex) -> dict:
     } | {"len": len(index), "rule_counts": {str(k): v for k, v in index.rule_counts().items()}}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_round_trip_matches_golden(tmp_path, backend):
-    original = small_index(backend)
+LAYOUTS = [(backend, {}) for backend in BACKENDS] + [("suffix", {"small": 0})]  # + packed
+
+
+@pytest.mark.parametrize(("backend", "packing"), LAYOUTS)
+def test_round_trip_matches_golden(tmp_path, backend, packing):
+    original = small_index(backend, **packing)
     save(original, tmp_path / "i.idx")
     loaded = load(tmp_path / "i.idx")
     assert loaded.backend == backend
@@ -113,7 +116,7 @@ def corrupt_variants(data: bytes):
 
 @pytest.mark.parametrize("variant", range(9))
 def test_corrupt_snapshot_raises(tmp_path, variant):
-    save(small_index("suffix"), tmp_path / "good.idx")
+    save(small_index("suffix", small=0), tmp_path / "good.idx")  # packed: frames, then region
     _label, bad = list(corrupt_variants((tmp_path / "good.idx").read_bytes()))[variant]
     (tmp_path / "bad.idx").write_bytes(bad)
     with pytest.raises(SnapshotError):
