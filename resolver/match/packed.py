@@ -27,7 +27,7 @@ from __future__ import annotations
 import mmap
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from itertools import islice
 
 WINDOW = 256  # bytes: four cache lines
@@ -117,8 +117,8 @@ class PackedNames:
         crc = zlib.crc32
         digits = [_digits(rid, width) for rid in range(records)]
         for name in placed:
-            entry = digits[ids[name]] + name.encode() + b"\n"
-            windows[crc(_anchor(name, hot_names).encode() + b"\n") % count].append(entry)
+            q = name.encode() + b"\n"
+            windows[crc(_anchor(q, hot)) % count].append(digits[ids[name]] + q)
         region = new_region(count * size)
         spill: dict[bytes, int] = {}
         room = size - 1
@@ -140,16 +140,9 @@ class PackedNames:
 
     # --- reading --------------------------------------------------------------------------
 
-    def _window(self, q: bytes) -> tuple[bytes, int]:
-        """The anchor of encoded name `q` ("name\\n") and its window's start."""
-        j = q.rfind(b".")
-        k = q.rfind(b".", 0, j)
-        pat = q[k + 1 :]
-        hot = self.hot
-        while k >= 0 and pat in hot:
-            k = q.rfind(b".", 0, k)
-            pat = q[k + 1 :]
-        return pat, zlib.crc32(pat) % self.count * self.size
+    def _window(self, q: bytes) -> int:
+        """The start of the window of encoded name `q` ("name\\n")."""
+        return zlib.crc32(_anchor(q, self.hot)) % self.count * self.size
 
     def locate(self, pat: bytes, start: int) -> int | None:
         """Record id of key `pat` ("name\\n") in the window at `start` or in the spill."""
@@ -168,7 +161,7 @@ class PackedNames:
         rid = self.hot.get(q)
         if rid is not None or "." not in name:
             return rid
-        return self.locate(q, self._window(q)[1])
+        return self.locate(q, self._window(q))
 
     def __len__(self) -> int:
         return self.keys
@@ -261,12 +254,12 @@ class PackedNames:
         return cls(region, hot=tables[0], spill=tables[1], **meta)
 
 
-def _anchor(name: str, hot: set[str]) -> str:
-    """The shortest suffix of `name` (two labels or more) that is not hot."""
-    j = name.rfind(".")
-    k = name.rfind(".", 0, j)
-    pat = name[k + 1 :]
+def _anchor(q: bytes, hot: Container[bytes]) -> bytes:
+    """The shortest suffix of encoded name `q` ("name\\n", two labels or more) not in `hot`."""
+    j = q.rfind(b".")
+    k = q.rfind(b".", 0, j)
+    pat = q[k + 1 :]
     while k >= 0 and pat in hot:
-        k = name.rfind(".", 0, k)
-        pat = name[k + 1 :]
+        k = q.rfind(b".", 0, k)
+        pat = q[k + 1 :]
     return pat
