@@ -9,7 +9,8 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
 * Walk down from the base. Because ancestors are folded in, the most specific key on a name's
   path answers the query. Lookups start at the base (last two labels): every suffix between a
   base and a deeper key exists as a key (a "marker" when it has no rules of its own) and a key
-  with keys below it has an odd record id, so the walk stops at the first miss or even id.
+  with keys below it has the DEEP bit (1) in its record id, so the walk stops at the first miss
+  or id without it. Each record has four ids (bit 1, HOT, is the packed table's own).
   Most names in real traffic have no key on their base: one probe answers them.
 * Two backends behind one interface: "suffix" (`packed.PackedNames`: the names packed into
   one byte region, the default) and "aho" (one pyahocorasick automaton in STORE_INTS mode,
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match.packed import HOT_CHILDREN, WINDOW, PackedNames
+from resolver.match.packed import DEEP, FILL, HOT_CHILDREN, WINDOW, PackedNames
 
 SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
 
@@ -92,14 +93,15 @@ class IndexBuilder:
         small: int = SMALL,
         window: int = WINDOW,
         hot_children: int = HOT_CHILDREN,
+        fill: float = FILL,
     ) -> None:
         """The "suffix" backend keeps up to `small` key names in a plain dict and packs more
-        (`window` and `hot_children` tune the packing, see packed.py)."""
+        (`window`, `hot_children` and `fill` tune the packing, see packed.py)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown match backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
         self._small = small
-        self._packing = {"size": window, "hot_children": hot_children}
+        self._packing = {"size": window, "hot_children": hot_children, "fill": fill}
         self._sources: list[tuple[int, str]] = []
         self._source_ids: dict[tuple[int, str], int] = {}
         self._rules: dict[str, int | set[int]] = {}
@@ -208,7 +210,8 @@ def _count_rules(
 
 
 class _RecordTable:
-    """De-duplicates records; a record's id is even, odd when the name has deeper keys."""
+    """De-duplicates records. A record has four ids, 4n + flags: DEEP when the name has keys
+    below it, HOT for the packed table (see packed.py); all four name record n."""
 
     def __init__(self, bits: list[int]) -> None:
         self.bits = bits
@@ -236,9 +239,9 @@ class _RecordTable:
         rid = self._ids.get(key)
         if rid is None:
             record = Record(codes, b_at & ~a_at, b_below & ~a_below)
-            rid = len(self.records) + deep
-            self.records += (record, record)  # ids 2n and 2n+1 both name record n
-            self.totals += ((b_below, a_below), (b_below, a_below))
+            rid = len(self.records) + (DEEP if deep else 0)
+            self.records += (record,) * 4
+            self.totals += ((b_below, a_below),) * 4
             self._ids[key] = rid
         return rid
 
@@ -352,7 +355,7 @@ def _walk(
                 if v is not None:
                     return below[v]
             return 0
-        while v & 1 and k >= 0:  # keys exist below this one: go one label deeper
+        while v & DEEP and k >= 0:  # keys exist below this one: go one label deeper
             j = k
             k = name.rfind(".", 0, j)
             w = get(name[k + 1 :] if k >= 0 else name, None)

@@ -3,23 +3,26 @@
 Why (figures from `bench/match_bench.py`, see bench/README.md): a Python object per name costs
 70-100 bytes and a dict or set probe touches three to four scattered cache lines, so at 5M names
 memory latency, not bytecode, bounds the lookup rate. Here a name costs its own bytes plus a
-record digit, and one lookup touches one window of the region.
+record digit, and one lookup touches the first cache lines of one window of the region.
 
-Layout. The region is `count` windows of `size` bytes. A window holds entries
-`digits name "\\n"`: the record id in `width` bytes >= 0x80 (7 bits each, most significant
-first), then the ASCII name. Names never hold bytes >= 0x80 or "\\n", so a search for
-`suffix "\\n"` can only hit an entry's name or the tail of a longer one (told apart by the byte
-before the hit). Zero bytes pad a window; its last byte is 1 when entries that did not fit went
-to the `spill` dict instead.
+Layout. The region is `count` windows of `size` bytes (at most 256). A window starts with a
+header byte: 1 + the bytes its entries use, or `full` (min(size, 255)) when entries that did not
+fit went to the `spill` dict. Entries follow as `digits name "\\n"`: the record id in `width`
+bytes >= 0x80 (7 bits each, most significant first), then the ASCII name. Names never hold
+bytes >= 0x80 or "\\n", so a search for `suffix "\\n"` can only hit an entry's name or the tail of
+a longer one (told apart by the byte before the hit). A search reads only the header's span, so
+a miss touches only the cache lines holding entries.
 
 Placement. A name's window is crc32 of its *anchor* (the shortest suffix of two labels or more
-that is not "hot") modulo `count`, so a name and every key below it share one window and the
-walk down the labels stays in cache lines already fetched. "Hot" names, those with more than
-`hot_children` child keys (`com.vn`, `co.uk`, `blogspot.com`...), and every ancestor of one,
-live in the small `hot` dict with the single-label (TLD) keys; below them each name anchors
-itself. The layout is deterministic (crc32, not the per-process `hash`), so a snapshot is the
-region itself, read back in one pass with the GIL released. A list crafted so that thousands of
-names share a crc32 only fills the spill dict (siphash), it never makes a window longer.
+that is not "hot") modulo `count`, so a name and every key below it share one window, placed
+after it (names arrive shallow first), and the walk down the labels resumes where the last hit
+was. "Hot" names, those with more than `hot_children` child keys (`com.vn`, `co.uk`,
+`blogspot.com`...), and every ancestor of one, anchor on themselves and carry the HOT bit in
+their record id: below them each name anchors itself. So the walk learns hotness from the hit
+itself, with no side table to probe. Single-label (TLD) keys live in the small `tld` dict. The
+layout is deterministic (crc32, not the per-process `hash`), so a snapshot is the region itself,
+read back in one pass with the GIL released. A list crafted so that thousands of names share a
+crc32 only fills the spill dict (siphash), it never makes a window longer.
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from __future__ import annotations
 import mmap
 import zlib
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
-WINDOW = 256  # bytes: four cache lines
+WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
 FILL = 0.5  # region bytes used by entries; the rest absorbs uneven windows
 DIGIT = 0x80
+DEEP = 1  # record id bit: keys exist below this name (set by the index's record table)
+HOT = 2  # record id bit: the names below this one anchor on themselves (set here)
 _HUGE = 1 << 21
 
 
@@ -74,15 +79,18 @@ class PackedNames:
         count: int,
         size: int,
         width: int,
-        hot: dict[bytes, int],
+        tld: dict[bytes, int],
         spill: dict[bytes, int],
         keys: int,
     ) -> None:
+        if not 8 <= size <= 256:
+            raise ValueError(f"window size must be 8..256 bytes (one header byte), got {size}")
         self.region = region
         self.count = count
         self.size = size
+        self.full = min(size, 255)  # header value of a window whose entries spilled
         self.width = width
-        self.hot = hot
+        self.tld = tld
         self.spill = spill
         self.keys = keys
 
@@ -96,72 +104,88 @@ class PackedNames:
         *,
         size: int = WINDOW,
         hot_children: int = HOT_CHILDREN,
+        fill: float = FILL,
     ) -> PackedNames:
-        """Pack `ids` (name -> record id, shallow names first: an anchor then lands before
-        the names below it in its window, so a search meets it first)."""
+        """Pack `ids` (name -> record id below `records`, HOT bit clear; shallow names first,
+        so a name lands after its ancestors in their shared window)."""
         if not all(map(str.isascii, ids)):  # the layout relies on names below 0x80
             raise ValueError(f"not a normalized name: {next(n for n in ids if not n.isascii())!r}")
         width = _width(records)
         children = Counter(name[name.find(".") + 1 :] for name in ids if name.count(".") >= 2)
-        hot_names = {parent for parent, n in children.items() if n > hot_children}
-        for name in list(hot_names):  # ancestors of a hot name are hot too
+        hot = {parent for parent, n in children.items() if n > hot_children}
+        for name in list(hot):  # ancestors of a hot name are hot too
             while name.count(".") >= 2:
                 name = name[name.find(".") + 1 :]
-                hot_names.add(name)
-        hot = {f"{name}\n".encode(): ids[name] for name in hot_names}
-        hot |= {f"{name}\n".encode(): rid for name, rid in ids.items() if "." not in name}
-        placed = [name for name in ids if "." in name and name not in hot_names]
+                hot.add(name)
+        hot_keys = {f"{name}\n".encode() for name in hot}
+        tld = {f"{name}\n".encode(): rid for name, rid in ids.items() if "." not in name}
+        placed = [name for name in ids if "." in name]
         total = sum(map(len, placed)) + (width + 1) * len(placed)
-        count = max(1, int(total / (size * FILL))) | 1
+        count = max(1, int(total / (size * fill))) | 1
         windows: list[list[bytes]] = [[] for _ in range(count)]
         crc = zlib.crc32
         digits = [_digits(rid, width) for rid in range(records)]
         for name in placed:
             q = name.encode() + b"\n"
-            windows[crc(_anchor(q, hot)) % count].append(digits[ids[name]] + q)
+            if name in hot:
+                windows[crc(q) % count].append(digits[ids[name] | HOT] + q)
+            else:
+                windows[crc(_anchor(q, hot_keys)) % count].append(digits[ids[name]] + q)
         region = new_region(count * size)
-        spill: dict[bytes, int] = {}
-        room = size - 1
+        table = cls(region, count=count, size=size, width=width, tld=tld, spill={}, keys=len(ids))
         for entries in windows:
-            packed = b"".join(entries)
-            flag = b"\0"
-            if len(packed) > room:  # first come, first placed; the rest spills
-                parts: list[bytes] = []
-                used = 0
-                for entry in entries:
-                    if used + len(entry) <= room:
-                        parts.append(entry)
-                        used += len(entry)
-                    else:
-                        spill[entry[width:]] = _rid(entry[:width])
-                packed, flag = b"".join(parts), b"\1"
-            region.write(packed + bytes(room - len(packed)) + flag)
-        return cls(region, count=count, size=size, width=width, hot=hot, spill=spill, keys=len(ids))
+            table._write(entries)
+        return table
+
+    def _write(self, entries: list[bytes]) -> None:
+        """Append one window: header, entries (first come, first placed; the rest spills)."""
+        packed = b"".join(entries)
+        if len(packed) <= self.full - 2:
+            head = 1 + len(packed)
+        else:
+            parts: list[bytes] = []
+            used = 0
+            for entry in entries:
+                if used + len(entry) <= self.full - 1:
+                    parts.append(entry)
+                    used += len(entry)
+                else:
+                    self.spill[entry[self.width :]] = _rid(entry[: self.width])
+            packed, head = b"".join(parts), self.full
+        self.region.write(bytes((head,)) + packed + bytes(self.size - 1 - len(packed)))
 
     # --- reading --------------------------------------------------------------------------
 
-    def _window(self, q: bytes) -> int:
-        """The start of the window of encoded name `q` ("name\\n")."""
-        return zlib.crc32(_anchor(q, self.hot)) % self.count * self.size
-
-    def locate(self, pat: bytes, start: int) -> int | None:
-        """Record id of key `pat` ("name\\n") in the window at `start` or in the spill."""
+    def _locate(self, pat: bytes, p: int, s: int, e: int, h: int) -> tuple[int, int | None]:
+        """(position, record id) of key `pat` ("name\\n") in the window at `s` (entries up to
+        `e`, header `h`), starting from candidate hit `p`; (s, id) from the spill; (s, None)."""
         region = self.region
-        end = start + self.size
-        p = region.find(pat, start, end)
         while p >= 0:
             if region[p - 1] >= DIGIT:  # an entry starts here, not a longer name's tail
-                return _rid(region[p - self.width : p])
-            p = region.find(pat, p + 1, end)
-        return self.spill.get(pat) if region[end - 1] else None
+                return p, _rid(region[p - self.width : p])
+            p = region.find(pat, p + 1, e)
+        return s, (self.spill.get(pat) if h == self.full else None)
 
     def get(self, name: str) -> int | None:
-        """Record id of key `name`, or None (slow path: explain, specials)."""
+        """Record id of key `name`, or None (slow path: explain, specials). Walks down from
+        the base like `lookup`: a key's ancestors are all keys, and hot ones say where next."""
         q = name.encode() + b"\n"
-        rid = self.hot.get(q)
-        if rid is not None or "." not in name:
-            return rid
-        return self.locate(q, self._window(q))
+        j = q.rfind(b".")
+        if j < 0:
+            return self.tld.get(q)
+        k = q.rfind(b".", 0, j)
+        s = zlib.crc32(q[k + 1 :]) % self.count * self.size
+        while True:
+            pat = q[k + 1 :]
+            h = self.region[s]
+            v = self._locate(pat, self.region.find(pat, s, s + h), s, s + h, h)[1]
+            if v is None or k < 0:
+                return v
+            if not v & DEEP:  # no key below this one
+                return None
+            k = q.rfind(b".", 0, k)
+            if v & HOT:
+                s = zlib.crc32(q[k + 1 :]) % self.count * self.size
 
     def __len__(self) -> int:
         return self.keys
@@ -173,52 +197,51 @@ class PackedNames:
         region = self.region
         find = region.find
         crc = zlib.crc32
-        count, size = self.count, self.size
-        hot = self.hot.get
+        count, size, full = self.count, self.size, self.full
+        tld = self.tld.get
         spill = self.spill.get
-        wide = self.width > 1
-        locate = self.locate
+        wide = self.width == 2  # two digit bytes: decoded inline
+        slow = self.width > 2  # more: `_locate` decodes them
+        locate = self._locate
 
         def lookup(name: str) -> int:
             q = name.encode() + b"\n"
             j = q.rfind(b".")
             if j < 0:  # a single label: only a TLD rule can match
-                v = hot(q) if has_tld_rules else None
+                v = tld(q) if has_tld_rules else None
                 return 0 if v is None else at[v]
             k = q.rfind(b".", 0, j)
-            pat = q[k + 1 :] if k >= 0 else q
-            u = hot(pat)  # the deepest known key above `pat`, if any
-            if u is not None:  # many keys below: walk the hot table first
-                while True:
-                    if k < 0:
-                        return at[u]
-                    k = q.rfind(b".", 0, k)
-                    pat = q[k + 1 :] if k >= 0 else q
-                    v = hot(pat)
-                    if v is None:
-                        break
-                    u = v
-            elif has_tld_rules:
-                u = hot(q[j + 1 :])
-            s = crc(pat) % count * size
-            e = s + size
+            pat = q[k + 1 :]
+            u = tld(q[j + 1 :]) if has_tld_rules else None  # the deepest key found so far
+            p = s = crc(pat) % count * size
+            h = region[s]
+            e = s + h
             while True:
-                p = find(pat, s, e)
+                p = find(pat, p, e)
                 if p < 0:
-                    v = spill(pat) if region[e - 1] else None
+                    v = spill(pat) if h == full else None
+                    if v is None:
+                        return 0 if u is None else below[u]
+                    p = s  # keys below a spilled one may sit anywhere in the window
                 else:
                     v = region[p - 1] - DIGIT
-                    if v < 0 or wide:
-                        v = locate(pat, s)
-                if v is None:
-                    return 0 if u is None else below[u]
+                    if v < 0 or slow:
+                        p, v = locate(pat, p, s, e, h)
+                        if v is None:
+                            return 0 if u is None else below[u]
+                    elif wide:
+                        v |= region[p - 2] - DIGIT << 7
                 if k < 0:
                     return at[v]
-                if not v & 1:  # no key below this one
+                if not v & DEEP:  # no key below this one
                     return below[v]
                 u = v
                 k = q.rfind(b".", 0, k)
-                pat = q[k + 1 :] if k >= 0 else q
+                pat = q[k + 1 :]
+                if v & HOT:  # the next name anchors on itself: its own window
+                    p = s = crc(pat) % count * size
+                    h = region[s]
+                    e = s + h
 
         return lookup
 
@@ -228,8 +251,8 @@ class PackedNames:
         return {"count": self.count, "size": self.size, "width": self.width, "keys": self.keys}
 
     def frames(self, chunk: int) -> Iterator[tuple[int, bytes, list[int]]]:
-        """(table, joined keys, record ids) chunks of the hot (0) and spill (1) dicts."""
-        for table, items in enumerate((self.hot, self.spill)):
+        """(table, joined keys, record ids) chunks of the tld (0) and spill (1) dicts."""
+        for table, items in enumerate((self.tld, self.spill)):
             it = iter(items.items())
             while part := list(islice(it, chunk)):
                 yield table, b"".join(key for key, _ in part), [rid for _, rid in part]
@@ -251,10 +274,10 @@ class PackedNames:
             tables[table].update(zip((key + b"\n" for key in keys), rids, strict=True))
         if len(region) < meta["count"] * meta["size"]:
             raise ValueError("region shorter than its windows")
-        return cls(region, hot=tables[0], spill=tables[1], **meta)
+        return cls(region, tld=tables[0], spill=tables[1], **meta)
 
 
-def _anchor(q: bytes, hot: Container[bytes]) -> bytes:
+def _anchor(q: bytes, hot: set[bytes]) -> bytes:
     """The shortest suffix of encoded name `q` ("name\\n", two labels or more) not in `hot`."""
     j = q.rfind(b".")
     k = q.rfind(b".", 0, j)

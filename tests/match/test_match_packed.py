@@ -9,7 +9,7 @@ import pytest
 from resolver.lists.model import Entry, RuleAction
 from resolver.match import snapshot
 from resolver.match.index import IndexBuilder, free_in_pieces
-from resolver.match.packed import FILL, WINDOW
+from resolver.match.packed import FILL, HOT, WINDOW
 
 
 def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
@@ -37,6 +37,17 @@ def test_more_than_128_records_take_two_digit_bytes():
         assert index.lookup(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
 
 
+def test_more_than_16384_record_ids_take_three_digit_bytes():
+    builder = IndexBuilder(small=0)
+    masks = range(1, 1 << 13)  # a name in every subset of 13 lists: 8191 records, 4 ids each
+    for bit in range(13):
+        builder.add(bit, [Entry(f"n{mask}.vn") for mask in masks if mask >> bit & 1], f"l{bit}")
+    index = builder.build()
+    assert index.names.width == 3
+    assert all(index.lookup(f"www.n{mask}.vn") == mask for mask in masks)
+    assert index.lookup("n0.vn") == 0
+
+
 def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     names = [f"shop{i}.com.vn" for i in range(40)] + [f"a{i}.blog.vn" for i in range(6)]
     names += ["com.vn", "x.y.shop3.com.vn", "nx.shop7.com.vn"]
@@ -45,7 +56,8 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     builder.add(5, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
     index = builder.build()
     table = index.names
-    assert {b"com.vn\n", b"blog.vn\n"} <= table.hot.keys()
+    assert table.get("com.vn") & HOT and table.get("blog.vn") & HOT  # > 3 children each
+    assert not table.get("shop3.com.vn") & HOT  # its family shares its window
     assert table.spill  # 64-byte windows cannot hold ~50 names
     saved = tmp_path / "packed.idx"
     snapshot.save(index, saved)
