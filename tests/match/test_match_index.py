@@ -238,9 +238,11 @@ def test_backends_equal_naive_reference(rules, names):
     """The label "ww" makes names that end in another name without a label boundary ("www.com" and
     "ww.com"). "suffix" is the small-index dict; "suffix-tight" packs even tiny indexes, puts
     two entries at most in a window and makes every name with a child key hot, so the spill
-    and the hot walk are exercised on every example."""
+    and the hot walk are exercised on every example; "suffix-families" never makes a name hot,
+    so walks go down inside a window, into and out of its spill."""
     builders = {name: (name, {}) for name in BACKENDS}
     builders["suffix-tight"] = ("suffix", {"small": 0, "window": 24, "hot_children": 0})
+    builders["suffix-families"] = ("suffix", {"small": 0, "window": 40, "hot_children": 99})
     indexes = {}
     for label, (backend_name, packing) in builders.items():
         builder = IndexBuilder(backend_name, **packing)
@@ -252,5 +254,6 @@ def test_backends_equal_naive_reference(rules, names):
         for backend_name, index in indexes.items():
             assert index.lookup(name) == expected, (backend_name, name)
         hits = indexes["suffix"].explain(name)
-        assert hits == indexes["aho"].explain(name)
+        for label in ("aho", "suffix-tight", "suffix-families"):
+            assert indexes[label].explain(name) == hits, label
         assert {(h.bit, h.action) for h in hits} <= {(r[0], r[3]) for r in rules}
