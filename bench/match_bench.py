@@ -4,7 +4,7 @@ time, longest event-loop stall during a reload; each against a plain `set` suffi
     python -m bench.match_bench            # 100k, 1M, 5M rules, both backends, real+generated
     python -m bench.match_bench --quick    # 100k only
     python -m bench.match_bench --sizes 5000000 --backends suffix --data mix
-    python -m bench.match_bench --tune 5000000 window=256 window=192,fill=0.4 hot_children=16
+    python -m bench.match_bench --tune 5000000 window=256 window=192,fill=0.4 lists=40
 
 Every configuration runs in fresh subprocesses pinned to one core, so RSS numbers don't mix.
 Rules (`--data`): "mix" is the union of the real block lists in /work/shared/data (≈1.3M
@@ -153,13 +153,17 @@ def read_rules(workdir: Path, size: int) -> list[str]:
     return (workdir / "rules.txt").read_text().split("\n", size)[:size]
 
 
-def compile_index(workdir: str, size: int, backend: str, **packing: Any) -> CategoryIndex:
-    """`size` names in two lists; `packing` goes to IndexBuilder."""
+def compile_index(
+    workdir: str, size: int, backend: str, lists: int = 2, **packing: Any
+) -> CategoryIndex:
+    """`size` names cut into `lists` lists, one category bit each; `packing` goes to
+    IndexBuilder. More lists mean more distinct records (a name's own list meets its
+    ancestors'), so wider record digits, as in a real policy."""
     names = read_rules(Path(workdir), size)
     builder = IndexBuilder(backend, **packing)
-    half = len(names) // 2  # two lists, two category bits
-    builder.add(0, (Entry(name) for name in names[:half]), "listA")
-    builder.add(1, (Entry(name) for name in names[half:]), "listB")
+    step = -(-len(names) // lists)
+    for bit in range(lists):
+        builder.add(bit, (Entry(name) for name in names[bit * step : (bit + 1) * step]), f"l{bit}")
     return builder.build()
 
 
@@ -317,9 +321,10 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
 
 
 def tune(size: int, packings: list[str], rounds: int = 5) -> str:
-    """Compare packings of the "suffix" backend (IndexBuilder keywords, e.g. "window=192,fill=0.4")
-    in one process, measured interleaved: differences of a few per cent are real here, where
-    separate processes vary by about 5 %. Median M lookups/s over `rounds` passes."""
+    """Compare packings of the "suffix" backend in one process, measured interleaved:
+    differences of a few per cent are real here, where separate processes vary by about 5 %.
+    A packing is IndexBuilder keywords ("window=192,fill=0.4"), or "lists=40" to cut the rules
+    into 40 lists. Median M lookups/s over `rounds` passes."""
     lookups = {}
     indexes = []
     with tempfile.TemporaryDirectory(prefix="match-tune-") as tmp:
@@ -332,7 +337,8 @@ def tune(size: int, packings: list[str], rounds: int = 5) -> str:
             indexes.append(index)
             lookups[packing] = index.lookup
             print(f"{packing or 'defaults'}: {index.names.count:,} windows, "
-                  f"{len(index.names.spill):,} spilled", file=sys.stderr)  # fmt: skip
+                  f"{len(index.names.spill):,} spilled, {len(index._records) // 4:,} records, "
+                  f"{index.names.width} digit bytes", file=sys.stderr)  # fmt: skip
     kinds = ("blocked", "allowed", "deep_blocked", "deep_allowed")
     rates: dict[tuple[str, str], list[float]] = {(p, k): [] for p in lookups for k in kinds}
     for _ in range(rounds):

@@ -124,7 +124,8 @@ class PackedNames:
         count = max(1, int(total / (size * fill))) | 1
         windows: list[list[bytes]] = [[] for _ in range(count)]
         crc = zlib.crc32
-        digits = [_digits(rid, width) for rid in range(records)]
+        used = set(ids.values())
+        digits = {rid: _digits(rid, width) for rid in used | {rid | HOT for rid in used}}
         for name in placed:
             q = name.encode() + b"\n"
             if name in hot:
@@ -200,8 +201,11 @@ class PackedNames:
         count, size, full = self.count, self.size, self.full
         tld = self.tld.get
         spill = self.spill.get
-        wide = self.width == 2  # two digit bytes: decoded inline
-        slow = self.width > 2  # more: `_locate` decodes them
+        # Record digits are decoded inline up to three bytes (16,384 records: a policy with many
+        # lists has thousands, as each name's own rules meet its ancestors' categories).
+        wide = self.width >= 2
+        wider = self.width == 3
+        slow = self.width > 3  # `_locate` decodes the rest
         locate = self._locate
 
         def lookup(name: str) -> int:
@@ -231,6 +235,8 @@ class PackedNames:
                             return 0 if u is None else below[u]
                     elif wide:
                         v |= region[p - 2] - DIGIT << 7
+                        if wider:
+                            v |= region[p - 3] - DIGIT << 14
                 if k < 0:
                     return at[v]
                 if not v & DEEP:  # no key below this one

@@ -9,7 +9,7 @@ import pytest
 from resolver.lists.model import Entry, RuleAction
 from resolver.match import snapshot
 from resolver.match.index import IndexBuilder, free_in_pieces
-from resolver.match.packed import FILL, HOT, WINDOW
+from resolver.match.packed import DEEP, FILL, HOT, WINDOW, PackedNames
 
 
 def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
@@ -46,6 +46,28 @@ def test_more_than_16384_record_ids_take_three_digit_bytes():
     assert index.names.width == 3
     assert all(index.lookup(f"www.n{mask}.vn") == mask for mask in masks)
     assert index.lookup("n0.vn") == 0
+
+
+def test_four_digit_bytes_decode_off_the_inline_path():
+    """Past 16,384 records (2**21 ids) the walk hands the digits to `_locate`."""
+    ids = {"a.vn": 4 * 3 + DEEP, "b.a.vn": 4 * 5, "c.vn": 4 * 7}
+    table = PackedNames.build(ids, 1 << 22)
+    assert table.width == 4
+    at = [0] * 32
+    below = [0] * 32
+    at[4 * 3 + DEEP], below[4 * 3 + DEEP] = 0b1, 0b11
+    at[4 * 5], below[4 * 5] = 0b100, 0b1000
+    at[4 * 7], below[4 * 7] = 0b10000, 0b100000
+    lookup = table.make_lookup(at, below, has_tld_rules=False)
+    assert [lookup(n) for n in ("a.vn", "x.a.vn", "b.a.vn", "y.b.a.vn", "c.vn", "d.vn")] == [
+        0b1,
+        0b11,
+        0b100,
+        0b1000,
+        0b10000,
+        0,
+    ]
+    assert table.get("b.a.vn") == 4 * 5 and table.get("x.a.vn") is None
 
 
 def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
