@@ -337,7 +337,7 @@ def tune(size: int, packings: list[str], rounds: int = 5) -> str:
             indexes.append(index)
             lookups[packing] = index.lookup
             print(f"{packing or 'defaults'}: {index.names.count:,} windows, "
-                  f"{len(index.names.spill):,} spilled, {len(index._records) // 4:,} records, "
+                  f"{len(index.names.spill):,} spilled, {len(index._records):,} records, "
                   f"{index.names.width} digit bytes", file=sys.stderr)  # fmt: skip
     kinds = ("blocked", "allowed", "deep_blocked", "deep_allowed")
     rates: dict[tuple[str, str], list[float]] = {(p, k): [] for p in lookups for k in kinds}
@@ -379,7 +379,7 @@ def walk_steps(index: CategoryIndex, name: str) -> int:
     for start in range(len(labels) - 2, -1, -1):
         steps += 1
         rid = index.names.get(".".join(labels[start:]))
-        if rid is None or not rid & DEEP:
+        if rid is None or not index._records[rid].flags & DEEP:
             break
     return steps
 

@@ -9,8 +9,9 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
 * Walk down from the base. Because ancestors are folded in, the most specific key on a name's
   path answers the query. Lookups start at the base (last two labels): every suffix between a
   base and a deeper key exists as a key (a "marker" when it has no rules of its own) and a key
-  with keys below it has the DEEP bit (1) in its record id, so the walk stops at the first miss
-  or id without it. Each record has four ids (bit 1, HOT, is the packed table's own).
+  with keys below it has the DEEP flag in its record, so the walk stops at the first miss or
+  record without it. Record ids are dense (a flag is a field, not an id bit) so that a policy
+  with thousands of records still fits two digit bytes in the packed table.
   Most names in real traffic have no key on their base: one probe answers them.
 * Two backends behind one interface: "suffix" (`packed.PackedNames`: the names packed into
   one byte region, the default) and "aho" (one pyahocorasick automaton in STORE_INTS mode,
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match.packed import DEEP, FILL, HOT_CHILDREN, WINDOW, PackedNames
+from resolver.match.packed import DEEP, FILL, HOT, HOT_CHILDREN, WINDOW, PackedNames
 
 SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
 
@@ -81,6 +82,7 @@ class Record(NamedTuple):
     codes: tuple[int, ...]  # the name's own rule codes, sorted
     at: int  # resolved category bits when the query is this name
     below: int  # resolved category bits when the query is strictly below this name
+    flags: int  # DEEP: keys exist below the name; HOT: the packed table's (see packed.py)
 
 
 class IndexBuilder:
@@ -167,7 +169,7 @@ class IndexBuilder:
         elif len(ids) <= self._small:
             names = DictNames(ids)
         else:
-            names = PackedNames.build(ids, len(table.records), **self._packing)
+            names = PackedNames.build(ids, table.hot, **self._packing)
         keywords = [(text, tuple(sorted(srcs))) for text, srcs in sorted(self._keywords.items())]
         special = {
             name: tuple(sorted(items, key=lambda item: item[0]))  # EXACT before SUBTREE/BELOW
@@ -210,13 +212,13 @@ def _count_rules(
 
 
 class _RecordTable:
-    """De-duplicates records. A record has four ids, 4n + flags: DEEP when the name has keys
-    below it, HOT for the packed table (see packed.py); all four name record n."""
+    """De-duplicates records; ids are their positions."""
 
     def __init__(self, bits: list[int]) -> None:
         self.bits = bits
         self.records: list[Record] = []
         self._ids: dict[tuple[tuple[int, ...], int, int, int, int, bool], int] = {}
+        self._hot: dict[int, int] = {}
         self.totals: list[tuple[int, int]] = []  # per record id: (block, allow) below the name
 
     def intern(self, codes: tuple[int, ...], inherited: tuple[int, int], deep: bool) -> int:
@@ -238,12 +240,21 @@ class _RecordTable:
         key = (codes, b_at, a_at, b_below, a_below, deep)
         rid = self._ids.get(key)
         if rid is None:
-            record = Record(codes, b_at & ~a_at, b_below & ~a_below)
-            rid = len(self.records) + (DEEP if deep else 0)
-            self.records += (record,) * 4
-            self.totals += ((b_below, a_below),) * 4
-            self._ids[key] = rid
+            rid = self._ids[key] = len(self.records)
+            flags = DEEP if deep else 0
+            self.records.append(Record(codes, b_at & ~a_at, b_below & ~a_below, flags))
+            self.totals.append((b_below, a_below))
         return rid
+
+    def hot(self, rid: int) -> int:
+        """The id of record `rid` with the HOT flag added (for the packed table)."""
+        hot = self._hot.get(rid)
+        if hot is None:
+            record = self.records[rid]
+            hot = self._hot[rid] = len(self.records)
+            self.records.append(record._replace(flags=record.flags | HOT))
+            self.totals.append(self.totals[rid])
+        return hot
 
 
 def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> dict[str, int]:
@@ -306,9 +317,9 @@ class AhoNames:
         return len(self.automaton)
 
     def make_lookup(
-        self, at: list[int], below: list[int], has_tld_rules: bool
+        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
     ) -> Callable[[str], int]:
-        return _walk(self.automaton.get, at, below, has_tld_rules)
+        return _walk(self.automaton.get, at, below, flags, has_tld_rules)
 
 
 class DictNames:
@@ -329,16 +340,20 @@ class DictNames:
         return len(self.table)
 
     def make_lookup(
-        self, at: list[int], below: list[int], has_tld_rules: bool
+        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
     ) -> Callable[[str], int]:
-        return _walk(self.table.get, at, below, has_tld_rules)
+        return _walk(self.table.get, at, below, flags, has_tld_rules)
 
 
 Names = PackedNames | DictNames | AhoNames
 
 
 def _walk(
-    get: Callable[[str, None], int | None], at: list[int], below: list[int], has_tld_rules: bool
+    get: Callable[[str, None], int | None],
+    at: list[int],
+    below: list[int],
+    flags: list[int],
+    has_tld_rules: bool,
 ) -> Callable[[str], int]:
     """The walk down from the base, key by key, over one exact-key getter."""
 
@@ -355,7 +370,7 @@ def _walk(
                 if v is not None:
                     return below[v]
             return 0
-        while v & DEEP and k >= 0:  # keys exist below this one: go one label deeper
+        while flags[v] & DEEP and k >= 0:  # keys exist below this one: go one label deeper
             j = k
             k = name.rfind(".", 0, j)
             w = get(name[k + 1 :] if k >= 0 else name, None)
@@ -404,7 +419,8 @@ class CategoryIndex:
         self.has_tld_rules = has_tld_rules
         at = [record.at for record in records]
         below = [record.below for record in records]
-        self.lookup = names.make_lookup(at, below, has_tld_rules)
+        flags = [record.flags for record in records]
+        self.lookup = names.make_lookup(at, below, flags, has_tld_rules)
         self._keyword_masks, self._automaton = _keyword_automaton(keywords, sources)
 
     def _get(self, name: str) -> int | None:

@@ -17,8 +17,8 @@ Placement. A name's window is crc32 of its *anchor* (the shortest suffix of two 
 that is not "hot") modulo `count`, so a name and every key below it share one window, placed
 after it (names arrive shallow first), and the walk down the labels resumes where the last hit
 was. "Hot" names, those with more than `hot_children` child keys (`com.vn`, `co.uk`,
-`blogspot.com`...), and every ancestor of one, anchor on themselves and carry the HOT bit in
-their record id: below them each name anchors itself. So the walk learns hotness from the hit
+`blogspot.com`...), and every ancestor of one, anchor on themselves and point at a record with
+the HOT flag: below them each name anchors itself. So the walk learns hotness from the hit
 itself, with no side table to probe. Single-label (TLD) keys live in the small `tld` dict. The
 layout is deterministic (crc32, not the per-process `hash`), so a snapshot is the region itself,
 read back in one pass with the GIL released. A list crafted so that thousands of names share a
@@ -37,8 +37,8 @@ WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
 FILL = 0.5  # region bytes used by entries; the rest absorbs uneven windows
 DIGIT = 0x80
-DEEP = 1  # record id bit: keys exist below this name (set by the index's record table)
-HOT = 2  # record id bit: the names below this one anchor on themselves (set here)
+DEEP = 1  # record flag: keys exist below this name (set by the index's record table)
+HOT = 2  # record flag: the names below this one anchor on themselves (asked for here)
 _HUGE = 1 << 21
 
 
@@ -100,17 +100,17 @@ class PackedNames:
     def build(
         cls,
         ids: dict[str, int],
-        records: int,
+        hot_id: Callable[[int], int],
         *,
         size: int = WINDOW,
         hot_children: int = HOT_CHILDREN,
         fill: float = FILL,
     ) -> PackedNames:
-        """Pack `ids` (name -> record id below `records`, HOT bit clear; shallow names first,
-        so a name lands after its ancestors in their shared window)."""
+        """Pack `ids` (name -> record id; shallow names first, so a name lands after its
+        ancestors in their shared window). `hot_id(rid)` gives the id of that record with the
+        HOT flag."""
         if not all(map(str.isascii, ids)):  # the layout relies on names below 0x80
             raise ValueError(f"not a normalized name: {next(n for n in ids if not n.isascii())!r}")
-        width = _width(records)
         children = Counter(name[name.find(".") + 1 :] for name in ids if name.count(".") >= 2)
         hot = {parent for parent, n in children.items() if n > hot_children}
         for name in list(hot):  # ancestors of a hot name are hot too
@@ -118,18 +118,20 @@ class PackedNames:
                 name = name[name.find(".") + 1 :]
                 hot.add(name)
         hot_keys = {f"{name}\n".encode() for name in hot}
+        hot_ids = {name: hot_id(ids[name]) for name in hot}
+        used = set(ids.values()) | set(hot_ids.values())
+        width = _width(max(used, default=0) + 1)
         tld = {f"{name}\n".encode(): rid for name, rid in ids.items() if "." not in name}
         placed = [name for name in ids if "." in name]
         total = sum(map(len, placed)) + (width + 1) * len(placed)
         count = max(1, int(total / (size * fill))) | 1
         windows: list[list[bytes]] = [[] for _ in range(count)]
         crc = zlib.crc32
-        used = set(ids.values())
-        digits = {rid: _digits(rid, width) for rid in used | {rid | HOT for rid in used}}
+        digits = {rid: _digits(rid, width) for rid in used}
         for name in placed:
             q = name.encode() + b"\n"
             if name in hot:
-                windows[crc(q) % count].append(digits[ids[name] | HOT] + q)
+                windows[crc(q) % count].append(digits[hot_ids[name]] + q)
             else:
                 windows[crc(_anchor(q, hot_keys)) % count].append(digits[ids[name]] + q)
         region = new_region(count * size)
@@ -168,31 +170,26 @@ class PackedNames:
         return s, (self.spill.get(pat) if h == self.full else None)
 
     def get(self, name: str) -> int | None:
-        """Record id of key `name`, or None (slow path: explain, specials). Walks down from
-        the base like `lookup`: a key's ancestors are all keys, and hot ones say where next."""
+        """Record id of key `name`, or None (slow path: explain, specials). The name sits in
+        the window of one of its suffixes of two labels or more (its anchor), or in the spill."""
         q = name.encode() + b"\n"
         j = q.rfind(b".")
         if j < 0:
             return self.tld.get(q)
         k = q.rfind(b".", 0, j)
-        s = zlib.crc32(q[k + 1 :]) % self.count * self.size
-        while True:
-            pat = q[k + 1 :]
-            h = self.region[s]
-            v = self._locate(pat, self.region.find(pat, s, s + h), s, s + h, h)[1]
-            if v is None or k < 0:
-                return v
-            if not v & DEEP:  # no key below this one
-                return None
+        while True:  # the suffixes, shortest first
+            s = zlib.crc32(q[k + 1 :]) % self.count * self.size
+            e = s + self.region[s]
+            v = self._locate(q, self.region.find(q, s, e), s, e, self.region[s])[1]
+            if v is not None or k < 0:
+                return v if v is not None else self.spill.get(q)
             k = q.rfind(b".", 0, k)
-            if v & HOT:
-                s = zlib.crc32(q[k + 1 :]) % self.count * self.size
 
     def __len__(self) -> int:
         return self.keys
 
     def make_lookup(
-        self, at: list[int], below: list[int], has_tld_rules: bool
+        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
     ) -> Callable[[str], int]:
         """The hot-path walk (locals in cells beat attribute loads on `self`)."""
         region = self.region
@@ -239,12 +236,13 @@ class PackedNames:
                             v |= region[p - 3] - DIGIT << 14
                 if k < 0:
                     return at[v]
-                if not v & DEEP:  # no key below this one
+                f = flags[v]
+                if not f:  # no key below this one
                     return below[v]
                 u = v
                 k = q.rfind(b".", 0, k)
                 pat = q[k + 1 :]
-                if v & HOT:  # the next name anchors on itself: its own window
+                if f & HOT:  # the next name anchors on itself: its own window
                     p = s = crc(pat) % count * size
                     h = region[s]
                     e = s + h

@@ -27,20 +27,20 @@ def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
 
 def test_more_than_128_records_take_two_digit_bytes():
     builder = IndexBuilder(small=0)
-    for bit in range(60):  # one name per list and one shared by pairs of lists: 150+ records
+    for bit in range(100):  # one name per list and one shared by pairs of lists: 150 records
         builder.add(bit, [Entry(f"only{bit}.vn"), Entry(f"pair{bit // 2}.vn")], f"l{bit}")
     index = builder.build()
     assert index.names.width == 2
-    for bit in range(60):
+    for bit in range(100):
         assert index.lookup(f"www.only{bit}.vn") == 1 << bit
         pair = bit // 2
         assert index.lookup(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
 
 
-def test_more_than_16384_record_ids_take_three_digit_bytes():
+def test_more_than_16384_records_take_three_digit_bytes():
     builder = IndexBuilder(small=0)
-    masks = range(1, 1 << 13)  # a name in every subset of 13 lists: 8191 records, 4 ids each
-    for bit in range(13):
+    masks = range(1, 1 << 15)  # a name in every subset of 15 lists: 32,767 records
+    for bit in range(15):
         builder.add(bit, [Entry(f"n{mask}.vn") for mask in masks if mask >> bit & 1], f"l{bit}")
     index = builder.build()
     assert index.names.width == 3
@@ -49,25 +49,18 @@ def test_more_than_16384_record_ids_take_three_digit_bytes():
 
 
 def test_four_digit_bytes_decode_off_the_inline_path():
-    """Past 16,384 records (2**21 ids) the walk hands the digits to `_locate`."""
-    ids = {"a.vn": 4 * 3 + DEEP, "b.a.vn": 4 * 5, "c.vn": 4 * 7}
-    table = PackedNames.build(ids, 1 << 22)
+    """Past 2**21 records the walk hands the digits to `_locate`."""
+    a, b, c, hot = (1 << 21) + 1, (1 << 21) + 2, (1 << 21) + 3, (1 << 21) + 4
+    table = PackedNames.build({"a.vn": a, "b.a.vn": b, "c.vn": c}, lambda rid: hot)
     assert table.width == 4
-    at = [0] * 32
-    below = [0] * 32
-    at[4 * 3 + DEEP], below[4 * 3 + DEEP] = 0b1, 0b11
-    at[4 * 5], below[4 * 5] = 0b100, 0b1000
-    at[4 * 7], below[4 * 7] = 0b10000, 0b100000
-    lookup = table.make_lookup(at, below, has_tld_rules=False)
-    assert [lookup(n) for n in ("a.vn", "x.a.vn", "b.a.vn", "y.b.a.vn", "c.vn", "d.vn")] == [
-        0b1,
-        0b11,
-        0b100,
-        0b1000,
-        0b10000,
-        0,
-    ]
-    assert table.get("b.a.vn") == 4 * 5 and table.get("x.a.vn") is None
+    at, below, flags = [0] * (hot + 1), [0] * (hot + 1), [0] * (hot + 1)
+    at[a], below[a], flags[a] = 0b1, 0b11, DEEP
+    at[b], below[b] = 0b100, 0b1000
+    at[c], below[c] = 0b10000, 0b100000
+    lookup = table.make_lookup(at, below, flags, has_tld_rules=False)
+    names = ("a.vn", "x.a.vn", "b.a.vn", "y.b.a.vn", "c.vn", "d.vn")
+    assert [lookup(name) for name in names] == [0b1, 0b11, 0b100, 0b1000, 0b10000, 0]
+    assert table.get("b.a.vn") == b and table.get("x.a.vn") is None
 
 
 def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
@@ -78,8 +71,9 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     builder.add(5, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
     index = builder.build()
     table = index.names
-    assert table.get("com.vn") & HOT and table.get("blog.vn") & HOT  # > 3 children each
-    assert not table.get("shop3.com.vn") & HOT  # its family shares its window
+    flags = [record.flags for record in index._records]
+    assert flags[table.get("com.vn")] & HOT and flags[table.get("blog.vn")] & HOT  # > 3 children
+    assert not flags[table.get("shop3.com.vn")] & HOT  # its family shares its window
     assert table.spill  # 64-byte windows cannot hold ~50 names
     saved = tmp_path / "packed.idx"
     snapshot.save(index, saved)
