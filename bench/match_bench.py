@@ -337,7 +337,7 @@ def tune(size: int, packings: list[str], rounds: int = 5) -> str:
             indexes.append(index)
             lookups[packing] = index.lookup
             print(f"{packing or 'defaults'}: {index.names.count:,} windows, "
-                  f"{len(index.names.spill):,} spilled, {len(index._records):,} records, "
+                  f"{index.names.spilled():,} spilled, {len(index._records):,} records, "
                   f"{index.names.width} digit bytes", file=sys.stderr)  # fmt: skip
     kinds = ("blocked", "allowed", "deep_blocked", "deep_allowed")
     rates: dict[tuple[str, str], list[float]] = {(p, k): [] for p in lookups for k in kinds}

@@ -22,7 +22,9 @@ the HOT flag: below them each name anchors itself. So the walk learns hotness fr
 itself, with no side table to probe. Single-label (TLD) keys live in the small `tld` dict. The
 layout is deterministic (crc32, not the per-process `hash`), so a snapshot is the region itself,
 read back in one pass with the GIL released. A list crafted so that thousands of names share a
-crc32 only fills the spill dict (siphash), it never makes a window longer.
+crc32 only fills the spill dicts (siphash), it never makes a window longer. The spill is
+SPILL_SHARDS dicts picked by window, so loading a snapshot never grows one dict of hundreds of
+thousands of names: the resize would hold the GIL for milliseconds in one C call.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
 FILL = 0.5  # region bytes used by entries; the rest absorbs uneven windows
 DIGIT = 0x80
+SPILL_SHARDS = 17  # the spill of the window at byte s is shard s % 17
 DEEP = 1  # record flag: keys exist below this name (set by the index's record table)
 HOT = 2  # record flag: the names below this one anchor on themselves (asked for here)
 _HUGE = 1 << 21
@@ -80,7 +83,7 @@ class PackedNames:
         size: int,
         width: int,
         tld: dict[bytes, int],
-        spill: dict[bytes, int],
+        spill: list[dict[bytes, int]],
         keys: int,
     ) -> None:
         if not 8 <= size <= 256:
@@ -135,7 +138,10 @@ class PackedNames:
             else:
                 windows[crc(_anchor(q, hot_keys)) % count].append(digits[ids[name]] + q)
         region = new_region(count * size)
-        table = cls(region, count=count, size=size, width=width, tld=tld, spill={}, keys=len(ids))
+        spill: list[dict[bytes, int]] = [{} for _ in range(SPILL_SHARDS)]
+        table = cls(
+            region, count=count, size=size, width=width, tld=tld, spill=spill, keys=len(ids)
+        )
         for entries in windows:
             table._write(entries)
         return table
@@ -143,6 +149,7 @@ class PackedNames:
     def _write(self, entries: list[bytes]) -> None:
         """Append one window: header, entries (first come, first placed; the rest spills)."""
         packed = b"".join(entries)
+        spill = self.spill[self.region.tell() % SPILL_SHARDS]
         if len(packed) <= self.full - 2:
             head = 1 + len(packed)
         else:
@@ -153,7 +160,7 @@ class PackedNames:
                     parts.append(entry)
                     used += len(entry)
                 else:
-                    self.spill[entry[self.width :]] = _rid(entry[: self.width])
+                    spill[entry[self.width :]] = _rid(entry[: self.width])
             packed, head = b"".join(parts), self.full
         self.region.write(bytes((head,)) + packed + bytes(self.size - 1 - len(packed)))
 
@@ -167,11 +174,11 @@ class PackedNames:
             if region[p - 1] >= DIGIT:  # an entry starts here, not a longer name's tail
                 return p, _rid(region[p - self.width : p])
             p = region.find(pat, p + 1, e)
-        return s, (self.spill.get(pat) if h == self.full else None)
+        return s, (self.spill[s % SPILL_SHARDS].get(pat) if h == self.full else None)
 
     def get(self, name: str) -> int | None:
         """Record id of key `name`, or None (slow path: explain, specials). The name sits in
-        the window of one of its suffixes of two labels or more (its anchor), or in the spill."""
+        the window of one of its suffixes of two labels or more (its anchor), or in its spill."""
         q = name.encode() + b"\n"
         j = q.rfind(b".")
         if j < 0:
@@ -182,11 +189,15 @@ class PackedNames:
             e = s + self.region[s]
             v = self._locate(q, self.region.find(q, s, e), s, e, self.region[s])[1]
             if v is not None or k < 0:
-                return v if v is not None else self.spill.get(q)
+                return v
             k = q.rfind(b".", 0, k)
 
     def __len__(self) -> int:
         return self.keys
+
+    def spilled(self) -> int:
+        """Names kept in the spill dicts."""
+        return sum(map(len, self.spill))
 
     def make_lookup(
         self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
@@ -197,7 +208,8 @@ class PackedNames:
         crc = zlib.crc32
         count, size, full = self.count, self.size, self.full
         tld = self.tld.get
-        spill = self.spill.get
+        spill = self.spill
+        shards = SPILL_SHARDS
         # Record digits are decoded inline up to three bytes (16,384 records: a policy with many
         # lists has thousands, as each name's own rules meet its ancestors' categories).
         wide = self.width >= 2
@@ -220,7 +232,7 @@ class PackedNames:
             while True:
                 p = find(pat, p, e)
                 if p < 0:
-                    v = spill(pat) if h == full else None
+                    v = spill[s % shards].get(pat) if h == full else None
                     if v is None:
                         return 0 if u is None else below[u]
                     p = s  # keys below a spilled one may sit anywhere in the window
@@ -255,8 +267,8 @@ class PackedNames:
         return {"count": self.count, "size": self.size, "width": self.width, "keys": self.keys}
 
     def frames(self, chunk: int) -> Iterator[tuple[int, bytes, list[int]]]:
-        """(table, joined keys, record ids) chunks of the tld (0) and spill (1) dicts."""
-        for table, items in enumerate((self.tld, self.spill)):
+        """(table, joined keys, record ids) chunks of the tld (0) and spill (1...) dicts."""
+        for table, items in enumerate((self.tld, *self.spill)):
             it = iter(items.items())
             while part := list(islice(it, chunk)):
                 yield table, b"".join(key for key, _ in part), [rid for _, rid in part]
@@ -270,15 +282,15 @@ class PackedNames:
     ) -> PackedNames:
         """Rebuild from `meta`, `frames()` output and a region already read; raise ValueError
         on anything inconsistent."""
-        tables: tuple[dict[bytes, int], dict[bytes, int]] = ({}, {})
+        tables: list[dict[bytes, int]] = [{} for _ in range(1 + SPILL_SHARDS)]
         for table, joined, rids in frames:
             keys = joined.split(b"\n")
-            if keys.pop() != b"" or len(keys) != len(rids):
-                raise ValueError("table frame: keys and ids differ in number")
+            if keys.pop() != b"" or len(keys) != len(rids) or not 0 <= table < len(tables):
+                raise ValueError("table frame: bad table, or keys and ids differ in number")
             tables[table].update(zip((key + b"\n" for key in keys), rids, strict=True))
         if len(region) < meta["count"] * meta["size"]:
             raise ValueError("region shorter than its windows")
-        return cls(region, tld=tables[0], spill=tables[1], **meta)
+        return cls(region, tld=tables[0], spill=tables[1:], **meta)
 
 
 def _anchor(q: bytes, hot: set[bytes]) -> bytes:

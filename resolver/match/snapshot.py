@@ -1,6 +1,6 @@
 """Compiled-index snapshots on disk, so a restart with millions of rules does not recompile.
 
-Format (version 5), all integers little-endian:
+Format (version 6), all integers little-endian:
 
     magic b"SRMATCH\0" | u32 version | u64 payload length | u32 crc32 of payload | payload
 
@@ -35,7 +35,7 @@ from resolver.match.index import AhoNames, CategoryIndex, DictNames, Names, Reco
 from resolver.match.packed import PackedNames, new_region
 
 MAGIC = b"SRMATCH\0"
-VERSION = 5
+VERSION = 6
 CHUNK = 16_384
 READ = 8 << 20  # region bytes per read
 _HEADER = struct.Struct("<8sIQI")

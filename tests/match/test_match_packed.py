@@ -74,7 +74,7 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     flags = [record.flags for record in index._records]
     assert flags[table.get("com.vn")] & HOT and flags[table.get("blog.vn")] & HOT  # > 3 children
     assert not flags[table.get("shop3.com.vn")] & HOT  # its family shares its window
-    assert table.spill  # 64-byte windows cannot hold ~50 names
+    assert table.spilled()  # 64-byte windows cannot hold ~50 names
     saved = tmp_path / "packed.idx"
     snapshot.save(index, saved)
     loaded = snapshot.load(saved)
@@ -94,7 +94,7 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
 
 def test_names_crafted_to_share_a_window_only_fill_the_spill():
     """A hostile list whose names all hash to one window: the window keeps its size, the rest
-    goes to the (siphash) spill dict and every name still matches."""
+    goes to the (siphash) spill dicts and every name still matches."""
     count = int(300 * (len("n0000000.vn") + 2) / (WINDOW * FILL)) | 1  # as PackedNames.build
     crafted: list[str] = []
     i = 0
@@ -107,7 +107,7 @@ def test_names_crafted_to_share_a_window_only_fill_the_spill():
     builder.add(0, [Entry(name) for name in crafted], "hostile")
     index = builder.build()
     assert index.names.count == count
-    assert len(index.names.spill) > 250
+    assert index.names.spilled() > 250
     assert all(index.lookup(f"www.{name}") == 1 for name in crafted)
     assert index.lookup("n0000000.vn") == (1 if "n0000000.vn" in crafted else 0)
 
