@@ -295,11 +295,29 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
     return ids
 
 
-class AhoNames:
-    """The "aho" backend's name table: one pyahocorasick automaton used as an exact-key trie."""
+class _MappingNames:
+    """A name table held by one mapping-like object: `get(name, None)`, `items()`, `len()`."""
 
-    def __init__(self, automaton: ahocorasick.Automaton) -> None:
-        self.automaton = automaton
+    def __init__(self, mapping: dict[str, int] | ahocorasick.Automaton) -> None:
+        self.mapping = mapping
+
+    def get(self, name: str) -> int | None:
+        return self.mapping.get(name, None)
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        return iter(self.mapping.items())
+
+    def __len__(self) -> int:
+        return len(self.mapping)
+
+    def make_lookup(
+        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
+    ) -> Callable[[str], int]:
+        return _walk(self.mapping.get, at, below, flags, has_tld_rules)
+
+
+class AhoNames(_MappingNames):
+    """The "aho" backend's name table: one pyahocorasick automaton used as an exact-key trie."""
 
     @classmethod
     def build(cls, ids: dict[str, int]) -> AhoNames:
@@ -307,42 +325,11 @@ class AhoNames:
         deque(map(automaton.add_word, ids.keys(), ids.values()), 0)  # one C-level pass
         return cls(automaton)
 
-    def get(self, name: str) -> int | None:
-        return self.automaton.get(name, None)
 
-    def items(self) -> Iterator[tuple[str, int]]:
-        return iter(self.automaton.items())
-
-    def __len__(self) -> int:
-        return len(self.automaton)
-
-    def make_lookup(
-        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
-    ) -> Callable[[str], int]:
-        return _walk(self.automaton.get, at, below, flags, has_tld_rules)
-
-
-class DictNames:
+class DictNames(_MappingNames):
     """The "suffix" backend's table for small indexes (a policy's own allow and deny rules,
     a short mandated list): one dict, whose probe costs less bytecode than the packed region's
     encode-hash-find, while memory does not matter at this size."""
-
-    def __init__(self, table: dict[str, int]) -> None:
-        self.table = table
-
-    def get(self, name: str) -> int | None:
-        return self.table.get(name)
-
-    def items(self) -> Iterator[tuple[str, int]]:
-        return iter(self.table.items())
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def make_lookup(
-        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
-    ) -> Callable[[str], int]:
-        return _walk(self.table.get, at, below, flags, has_tld_rules)
 
 
 Names = PackedNames | DictNames | AhoNames
