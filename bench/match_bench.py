@@ -304,13 +304,15 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
     out["stall_load_ms"] = reload(snapshot.load, 0.005)
     out["stall_load_si1_ms"] = reload(snapshot.load, 0.001)
 
+    def compile_in_process(tmp: str) -> str:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(compile_to_file, str(workdir), size, backend, tmp).result()
+
     async def reload_via_process(loop):
         # the server's path: compile in a spawned process (spawn, not fork: forking a process
-        # holding millions of objects copies page tables), load in a thread, free in a thread
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        tmp = str(path) + ".proc"
-        await loop.run_in_executor(pool, compile_to_file, str(workdir), size, backend, tmp)
-        await loop.run_in_executor(None, pool.shutdown)  # joining the child blocks: not on the loop
+        # holding millions of objects copies page tables) started and joined from a thread,
+        # load in a thread, free in a thread
+        tmp = await loop.run_in_executor(None, compile_in_process, str(path) + ".proc")
         new = await loop.run_in_executor(None, snapshot.load, tmp)
         pieces = holder[0].storage()
         holder[0] = new
