@@ -18,10 +18,13 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import multiprocessing.popen_spawn_posix  # imported now, not by the first reload's launch
+import multiprocessing.synchronize
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +61,10 @@ class PolicyHolder:
         self._again = False
 
     def load_initial(self) -> None:
-        """First load, before serving: errors propagate (the process must not start on them)."""
+        """First load, before serving: errors propagate (the process must not start on them).
+        Also starts multiprocessing's resource tracker, which the first reload's worker launch
+        would otherwise start while the event loop waits."""
+        resource_tracker.ensure_running()
         snapshot = compile_policy(self.path)
         _verify(snapshot)
         self._install(snapshot, 0.0)
@@ -105,8 +111,9 @@ class PolicyHolder:
         seconds = time.monotonic() - started
         self._install(snapshot, seconds)
         if old is not None:
-            pieces = old.index.storage()
-            del old
+            indexes = (old.index, old.mandated, old.own)
+            pieces = [piece for index in indexes if index is not None for piece in index.storage()]
+            del old, indexes
             await asyncio.to_thread(free_in_pieces, pieces)
         log.warning(
             "policy reloaded generation=%s seconds=%.3f", self.stats.policy_generation, seconds
