@@ -186,8 +186,8 @@ class PackedNames:
         k = q.rfind(b".", 0, j)
         while True:  # the suffixes, shortest first
             s = zlib.crc32(q[k + 1 :]) % self.count * self.size
-            e = s + self.region[s]
-            v = self._locate(q, self.region.find(q, s, e), s, e, self.region[s])[1]
+            h = self.region[s]
+            v = self._locate(q, self.region.find(q, s, s + h), s, s + h, h)[1]
             if v is not None or k < 0:
                 return v
             k = q.rfind(b".", 0, k)
