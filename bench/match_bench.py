@@ -23,7 +23,6 @@ import asyncio
 import gc
 import json
 import lzma
-import multiprocessing
 import os
 import random
 import re
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,8 @@ from resolver.lists.model import Entry
 from resolver.match import snapshot
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
 from resolver.match.packed import DEEP
+from resolver.reload import RELOAD_SWITCH_INTERVAL
+from resolver.worker import run_idle
 
 DATA = Path(os.environ.get("SAFE_RESOLVER_DATA", "/work/shared/data"))
 SIZES = (100_000, 1_000_000, 5_000_000)
@@ -165,12 +165,6 @@ def compile_index(
     for bit in range(lists):
         builder.add(bit, (Entry(name) for name in names[bit * step : (bit + 1) * step]), f"l{bit}")
     return builder.build()
-
-
-def compile_to_file(workdir: str, size: int, backend: str, path: str) -> str:
-    """Process-pool job: compile, save a snapshot, hand back its path."""
-    snapshot.save(compile_index(workdir, size, backend), path)
-    return path
 
 
 def rate(fn, queries: list[str]) -> float:
@@ -304,20 +298,18 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
     out["stall_load_ms"] = reload(snapshot.load, 0.005)
     out["stall_load_si1_ms"] = reload(snapshot.load, 0.001)
 
-    def compile_in_process(tmp: str) -> str:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(compile_to_file, str(workdir), size, backend, tmp).result()
-
     async def reload_via_process(loop):
-        # the server's path: compile in a spawned process (spawn, not fork: forking a process
-        # holding millions of objects copies page tables) started and joined from a thread,
-        # load in a thread, free in a thread
-        tmp = await loop.run_in_executor(None, compile_in_process, str(path) + ".proc")
-        new = await loop.run_in_executor(None, snapshot.load, tmp)
+        # the server's path: compile in a fresh idle-priority process started and awaited
+        # from a thread (it rewrites the snapshot this worker loaded), load in a thread, free
+        # in a thread
+        build = ("bench.match_bench", "--worker", "build", str(workdir), str(size), backend)
+        await loop.run_in_executor(None, run_idle, *build)
+        new = await loop.run_in_executor(None, snapshot.load, path)
         pieces = holder[0].storage()
         holder[0] = new
         await loop.run_in_executor(None, free_in_pieces, pieces)
 
+    sys.setswitchinterval(RELOAD_SWITCH_INTERVAL)  # as the server does during a reload
     out["stall_process_ms"] = asyncio.run(longest_stall(reload_via_process))[0] * 1000
     return out
 

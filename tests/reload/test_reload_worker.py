@@ -1,0 +1,66 @@
+"""The reload's compile worker: a fresh process at idle CPU priority, its failures reported,
+and the holder swapping policies only on a good compile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from resolver.reload import PolicyHolder
+from resolver.stats import Stats
+from resolver.worker import WorkerFailed, run_idle
+
+POLICY = """\
+version: 1
+clients: {default: kids}
+profiles:
+  kids: {age: unrestricted, block: [adult], block_mode: nxdomain}
+lists:
+  dir: lists
+  catalogue_sources: false
+  sources:
+    - {id: local-adult, category: adult, path: local.txt, format: domains}
+"""
+
+
+def test_the_child_runs_at_idle_priority_and_hands_back_its_output() -> None:
+    assert run_idle("support.idle_probe").strip() == str(os.SCHED_IDLE)
+
+
+def test_an_error_status_is_reported() -> None:
+    with pytest.raises(WorkerFailed, match="exited with status 3"):
+        run_idle("support.idle_probe", "exit", "3")
+
+
+def test_a_killed_child_is_reported() -> None:
+    with pytest.raises(WorkerFailed, match=f"killed by signal {int(signal.SIGKILL)}"):
+        run_idle("support.idle_probe", "signal", str(int(signal.SIGKILL)))
+
+
+def test_reload_swaps_on_a_good_compile_and_keeps_the_old_policy_on_a_bad_one(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    (tmp_path / "local.txt").write_text("first-blocked.test\n")
+    holder = PolicyHolder(policy, Stats())
+    holder.load_initial()
+    assert holder.current is not None
+    assert holder.current.index.lookup("first-blocked.test")
+
+    (tmp_path / "local.txt").write_text("second-blocked.test\n")
+    result = asyncio.run(holder.reload())
+    assert result["ok"] and result["generation"] == 2
+    assert holder.current.index.lookup("second-blocked.test")
+    assert not holder.current.index.lookup("first-blocked.test")
+
+    good = holder.current
+    policy.write_text(POLICY.replace("block_mode: nxdomain", "block_mode: sideways"))
+    result = asyncio.run(holder.reload())
+    assert not result["ok"] and result["generation"] == 2
+    assert "block_mode" in result["error"]
+    assert holder.current is good
