@@ -4,13 +4,12 @@ Why: a reload compiles in a child process (building a multi-million-rule index w
 GIL for seconds). At normal priority that child competes with the event loop for a core, and
 the kernel lets a running task finish its slice before a woken one gets the core: traced with
 `perf` at 5M rules, the child's interpreter start-up alone kept the loop thread waiting 4-6 ms
-(up to 12 ms), and a cold compile pinned to the loop's core stalled it 13-26 ms. A SCHED_IDLE
-task is preempted at once by any normal one: the loop always comes first, the compile gets the
-rest. `posix_spawn` returns as soon as the child has exec'd (glibc uses vfork semantics, so no
-page tables of a server holding gigabytes are copied), and the policy is set right then: the
-child's start-up runs idle. (posix_spawn's own scheduler attribute refuses SCHED_IDLE, and a
-thread that made itself idle to pass the policy on could not leave it again without privilege,
-while holding our GIL at idle priority.)
+at every reload. A SCHED_IDLE task is preempted at once by any normal one: the loop always
+comes first, the compile gets the rest. `posix_spawn` returns as soon as the child has exec'd
+(glibc uses vfork semantics, so no page tables of a server holding gigabytes are copied), and
+the policy is set right then: the child's start-up runs idle. (posix_spawn's own scheduler
+attribute refuses SCHED_IDLE, and a thread that made itself idle to pass the policy on could
+not leave it again without privilege, while holding our GIL at idle priority.)
 """
 
 from __future__ import annotations
