@@ -4,7 +4,8 @@
 
 Generates RULES deterministic blocked domains as an operator list, compiles a school-like policy
 over it (the compiled index is cached under a temporary folder), then times decide() for allowed
-names (the hot path), blocked names, and safe-search rewrites.
+names (the hot path), blocked names, and safe-search rewrites. Each name comes with its
+`name_key` pair, as the DNS packet reader hands it to decide().
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from resolver.match.key import NameKey, name_key
 from resolver.policy.compile import compile_policy
 from resolver.policy.decide import decide
 
@@ -36,10 +38,11 @@ lists:
 
 
 def timed(label: str, fn, names: list[str], repeat: int = 3) -> None:
+    queries = [(name, name_key(name)) for name in names]
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        fn(names)
+        fn(queries)
         best = min(best, time.perf_counter() - start)
     print(f"{label:<44} {best / len(names) * 1e6:6.2f} µs/query")
 
@@ -62,9 +65,9 @@ def main() -> None:
     google = ["www.google.com.vn"] * len(allowed)
 
     def run(client: str, qtype: int = 1):
-        def loop(names: list[str]) -> None:
-            for name in names:
-                decide(snap, client, name, qtype, now)
+        def loop(queries: list[tuple[str, NameKey]]) -> None:
+            for name, key in queries:
+                decide(snap, client, name, qtype, now, None, key)
 
         return loop
 

@@ -49,6 +49,7 @@ from resolver.dns.synth import (
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
+from resolver.match.key import NameKey
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
@@ -83,8 +84,9 @@ class QueryLogSink(Protocol):
     def submit(self, event: QueryEvent) -> None: ...
 
 
-# decide(snapshot, client, qname, qtype, now, ecs); `now` is Unix time (datetime also accepted).
-Decide = Callable[[Any, str, str, int, float, str | None], Decision]
+# decide(snapshot, client, qname, qtype, now, ecs, key); `now` is Unix time (datetime also
+# accepted); `key` is the query's `name_key` pair, read with the packet.
+Decide = Callable[[Any, str, str, int, float, str | None, NameKey], Decision]
 
 
 class Handler:
@@ -165,7 +167,13 @@ class Handler:
             snapshot = self.policy.current
             if snapshot is not None:
                 decision = self.decide(
-                    snapshot, client, query.qname, qtype, self._now_wall(started), query.ecs
+                    snapshot,
+                    client,
+                    query.qname,
+                    qtype,
+                    self._now_wall(started),
+                    query.ecs,
+                    query.key,
                 )
                 if decision.action is not Action.ALLOW:
                     return self._apply(query, client, decision, transport, started)

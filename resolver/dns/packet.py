@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from resolver.match.key import NON_ASCII, NameKey
+
 HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _OPT_OPTION = struct.Struct("!HH")
@@ -67,6 +69,7 @@ class Query:
         "edns_version",
         "flags",
         "has_other_options",
+        "key",
         "qclass",
         "qend",
         "qid",
@@ -81,6 +84,7 @@ class Query:
         qid: int,
         flags: int,
         qname: str,
+        key: NameKey,
         qtype: int,
         qclass: int,
         qend: int,
@@ -89,6 +93,7 @@ class Query:
         self.qid = qid
         self.flags = flags
         self.qname = qname  # lower-case, no trailing dot, "" for the root
+        self.key = key  # qname as the matching core reads it (resolver.match.key)
         self.qtype = qtype
         self.qclass = qclass
         self.qend = qend  # offset just past the question: data[12:qend] is it, case as sent
@@ -118,21 +123,25 @@ def read_query(data: bytes) -> Query:
         raise Malformed("response", qid)
     if qdcount != 1:
         raise Malformed("qdcount", qid)
-    qname, pos = _read_question_name(data, qid)
+    qname, key, pos = _read_question_name(data, qid)
     if pos + 4 > len(data):
         raise Malformed("truncated-question", qid)
     qtype = (data[pos] << 8) | data[pos + 1]
     qclass = (data[pos + 2] << 8) | data[pos + 3]
-    query = Query(data, qid, flags, qname, qtype, qclass, pos + 4)
+    query = Query(data, qid, flags, qname, key, qtype, qclass, pos + 4)
     if ancount or nscount or arcount:
         _read_records(query, pos + 4, ancount + nscount, arcount)
     return query
 
 
-def _read_question_name(data: bytes, qid: int) -> tuple[str, int]:
-    """Decode the question name without following pointers; return (name, offset after it)."""
+def _read_question_name(data: bytes, qid: int) -> tuple[str, NameKey, int]:
+    """Decode the question name without following pointers; return (name, its `name_key`
+    pair for the matching core, offset after it). The dots come from the label walk the
+    validation does anyway: a label's length byte at `pos` becomes the "." at `pos - 13` of
+    the name (-1 for the first label: the walk's sentinel)."""
     pos = 12
     end = len(data)
+    dots: list[int] = []
     while True:
         if pos >= end:
             raise Malformed("truncated-question", qid)
@@ -141,23 +150,26 @@ def _read_question_name(data: bytes, qid: int) -> tuple[str, int]:
             break
         if length & 0xC0:
             raise Malformed("compressed-question", qid)
+        dots.append(pos - 13)
         pos += length + 1
         if pos - 12 >= MAX_NAME_WIRE:
             raise Malformed("name-too-long", qid)
     if pos == 12:
-        return "", 13
+        return "", (b"\n", [-1]), 13
     if pos > end:
         raise Malformed("truncated-question", qid)
-    wire = bytearray(data[13:pos])
+    wire = bytearray(data[13 : pos + 1])  # the labels and the root's zero byte
     if 0x2E in wire:
         # Label bytes may not contain '.', or "a.b" as one label would match like two.
         raise Malformed("dot-in-label", qid)
-    i = data[12]
-    while i < len(wire):
-        label_len = wire[i]
+    for i in dots:  # the first, -1, marks the zero byte, which becomes the "\n" below
         wire[i] = 0x2E
-        i += label_len + 1
-    return wire.lower().decode("latin-1"), pos + 1
+    wire[-1] = 0x0A
+    key = bytes(wire).lower()
+    name = key[:-1].decode("latin-1")
+    if not key.isascii():
+        key = key.translate(NON_ASCII)
+    return name, (key, dots), pos + 1
 
 
 def _skip_name(data: bytes, pos: int, qid: int) -> int:

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+from resolver.match.key import name_key
 from resolver.match.packed import DEEP, FILL, HOT, HOT_CHILDREN, WINDOW, PackedNames
 
 SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
@@ -295,29 +296,36 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
     return ids
 
 
-class _MappingNames:
-    """A name table held by one mapping-like object: `get(name, None)`, `items()`, `len()`."""
+class DictNames:
+    """The "suffix" backend's table for small indexes (a policy's own allow and deny rules,
+    a short mandated list): one dict keyed like the packed table ("name\\n" bytes), whose
+    probe costs less bytecode than the packed region's hash-find, while memory does not matter
+    at this size."""
 
-    def __init__(self, mapping: dict[str, int] | ahocorasick.Automaton) -> None:
-        self.mapping = mapping
+    def __init__(self, ids: dict[str, int]) -> None:
+        self.keyed = {f"{name}\n".encode(): rid for name, rid in ids.items()}
 
     def get(self, name: str) -> int | None:
-        return self.mapping.get(name, None)
+        return self.keyed.get(name_key(name)[0])
 
     def items(self) -> Iterator[tuple[str, int]]:
-        return iter(self.mapping.items())
+        return ((key[:-1].decode(), rid) for key, rid in self.keyed.items())
 
     def __len__(self) -> int:
-        return len(self.mapping)
+        return len(self.keyed)
 
     def make_lookup(
         self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
-    ) -> Callable[[str], int]:
-        return _walk(self.mapping.get, at, below, flags, has_tld_rules)
+    ) -> Callable[[bytes, list[int]], int]:
+        return _walk(self.keyed.get, at, below, flags, has_tld_rules)
 
 
-class AhoNames(_MappingNames):
-    """The "aho" backend's name table: one pyahocorasick automaton used as an exact-key trie."""
+class AhoNames:
+    """The "aho" backend's name table: one pyahocorasick automaton used as an exact-key trie.
+    Its keys are str (this pyahocorasick is built for unicode), so each probe decodes."""
+
+    def __init__(self, automaton: ahocorasick.Automaton) -> None:
+        self.automaton = automaton
 
     @classmethod
     def build(cls, ids: dict[str, int]) -> AhoNames:
@@ -325,42 +333,55 @@ class AhoNames(_MappingNames):
         deque(map(automaton.add_word, ids.keys(), ids.values()), 0)  # one C-level pass
         return cls(automaton)
 
+    def get(self, name: str) -> int | None:
+        return self.automaton.get(name, None)
 
-class DictNames(_MappingNames):
-    """The "suffix" backend's table for small indexes (a policy's own allow and deny rules,
-    a short mandated list): one dict, whose probe costs less bytecode than the packed region's
-    encode-hash-find, while memory does not matter at this size."""
+    def items(self) -> Iterator[tuple[str, int]]:
+        return iter(self.automaton.items())
+
+    def __len__(self) -> int:
+        return len(self.automaton)
+
+    def make_lookup(
+        self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
+    ) -> Callable[[bytes, list[int]], int]:
+        probe = self.automaton.get
+
+        def get(key: bytes, default: None) -> int | None:
+            return probe(key[:-1].decode("latin-1"), default)
+
+        return _walk(get, at, below, flags, has_tld_rules)
 
 
 Names = PackedNames | DictNames | AhoNames
 
 
 def _walk(
-    get: Callable[[str, None], int | None],
+    get: Callable[[bytes, None], int | None],
     at: list[int],
     below: list[int],
     flags: list[int],
     has_tld_rules: bool,
-) -> Callable[[str], int]:
-    """The walk down from the base, key by key, over one exact-key getter."""
+) -> Callable[[bytes, list[int]], int]:
+    """The walk down from the base, key by key, over one exact-key getter of "name\\n" keys."""
 
-    def lookup(name: str) -> int:
-        j = name.rfind(".")
-        if j < 0:
-            v = get(name, None)
+    def lookup(q: bytes, dots: list[int]) -> int:
+        i = len(dots) - 2
+        if i < 0:
+            v = get(q, None)
             return 0 if v is None else at[v]
-        k = name.rfind(".", 0, j)
-        v = get(name[k + 1 :] if k >= 0 else name, None)
+        k = dots[i]
+        v = get(q[k + 1 :], None)
         if v is None:
             if has_tld_rules:
-                v = get(name[j + 1 :], None)
+                v = get(q[dots[-1] + 1 :], None)
                 if v is not None:
                     return below[v]
             return 0
         while flags[v] & DEEP and k >= 0:  # keys exist below this one: go one label deeper
-            j = k
-            k = name.rfind(".", 0, j)
-            w = get(name[k + 1 :] if k >= 0 else name, None)
+            i -= 1
+            k = dots[i]
+            w = get(q[k + 1 :], None)
             if w is None:
                 return below[v]
             v = w
@@ -372,13 +393,14 @@ def _walk(
 class CategoryIndex:
     """Immutable compiled index; safe to share between threads once built.
 
-    `lookup(name) -> int` is the hot path: the OR of the category bits of every BLOCK-ish rule
-    covering `name` (lower-case ASCII, no trailing dot) minus the bits an ALLOW rule covering
-    it excepts; 0 when nothing matches. It is a closure bound per instance (cell variables
-    are faster than attribute loads on `self`).
+    `lookup(key, dots) -> int` is the hot path: the OR of the category bits of every BLOCK-ish
+    rule covering the name (its `key.name_key` pair, which the DNS packet reader builds as it
+    reads the question) minus the bits an ALLOW rule covering it excepts; 0 when nothing
+    matches. It is a closure bound per instance (cell variables are faster than attribute
+    loads on `self`). `lookup_name(name)` is the same for a str name.
     """
 
-    lookup: Callable[[str], int]
+    lookup: Callable[[bytes, list[int]], int]
 
     def __init__(
         self,
@@ -409,6 +431,10 @@ class CategoryIndex:
         flags = [record.flags for record in records]
         self.lookup = names.make_lookup(at, below, flags, has_tld_rules)
         self._keyword_masks, self._automaton = _keyword_automaton(keywords, sources)
+
+    def lookup_name(self, name: str) -> int:
+        """`lookup` for `name` (lower-case, no trailing dot): slow paths and tests."""
+        return self.lookup(*name_key(name))
 
     def _get(self, name: str) -> int | None:
         return self.names.get(name)

@@ -35,6 +35,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
+from resolver.match.key import name_key
+
 WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
 FILL = 0.5  # region bytes used by entries; the rest absorbs uneven windows
@@ -179,18 +181,16 @@ class PackedNames:
     def get(self, name: str) -> int | None:
         """Record id of key `name`, or None (slow path: explain, specials). The name sits in
         the window of one of its suffixes of two labels or more (its anchor), or in its spill."""
-        q = name.encode() + b"\n"
-        j = q.rfind(b".")
-        if j < 0:
+        q, dots = name_key(name)
+        if len(dots) == 1:
             return self.tld.get(q)
-        k = q.rfind(b".", 0, j)
-        while True:  # the suffixes, shortest first
+        for k in reversed(dots[:-1]):  # the suffixes, shortest first
             s = zlib.crc32(q[k + 1 :]) % self.count * self.size
             h = self.region[s]
             v = self._locate(q, self.region.find(q, s, s + h), s, s + h, h)[1]
-            if v is not None or k < 0:
+            if v is not None:
                 return v
-            k = q.rfind(b".", 0, k)
+        return None
 
     def __len__(self) -> int:
         return self.keys
@@ -201,8 +201,9 @@ class PackedNames:
 
     def make_lookup(
         self, at: list[int], below: list[int], flags: list[int], has_tld_rules: bool
-    ) -> Callable[[str], int]:
-        """The hot-path walk (locals in cells beat attribute loads on `self`)."""
+    ) -> Callable[[bytes, list[int]], int]:
+        """The hot-path walk over a `key.name_key` pair (locals in cells beat attribute loads
+        on `self`)."""
         region = self.region
         find = region.find
         crc = zlib.crc32
@@ -217,15 +218,14 @@ class PackedNames:
         slow = self.width > 3  # `_locate` decodes the rest
         locate = self._locate
 
-        def lookup(name: str) -> int:
-            q = name.encode() + b"\n"
-            j = q.rfind(b".")
-            if j < 0:  # a single label: only a TLD rule can match
+        def lookup(q: bytes, dots: list[int]) -> int:
+            i = len(dots) - 2
+            if i < 0:  # a single label: only a TLD rule can match
                 v = tld(q) if has_tld_rules else None
                 return 0 if v is None else at[v]
-            k = q.rfind(b".", 0, j)
+            k = dots[i]
             pat = q[k + 1 :]
-            u = tld(q[j + 1 :]) if has_tld_rules else None  # the deepest key found so far
+            u = tld(q[dots[-1] + 1 :]) if has_tld_rules else None  # the deepest key found so far
             p = s = crc(pat) % count * size
             h = region[s]
             e = s + h
@@ -252,7 +252,8 @@ class PackedNames:
                 if not f:  # no key below this one
                     return below[v]
                 u = v
-                k = q.rfind(b".", 0, k)
+                i -= 1  # k >= 0 here, so dots[i] is still a dot or the -1 before the name
+                k = dots[i]
                 pat = q[k + 1 :]
                 if f & HOT:  # the next name anchors on itself: its own window
                     p = s = crc(pat) % count * size

@@ -307,7 +307,7 @@ def _warn_shadowed(
     """An allow entry the mandated list overrides can never take effect: say so."""
     for p in spec.profiles.values():
         for rule in p.allow:
-            if rule.scope is not Scope.BELOW and mandated.lookup(rule.name):
+            if rule.scope is not Scope.BELOW and mandated.lookup_name(rule.name):
                 file, line, column = rule.where.rsplit(":", 2)
                 warnings.append(
                     Problem(

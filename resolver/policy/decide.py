@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from resolver.lists.model import RuleAction
+from resolver.match.key import NameKey, name_key
 from resolver.policy.decision import Action, Decision, Tier
 from resolver.policy.safesearch import REWRITE_QTYPES
 
@@ -171,11 +172,13 @@ def decide(
     qtype: int,
     now: datetime | float,
     ecs: str | None = None,
+    key: NameKey | None = None,
 ) -> Decision:
     """The decision for `client` asking `qname` (lower-case, no trailing dot) type `qtype`.
 
     `now` is an aware datetime (a naive one is wall-clock time in the policy's zone) or, cheaper,
     a Unix timestamp. `ecs` is the EDNS Client Subnet, honoured only from trusted forwarders.
+    `key` is `qname`'s `name_key` pair: the DNS packet reader hands it over ready-made.
     """
     profile = snap.client_cache.get(client) if ecs is None else None
     if profile is None:
@@ -186,11 +189,12 @@ def decide(
         t = (now if now.tzinfo else now.replace(tzinfo=snap.timezone)).timestamp()  # type: ignore[union-attr]
     cached = profile.cache
     state = cached[1] if cached[0] == t // 60 else profile.state(t)
-    mandated = snap.mandated.lookup(qname) if snap.mandated is not None else 0
-    own = snap.own.lookup(qname) if snap.own is not None else 0
+    qkey, dots = name_key(qname) if key is None else key
+    mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
+    own = snap.own.lookup(qkey, dots) if snap.own is not None else 0
     if snap.own_keywords:
         own |= snap.own.keywords(qname)  # type: ignore[union-attr]
-    hits = snap.index.lookup(qname)
+    hits = snap.index.lookup(qkey, dots)
     if not (
         hits or own or mandated or state.internet_off or snap.has_keywords
         or qname in snap.special_names

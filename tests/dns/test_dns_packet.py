@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resolver.dns.packet import REASONS, Malformed, encode_name, read_query
+from resolver.match.key import NON_ASCII, name_key
 
 
 def wire(name: str, rdtype: str = "A", **kwargs) -> bytes:
@@ -30,6 +31,7 @@ def test_reads_name_type_class_and_keeps_case_in_question() -> None:
 def test_root_name() -> None:
     q = read_query(wire(".", "NS"))
     assert q.qname == "" and q.qtype == 2
+    assert q.key == name_key("") == (b"\n", [-1])
 
 
 def test_edns_size_do_version_and_ecs() -> None:
@@ -112,6 +114,9 @@ def test_any_bytes_give_a_query_or_a_counted_rejection(data: bytes) -> None:
         return
     assert 12 < q.qend <= len(data)
     assert "." not in q.qname or all(q.qname.split("."))
+    key, dots = q.key  # what the matching core walks: see resolver/match/key.py
+    assert key == f"{q.qname}\n".encode("latin-1").translate(NON_ASCII)
+    assert dots == [-1, *(i for i, byte in enumerate(key) if byte == 0x2E)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -139,4 +144,5 @@ def test_reader_agrees_with_dnspython(labels: list[str], rdtype: str) -> None:
     name = ".".join(labels)
     q = read_query(wire(name, rdtype))
     assert q.qname == name
+    assert q.key == name_key(name)
     assert q.qtype == dns.rdatatype.from_text(rdtype)

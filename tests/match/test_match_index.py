@@ -82,7 +82,7 @@ def backend(request) -> str:
 
 @pytest.mark.parametrize(("name", "bits", "why"), LOOKUPS, ids=[row[0] for row in LOOKUPS])
 def test_lookup_table(backend, name, bits, why):
-    assert build(backend).lookup(name) == bits, why
+    assert build(backend).lookup_name(name) == bits, why
 
 
 def test_empty_index(backend):
@@ -90,7 +90,7 @@ def test_empty_index(backend):
     assert len(index) == 0
     assert index.rule_counts() == {}
     for name in ("a", "example.com", "a.b.c.d"):
-        assert index.lookup(name) == 0
+        assert index.lookup_name(name) == 0
         assert index.keywords(name) == 0
         assert index.special(name) is None
         assert index.explain(name) == []
@@ -104,8 +104,8 @@ def test_unknown_backend_is_a_clear_error():
 def test_several_bits_on_one_name(backend):
     rules = [(bit, "multi.com", S, BLOCK, None) for bit in (0, 3, 40, 70)]
     index = build(backend, rules)
-    assert index.lookup("multi.com") == (1 << 0) | (1 << 3) | (1 << 40) | (1 << 70)
-    assert index.lookup("a.multi.com") == index.lookup("multi.com")
+    assert index.lookup_name("multi.com") == (1 << 0) | (1 << 3) | (1 << 40) | (1 << 70)
+    assert index.lookup_name("a.multi.com") == index.lookup_name("multi.com")
     assert index.rule_counts() == {0: 1, 3: 1, 40: 1, 70: 1}
 
 
@@ -121,9 +121,9 @@ def test_exception_in_another_list_same_bit(backend):
     builder.add(2, [Entry("cdn.ads.com", action=ALLOW)], "allow.txt")
     builder.add(3, [Entry("cdn.ads.com", E)], "other.txt")
     index = builder.build()
-    assert index.lookup("ads.com") == 0b100
-    assert index.lookup("cdn.ads.com") == 0b1000
-    assert index.lookup("x.cdn.ads.com") == 0
+    assert index.lookup_name("ads.com") == 0b100
+    assert index.lookup_name("cdn.ads.com") == 0b1000
+    assert index.lookup_name("x.cdn.ads.com") == 0
 
 
 def test_deep_and_long_names(backend):
@@ -137,9 +137,9 @@ def test_deep_and_long_names(backend):
         (2, "e" * 61, S, BLOCK, None),
     ]
     index = build(backend, rules)
-    assert index.lookup(deep) == 0b1
-    assert index.lookup(".".join(["a"] * 59 + ["z"])) == 0
-    assert index.lookup(long_name) == 0b110
+    assert index.lookup_name(deep) == 0b1
+    assert index.lookup_name(".".join(["a"] * 59 + ["z"])) == 0
+    assert index.lookup_name(long_name) == 0b110
     assert [hit.rule for hit in index.explain(long_name)] == [long_name, "e" * 61]
 
 
@@ -175,9 +175,9 @@ def test_special_most_specific_wins(backend, name, expected):
 
 def test_specials_set_bits_except_rewrite(backend):
     index = build(backend, SPECIALS)
-    assert index.lookup("a.nx.example") == 0b1
-    assert index.lookup("pass.nx.example") == 0
-    assert index.lookup("safe.search") == 0  # a rewrite is not a category block
+    assert index.lookup_name("a.nx.example") == 0b1
+    assert index.lookup_name("pass.nx.example") == 0
+    assert index.lookup_name("safe.search") == 0  # a rewrite is not a category block
     assert len(index) == 6
     assert index.rule_counts() == {0: 3, 1: 2, 2: 1}
 
@@ -187,7 +187,7 @@ def test_keywords(backend):
     assert index.keywords("casino-online.vn") == (1 << 7) | (1 << 9)
     assert index.keywords("sexbet.com") == (1 << 7) | (1 << 8)
     assert index.keywords("example.com") == 0
-    assert index.lookup("casino.com") == 0  # keywords are a separate query
+    assert index.lookup_name("casino.com") == 0  # keywords are a separate query
     hits = index.explain("www.casino.example.com")
     assert Hit("casino", None, BLOCK, 7, "kw7.txt", None) in hits
     assert Hit("casino", None, BLOCK, 9, "kw9.txt", None) in hits
@@ -252,7 +252,7 @@ def test_backends_equal_naive_reference(rules, names):
     for name in names + [rule[1] for rule in rules]:
         expected = naive_lookup(rules, name)
         for backend_name, index in indexes.items():
-            assert index.lookup(name) == expected, (backend_name, name)
+            assert index.lookup_name(name) == expected, (backend_name, name)
         hits = indexes["suffix"].explain(name)
         for label in ("aho", "suffix-tight", "suffix-families"):
             assert indexes[label].explain(name) == hits, label

@@ -9,6 +9,7 @@ import pytest
 from resolver.lists.model import Entry, RuleAction
 from resolver.match import snapshot
 from resolver.match.index import IndexBuilder, free_in_pieces
+from resolver.match.key import name_key
 from resolver.match.packed import DEEP, FILL, HOT, WINDOW, PackedNames
 
 
@@ -20,9 +21,9 @@ def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
     region = bytes(index.names.region)
     assert region.count(b"foo.com\n") == 2  # the first hit is the tail of zfoo.com:
     assert region.index(b"foo.com\n") == region.index(b"zfoo.com\n") + 1
-    assert index.lookup("www.foo.com") == 0b10
-    assert index.lookup("www.zfoo.com") == 0b01
-    assert index.lookup("oo.com") == 0
+    assert index.lookup_name("www.foo.com") == 0b10
+    assert index.lookup_name("www.zfoo.com") == 0b01
+    assert index.lookup_name("oo.com") == 0
 
 
 def test_more_than_128_records_take_two_digit_bytes():
@@ -32,9 +33,9 @@ def test_more_than_128_records_take_two_digit_bytes():
     index = builder.build()
     assert index.names.width == 2
     for bit in range(100):
-        assert index.lookup(f"www.only{bit}.vn") == 1 << bit
+        assert index.lookup_name(f"www.only{bit}.vn") == 1 << bit
         pair = bit // 2
-        assert index.lookup(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
+        assert index.lookup_name(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
 
 
 def test_more_than_16384_records_take_three_digit_bytes():
@@ -44,8 +45,8 @@ def test_more_than_16384_records_take_three_digit_bytes():
         builder.add(bit, [Entry(f"n{mask}.vn") for mask in masks if mask >> bit & 1], f"l{bit}")
     index = builder.build()
     assert index.names.width == 3
-    assert all(index.lookup(f"www.n{mask}.vn") == mask for mask in masks)
-    assert index.lookup("n0.vn") == 0
+    assert all(index.lookup_name(f"www.n{mask}.vn") == mask for mask in masks)
+    assert index.lookup_name("n0.vn") == 0
 
 
 def test_four_digit_bytes_decode_off_the_inline_path():
@@ -59,7 +60,7 @@ def test_four_digit_bytes_decode_off_the_inline_path():
     at[c], below[c] = 0b10000, 0b100000
     lookup = table.make_lookup(at, below, flags, has_tld_rules=False)
     names = ("a.vn", "x.a.vn", "b.a.vn", "y.b.a.vn", "c.vn", "d.vn")
-    assert [lookup(name) for name in names] == [0b1, 0b11, 0b100, 0b1000, 0b10000, 0]
+    assert [lookup(*name_key(name)) for name in names] == [0b1, 0b11, 0b100, 0b1000, 0b10000, 0]
     assert table.get("b.a.vn") == b and table.get("x.a.vn") is None
 
 
@@ -79,11 +80,11 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     snapshot.save(index, saved)
     loaded = snapshot.load(saved)
     for each in (index, loaded):
-        assert each.lookup("com.vn") == 1 << 2
-        assert all(each.lookup(f"m.{name}") == 1 << 2 for name in names if "nx." not in name)
-        assert each.lookup("nx.shop7.com.vn") == 1 << 2  # the exception is another bit
-        assert each.lookup("www.vn") == each.lookup("blog.vn") == 0
-        assert each.lookup("q.a1.blog.vn") == 1 << 2
+        assert each.lookup_name("com.vn") == 1 << 2
+        assert all(each.lookup_name(f"m.{name}") == 1 << 2 for name in names if "nx." not in name)
+        assert each.lookup_name("nx.shop7.com.vn") == 1 << 2  # the exception is another bit
+        assert each.lookup_name("www.vn") == each.lookup_name("blog.vn") == 0
+        assert each.lookup_name("q.a1.blog.vn") == 1 << 2
         assert [hit.rule for hit in each.explain("deep.x.y.shop3.com.vn")] == [
             "x.y.shop3.com.vn",
             "shop3.com.vn",
@@ -108,8 +109,8 @@ def test_names_crafted_to_share_a_window_only_fill_the_spill():
     index = builder.build()
     assert index.names.count == count
     assert index.names.spilled() > 250
-    assert all(index.lookup(f"www.{name}") == 1 for name in crafted)
-    assert index.lookup("n0000000.vn") == (1 if "n0000000.vn" in crafted else 0)
+    assert all(index.lookup_name(f"www.{name}") == 1 for name in crafted)
+    assert index.lookup_name("n0000000.vn") == (1 if "n0000000.vn" in crafted else 0)
 
 
 def test_a_name_that_escaped_normalization_is_a_clear_error():

@@ -57,7 +57,7 @@ def small_index(backend: str, **packing: int) -> CategoryIndex:
 def render(index: CategoryIndex) -> dict:
     return {
         name: {
-            "lookup": index.lookup(name),
+            "lookup": index.lookup_name(name),
             "keywords": index.keywords(name),
             "special": None if index.special(name) is None else list(index.special(name)),
             "explain": [
@@ -92,8 +92,8 @@ def test_large_round_trip_spans_frames(tmp_path):
     save(builder.build(), tmp_path / "big.idx")
     loaded = load(tmp_path / "big.idx")
     assert len(loaded) == len(names)
-    assert all(loaded.lookup("www." + name) == 0b1000 for name in names[::997])
-    assert loaded.lookup("n0.example1.vn") == 0
+    assert all(loaded.lookup_name("www." + name) == 0b1000 for name in names[::997])
+    assert loaded.lookup_name("n0.example1.vn") == 0
     free_in_pieces(loaded.storage())
 
 

@@ -50,13 +50,13 @@ def test_reload_swaps_on_a_good_compile_and_keeps_the_old_policy_on_a_bad_one(
     holder = PolicyHolder(policy, Stats())
     holder.load_initial()
     assert holder.current is not None
-    assert holder.current.index.lookup("first-blocked.test")
+    assert holder.current.index.lookup_name("first-blocked.test")
 
     (tmp_path / "local.txt").write_text("second-blocked.test\n")
     result = asyncio.run(holder.reload())
     assert result["ok"] and result["generation"] == 2
-    assert holder.current.index.lookup("second-blocked.test")
-    assert not holder.current.index.lookup("first-blocked.test")
+    assert holder.current.index.lookup_name("second-blocked.test")
+    assert not holder.current.index.lookup_name("first-blocked.test")
 
     good = holder.current
     policy.write_text(POLICY.replace("block_mode: nxdomain", "block_mode: sideways"))
