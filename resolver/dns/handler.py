@@ -113,6 +113,7 @@ class Handler:
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
         self._parsed: dict[bytes, Query] = {}
+        self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
         self._ede: dict[int, tuple[Decision, tuple[int, str] | None]] = {}
         self._wall_sec = -1
@@ -131,9 +132,15 @@ class Handler:
             except Malformed as exc:
                 self.stats.malformed[exc.reason] += 1
                 return formerr(data, exc.qid) if exc.formerr else None
-            if len(self._parsed) >= PARSE_MEMO_SIZE:
-                self._parsed.clear()
-            self._parsed[data[2:]] = query
+            if len(self._parsed) < PARSE_MEMO_SIZE:
+                self._parsed[data[2:]] = query
+            else:
+                # Full: keep what it holds, so traffic with more distinct names than it has
+                # room for still hits on those; start over once as many packets have missed.
+                self._memo_misses += 1
+                if self._memo_misses >= PARSE_MEMO_SIZE:
+                    self._parsed.clear()
+                    self._memo_misses = 0
         else:
             # The shared parse gets this packet's ID. Synchronous answers use it before the next
             # packet is read; paths that await take a private parse instead (see _private).
