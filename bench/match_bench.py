@@ -185,7 +185,7 @@ def rate(fn, queries: list[str]) -> float:
 
 def rate_keys(lookup, keys: list[NameKey]) -> float:
     """`rate` for the index's hot path, fed `(key, dots)` pairs as the DNS packet reader hands
-    them over (building them there costs the reader ~0.15 µs a query, see bench/README.md)."""
+    them over (building them left `read_query` at the same cost, see bench/README.md)."""
     start = time.perf_counter()
     for key, dots in keys:
         lookup(key, dots)
