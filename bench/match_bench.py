@@ -4,6 +4,7 @@ time, longest event-loop stall during a reload; each against a plain `set` suffi
     python -m bench.match_bench            # 100k, 1M, 5M rules, both backends, real+generated
     python -m bench.match_bench --quick    # 100k only
     python -m bench.match_bench --sizes 5000000 --backends suffix --data mix
+    python -m bench.match_bench --sizes 5000000 --backends suffix --data mix --lists 40
     python -m bench.match_bench --tune 5000000 window=256 window=192,fill=0.4 lists=40
 
 Every configuration runs in fresh subprocesses pinned to one core, so RSS numbers don't mix.
@@ -38,7 +39,7 @@ from resolver.lists.model import Entry
 from resolver.match import snapshot
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
 from resolver.match.key import NameKey, name_key
-from resolver.match.packed import DEEP
+from resolver.match.packed import DEEP, SPARE
 from resolver.reload import RELOAD_SWITCH_INTERVAL
 from resolver.worker import run_idle
 
@@ -229,7 +230,7 @@ async def longest_stall(job) -> tuple[float, object]:
     return worst, result
 
 
-def worker_build(workdir: Path, size: int, backend: str) -> dict:
+def worker_build(workdir: Path, size: int, backend: str, lists: int) -> dict:
     text = read_rules_text(workdir)
     gc.collect()
     base0 = rss()
@@ -241,7 +242,7 @@ def worker_build(workdir: Path, size: int, backend: str) -> dict:
     del baseline, text
     gc.collect()
     start = time.perf_counter()
-    index = compile_index(str(workdir), size, backend)
+    index = compile_index(str(workdir), size, backend, lists)
     compile_s = time.perf_counter() - start
     path = workdir / f"{backend}-{size}.idx"
     start = time.perf_counter()
@@ -267,7 +268,7 @@ def traffic(workdir: Path, rules: list[str]) -> dict[str, list[str]]:
     }
 
 
-def worker_load(workdir: Path, size: int, backend: str) -> dict:
+def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
     path = workdir / f"{backend}-{size}.idx"
     rules = read_rules(workdir, size)
     queries = traffic(workdir, rules)
@@ -293,44 +294,48 @@ def worker_load(workdir: Path, size: int, backend: str) -> dict:
     del index
     out["stall_free_ms"] = 0.0
 
-    def reload(loader, interval: float) -> float:
-        """Longest loop stall while `loader` runs in a thread; the old index is then freed
-        in a thread too (its stall is recorded separately)."""
+    def free(job) -> None:
+        """Run `job` (freeing) in a thread; its longest loop stall goes to "stall_free_ms"."""
+
+        async def run(loop):
+            await loop.run_in_executor(None, job)
+
+        stall = asyncio.run(longest_stall(run))[0]
+        out["stall_free_ms"] = max(out["stall_free_ms"], stall * 1000)
+
+    def reload() -> float:
+        """Longest loop stall while a thread loads the snapshot beside the live index; the old
+        index is then freed in a thread, its region kept for the next load (as the server
+        does)."""
 
         async def job(loop):
-            return await loop.run_in_executor(None, loader, path)
+            return await loop.run_in_executor(None, snapshot.load, path)
 
-        sys.setswitchinterval(interval)
-        try:
-            stall, new = asyncio.run(longest_stall(job))
-        finally:
-            sys.setswitchinterval(0.005)
+        stall, new = asyncio.run(longest_stall(job))
         pieces = holder[0].storage()
-        holder[0] = new  # the swap; the old index's big containers die in the thread:
-
-        async def free(loop):
-            await loop.run_in_executor(None, free_in_pieces, pieces)
-
-        free_stall = asyncio.run(longest_stall(free))[0]
-        out["stall_free_ms"] = max(out["stall_free_ms"], free_stall * 1000)
+        holder[0] = new  # the swap; the old index's big containers die in the thread
+        free(lambda: free_in_pieces(pieces, SPARE))
         return stall * 1000
 
-    out["stall_load_ms"] = reload(snapshot.load, 0.005)
-    out["stall_load_si1_ms"] = reload(snapshot.load, 0.001)
+    sys.setswitchinterval(RELOAD_SWITCH_INTERVAL)  # as the server does during a reload
+    out["stall_load_ms"] = reload()  # into fresh memory, as after a quiet spell
+    out["stall_reuse_ms"] = reload()  # into the region the first reload retired
 
     async def reload_via_process(loop):
         # the server's path: compile in a fresh idle-priority process started and awaited
         # from a thread (it rewrites the snapshot this worker loaded), load in a thread, free
         # in a thread
         build = ("bench.match_bench", "--worker", "build", str(workdir), str(size), backend)
+        build += (str(lists),)
         await loop.run_in_executor(None, run_idle, *build)
         new = await loop.run_in_executor(None, snapshot.load, path)
         pieces = holder[0].storage()
         holder[0] = new
-        await loop.run_in_executor(None, free_in_pieces, pieces)
+        await loop.run_in_executor(None, free_in_pieces, pieces, SPARE)
 
-    sys.setswitchinterval(RELOAD_SWITCH_INTERVAL)  # as the server does during a reload
     out["stall_process_ms"] = asyncio.run(longest_stall(reload_via_process))[0] * 1000
+    free(lambda: free_in_pieces(SPARE.drain()))  # the server's release of unused spares
+    sys.setswitchinterval(0.005)
     return out
 
 
@@ -399,9 +404,9 @@ def walk_steps(index: CategoryIndex, name: str) -> int:
     return steps
 
 
-def run_worker(mode: str, workdir: Path, size: int, backend: str) -> dict:
+def run_worker(mode: str, workdir: Path, size: int, backend: str, lists: int) -> dict:
     cmd = [sys.executable, "-m", "bench.match_bench", "--worker", mode, str(workdir)]
-    cmd += [str(size), backend]
+    cmd += [str(size), backend, str(lists)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -413,7 +418,7 @@ def table(rows: list[dict]) -> str:
     head = (
         "| data | rules | backend | compile s | snapshot MB | load s | RSS B/rule (set) "
         "| blocked M/s (set) | allowed M/s (set) | deep blocked M/s (set) "
-        "| deep allowed M/s (set) | stall ms: load / +si 1ms "
+        "| deep allowed M/s (set) | stall ms: load fresh / into spare "
         "| stall ms: free | stall ms: process+load |"
     )
     lines = [head, "|" + "---|" * 14]
@@ -422,7 +427,7 @@ def table(rows: list[dict]) -> str:
         return f"{r[f'{kind}_per_s'] / 1e6:.2f} ({r[f'set_{kind}_per_s'] / 1e6:.2f})"
 
     for r in rows:
-        stalls = " / ".join(f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "load_si1"))
+        stalls = " / ".join(f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "reuse"))
         lines.append(
             f"| {r['data']} | {r['size']:,} | {r['backend']} | {r['compile_s']:.1f} "
             f"| {r['snapshot_mb']:.0f} | {r['load_s']:.2f} "
@@ -440,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--sizes", default="")
     parser.add_argument("--data", default="mix,gen", help="mix (real + generated), gen")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--lists", type=int, default=2, help="cut the rules into this many lists (records)"
+    )
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--tune", nargs="+", metavar=("RULES", "PACKING"), help="compare packings")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -448,9 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         print(tune(int(args.tune[0]), args.tune[1:] or [""]))
         return 0
     if args.worker:
-        mode, workdir, size, backend = args.worker
+        mode, workdir, size, backend, lists = args.worker
         fn = worker_build if mode == "build" else worker_load
-        print(json.dumps(fn(Path(workdir), int(size), backend)))
+        print(json.dumps(fn(Path(workdir), int(size), backend, int(lists))))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES)
     if args.quick:
@@ -465,8 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 for backend in args.backends.split(","):
                     row = {"data": data, "size": size, "backend": backend}
-                    row |= run_worker("build", workdir, size, backend)
-                    row |= run_worker("load", workdir, size, backend)
+                    row |= run_worker("build", workdir, size, backend, args.lists)
+                    row |= run_worker("load", workdir, size, backend, args.lists)
                     print(row, file=sys.stderr)
                     rows.append(row)
                     (workdir / f"{backend}-{size}.idx").unlink()

@@ -1,9 +1,10 @@
 """The real reload path's longest event-loop stall, with an N-rule policy (default 5M).
 
-`python -m bench reload [--rules N] [--reloads K]`. Builds a policy over N names (the real lists
-in ../shared/data topped up with seeded generated names), loads it as the server does, then runs
-`PolicyHolder.reload()` K times while a task on the same uvloop loop wakes every 1 ms and records
-the longest gap beyond that. Issue 3 target: no stall over 10 ms during a reload.
+`python -m bench reload [--rules N] [--reloads K] [--pause S]`. Builds a policy over N names (the
+real lists in ../shared/data topped up with seeded generated names), loads it as the server does,
+then runs `PolicyHolder.reload()` K times, S seconds apart (default: back to back), while a task
+on the same uvloop loop wakes every 1 ms and records the longest gap beyond that. Issue 3 target:
+no stall over 10 ms during a reload.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ async def _longest_gap(done: asyncio.Event) -> float:
     return worst
 
 
-async def _measure(folder: Path, reloads: int) -> list[tuple[float, float, float]]:
+async def _measure(folder: Path, reloads: int, pause: float) -> list[tuple[float, float, float]]:
     holder = PolicyHolder(folder / "policy.yaml", Stats())
     started = time.perf_counter()
     await asyncio.to_thread(holder.load_initial)
     print(f"first load (compiles the lists): {time.perf_counter() - started:.1f} s")
     results = []
     for _ in range(reloads):
+        await asyncio.sleep(pause)
         done = asyncio.Event()
         ticker = asyncio.create_task(_longest_gap(done))
         started = time.perf_counter()
@@ -71,6 +73,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench reload", description=__doc__)
     parser.add_argument("--rules", type=int, default=5_000_000)
     parser.add_argument("--reloads", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between reloads")
     parser.add_argument("--quick", action="store_true", help="200k rules, 2 reloads")
     args = parser.parse_args(argv)
     rules, reloads = (200_000, 2) if args.quick else (args.rules, args.reloads)
@@ -80,7 +83,7 @@ def main(argv: list[str]) -> int:
         (folder / "block.txt").write_text("\n".join(names) + "\n")
         (folder / "policy.yaml").write_text(POLICY)
         print(f"rules: {origin}")
-        results = uvloop.run(_measure(folder, reloads))
+        results = uvloop.run(_measure(folder, reloads, args.pause))
     print(
         "\n| reload | total s | in-server load s (index from cache, old one alive) "
         "| longest event-loop stall ms |\n|---:|---:|---:|---:|"

@@ -7,7 +7,8 @@ Readers take `holder.current` once per query. A reload:
   2. compiles again in the reload's own thread here (nice 19), which now loads the index from
      that cache in small frames (the GIL is released between them);
   3. checks the policy's own `expect` samples, then swaps the one reference;
-  4. frees the old index table by table in that thread, not in one long pause on the loop.
+  4. frees the old index table by table in that thread, not in one long pause on the loop,
+     keeping its region for SPARE_SECONDS in case another reload follows.
 Any failure keeps the old snapshot serving and is reported. Reloads requested while one runs
 are merged into one more run after it (a burst of SIGHUPs compiles at most twice).
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from resolver.match.index import free_in_pieces
+from resolver.match.packed import SPARE
 from resolver.policy.compile import compile_policy
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.stats import Stats
@@ -41,6 +43,10 @@ RELOAD_SWITCH_INTERVAL = 0.001  # seconds; see PolicyHolder._reload_once
 # 5 ms (the kernel protects a running task's slice) while the other core sat idle. At nice 19 a
 # woken reload thread does not preempt the loop; it waits for a free core.
 RELOAD_NICE = 19
+# A retired index's region is kept this long for the next reload to load into
+# (`packed.SpareRegions`): reloads in quick succession then fault in no fresh memory. Until then
+# memory stays at its reload peak, two regions.
+SPARE_SECONDS = 20.0
 
 
 class ReloadRejected(Exception):
@@ -70,6 +76,8 @@ class PolicyHolder:
         self._worker = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="reload", initializer=_lower_priority
         )
+        self.spare_seconds = SPARE_SECONDS
+        self._spare_timer: asyncio.TimerHandle | None = None
 
     def load_initial(self) -> None:
         """First load, before serving: errors propagate (the process must not start on them)."""
@@ -122,7 +130,8 @@ class PolicyHolder:
             indexes = (old.index, old.mandated, old.own)
             pieces = [piece for index in indexes if index is not None for piece in index.storage()]
             del old, indexes
-            await self._in_thread(free_in_pieces, pieces)
+            await self._in_thread(free_in_pieces, pieces, SPARE)
+            self._release_spares_later()
         log.warning(
             "policy reloaded generation=%s seconds=%.3f", self.stats.policy_generation, seconds
         )
@@ -133,6 +142,17 @@ class PolicyHolder:
             "duration": round(seconds, 3),
         }
         return self.last_result
+
+    def _release_spares_later(self) -> None:
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._spare_timer = loop.call_later(self.spare_seconds, self._release_spares)
+
+    def _release_spares(self) -> None:
+        """Unmap the regions no reload took, in the reload's thread (one long system call)."""
+        self._spare_timer = None
+        self._worker.submit(free_in_pieces, SPARE.drain())
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` in the reload's own low-priority thread."""

@@ -10,8 +10,9 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
   path answers the query. Lookups start at the base (last two labels): every suffix between a
   base and a deeper key exists as a key (a "marker" when it has no rules of its own) and a key
   with keys below it has the DEEP flag in its record, so the walk stops at the first miss or
-  record without it. Record ids are dense (a flag is a field, not an id bit) so that a policy
-  with thousands of records still fits two digit bytes in the packed table.
+  record without it. Record ids are dense (a flag is a field, not an id bit) and numbered
+  most used first, so that nearly every name of a policy with thousands of records takes one
+  digit byte in the packed table.
   Most names in real traffic have no key on their base: one probe answers them.
 * Two backends behind one interface: "suffix" (`packed.PackedNames`: the names packed into
   one byte region, the default) and "aho" (one pyahocorasick automaton in STORE_INTS mode,
@@ -22,15 +23,23 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
 from __future__ import annotations
 
 import mmap
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
 from resolver.match.key import name_key
-from resolver.match.packed import DEEP, FILL, HOT, HOT_CHILDREN, WINDOW, PackedNames
+from resolver.match.packed import (
+    DEEP,
+    FILL,
+    HOT,
+    HOT_CHILDREN,
+    WINDOW,
+    PackedNames,
+    SpareRegions,
+)
 
 SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
 
@@ -163,7 +172,7 @@ class IndexBuilder:
         """Compile everything added so far; the builder can be dropped afterwards."""
         bits = [bit for bit, _ in self._sources]
         table = _RecordTable(bits)
-        ids = _assign_records(self._rules, table)
+        ids = table.most_used_first(_assign_records(self._rules, table))
         names: Names
         if self.backend == "aho":
             names = AhoNames.build(ids)
@@ -246,6 +255,20 @@ class _RecordTable:
             self.records.append(Record(codes, b_at & ~a_at, b_below & ~a_below, flags))
             self.totals.append((b_below, a_below))
         return rid
+
+    def most_used_first(self, ids: dict[str, int]) -> dict[str, int]:
+        """Renumber the records by how many names use them, most first, and return `ids`
+        renumbered: the packed table writes ids below 64 in one digit byte, so a policy of many
+        lists, with thousands of records, still reads one byte per name it finds."""
+        uses = Counter(ids.values())
+        order = sorted(range(len(self.records)), key=lambda rid: -uses[rid])  # stable
+        new = [0] * len(order)
+        for n, rid in enumerate(order):
+            new[rid] = n
+        self.records = [self.records[rid] for rid in order]
+        self.totals = [self.totals[rid] for rid in order]
+        self._ids = {key: new[rid] for key, rid in self._ids.items()}
+        return dict(zip(ids, map(new.__getitem__, ids.values()), strict=True))
 
     def hot(self, rid: int) -> int:
         """The id of record `rid` with the HOT flag added (for the packed table)."""
@@ -531,14 +554,18 @@ class CategoryIndex:
         return len(self.names)
 
 
-def free_in_pieces(pieces: list[object]) -> None:
+def free_in_pieces(pieces: Sequence[object], spare: SpareRegions | None = None) -> None:
     """Release `pieces` (from `index.storage()`) in a worker thread, off the event loop:
     unmapping a region of hundreds of megabytes is one system call, and emptying the spill
     dicts one by one frees their names in steps of ~15k (dropped with the index on the loop,
-    the 246k names at 5M rules paused it several ms in one call)."""
+    the 246k names at 5M rules paused it several ms in one call). With `spare`, regions are
+    kept there for the next load instead of unmapped."""
     for piece in pieces:
         if isinstance(piece, mmap.mmap):
-            piece.close()
+            if spare is None:
+                piece.close()
+            else:
+                spare.keep(piece)
         elif isinstance(piece, dict):
             piece.clear()
 

@@ -7,11 +7,18 @@ record digit, and one lookup touches the first cache lines of one window of the 
 
 Layout. The region is `count` windows of `size` bytes (at most 256). A window starts with a
 header byte: 1 + the bytes its entries use, or `full` (min(size, 255)) when entries that did not
-fit went to the `spill` dict. Entries follow as `digits name "\\n"`: the record id in `width`
-bytes >= 0x80 (7 bits each, most significant first), then the ASCII name. Names never hold
-bytes >= 0x80 or "\\n", so a search for `suffix "\\n"` can only hit an entry's name or the tail of
-a longer one (told apart by the byte before the hit). A search reads only the header's span, so
-a miss touches only the cache lines holding entries.
+fit went to the `spill` dict. Entries follow as `digits name "\\n"`: the record id in bytes
+>= 0x80, then the ASCII name. Names never hold bytes >= 0x80 or "\\n", so a search for
+`suffix "\\n"` can only hit an entry's name or the tail of a longer one (told apart by the byte
+before the hit). A search reads only the header's span, so a miss touches only the cache lines
+holding entries.
+
+Digits, read backwards from the name. With at most 128 records an id is one byte, 0x80 | id.
+Otherwise ids below 64 keep that one byte (0x80-0xBF) and the rest take `width` bytes: 7 bits
+each in 0x80 | bits, most significant first, then a last byte 0xC0 | the low 6 bits, which
+says "more digits before me". The index numbers its records most used first, so with thousands
+of records (a policy of many lists) nearly every name still costs one digit byte, and a lookup
+one byte read.
 
 Placement. A name's window is crc32 of its *anchor* (the shortest suffix of two labels or more
 that is not "hot") modulo `count`, so a name and every key below it share one window, placed
@@ -30,6 +37,7 @@ thousands of names: the resize would hold the GIL for milliseconds in one C call
 from __future__ import annotations
 
 import mmap
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -41,15 +49,65 @@ WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
 FILL = 0.5  # region bytes used by entries; the rest absorbs uneven windows
 DIGIT = 0x80
+SHORT = 64  # ids below this take one digit byte even where others take `width`
+LONG = 0xC0  # the last digit byte of a long id: bits 6-7 set
 SPILL_SHARDS = 17  # the spill of the window at byte s is shard s % 17
 DEEP = 1  # record flag: keys exist below this name (set by the index's record table)
 HOT = 2  # record flag: the names below this one anchor on themselves (asked for here)
 _HUGE = 1 << 21
+_DIGITS = bytes(range(DIGIT, 256))
+
+
+class SpareRegions:
+    """Regions of replaced indexes, kept a short while so that the next load reuses one.
+
+    Why: a load into fresh memory faults in and zeroes every page, and on a VM that hands freed
+    memory back to its host (free page reporting), a reload that follows another within seconds
+    faulted its pages in while the host took back the previous region: its load took three
+    times as long and the event loop stalled 10-24 ms (bench/README.md). A region already
+    faulted in costs neither. The reload that retires an index keeps its region here, and
+    releases what is left after `resolver.reload.SPARE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._regions: list[mmap.mmap] = []
+
+    def take(self, size: int) -> mmap.mmap | None:
+        """A kept region of `size` bytes up to an eighth more (so a much smaller policy does
+        not hold on to a big region), rewound; None if there is none."""
+        with self._lock:
+            fits = [region for region in self._regions if size <= len(region) <= size * 9 // 8]
+            if not fits:
+                return None
+            region = min(fits, key=len)
+            self._regions.remove(region)
+        region.seek(0)
+        return region
+
+    def keep(self, region: mmap.mmap) -> None:
+        with self._lock:
+            self._regions.append(region)
+
+    def drain(self) -> list[mmap.mmap]:
+        """Every kept region, now no longer kept (the caller unmaps them, off the loop)."""
+        with self._lock:
+            regions, self._regions = self._regions, []
+        return regions
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+
+SPARE = SpareRegions()
 
 
 def new_region(size: int) -> mmap.mmap:
-    """Anonymous private memory for the region; huge pages where the kernel offers them cut
-    the TLB misses that dominate random probes."""
+    """Memory for a region of `size` bytes: a spare one if it fits, or anonymous private memory
+    with huge pages where the kernel offers them (they cut the TLB misses that dominate random
+    probes). A reused region holds old bytes past `size`; nothing reads them."""
+    spare = SPARE.take(size)
+    if spare is not None:
+        return spare
     region = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if size >= _HUGE and hasattr(mmap, "MADV_HUGEPAGE"):
         region.madvise(mmap.MADV_HUGEPAGE)
@@ -57,20 +115,32 @@ def new_region(size: int) -> mmap.mmap:
 
 
 def _width(records: int) -> int:
-    width = 1
-    while (1 << (7 * width)) < records:
+    """Digit bytes of the longest id: 7 bits each, less the 1 bit that marks the long form."""
+    if records <= 1 << 7:
+        return 1
+    width = 2
+    while 1 << (7 * width - 1) < records:
         width += 1
     return width
 
 
 def _digits(rid: int, width: int) -> bytes:
-    return bytes(DIGIT | (rid >> (7 * i)) & 0x7F for i in reversed(range(width)))
+    if width == 1 or rid < SHORT:
+        return bytes((DIGIT | rid,))
+    high = rid >> 6
+    return bytes(
+        [*(DIGIT | high >> 7 * i & 0x7F for i in reversed(range(width - 1))), LONG | rid & 63]
+    )
 
 
-def _rid(digits: bytes) -> int:
-    rid = 0
-    for byte in digits:
-        rid = rid << 7 | byte & 0x7F
+def _rid(data: bytes | mmap.mmap, p: int, width: int) -> int:
+    """The record id whose digits end just before position `p` of `data`."""
+    rid = data[p - 1] - DIGIT
+    if width == 1 or rid < SHORT:
+        return rid
+    rid &= 63
+    for i in range(width - 1):
+        rid |= (data[p - 2 - i] - DIGIT) << (6 + 7 * i)
     return rid
 
 
@@ -128,11 +198,13 @@ class PackedNames:
         width = _width(max(used, default=0) + 1)
         tld = {f"{name}\n".encode(): rid for name, rid in ids.items() if "." not in name}
         placed = [name for name in ids if "." in name]
-        total = sum(map(len, placed)) + (width + 1) * len(placed)
+        digits = {rid: _digits(rid, width) for rid in used}
+        uses = Counter(ids.values())
+        total = sum(map(len, placed)) + len(placed)
+        total += sum(len(digits[rid]) * n for rid, n in uses.items())
         count = max(1, int(total / (size * fill))) | 1
         windows: list[list[bytes]] = [[] for _ in range(count)]
         crc = zlib.crc32
-        digits = {rid: _digits(rid, width) for rid in used}
         for name in placed:
             q = name.encode() + b"\n"
             if name in hot:
@@ -162,7 +234,8 @@ class PackedNames:
                     parts.append(entry)
                     used += len(entry)
                 else:
-                    spill[entry[self.width :]] = _rid(entry[: self.width])
+                    name = entry.lstrip(_DIGITS)
+                    spill[name] = _rid(entry, len(entry) - len(name), self.width)
             packed, head = b"".join(parts), self.full
         self.region.write(bytes((head,)) + packed + bytes(self.size - 1 - len(packed)))
 
@@ -174,7 +247,7 @@ class PackedNames:
         region = self.region
         while p >= 0:
             if region[p - 1] >= DIGIT:  # an entry starts here, not a longer name's tail
-                return p, _rid(region[p - self.width : p])
+                return p, _rid(region, p, self.width)
             p = region.find(pat, p + 1, e)
         return s, (self.spill[s % SPILL_SHARDS].get(pat) if h == self.full else None)
 
@@ -211,9 +284,9 @@ class PackedNames:
         tld = self.tld.get
         spill = self.spill
         shards = SPILL_SHARDS
-        # Record digits are decoded inline up to three bytes (16,384 records: a policy with many
+        # Record digits are decoded inline up to three bytes (2**20 records: a policy with many
         # lists has thousands, as each name's own rules meet its ancestors' categories).
-        wide = self.width >= 2
+        short = SHORT if self.width > 1 else DIGIT  # ids from here on have more digit bytes
         wider = self.width == 3
         slow = self.width > 3  # `_locate` decodes the rest
         locate = self._locate
@@ -242,10 +315,10 @@ class PackedNames:
                         p, v = locate(pat, p, s, e, h)
                         if v is None:
                             return 0 if u is None else below[u]
-                    elif wide:
-                        v |= region[p - 2] - DIGIT << 7
+                    elif v >= short:
+                        v = v & 63 | region[p - 2] - DIGIT << 6
                         if wider:
-                            v |= region[p - 3] - DIGIT << 14
+                            v |= region[p - 3] - DIGIT << 13
                 if k < 0:
                     return at[v]
                 f = flags[v]

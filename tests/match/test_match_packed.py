@@ -10,7 +10,22 @@ from resolver.lists.model import Entry, RuleAction
 from resolver.match import snapshot
 from resolver.match.index import IndexBuilder, free_in_pieces
 from resolver.match.key import name_key
-from resolver.match.packed import DEEP, FILL, HOT, WINDOW, PackedNames
+from resolver.match.packed import (
+    DEEP,
+    DIGIT,
+    FILL,
+    HOT,
+    LONG,
+    SHORT,
+    SPARE,
+    WINDOW,
+    PackedNames,
+    SpareRegions,
+    _digits,
+    _rid,
+    _width,
+    new_region,
+)
 
 
 def test_a_name_inside_a_longer_entry_is_not_mistaken_for_it():
@@ -38,7 +53,53 @@ def test_more_than_128_records_take_two_digit_bytes():
         assert index.lookup_name(f"pair{pair}.vn") == (1 << 2 * pair) | (1 << 2 * pair + 1)
 
 
-def test_more_than_16384_records_take_three_digit_bytes():
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_record_digits_read_back_from_the_name(width: int) -> None:
+    top = {1: 1 << 7, 2: 1 << 13, 3: 1 << 20, 4: 1 << 27}[width]
+    for rid in {0, 1, SHORT - 1, SHORT, SHORT + 1, 127, top // 3, top - 1} - {top}:
+        if rid >= top:
+            continue
+        digits = _digits(rid, width)
+        assert len(digits) == (1 if width == 1 or rid < SHORT else width)
+        assert all(byte >= DIGIT for byte in digits)
+        assert _rid(b"\n" + digits + b"a.vn\n", 1 + len(digits), width) == rid
+    assert _width(top) == width and _width(top + 1) == width + 1
+
+
+def many_records_one_dominant(window: int = WINDOW):
+    """150 records, with the 300 "bulk" names sharing one (bits 0 and 1)."""
+    builder = IndexBuilder(small=0, window=window)
+    for bit in range(100):
+        builder.add(bit, [Entry(f"only{bit}.vn"), Entry(f"pair{bit // 2}.vn")], f"l{bit}")
+    builder.add(0, [Entry(f"bulk{n}.vn") for n in range(300)], "l0")
+    builder.add(1, [Entry(f"bulk{n}.vn") for n in range(300)], "l1")
+    return builder.build()
+
+
+def test_the_most_used_records_take_one_digit_byte():
+    index = many_records_one_dominant()
+    table = index.names
+    assert table.width == 2 and table.get("bulk7.vn") == 0  # the most used record is id 0
+    region = bytes(table.region)
+    assert all(region[region.index(b"bulk%d.vn\n" % n) - 1] < LONG for n in range(300))
+    long_form = [
+        name for name in (f"only{bit}.vn" for bit in range(100))
+        if region[region.index(f"{name}\n".encode()) - 1] >= LONG
+    ]  # fmt: skip
+    assert long_form  # ids of 64 and more take two bytes, and still answer
+    assert all(index.lookup_name(f"www.{name}") == 1 << int(name[4:-3]) for name in long_form)
+    assert index.lookup_name("x.bulk7.vn") == 0b11
+
+
+def test_spilled_names_keep_their_long_record_ids():
+    index = many_records_one_dominant(window=32)
+    assert any(rid >= SHORT for shard in index.names.spill for rid in shard.values())
+    assert all(index.lookup_name(f"www.only{bit}.vn") == 1 << bit for bit in range(100))
+    assert all(index.lookup_name(f"bulk{n}.vn") == 0b11 for n in range(300))
+    assert all(index.names.get(f"only{bit}.vn") is not None for bit in range(100))
+
+
+def test_more_than_8192_records_take_three_digit_bytes():
     builder = IndexBuilder(small=0)
     masks = range(1, 1 << 15)  # a name in every subset of 15 lists: 32,767 records
     for bit in range(15):
@@ -50,7 +111,7 @@ def test_more_than_16384_records_take_three_digit_bytes():
 
 
 def test_four_digit_bytes_decode_off_the_inline_path():
-    """Past 2**21 records the walk hands the digits to `_locate`."""
+    """Past 2**20 records the walk hands the digits to `_locate`."""
     a, b, c, hot = (1 << 21) + 1, (1 << 21) + 2, (1 << 21) + 3, (1 << 21) + 4
     table = PackedNames.build({"a.vn": a, "b.a.vn": b, "c.vn": c}, lambda rid: hot)
     assert table.width == 4
@@ -118,3 +179,42 @@ def test_a_name_that_escaped_normalization_is_a_clear_error():
     builder.add(0, [Entry("ví-dụ.vn")], "raw")
     with pytest.raises(ValueError, match="not a normalized name"):
         builder.build()
+
+
+def test_a_spare_region_is_taken_only_when_it_fits() -> None:
+    spare = SpareRegions()
+    big, small = new_region(1 << 16), new_region(1 << 12)
+    spare.keep(big)
+    spare.keep(small)
+    assert spare.take(1 << 17) is None  # too small for it
+    assert spare.take(1 << 10) is None  # both far bigger: keep neither for a tiny table
+    assert spare.take((1 << 12) - 100) is small
+    assert spare.take(1 << 16) is big and len(spare) == 0
+    spare.keep(big)
+    assert spare.drain() == [big] and len(spare) == 0
+
+
+def test_loads_and_builds_into_a_dirty_spare_region_answer_like_fresh_ones(tmp_path) -> None:
+    """A retired region still holds the old index's bytes past the new one's end and, before
+    the load, everywhere: nothing of them may leak into lookups."""
+    index = many_records_one_dominant()
+    saved = tmp_path / "spare.idx"
+    snapshot.save(index, saved)
+    names = [f"www.only{bit}.vn" for bit in range(100)] + ["x.bulk7.vn", "pair3.vn", "no.vn"]
+    expected = [index.lookup_name(name) for name in names]
+    size = index.names.count * index.names.size
+    dirty = new_region(size + size // 16)
+    dirty.write(b"\xff" * len(dirty))  # digits and headers everywhere
+    dirty.seek(len(dirty) // 2)
+    SPARE.keep(dirty)
+    try:
+        loaded = snapshot.load(saved)
+        assert loaded.names.region is dirty and len(SPARE) == 0
+        assert [loaded.lookup_name(name) for name in names] == expected
+        free_in_pieces(loaded.storage(), SPARE)
+        rebuilt = many_records_one_dominant()  # the builder writes from the region's start
+        assert rebuilt.names.region is dirty
+        assert [rebuilt.lookup_name(name) for name in names] == expected
+    finally:
+        SPARE.drain()
+        dirty.close()

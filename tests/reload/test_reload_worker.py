@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from resolver.match.index import SMALL
+from resolver.match.packed import SPARE, PackedNames
 from resolver.reload import PolicyHolder
 from resolver.stats import Stats
 from resolver.worker import WorkerFailed, run_idle
@@ -64,3 +66,32 @@ def test_reload_swaps_on_a_good_compile_and_keeps_the_old_policy_on_a_bad_one(
     assert not result["ok"] and result["generation"] == 2
     assert "block_mode" in result["error"]
     assert holder.current is good
+
+
+def test_reloads_in_quick_succession_load_into_the_retired_region(tmp_path: Path) -> None:
+    """A retired index's region is kept for the next reload (no fresh memory to fault in), and
+    unmapped when no reload came for `spare_seconds`."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    names = [f"host{n}.blocked{n % 997}.test" for n in range(SMALL + 5_000)]
+    (tmp_path / "local.txt").write_text("\n".join(names) + "\n")
+    holder = PolicyHolder(policy, Stats())
+    holder.load_initial()
+    first = holder.current.index.names
+    assert isinstance(first, PackedNames)  # big enough for the packed table
+    holder.spare_seconds = 0.3
+
+    async def two_reloads_then_quiet() -> tuple[object, object, int, int]:
+        assert (await holder.reload())["ok"]
+        second = holder.current.index.names.region
+        assert (await holder.reload())["ok"]
+        kept = len(SPARE)
+        await asyncio.sleep(0.6)  # longer than spare_seconds: the timer released the rest
+        return second, holder.current.index.names.region, kept, len(SPARE)
+
+    second, third, kept, left = asyncio.run(two_reloads_then_quiet())
+    assert third is first.region and second is not first.region  # loaded into the retired one
+    assert kept == 1 and left == 0
+    assert second.closed and not third.closed
+    assert holder.current.index.lookup_name("www.host7.blocked7.test")
+    assert not holder.current.index.lookup_name("host7.blocked8.test")
