@@ -73,9 +73,7 @@ class PolicyHolder:
         self.last_result: dict[str, Any] = {}
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
-        self._worker = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="reload", initializer=_lower_priority
-        )
+        self._worker = reload_thread()
         self.spare_seconds = SPARE_SECONDS
         self._spare_timer: asyncio.TimerHandle | None = None
 
@@ -184,6 +182,13 @@ class PolicyHolder:
             "duration": round(time.monotonic() - started, 3),
         }
         return self.last_result
+
+
+def reload_thread() -> ThreadPoolExecutor:
+    """The reload's own thread, at RELOAD_NICE (benchmarks measure stalls with it too)."""
+    return ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="reload", initializer=_lower_priority
+    )
 
 
 def _lower_priority() -> None:

@@ -8,11 +8,12 @@ Why it looks like this (figures from `bench/match_bench.py`, see bench/README.md
   "the query is below this name", with every ancestor rule already folded in at build time.
 * Walk down from the base. Because ancestors are folded in, the most specific key on a name's
   path answers the query. Lookups start at the base (last two labels): every suffix between a
-  base and a deeper key exists as a key (a "marker" when it has no rules of its own) and a key
-  with keys below it has the DEEP flag in its record, so the walk stops at the first miss or
-  record without it. Record ids are dense (a flag is a field, not an id bit) and numbered
-  most used first, so that nearly every name of a policy with thousands of records takes one
-  digit byte in the packed table.
+  base and a deeper key exists as a key (a "marker" when it has no rules of its own). A key
+  has the DEEP flag in its record when some key below it answers differently, and the walk
+  stops at the first miss or record without it: a name listed under a parent already blocked
+  for the same categories (common across lists) costs no second search. Record ids are dense
+  (a flag is a field, not an id bit) and numbered most used first, so that nearly every name
+  of a policy with thousands of records takes one digit byte in the packed table.
   Most names in real traffic have no key on their base: one probe answers them.
 * Two backends behind one interface: "suffix" (`packed.PackedNames`: the names packed into
   one byte region, the default) and "aho" (one pyahocorasick automaton in STORE_INTS mode,
@@ -92,7 +93,7 @@ class Record(NamedTuple):
     codes: tuple[int, ...]  # the name's own rule codes, sorted
     at: int  # resolved category bits when the query is this name
     below: int  # resolved category bits when the query is strictly below this name
-    flags: int  # DEEP: keys exist below the name; HOT: the packed table's (see packed.py)
+    flags: int  # DEEP: a key below answers differently; HOT: the packed table's (packed.py)
 
 
 class IndexBuilder:
@@ -227,11 +228,11 @@ class _RecordTable:
     def __init__(self, bits: list[int]) -> None:
         self.bits = bits
         self.records: list[Record] = []
-        self._ids: dict[tuple[tuple[int, ...], int, int, int, int, bool], int] = {}
-        self._hot: dict[int, int] = {}
+        self._ids: dict[tuple[tuple[int, ...], int, int, int, int], int] = {}
+        self._flagged: dict[tuple[int, int], int] = {}
         self.totals: list[tuple[int, int]] = []  # per record id: (block, allow) below the name
 
-    def intern(self, codes: tuple[int, ...], inherited: tuple[int, int], deep: bool) -> int:
+    def intern(self, codes: tuple[int, ...], inherited: tuple[int, int]) -> int:
         b_at, a_at = b_below, a_below = inherited
         bits = self.bits
         for code in codes:
@@ -247,43 +248,52 @@ class _RecordTable:
                     a_below |= flag
                 else:
                     b_below |= flag
-        key = (codes, b_at, a_at, b_below, a_below, deep)
+        key = (codes, b_at, a_at, b_below, a_below)
         rid = self._ids.get(key)
         if rid is None:
             rid = self._ids[key] = len(self.records)
-            flags = DEEP if deep else 0
-            self.records.append(Record(codes, b_at & ~a_at, b_below & ~a_below, flags))
+            self.records.append(Record(codes, b_at & ~a_at, b_below & ~a_below, 0))
             self.totals.append((b_below, a_below))
         return rid
 
+    def flagged(self, rid: int, flag: int) -> int:
+        """The id of record `rid` with `flag` added (a record of its own, made once)."""
+        key = (rid, flag)
+        out = self._flagged.get(key)
+        if out is None:
+            record = self.records[rid]
+            if record.flags & flag:
+                return rid
+            out = self._flagged[key] = len(self.records)
+            self.records.append(record._replace(flags=record.flags | flag))
+            self.totals.append(self.totals[rid])
+        return out
+
     def most_used_first(self, ids: dict[str, int]) -> dict[str, int]:
-        """Renumber the records by how many names use them, most first, and return `ids`
-        renumbered: the packed table writes ids below 64 in one digit byte, so a policy of many
-        lists, with thousands of records, still reads one byte per name it finds."""
+        """Renumber the records by how many names use them, most first, drop the ones no name
+        uses, and return `ids` renumbered: the packed table writes ids below 64 in one digit
+        byte, so a policy of many lists, with thousands of records, still reads one byte per
+        name it finds."""
         uses = Counter(ids.values())
-        order = sorted(range(len(self.records)), key=lambda rid: -uses[rid])  # stable
-        new = [0] * len(order)
-        for n, rid in enumerate(order):
-            new[rid] = n
+        order = sorted(uses, key=lambda rid: (-uses[rid], rid))
+        new = {rid: n for n, rid in enumerate(order)}
         self.records = [self.records[rid] for rid in order]
         self.totals = [self.totals[rid] for rid in order]
-        self._ids = {key: new[rid] for key, rid in self._ids.items()}
+        self._ids = {key: new[rid] for key, rid in self._ids.items() if rid in new}
+        self._flagged = {}
         return dict(zip(ids, map(new.__getitem__, ids.values()), strict=True))
 
     def hot(self, rid: int) -> int:
-        """The id of record `rid` with the HOT flag added (for the packed table)."""
-        hot = self._hot.get(rid)
-        if hot is None:
-            record = self.records[rid]
-            hot = self._hot[rid] = len(self.records)
-            self.records.append(record._replace(flags=record.flags | HOT))
-            self.totals.append(self.totals[rid])
-        return hot
+        """The id the packed table gives a hot name of record `rid`: with the HOT flag when the
+        walk goes below it (DEEP), else `rid` itself (the walk stops there anyway)."""
+        return self.flagged(rid, HOT) if self.records[rid].flags & DEEP else rid
 
 
 def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> dict[str, int]:
     """Give every key name its record id, ancestors first so their rules can be inherited.
-    Every suffix between a base and a deeper key becomes a key too (a marker)."""
+    Every suffix between a base and a deeper key becomes a key too (a marker). Then, deepest
+    first, a name whose answers differ from its parent's answer below it (or that is DEEP
+    itself) makes its parent DEEP."""
     has_child: set[str] = set()
     for name in rules:
         i = name.find(".")
@@ -315,7 +325,19 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
                 i = name.find(".", i + 1)
             value = rules.get(name, ())
             codes = (value,) if type(value) is int else tuple(sorted(value))
-            ids[name] = table.intern(codes, inherited, name in has_child)
+            ids[name] = table.intern(codes, inherited)
+    records = table.records
+    deep: set[str] = set()
+    for names in reversed(by_depth[2:]):  # three labels or more: the parent is a key
+        for name in names:
+            parent = name[name.find(".") + 1 :]
+            if parent in deep:
+                continue
+            record, below = records[ids[name]], records[ids[parent]].below
+            if name in deep or record.at != below or record.below != below:
+                deep.add(parent)
+    for name in deep:
+        ids[name] = table.flagged(ids[name], DEEP)
     return ids
 
 
@@ -401,7 +423,7 @@ def _walk(
                 if v is not None:
                     return below[v]
             return 0
-        while flags[v] & DEEP and k >= 0:  # keys exist below this one: go one label deeper
+        while flags[v] & DEEP and k >= 0:  # a key below answers differently: one label deeper
             i -= 1
             k = dots[i]
             w = get(q[k + 1 :], None)

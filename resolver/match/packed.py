@@ -25,13 +25,14 @@ that is not "hot") modulo `count`, so a name and every key below it share one wi
 after it (names arrive shallow first), and the walk down the labels resumes where the last hit
 was. "Hot" names, those with more than `hot_children` child keys (`com.vn`, `co.uk`,
 `blogspot.com`...), and every ancestor of one, anchor on themselves and point at a record with
-the HOT flag: below them each name anchors itself. So the walk learns hotness from the hit
-itself, with no side table to probe. Single-label (TLD) keys live in the small `tld` dict. The
-layout is deterministic (crc32, not the per-process `hash`), so a snapshot is the region itself,
-read back in one pass with the GIL released. A list crafted so that thousands of names share a
-crc32 only fills the spill dicts (siphash), it never makes a window longer. The spill is
-SPILL_SHARDS dicts picked by window, so loading a snapshot never grows one dict of hundreds of
-thousands of names: the resize would hold the GIL for milliseconds in one C call.
+the HOT flag (if the walk goes below them at all): below them each name anchors itself. So the
+walk learns hotness from the hit itself, with no side table to probe. Single-label (TLD) keys
+live in the small `tld` dict. The layout is deterministic (crc32, not the per-process `hash`),
+so a snapshot is the region itself, read back in one pass with the GIL released. A list crafted
+so that thousands of names share a crc32 only fills the spill dicts (siphash), it never makes a
+window longer. The spill is SPILL_SHARDS dicts picked by window, so loading a snapshot never
+grows one dict of hundreds of thousands of names: the resize would hold the GIL for
+milliseconds in one C call.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ DIGIT = 0x80
 SHORT = 64  # ids below this take one digit byte even where others take `width`
 LONG = 0xC0  # the last digit byte of a long id: bits 6-7 set
 SPILL_SHARDS = 17  # the spill of the window at byte s is shard s % 17
-DEEP = 1  # record flag: keys exist below this name (set by the index's record table)
+DEEP = 1  # record flag: a key below this name answers differently (the walk goes on)
 HOT = 2  # record flag: the names below this one anchor on themselves (asked for here)
 _HUGE = 1 << 21
 _DIGITS = bytes(range(DIGIT, 256))
@@ -182,8 +183,8 @@ class PackedNames:
         fill: float = FILL,
     ) -> PackedNames:
         """Pack `ids` (name -> record id; shallow names first, so a name lands after its
-        ancestors in their shared window). `hot_id(rid)` gives the id of that record with the
-        HOT flag."""
+        ancestors in their shared window). `hot_id(rid)` gives the id a hot name of record
+        `rid` takes: that record with the HOT flag, where the walk goes below it."""
         if not all(map(str.isascii, ids)):  # the layout relies on names below 0x80
             raise ValueError(f"not a normalized name: {next(n for n in ids if not n.isascii())!r}")
         children = Counter(name[name.find(".") + 1 :] for name in ids if name.count(".") >= 2)

@@ -1,6 +1,6 @@
 """Compiled-index snapshots on disk, so a restart with millions of rules does not recompile.
 
-Format (version 7), all integers little-endian:
+Format (version 8), all integers little-endian:
 
     magic b"SRMATCH\0" | u32 version | u64 payload length | u32 crc32 of payload | payload
 
@@ -35,7 +35,7 @@ from resolver.match.index import AhoNames, CategoryIndex, DictNames, Names, Reco
 from resolver.match.packed import PackedNames, new_region
 
 MAGIC = b"SRMATCH\0"
-VERSION = 7
+VERSION = 8
 CHUNK = 16_384
 # Region bytes per read or write call. The kernel here (PREEMPT_NONE, HZ=250) makes a woken
 # thread wait for a system call on its core to return, or for the next tick: an 8 MiB copy kept

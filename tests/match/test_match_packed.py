@@ -130,7 +130,7 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     names += ["com.vn", "x.y.shop3.com.vn", "nx.shop7.com.vn"]
     builder = IndexBuilder(small=0, window=64, hot_children=3)
     builder.add(2, [Entry(name) for name in names if not name.startswith("nx.")], "list")
-    builder.add(5, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
+    builder.add(2, [Entry("nx.shop7.com.vn", action=RuleAction.ALLOW)], "allow")
     index = builder.build()
     table = index.names
     flags = [record.flags for record in index._records]
@@ -143,7 +143,7 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     for each in (index, loaded):
         assert each.lookup_name("com.vn") == 1 << 2
         assert all(each.lookup_name(f"m.{name}") == 1 << 2 for name in names if "nx." not in name)
-        assert each.lookup_name("nx.shop7.com.vn") == 1 << 2  # the exception is another bit
+        assert each.lookup_name("nx.shop7.com.vn") == each.lookup_name("m.nx.shop7.com.vn") == 0
         assert each.lookup_name("www.vn") == each.lookup_name("blog.vn") == 0
         assert each.lookup_name("q.a1.blog.vn") == 1 << 2
         assert [hit.rule for hit in each.explain("deep.x.y.shop3.com.vn")] == [
@@ -152,6 +152,27 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
             "com.vn",
         ]
     free_in_pieces(loaded.storage())
+
+
+def test_keys_below_that_answer_alike_end_the_walk_early():
+    """A name is DEEP only when a key below it answers differently (a name listed under a
+    parent blocked for the same category costs no second search), and a hot name the walk
+    never goes below needs no HOT record."""
+    builder = IndexBuilder(small=0, hot_children=3)
+    same = ["ads.vn", "x.ads.vn", "y.x.ads.vn", "hot.vn", *(f"s{i}.hot.vn" for i in range(5))]
+    builder.add(0, [Entry(name) for name in same], "a")
+    builder.add(1, [Entry("z.ads.vn")], "b")
+    index = builder.build()
+    flags = {name: index._records[index.names.get(name)].flags for name in [*same, "z.ads.vn"]}
+    assert flags["ads.vn"] == DEEP  # z.ads.vn adds category 1
+    assert flags["x.ads.vn"] == flags["y.x.ads.vn"] == flags["hot.vn"] == 0
+    assert index.lookup_name("q.y.x.ads.vn") == index.lookup_name("s1.hot.vn") == 0b1
+    assert index.lookup_name("z.ads.vn") == index.lookup_name("q.z.ads.vn") == 0b11
+    assert [hit.rule for hit in index.explain("q.y.x.ads.vn")] == [
+        "y.x.ads.vn",
+        "x.ads.vn",
+        "ads.vn",
+    ]
 
 
 def test_names_crafted_to_share_a_window_only_fill_the_spill():
