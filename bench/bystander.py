@@ -43,8 +43,9 @@ class Bystander:
     ) -> None:
         assert self._proc is not None
         out, _ = self._proc.communicate()  # closing its stdin stops it; it prints its worst gap
-        if self._proc.returncode == 0:
-            self.worst_ms = float(out.split()[-1])
+        if self._proc.returncode:  # a bystander that died must not read as "no pause"
+            raise RuntimeError(f"bystander exited with status {self._proc.returncode}")
+        self.worst_ms = float(out.split()[-1])
 
 
 def other_cpu() -> int:

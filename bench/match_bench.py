@@ -298,6 +298,13 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
         stall = asyncio.run(longest_stall(run, machine))[0]
         out["stall_free_ms"] = max(out["stall_free_ms"], stall * 1000)
 
+    def swap(new: CategoryIndex) -> list[object]:
+        """Put `new` live as the server's install does; the old index's pieces, to free."""
+        pieces = holder[0].storage()
+        holder[0] = new  # the old index's big containers die in the thread
+        gc.freeze()
+        return pieces
+
     def reload() -> float:
         """Longest loop stall while a thread loads the snapshot beside the live index; the old
         index is then freed in a thread, its region kept for the next load (as the server
@@ -307,9 +314,7 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
             return await loop.run_in_executor(thread, snapshot.load, path)
 
         stall, new = asyncio.run(longest_stall(job, machine))
-        pieces = holder[0].storage()
-        holder[0] = new  # the swap; the old index's big containers die in the thread
-        gc.freeze()
+        pieces = swap(new)
         free(lambda: free_in_pieces(pieces, SPARE))
         return stall * 1000
 
@@ -325,10 +330,7 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
         build += (str(lists),)
         await loop.run_in_executor(thread, run_idle, *build)
         new = await loop.run_in_executor(thread, snapshot.load, path)
-        pieces = holder[0].storage()
-        holder[0] = new
-        gc.freeze()
-        await loop.run_in_executor(thread, free_in_pieces, pieces, SPARE)
+        await loop.run_in_executor(thread, free_in_pieces, swap(new), SPARE)
 
     out["stall_process_ms"] = asyncio.run(longest_stall(reload_via_process, machine))[0] * 1000
     out["stall_machine_process_ms"] = machine[-1]
