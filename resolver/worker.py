@@ -10,6 +10,14 @@ comes first, the compile gets the rest. `posix_spawn` returns as soon as the chi
 the policy is set right then: the child's start-up runs idle. (posix_spawn's own scheduler
 attribute refuses SCHED_IDLE, and a thread that made itself idle to pass the policy on could
 not leave it again without privilege, while holding our GIL at idle priority.)
+
+Idle priority alone starves the child when the server is pinned to a core it keeps busy: a
+child inherits the pinning, and under the DNS benchmark's half-capacity load on one pinned core
+a 1M-rule reload was not live after 37 s (the loop used ~90 % of that core; the child got 9 %).
+So the child runs on the CPUs the server is not pinned to, when there are any: the compile gets
+their spare time and never touches the loop's core or its caches. A server free to use every
+CPU leaves the child free too. A cgroup's CPU set (systemd `AllowedCPUs=`) still binds it: the
+kernel intersects any affinity with it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ def run_idle(module: str, *args: str) -> str:
         os.close(write_end)
     with contextlib.suppress(OSError):  # exited already, or a sandbox refuses: it runs anyway
         os.sched_setscheduler(pid, os.SCHED_IDLE, IDLE)
+    with contextlib.suppress(OSError):  # exited, or the cgroup allows none of those CPUs
+        os.sched_setaffinity(pid, child_cpus(os.sched_getaffinity(0), os.cpu_count() or 1))
     with open(read_end, "rb") as pipe:
         output = pipe.read()
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -51,6 +61,13 @@ def run_idle(module: str, *args: str) -> str:
     if code < 0:
         raise WorkerFailed(f"{module} worker killed by signal {-code}")
     return output.decode()
+
+
+def child_cpus(ours: set[int], cpu_count: int) -> set[int]:
+    """The CPUs a worker child may use: those we are not pinned to, or ours when we may use
+    them all (the kernel further clips the set to our cgroup's)."""
+    others = set(range(cpu_count)) - ours
+    return others or ours
 
 
 def _environment() -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""Child for tests/reload: prints its scheduling policy, then exits as argv asks
-("exit N" or "signal N")."""
+"""Child for tests/reload: prints its scheduling policy and the CPUs it may run on, then exits
+as argv asks ("exit N" or "signal N")."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 
 print(os.sched_getscheduler(0))
+print(",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0))))
 sys.stdout.flush()
 if sys.argv[1:2] == ["exit"]:
     raise SystemExit(int(sys.argv[2]))
