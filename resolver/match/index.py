@@ -313,6 +313,10 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
     ids: dict[str, int] = {}
     none = (0, 0)
     totals = table.totals
+    intern = table.intern
+    # Nearly every name has one rule (or none: a marker) under an ancestor met before: one
+    # dict probe on (rule, inherited) answers those without interning again.
+    seen: dict[tuple[int | None, tuple[int, int]], int] = {}
     for names in by_depth:
         for name in names:
             inherited = none
@@ -323,9 +327,15 @@ def _assign_records(rules: dict[str, int | set[int]], table: _RecordTable) -> di
                     inherited = totals[parent]
                     break
                 i = name.find(".", i + 1)
-            value = rules.get(name, ())
-            codes = (value,) if type(value) is int else tuple(sorted(value))
-            ids[name] = table.intern(codes, inherited)
+            value = rules.get(name)
+            if type(value) is set:
+                ids[name] = intern(tuple(sorted(value)), inherited)
+                continue
+            key = (value, inherited)
+            rid = seen.get(key)
+            if rid is None:
+                rid = seen[key] = intern(() if value is None else (value,), inherited)
+            ids[name] = rid
     records = table.records
     deep: set[str] = set()
     for names in reversed(by_depth[2:]):  # three labels or more: the parent is a key

@@ -198,20 +198,21 @@ class PackedNames:
         used = set(ids.values()) | set(hot_ids.values())
         width = _width(max(used, default=0) + 1)
         tld = {f"{name}\n".encode(): rid for name, rid in ids.items() if "." not in name}
-        placed = [name for name in ids if "." in name]
         digits = {rid: _digits(rid, width) for rid in used}
         uses = Counter(ids.values())
-        total = sum(map(len, placed)) + len(placed)
+        total = sum(map(len, ids)) + len(ids) - sum(map(len, tld))  # "name\n" of placed names
         total += sum(len(digits[rid]) * n for rid, n in uses.items())
         count = max(1, int(total / (size * fill))) | 1
         windows: list[list[bytes]] = [[] for _ in range(count)]
         crc = zlib.crc32
-        for name in placed:
+        for name, rid in ids.items():
+            if "." not in name:
+                continue  # in `tld`
             q = name.encode() + b"\n"
             if name in hot:
                 windows[crc(q) % count].append(digits[hot_ids[name]] + q)
-            else:
-                windows[crc(_anchor(q, hot_keys)) % count].append(digits[ids[name]] + q)
+                continue
+            windows[crc(_anchor(q, hot_keys)) % count].append(digits[rid] + q)
         region = new_region(count * size)
         spill: list[dict[bytes, int]] = [{} for _ in range(SPILL_SHARDS)]
         table = cls(
