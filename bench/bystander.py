@@ -22,6 +22,8 @@ import sys
 import time
 from types import TracebackType
 
+from resolver.worker import child_cpus
+
 
 class Bystander:
     """The ticker process, running while the `with` block runs."""
@@ -50,9 +52,7 @@ class Bystander:
 
 def other_cpu() -> int:
     """A CPU other than the ones this process may run on (one of them on a 1-CPU machine)."""
-    mine = os.sched_getaffinity(0)
-    others = sorted(set(range(os.cpu_count() or 1)) - mine)
-    return others[0] if others else min(mine)
+    return min(child_cpus(os.sched_getaffinity(0), os.cpu_count() or 1))
 
 
 async def longest_gap(done: asyncio.Event) -> float:
