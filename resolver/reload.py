@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,17 @@ class PolicyHolder:
         loop = asyncio.get_running_loop()
         self._spare_timer = loop.call_later(self.spare_seconds, self._release_spares)
 
-    def _release_spares(self) -> None:
+    def _release_spares(self) -> Future[None]:
         """Unmap the regions no reload took, in the reload's thread (one long system call)."""
         self._spare_timer = None
-        self._worker.submit(free_in_pieces, SPARE.drain())
+        return self._worker.submit(free_in_pieces, SPARE.drain())
+
+    def release_spares_now(self) -> Future[None] | None:
+        """What the spare timer does when it fires, now (shutdown, tests); None if unarmed."""
+        if self._spare_timer is None:
+            return None
+        self._spare_timer.cancel()
+        return self._release_spares()
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` in the reload's own low-priority thread."""

@@ -114,14 +114,19 @@ def test_reloads_in_quick_succession_load_into_the_retired_region(tmp_path: Path
     holder.load_initial()
     first = holder.current.index.names
     assert isinstance(first, PackedNames)  # big enough for the packed table
-    holder.spare_seconds = 0.3
+    holder.spare_seconds = 3600.0  # the test fires the timer itself: no race with the clock
 
     async def two_reloads_then_quiet() -> tuple[object, object, int, int]:
         assert (await holder.reload())["ok"]
         second = holder.current.index.names.region
         assert (await holder.reload())["ok"]
         kept = len(SPARE)
-        await asyncio.sleep(0.6)  # longer than spare_seconds: the timer released the rest
+        timer = holder._spare_timer
+        assert timer is not None
+        assert timer.when() - asyncio.get_running_loop().time() > 3000  # armed for spare_seconds
+        released = holder.release_spares_now()  # what the timer does when it fires
+        assert released is not None
+        await asyncio.wrap_future(released)
         return second, holder.current.index.names.region, kept, len(SPARE)
 
     second, third, kept, left = asyncio.run(two_reloads_then_quiet())
