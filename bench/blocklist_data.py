@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from resolver.build.listfile import read_list
 from resolver.lists.model import RuleAction
-from resolver.lists.reader import read_list
 
 DATA = Path(os.environ.get("SAFE_RESOLVER_DATA", "/work/shared/data"))
 SEED = 20260301

@@ -22,7 +22,7 @@ import sys
 import time
 from types import TracebackType
 
-from resolver.worker import child_cpus
+from resolver.build.child import child_cpus
 
 
 class Bystander:

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.bystander import Bystander, longest_gap
+from resolver.build.child import run_idle
+from resolver.holder import SWITCH_INTERVAL, low_priority_thread
 from resolver.lists.model import Entry
-from resolver.match import snapshot
+from resolver.match import indexfile
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
 from resolver.match.key import NameKey, name_key
-from resolver.match.packed import DEEP, SPARE
-from resolver.reload import RELOAD_SWITCH_INTERVAL, reload_thread
-from resolver.worker import run_idle
+from resolver.match.packed import DEEP
 
 DATA = Path(os.environ.get("SAFE_RESOLVER_DATA", "/work/shared/data"))
 SIZES = (100_000, 1_000_000, 5_000_000)
@@ -242,7 +242,7 @@ def worker_build(workdir: Path, size: int, backend: str, lists: int) -> dict:
     compile_s = time.perf_counter() - start
     path = workdir / f"{backend}-{size}.idx"
     start = time.perf_counter()
-    snapshot.save(index, path)
+    indexfile.save(index, path)
     return {
         "compile_s": compile_s,
         "save_s": time.perf_counter() - start,
@@ -273,7 +273,7 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
     gc.collect()
     before = rss()
     start = time.perf_counter()
-    index = snapshot.load(path)
+    index = indexfile.load(path)
     load_s = time.perf_counter() - start
     gc.collect()
     out: dict = {"load_s": load_s, "bytes_per_rule": (rss() - before) / size}
@@ -285,7 +285,7 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
     # of the cyclic collector's reach. Without it a full collection that fell during a load
     # walked whatever the bench still held and stalled the loop ~10 ms (bench/README.md).
     gc.freeze()
-    thread = reload_thread()  # the server's reload thread, at its low priority
+    thread = low_priority_thread()  # the server's snapshot thread, at its low priority
     machine: list[float] = []  # the bystander's longest gaps beside each stall measured
     out["stall_free_ms"] = 0.0
 
@@ -311,16 +311,16 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
         does)."""
 
         async def job(loop):
-            return await loop.run_in_executor(thread, snapshot.load, path)
+            return await loop.run_in_executor(thread, indexfile.load, path)
 
         stall, new = asyncio.run(longest_stall(job, machine))
         pieces = swap(new)
-        free(lambda: free_in_pieces(pieces, SPARE))
+        free(lambda: free_in_pieces(pieces))
         return stall * 1000
 
-    sys.setswitchinterval(RELOAD_SWITCH_INTERVAL)  # as the server does during a reload
-    out["stall_load_ms"] = reload()  # into fresh memory, as after a quiet spell
-    out["stall_reuse_ms"] = reload()  # into the region the first reload retired
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as the server does during a reload
+    out["stall_load_ms"] = reload()  # a map of the file written a moment ago
+    out["stall_reuse_ms"] = reload()  # and again, as back-to-back reloads do
 
     async def reload_via_process(loop):
         # the server's path: compile in a fresh idle-priority process started and awaited
@@ -329,12 +329,11 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
         build = ("bench.match_bench", "--worker", "build", str(workdir), str(size), backend)
         build += (str(lists),)
         await loop.run_in_executor(thread, run_idle, *build)
-        new = await loop.run_in_executor(thread, snapshot.load, path)
-        await loop.run_in_executor(thread, free_in_pieces, swap(new), SPARE)
+        new = await loop.run_in_executor(thread, indexfile.load, path)
+        await loop.run_in_executor(thread, free_in_pieces, swap(new))
 
     out["stall_process_ms"] = asyncio.run(longest_stall(reload_via_process, machine))[0] * 1000
     out["stall_machine_process_ms"] = machine[-1]
-    free(lambda: free_in_pieces(SPARE.drain()))  # the server's release of unused spares
     out["stall_machine_ms"] = max(machine)  # over every stall measured above
     sys.setswitchinterval(0.005)
     thread.shutdown()

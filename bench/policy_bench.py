@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from resolver.build.compile import compile_policy
 from resolver.match.key import NameKey, name_key
-from resolver.policy.compile import compile_policy
 from resolver.policy.decide import decide
 
 POLICY = """

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # subcommand -> "module:function"; each takes the parsed namespace and returns an exit code.
 HANDLERS: dict[str, str] = {
     "serve": "resolver.app:serve_command",
+    "serve-worker": "resolver.worker:worker_command",
     "check": "resolver.commands.policy:check_command",
     "explain": "resolver.commands.policy:explain_command",
     "policy test": "resolver.commands.policy:policy_test_command",
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--blockpage-listen", action="append", metavar="ADDR:PORT")
     serve.add_argument("--admin-listen", action="append", metavar="ADDR:PORT")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers", metavar="N|auto", help="DNS worker processes (auto: one per CPU)"
+    )
+    worker = sub.add_parser("serve-worker")  # started by `serve` only, never by hand
+    worker.add_argument("--control-fd", type=int, required=True)
 
     check = sub.add_parser("check", help="validate a policy file and report every problem")
     check.add_argument("policy", metavar="POLICY")

@@ -69,12 +69,13 @@ class ServerConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     querylog: QueryLogConfig = field(default_factory=QueryLogConfig)
     log_level: str = "warning"
+    workers: int | str = 1  # worker processes: a number, or "auto" (one per CPU we may use)
     source: str = "<defaults>"
 
 
 _TOP_KEYS = (
     "listen", "upstreams", "upstream", "cache", "tcp", "access", "policy", "blockpage", "admin",
-    "querylog", "log_level",
+    "querylog", "log_level", "workers",
 )  # fmt: skip
 _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
     # key -> (minimum, maximum)
@@ -290,9 +291,32 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         ("log_level",), data.get("log_level", "warning"), ("debug", "info", "warning", "error")
     )
     cfg = replace(cfg, log_level=level or "warning")
+    cfg = replace(cfg, workers=_workers(check, data.get("workers", 1)))
     if not check.ok:
         raise ConfigError(check.problems)
     return cfg
+
+
+MAX_WORKERS = 256
+
+
+def _workers(check: Checker, value: Any) -> int | str:
+    """`workers: N` (1..MAX_WORKERS) or `workers: auto`."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
+        return value
+    check.error(("workers",), f'"workers" must be auto or a number from 1 to {MAX_WORKERS}')
+    return 1
+
+
+def parse_workers(text: str) -> int | str:
+    """`--workers N|auto`; ValueError otherwise."""
+    if text == "auto":
+        return "auto"
+    if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
+        return int(text)
+    raise ValueError(f"--workers: expected auto or a number from 1 to {MAX_WORKERS}, not {text!r}")
 
 
 def _int(
@@ -340,6 +364,7 @@ def apply_overrides(
     blockpage_listen: Sequence[str] | None = None,
     admin_listen: Sequence[str] | None = None,
     log_level: str | None = None,
+    workers: str | None = None,
 ) -> ServerConfig:
     """Command-line flags win over the file. Raises `ConfigError` naming the bad flag."""
     problems: list[Problem] = []
@@ -368,6 +393,11 @@ def apply_overrides(
         )
     if log_level:
         cfg = replace(cfg, log_level=log_level)
+    if workers:
+        try:
+            cfg = replace(cfg, workers=parse_workers(workers))
+        except ValueError as exc:
+            problems.append(Problem("--workers", 1, 1, str(exc)))
     if not cfg.upstreams:
         cfg = replace(cfg, upstreams=resolv_conf_upstreams())
         if not cfg.upstreams:

@@ -8,18 +8,26 @@ import time
 
 
 class KeyValueFormatter(logging.Formatter):
+    def __init__(self, process: str = "") -> None:
+        super().__init__()
+        self.process = f" proc={process}" if process else ""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         message = record.getMessage().replace("\n", " | ")
-        line = f'ts={stamp}Z level={record.levelname.lower()} logger={record.name} msg="{message}"'
+        line = (
+            f"ts={stamp}Z level={record.levelname.lower()}{self.process} logger={record.name} "
+            f'msg="{message}"'
+        )
         if record.exc_info:
             line += " exc=" + repr(self.formatException(record.exc_info).replace("\n", " | "))
         return line
 
 
-def setup(level: str) -> None:
+def setup(level: str, process: str = "") -> None:
+    """Log at `level` to stdout; `process` names a worker process in every line."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(KeyValueFormatter())
+    handler.setFormatter(KeyValueFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

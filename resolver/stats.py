@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 # Upper bounds (seconds) of the DNS answer latency histogram.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -47,6 +47,11 @@ class UpstreamStats:
     healthy: bool = True
 
 
+_UPSTREAM_COUNTERS = tuple(
+    f.name for f in fields(UpstreamStats) if f.name not in ("address", "healthy")
+)
+
+
 @dataclass(slots=True)
 class Stats:
     """All counters of one resolver process."""
@@ -77,6 +82,34 @@ class Stats:
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
     querylog_dropped: int = 0
     querylog_written: int = 0
+
+    def add(self, other: Stats) -> None:
+        """Add `other`'s counters to these (one process's share of the traffic). Gauges that
+        describe the whole service (generation, list sizes, reload state) are the
+        supervisor's own and are left alone; cache entries add up; an upstream counts as
+        healthy only while every process finds it so."""
+        for table, more in ((self.queries, other.queries), (self.malformed, other.malformed),
+                            (self.dropped, other.dropped)):  # fmt: skip
+            for key, count in more.items():
+                table[key] += count
+        for i, count in enumerate(other.latency_buckets):
+            self.latency_buckets[i] += count
+        self.latency_sum += other.latency_sum
+        self.latency_count += other.latency_count
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
+        self.cache_stale_served += other.cache_stale_served
+        self.cache_size += other.cache_size
+        self.mandated_hits += other.mandated_hits
+        self.querylog_dropped += other.querylog_dropped
+        for label, theirs in other.upstreams.items():
+            ours = self.upstreams.get(label)
+            if ours is None:
+                self.upstreams[label] = replace(theirs)
+                continue
+            for name in _UPSTREAM_COUNTERS:
+                setattr(ours, name, getattr(ours, name) + getattr(theirs, name))
+            ours.healthy = ours.healthy and theirs.healthy
 
     def observe_latency(self, seconds: float) -> None:
         """Add one answer's latency to the histogram (non-cumulative buckets)."""

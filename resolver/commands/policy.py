@@ -13,7 +13,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from resolver.policy.compile import PolicyError, compile_policy
+from resolver.build.compile import compile_policy
+from resolver.build.listfile import rule_line
+from resolver.policy.compile import PolicyError
 from resolver.policy.decide import check_sample
 from resolver.policy.explain import explain_report
 from resolver.policy.schema import parse_time, read_expectations
@@ -82,7 +84,7 @@ def explain_command(args: argparse.Namespace) -> int:
             return 2
         when = parsed
     try:
-        report = explain_report(snapshot, args.client, args.name, args.type, when)
+        report = explain_report(snapshot, args.client, args.name, args.type, when, rule_line)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -4,8 +4,9 @@ The stages run in this fixed order; the first that answers ends the query:
 
   1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR or drop
   2. access    client not in the allowed networks -> REFUSED (never an open resolver)
-  3. guards    opcode != QUERY -> NOTIMP; EDNS version > 0 -> BADVERS; class != IN -> REFUSED;
-               ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
+  3. guards    opcode != QUERY -> NOTIMP; EDNS version > 0 -> BADVERS; `id.server` CH TXT ->
+               which worker answered; other class != IN -> REFUSED; ANY -> one HINFO
+               (RFC 8482); zone transfers -> NOTIMP
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
@@ -46,6 +47,7 @@ from resolver.dns.synth import (
     nodata,
     opt_record,
     truncated,
+    txt_answer,
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
@@ -72,6 +74,8 @@ PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kep
 EDE_MEMO_SIZE = 4_096  # decisions whose Extended DNS Error is kept
 NULL_V4 = bytes(4)
 NULL_V6 = bytes(16)
+CLASS_CH = 3
+IDENTITY_NAMES = frozenset(("id.server", "hostname.bind"))  # RFC 4892: which server answered
 
 
 class PolicySource(Protocol):
@@ -102,6 +106,7 @@ class Handler:
         querylog: QueryLogSink | None = None,
         blockpage_v4: list[bytes] | None = None,
         blockpage_v6: list[bytes] | None = None,
+        identity: str = "safe-resolver",
     ) -> None:
         self.acl = acl
         self.cache = cache
@@ -112,6 +117,7 @@ class Handler:
         self.querylog = querylog
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
+        self.identity = identity
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -159,6 +165,9 @@ class Handler:
         if query.edns and query.edns_version > 0:
             return self._done(query, client, badvers(query), transport, started, "formerr")
         if query.qclass != 1:
+            if query.qclass == CLASS_CH and qtype == 16 and query.qname in IDENTITY_NAMES:
+                resp = txt_answer(query, self.identity)
+                return self._done(query, client, resp, transport, started, "allowed")
             ede = (EDE_NOT_SUPPORTED, "only class IN is served")
             resp = error_response(query, REFUSED, ede)
             return self._done(query, client, resp, transport, started, "refused")

@@ -13,7 +13,7 @@ from resolver.dns.packet import HEADER, OPCODE_MASK, QR, RA, RD, TC, Query
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
-TYPE_A, TYPE_AAAA, TYPE_HINFO = 1, 28, 13
+TYPE_A, TYPE_AAAA, TYPE_HINFO, TYPE_TXT = 1, 28, 13, 16
 ADVERTISED_UDP_SIZE = 1232  # DNS Flag Day 2020: no IP fragmentation
 
 # RFC 8914 Extended DNS Error info-codes we use.
@@ -88,6 +88,14 @@ def any_answer(query: Query) -> bytes:
     """RFC 8482: answer ANY with one synthesized HINFO record instead of everything."""
     rdata = b"\x07RFC8482\x00"
     body = _RR_HEAD.pack(_NAME_PTR, TYPE_HINFO, 1, 3600, len(rdata)) + rdata
+    return _finish(query, NOERROR, body, 1, None)
+
+
+def txt_answer(query: Query, text: str) -> bytes:
+    """One TXT record for the question (its own class: CH for `id.server`), never cached."""
+    raw = text.encode("utf-8")[:255]
+    rdata = bytes((len(raw),)) + raw
+    body = _RR_HEAD.pack(_NAME_PTR, TYPE_TXT, query.qclass, 0, len(rdata)) + rdata
     return _finish(query, NOERROR, body, 1, None)
 
 

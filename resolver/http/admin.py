@@ -294,7 +294,7 @@ async def explain(request: web.Request) -> web.Response:
     try:
         at_ts = _time_param(request, "at")
         at = datetime.fromtimestamp(at_ts).astimezone() if at_ts is not None else None
-        result = request.app[CONFIG].control.explain(client, name, q.get("type", "A"), at)
+        result = await request.app[CONFIG].control.explain(client, name, q.get("type", "A"), at)
     except ValueError as exc:
         return _error(str(exc))
     return web.json_response(result)
@@ -310,12 +310,14 @@ async def cache_flush(request: web.Request) -> web.Response:
         if not isinstance(body, dict) or not isinstance(body.get("name", ""), str | None):
             return _error('expected {"name": "example.org"} or {}')
         name = body.get("name") or name
-    flushed = request.app[CONFIG].control.flush_cache(name or None)
+    flushed = await request.app[CONFIG].control.flush_cache(name or None)
     return web.json_response({"flushed": flushed, "name": name or None})
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(stats_json(request.app[CONFIG].control.stats()))
+    control = request.app[CONFIG].control
+    await control.refresh_stats()
+    return web.json_response(stats_json(control.stats()))
 
 
 async def querylog_search(request: web.Request) -> web.Response:
@@ -408,6 +410,7 @@ async def content_reports(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    await request.app[CONFIG].control.refresh_stats()
     body = metrics.render(request.app[CONFIG].registry)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 

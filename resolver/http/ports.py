@@ -1,6 +1,6 @@
 """What the web apps need from the running resolver: the one seam between `http` and the DNS side.
 
-The lead's server object implements `ResolverControl`; the apps never import the DNS server or
+The supervisor (`resolver.supervisor.Supervisor`) implements `ResolverControl`; the apps never import the DNS server or
 the policy holder. Tests use a small in-memory implementation with real data.
 """
 
@@ -27,18 +27,24 @@ class ResolverControl(Protocol):
         "listeners": [str, ...]} (more keys are passed through to the client as they are)."""
         ...
 
-    def explain(
+    async def explain(
         self, client: str, name: str, qtype: str = "A", at: datetime | None = None
     ) -> dict[str, Any]:
-        """The same JSON as `safe-resolver explain --json`; raises ValueError on bad input."""
+        """The same JSON as `safe-resolver explain --json`; raises ValueError on bad input.
+        Never blocks the caller's event loop (the rule's line is looked up in a thread)."""
         ...
 
-    def flush_cache(self, name: str | None = None) -> int:
-        """Drop cached answers for `name` (every entry if None); returns how many went."""
+    async def flush_cache(self, name: str | None = None) -> int:
+        """Drop cached answers for `name` (every entry if None) in every worker; returns how
+        many went."""
         ...
 
     def stats(self) -> Stats:
-        """The live counters (read-only for the apps)."""
+        """The counters (read-only for the apps), as of the last `refresh_stats()` or push."""
+        ...
+
+    async def refresh_stats(self) -> None:
+        """Collect every worker's counters now (what /metrics shows must be current)."""
         ...
 
     def block_reason(self, client: str, host: str) -> Decision | None:

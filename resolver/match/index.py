@@ -26,21 +26,13 @@ from __future__ import annotations
 import mmap
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import ahocorasick
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
 from resolver.match.key import name_key
-from resolver.match.packed import (
-    DEEP,
-    FILL,
-    HOT,
-    HOT_CHILDREN,
-    WINDOW,
-    PackedNames,
-    SpareRegions,
-)
+from resolver.match.packed import DEEP, FILL, HOT, HOT_CHILDREN, WINDOW, PackedNames
 
 SMALL = 65_536  # key names up to which the "suffix" backend uses a plain dict
 
@@ -487,6 +479,10 @@ class CategoryIndex:
         self.lookup = names.make_lookup(at, below, flags, has_tld_rules)
         self._keyword_masks, self._automaton = _keyword_automaton(keywords, sources)
 
+    @property
+    def has_keywords(self) -> bool:
+        return self._automaton is not None
+
     def lookup_name(self, name: str) -> int:
         """`lookup` for `name` (lower-case, no trailing dot): slow paths and tests."""
         return self.lookup(*name_key(name))
@@ -569,6 +565,44 @@ class CategoryIndex:
                     hits.append(Hit(text, None, RuleAction.BLOCK, bit, source, None))
         return hits
 
+    def plain(self) -> dict[str, Any]:
+        """Everything but the name table, as marshal-able data (the index file's metadata)."""
+        special = {
+            name: tuple((scope, action.value, target, src) for scope, action, target, src in items)
+            for name, items in self._special.items()
+        }
+        return {
+            "backend": self.backend,
+            "sources": self._sources,
+            "records": tuple(tuple(record) for record in self._records),
+            "special": special,
+            "keywords": self._keyword_rules,
+            "total": self._total,
+            "per_bit": self._per_bit,
+            "has_tld_rules": self.has_tld_rules,
+            "keys": self.name_count(),
+        }
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any], names: Names) -> CategoryIndex:
+        """The index `plain()` described, over its name table; KeyError/TypeError/ValueError
+        on malformed data."""
+        return cls(
+            backend=plain["backend"],
+            sources=tuple((int(bit), str(src)) for bit, src in plain["sources"]),
+            records=tuple(Record(*record) for record in plain["records"]),
+            names=names,
+            special={
+                name: tuple(
+                    (scope, RuleAction(action), target, src) for scope, action, target, src in items
+                )
+                for name, items in plain["special"].items()
+            },
+            keywords=[(text, tuple(srcs)) for text, srcs in plain["keywords"]],
+            counts=(plain["total"], dict(plain["per_bit"])),
+            has_tld_rules=plain["has_tld_rules"],
+        )
+
     def rule_counts(self) -> dict[int, int]:
         """Rules per category bit (after de-duplication)."""
         return dict(self._per_bit)
@@ -586,18 +620,14 @@ class CategoryIndex:
         return len(self.names)
 
 
-def free_in_pieces(pieces: Sequence[object], spare: SpareRegions | None = None) -> None:
+def free_in_pieces(pieces: Sequence[object]) -> None:
     """Release `pieces` (from `index.storage()`) in a worker thread, off the event loop:
     unmapping a region of hundreds of megabytes is one system call, and emptying the spill
     dicts one by one frees their names in steps of ~15k (dropped with the index on the loop,
-    the 246k names at 5M rules paused it several ms in one call). With `spare`, regions are
-    kept there for the next load instead of unmapped."""
+    the 246k names at 5M rules paused it several ms in one call)."""
     for piece in pieces:
         if isinstance(piece, mmap.mmap):
-            if spare is None:
-                piece.close()
-            else:
-                spare.keep(piece)
+            piece.close()
         elif isinstance(piece, dict):
             piece.clear()
 

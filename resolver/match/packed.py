@@ -28,7 +28,7 @@ was. "Hot" names, those with more than `hot_children` child keys (`com.vn`, `co.
 the HOT flag (if the walk goes below them at all): below them each name anchors itself. So the
 walk learns hotness from the hit itself, with no side table to probe. Single-label (TLD) keys
 live in the small `tld` dict. The layout is deterministic (crc32, not the per-process `hash`),
-so a snapshot is the region itself, read back in one pass with the GIL released. A list crafted
+so the index file holds the region itself, which serving processes map read-only. A list crafted
 so that thousands of names share a crc32 only fills the spill dicts (siphash), it never makes a
 window longer. The spill is SPILL_SHARDS dicts picked by window, so loading a snapshot never
 grows one dict of hundreds of thousands of names: the resize would hold the GIL for
@@ -38,7 +38,6 @@ milliseconds in one C call.
 from __future__ import annotations
 
 import mmap
-import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -59,56 +58,9 @@ _HUGE = 1 << 21
 _DIGITS = bytes(range(DIGIT, 256))
 
 
-class SpareRegions:
-    """Regions of replaced indexes, kept a short while so that the next load reuses one.
-
-    Why: a load into fresh memory faults in and zeroes every page, and on a VM that hands freed
-    memory back to its host (free page reporting), a reload that follows another within seconds
-    faulted its pages in while the host took back the previous region: its load took three
-    times as long and the event loop stalled 10-24 ms (bench/README.md). A region already
-    faulted in costs neither. The reload that retires an index keeps its region here, and
-    releases what is left after `resolver.reload.SPARE_SECONDS`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._regions: list[mmap.mmap] = []
-
-    def take(self, size: int) -> mmap.mmap | None:
-        """A kept region of `size` bytes up to an eighth more (so a much smaller policy does
-        not hold on to a big region), rewound; None if there is none."""
-        with self._lock:
-            fits = [region for region in self._regions if size <= len(region) <= size * 9 // 8]
-            if not fits:
-                return None
-            region = min(fits, key=len)
-            self._regions.remove(region)
-        region.seek(0)
-        return region
-
-    def keep(self, region: mmap.mmap) -> None:
-        with self._lock:
-            self._regions.append(region)
-
-    def drain(self) -> list[mmap.mmap]:
-        """Every kept region, now no longer kept (the caller unmaps them, off the loop)."""
-        with self._lock:
-            regions, self._regions = self._regions, []
-        return regions
-
-    def __len__(self) -> int:
-        return len(self._regions)
-
-
-SPARE = SpareRegions()
-
-
 def new_region(size: int) -> mmap.mmap:
-    """Memory for a region of `size` bytes: a spare one if it fits, or anonymous private memory
-    with huge pages where the kernel offers them (they cut the TLB misses that dominate random
-    probes). A reused region holds old bytes past `size`; nothing reads them."""
-    spare = SPARE.take(size)
-    if spare is not None:
-        return spare
+    """Memory for a region of `size` bytes while building: anonymous private memory, with huge
+    pages where the kernel offers them. Serving processes map the region from its file."""
     region = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if size >= _HUGE and hasattr(mmap, "MADV_HUGEPAGE"):
         region.madvise(mmap.MADV_HUGEPAGE)

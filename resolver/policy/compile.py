@@ -1,46 +1,26 @@
-"""Policy file in, immutable `PolicySnapshot` out (or `PolicyError` listing every problem).
+"""A validated policy and its compiled list indexes in, an immutable `PolicySnapshot` out.
 
-Synchronous and CPU-bound: the server runs it in a worker thread or process. Lists are read through
-the category catalogue (`resolver.lists`), folded into one `CategoryIndex` (one bit per category the
-policy uses) and cached on disk keyed by the lists' bytes, so a restart or a policy-only change
-does not re-parse millions of rules. The mandated list gets an index of its own so no allow rule
-can reach it; the profiles' own allow/deny/keyword rules go into a third, small index rebuilt
-every time.
+Pure: every file is read by the build (`resolver.build`), which hands this module the policy
+spec, the safe-search table and the list indexes it compiled (one `CategoryIndex` for every
+category list, one bit per category the policy uses; the mandated list in an index of its own so
+no allow rule can reach it). The profiles' own allow/deny/keyword rules go into a third, small
+index built here every time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import itertools
-import json
-import time
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from resolver.fileio import atomic_write
-from resolver.lists.catalogue import (
-    CatalogueError,
-    Source,
-    lists_settings,
-    load_catalogue,
-    resolve_sources,
-)
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.lists.reader import read_list
 from resolver.match.index import CategoryIndex, IndexBuilder
-from resolver.match.snapshot import cache_key, load_or_build
 from resolver.policy.decision import Action
-from resolver.policy.safesearch import DEFAULT_PATH as SAFESEARCH_PATH
-from resolver.policy.safesearch import load_safesearch
-from resolver.policy.schema import MANDATED, PolicySpec, read_policy
+from resolver.policy.safesearch import SafeSearchTable
+from resolver.policy.schema import MANDATED, PolicySpec
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import ConfigError, Problem
 
 BACKEND = "suffix"
-_generation = itertools.count(1)
 
 # Bypass-prevention names (exact) and what they get; see policy/README.md "bypass".
 BYPASS_NAMES: dict[str, tuple[str, Action]] = {
@@ -55,155 +35,36 @@ class PolicyError(ConfigError):
     """The policy cannot be used; `problems` lists every error (file:line:column)."""
 
 
-@dataclass(slots=True)
-class _Loaded:
-    category: str
-    id: str
-    path: Path
-    format: str
-    entries: list[Entry]
-    keywords: list[Keyword]
-    summary: dict[str, Any]  # what the snapshot and warnings need, also kept in the sidecar
+@dataclass(frozen=True, slots=True)
+class IndexPlan:
+    """Which categories the policy uses, their bits in the main index, and its `lists:`
+    section with the mandated sources added: what the build must compile."""
+
+    used: tuple[str, ...]
+    bits: dict[str, int]
+    lists_section: dict[str, Any]
 
 
-def category_ids() -> frozenset[str]:
-    """Every category the catalogue defines (plus `mandated`)."""
-    return frozenset(load_catalogue().categories) | {MANDATED}
-
-
-def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySnapshot:
-    """Validate, read lists, build indexes; raises `PolicyError` with every problem found."""
-    started = time.perf_counter()
-    path = Path(path)
-    catalogue = load_catalogue()
-    spec, problems = read_policy(path, frozenset(catalogue.categories) | {MANDATED})
-    if spec is None:
-        raise PolicyError(problems)
-    try:
-        table = load_safesearch(spec.safesearch or SAFESEARCH_PATH)
-    except ConfigError as exc:
-        raise PolicyError(exc.problems) from None
+def plan(spec: PolicySpec) -> IndexPlan:
     used = sorted({c for p in spec.profiles.values() for c in p.categories}
                   | {c for s in spec.schedules.values() for c in s.block})  # fmt: skip
-    lists_section = dict(spec.lists)
-    lists_section["sources"] = [*(lists_section.get("sources") or []), *spec.mandated_sources]
-    base = path.parent
-    try:
-        sources = resolve_sources(catalogue, lists_section, base, {*used, MANDATED})
-    except CatalogueError as exc:
-        raise PolicyError([Problem(str(path), *spec.lists_at, f"lists: {exc}")]) from None
-    warnings: list[Problem] = list(spec.warnings)
-    present = _present(sources, warnings, str(path))
-    bits = {cat: bit for bit, cat in enumerate(used)}
-    cache_dir = lists_settings(spec.lists, base).dir / "index-cache"
-    index, summaries = _cached_index(
-        cache_dir, bits, [s for s in present if s.category != MANDATED]
-    )
-    mandated_lists = [s for s in present if s.category == MANDATED]
-    mandated = None
-    if mandated_lists:
-        mandated, more = _cached_index(cache_dir, {MANDATED: 0}, mandated_lists)
-        summaries += more
-    warnings += [_skipped_warning(summary) for summary in summaries if summary["rejects"]]
-    unusable = [
+    section = dict(spec.lists)
+    section["sources"] = [*(section.get("sources") or []), *spec.mandated_sources]
+    return IndexPlan(tuple(used), {cat: bit for bit, cat in enumerate(used)}, section)
+
+
+def list_warnings(summaries: list[dict[str, Any]]) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) about the lists compiled: a list with no usable rule at all is an
+    error (it must not go live as an empty list: the old policy keeps serving); skipped lines
+    are a warning."""
+    errors = [
         Problem(summary["path"], 1, 1,
                 f"list {summary['id']!r} has no usable rules ({summary['rejects']} rejects)")
         for summary in summaries
         if not summary["rules"]
     ]  # fmt: skip
-    if unusable:
-        # A list that fails entirely must not go live as an empty list: keep the old policy.
-        raise PolicyError(unusable + warnings)
-    profiles = _profiles(spec, bits)
-    own = _own_index(spec, profiles)
-    if mandated is not None:
-        _warn_shadowed(spec, mandated, warnings, str(path))
-    sizes = {cat: 0 for cat in used}
-    for bit, count in index.rule_counts().items():
-        sizes[used[bit]] = count
-    if mandated is not None:
-        sizes[MANDATED] = len(mandated)
-    bypass = {name: action for name, (switch, action) in BYPASS_NAMES.items()
-              if spec.bypass[switch]}  # fmt: skip
-    networks = {(net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen -
-                net.prefixlen)): profiles[pid] for net, pid, _ in spec.networks}  # fmt: skip
-    prefixes = tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1]))
-    snapshot = PolicySnapshot(
-        generation=next(_generation),
-        source=str(path),
-        timezone=spec.timezone,
-        profiles=profiles,
-        default_profile=profiles[spec.default_profile],
-        categories=bits,
-        index=index,
-        mandated=mandated,
-        mandated_block_mode=spec.mandated_block_mode,
-        mandated_ttl=spec.mandated_ttl,
-        own=own,
-        safesearch=table,
-        bypass_names=bypass,
-        block_svcb=spec.bypass["https_svcb"],
-        trusted_forwarders=tuple(spec.trusted_forwarders),
-        networks=networks,
-        prefixes=prefixes,
-        list_sizes=sizes,
-        warnings=warnings,
-        expect=spec.expect,
-        sources=[
-            {key: summary[key] for key in ("category", "id", "path", "format", "rules", "rejects")}
-            for summary in summaries
-        ],
-        has_keywords=bool(index._keyword_rules),
-        own_keywords=any(p.keywords for p in spec.profiles.values()),
-        special_names=frozenset(table.hosts) | frozenset(bypass),
-        cache_dir=str(cache_dir),
-        overlay=spec.overlay,
-    )
-    snapshot.compile_seconds = time.perf_counter() - started
-    return snapshot
-
-
-def _present(sources: list[Source], warnings: list[Problem], policy: str) -> list[Source]:
-    """The sources whose file is there; one warning naming those not fetched yet."""
-    present = [s for s in sources if s.present and Path(s.local_path).exists()]
-    missing = [s.id for s in sources if s not in present]
-    if missing:
-        warnings.append(
-            Problem(
-                policy,
-                1,
-                1,
-                f"{len(missing)} lists not fetched yet ("
-                f"{', '.join(missing)}); the curated core lists serve until "
-                "`safe-resolver lists update` runs",
-                "warning",
-            )
-        )
-    return present
-
-
-def _parse(src: Source) -> _Loaded:
-    path = Path(src.local_path)
-    result = read_list(path, src.format)
-    counts = result.reject_counts()
-    return _Loaded(
-        src.category,
-        src.id,
-        path,
-        result.format,
-        result.entries,
-        result.keywords,
-        {
-            "category": src.category,
-            "id": src.id,
-            "path": str(path),
-            "format": result.format,
-            "rules": len(result.entries) + len(result.keywords),
-            "rejects": len(result.rejects),
-            "first_reject_line": result.rejects[0].line if result.rejects else 0,
-            "reject_counts": counts,
-        },
-    )
+    warnings = [_skipped_warning(summary) for summary in summaries if summary["rejects"]]
+    return errors, warnings
 
 
 def _skipped_warning(summary: dict[str, Any]) -> Problem:
@@ -217,54 +78,82 @@ def _skipped_warning(summary: dict[str, Any]) -> Problem:
     )
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def mandated_entries(entries: list[Entry]) -> list[Entry]:
+    """The mandated list's rules as indexed: rewrite-only RPZ rules must still trip the lookup."""
+    return [*entries, *(Entry(e.name, e.scope) for e in entries
+                        if e.action is RuleAction.REWRITE)]  # fmt: skip
 
 
-def _cached_index(
-    cache_dir: Path, bits: dict[str, int], sources: list[Source]
-) -> tuple[CategoryIndex, list[dict[str, Any]]]:
-    """One index over `sources` and a summary per list (rules, rejects, detected format).
-
-    Keyed on the lists' bytes: when the same bytes were compiled before (by a restart, or by the
-    reload worker process a moment ago) neither is rebuilt and no list is parsed again; the
-    summaries come from a sidecar file beside the cached index.
-    """
-    parts = ["policy-index-v3", BACKEND, repr(sorted(bits.items()))]
-    parts += [f"{s.category}|{s.id}|{s.format}|{_digest(Path(s.local_path))}" for s in sources]
-    key = cache_key(parts)
-    sidecar = cache_dir / f"{key}.lists.json"
-    summaries: list[dict[str, Any]] = []
-
-    def build() -> CategoryIndex:
-        builder = IndexBuilder(BACKEND)
-        for src in sources:
-            s = _parse(src)
-            summaries.append(s.summary)
-            entries = s.entries
-            if s.category == MANDATED:  # rewrite-only RPZ rules must still trip the lookup
-                entries = [*entries, *(Entry(e.name, e.scope) for e in entries
-                                       if e.action is RuleAction.REWRITE)]  # fmt: skip
-            builder.add(bits[s.category], entries, str(s.path))
-            if s.keywords:
-                builder.add_keywords(bits[s.category], s.keywords, str(s.path))
-        return builder.build()
-
-    index = load_or_build(cache_dir, key, build)
-    if summaries:
-        # A read-only cache folder only costs the next start a re-parse.
-        with contextlib.suppress(OSError):
-            atomic_write(sidecar, json.dumps(summaries).encode())
-    else:
-        try:
-            summaries = json.loads(sidecar.read_bytes())
-        except (OSError, ValueError):
-            summaries = [_parse(src).summary for src in sources]
-    return index, summaries
+def assemble(
+    spec: PolicySpec,
+    *,
+    safesearch: SafeSearchTable,
+    plan: IndexPlan,
+    index: CategoryIndex,
+    mandated: CategoryIndex | None,
+    summaries: list[dict[str, Any]],
+    warnings: list[Problem],
+    cache_dir: str,
+    keep_ratio: float,
+    compile_seconds: float = 0.0,
+) -> PolicySnapshot:
+    """The snapshot of `spec` over the indexes the build compiled; raises PolicyError when a
+    list has no usable rule."""
+    used, bits = plan.used, plan.bits
+    errors, more = list_warnings(summaries)
+    warnings = [*warnings, *more]
+    if errors:
+        raise PolicyError(errors + warnings)
+    profiles = _profiles(spec, bits)
+    own = _own_index(spec, profiles)
+    if mandated is not None:
+        _warn_shadowed(spec, mandated, warnings)
+    sizes = {cat: 0 for cat in used}
+    for bit, count in index.rule_counts().items():
+        sizes[used[bit]] = count
+    if mandated is not None:
+        sizes[MANDATED] = len(mandated)
+    bypass = {name: action for name, (switch, action) in BYPASS_NAMES.items()
+              if spec.bypass[switch]}  # fmt: skip
+    networks = {(net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen -
+                net.prefixlen)): profiles[pid] for net, pid, _ in spec.networks}  # fmt: skip
+    prefixes = tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1]))
+    return PolicySnapshot(
+        generation=0,
+        source=str(spec.file),
+        timezone=spec.timezone,
+        profiles=profiles,
+        default_profile=profiles[spec.default_profile],
+        categories=dict(bits),
+        index=index,
+        mandated=mandated,
+        mandated_block_mode=spec.mandated_block_mode,
+        mandated_ttl=spec.mandated_ttl,
+        own=own,
+        safesearch=safesearch,
+        bypass_names=bypass,
+        block_svcb=spec.bypass["https_svcb"],
+        trusted_forwarders=tuple(spec.trusted_forwarders),
+        networks=networks,
+        prefixes=prefixes,
+        list_sizes=sizes,
+        warnings=warnings,
+        expect=spec.expect,
+        sources=[
+            {
+                key: summary[key]
+                for key in ("category", "id", "path", "format", "rules", "rejects", "stale")
+            }
+            for summary in summaries
+        ],
+        compile_seconds=compile_seconds,
+        has_keywords=index.has_keywords,
+        own_keywords=any(p.keywords for p in spec.profiles.values()),
+        special_names=frozenset(safesearch.hosts) | frozenset(bypass),
+        cache_dir=cache_dir,
+        overlay=spec.overlay,
+        keep_ratio=keep_ratio,
+    )
 
 
 def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
@@ -301,9 +190,7 @@ def _own_index(spec: PolicySpec, profiles: dict[str, Profile]) -> CategoryIndex 
     return None if empty else builder.build()
 
 
-def _warn_shadowed(
-    spec: PolicySpec, mandated: CategoryIndex, warnings: list[Problem], policy: str
-) -> None:
+def _warn_shadowed(spec: PolicySpec, mandated: CategoryIndex, warnings: list[Problem]) -> None:
     """An allow entry the mandated list overrides can never take effect: say so."""
     for p in spec.profiles.values():
         for rule in p.allow:

@@ -1,35 +1,30 @@
 """Why a name gets the answer it gets: the report behind `safe-resolver explain` and the admin API.
 
-Pure apart from re-reading one list file to find the rule's line number (explain is a slow path:
-the index keeps no line numbers, so millions of rules cost no memory for it).
+Pure: the rule's line number in its list file is found by the caller's `line_of(path, rule)`
+(the index keeps no line numbers, so millions of rules cost no memory for them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from resolver.lists.reader import read_list
 from resolver.policy.decide import decide, rule_for
 from resolver.policy.decision import Tier
 from resolver.policy.schema import qtype_number
 from resolver.policy.snapshot import PolicySnapshot
 
-
-def list_line(snapshot: PolicySnapshot, source: str | None, rule: str | None) -> int | None:
-    """The rule's line in its list file (re-reads the file)."""
-    if source is None or rule is None:
-        return None
-    for src in snapshot.sources:
-        if src["path"] == source:
-            for entry in read_list(src["path"], src["format"]).entries:
-                if entry.name == rule:
-                    return entry.line
-    return None
+LineOf = Callable[[str, str], int | None]
 
 
 def explain_report(
-    snapshot: PolicySnapshot, client: str, name: str, qtype: str, when: datetime
+    snapshot: PolicySnapshot,
+    client: str,
+    name: str,
+    qtype: str,
+    when: datetime,
+    line_of: LineOf | None = None,
 ) -> dict[str, Any]:
     """Profile, schedule state, decision, rule, list and line, as one JSON-ready mapping.
 
@@ -67,6 +62,6 @@ def explain_report(
         "target": decision.target,
         "rule": rule,
         "source": source,
-        "line": list_line(snapshot, source, rule),
+        "line": line_of(source, rule) if line_of and source and rule else None,
         "ttl": decision.ttl,
     }

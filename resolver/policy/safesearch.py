@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from resolver.yamlsource import Checker, ConfigError, load_yaml
+from resolver.yamlsource import Checker, ConfigError, Document
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "blocklists" / "safesearch.yaml"
 LEVELS = ("off", "moderate", "strict")
@@ -33,9 +33,8 @@ class SafeSearchTable:
     engines: dict[str, Engine]
 
 
-def load_safesearch(path: Path | str = DEFAULT_PATH) -> SafeSearchTable:
-    """Load and check the safe-search data file; raises `ConfigError` with file:line:column."""
-    doc = load_yaml(path)
+def read_safesearch(doc: Document) -> SafeSearchTable:
+    """Check the loaded safe-search data file; raises `ConfigError` with file:line:column."""
     check = Checker(doc)
     root = check.mapping((), doc.data, ["engines"], required=["engines"])
     hosts: dict[str, Engine] = {}
@@ -70,4 +69,4 @@ def load_safesearch(path: Path | str = DEFAULT_PATH) -> SafeSearchTable:
             hosts[name] = engine
     if not check.ok:
         raise ConfigError(check.problems)
-    return SafeSearchTable(str(path), hosts, engines)
+    return SafeSearchTable(doc.file, hosts, engines)

@@ -8,6 +8,7 @@ policy/README.md documents each key; keep the two in step.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from resolver.policy.decision import Action, BlockMode
 from resolver.policy.presets import PRESET_NAMES, Preset, preset, preset_categories
 from resolver.policy.safesearch import LEVELS
 from resolver.policy.schedule import Schedule, Window, overlapping, parse_window
-from resolver.yamlsource import Checker, ConfigError, Document, Path_, load_yaml, suggest
+from resolver.yamlsource import Checker, ConfigError, Document, Path_, Problem, suggest
 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DEFAULT_BLOCK_TTL = 60
@@ -563,20 +564,12 @@ def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> 
     return out
 
 
-def read_overlay(path: Path, spec: PolicySpec, check_problems: list) -> None:
-    """Merge the admin-approved allow entries of the overlay file into the profiles.
+def apply_overlay(doc: Document, spec: PolicySpec, check_problems: list[Problem]) -> None:
+    """Merge the admin-approved allow entries of the overlay document into the profiles.
 
     Format (written by `resolver.store.overlay.add_overlay_allow`):
     `allow: [{profile: primary, name: example.edu.vn, note: "request #3", approved_at: ...}]`.
-    A missing overlay file is normal (no approvals yet).
     """
-    if not path.exists():
-        return
-    try:
-        doc = load_yaml(path)
-    except ConfigError as exc:
-        check_problems.extend(exc.problems)
-        return
     check = Checker(doc)
     root = check.mapping((), doc.data, ["allow"])
     for i, row in enumerate(root.get("allow") or []):
@@ -600,18 +593,25 @@ def read_overlay(path: Path, spec: PolicySpec, check_problems: list) -> None:
     check_problems.extend(check.problems)
 
 
-def read_policy(path: Path | str, categories: frozenset[str]) -> tuple[PolicySpec | None, list]:
-    """Validate the policy file (and its overlay): `(spec, problems)`; spec is None on errors."""
-    path = Path(path)
-    try:
-        doc = load_yaml(path)
-    except ConfigError as exc:
-        return None, exc.problems
+def read_policy(
+    doc: Document,
+    categories: frozenset[str],
+    read_overlay: Callable[[Path], Document | None] | None = None,
+) -> tuple[PolicySpec | None, list[Problem]]:
+    """Validate a loaded policy document: `(spec, problems)`; spec is None on errors. Relative
+    paths in it are relative to the document's folder. `read_overlay(path)` (the caller's I/O)
+    loads the overlay the policy names, None when there is none yet; it raises ConfigError."""
     reader = _Reader(doc, categories)
-    spec = reader.read(path.parent)
+    spec = reader.read(Path(doc.file).parent)
     problems = reader.check.problems
-    if spec.overlay is not None:
-        read_overlay(spec.overlay, spec, problems)
+    if spec.overlay is not None and read_overlay is not None:
+        try:
+            overlay = read_overlay(spec.overlay)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            overlay = None
+        if overlay is not None:
+            apply_overlay(overlay, spec, problems)
     if any(p.severity == "error" for p in problems):
         return None, problems
     spec.warnings = [p for p in problems if p.severity != "error"]

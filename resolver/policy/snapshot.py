@@ -128,6 +128,7 @@ class PolicySnapshot:
     has_keywords: bool = False  # the category lists have keyword rules
     own_keywords: bool = False  # some profile has keyword rules
     special_names: frozenset[str] = frozenset()  # safe-search and bypass names (exact)
+    keep_ratio: float = 0.5  # `lists.min_keep_ratio`: how far the mandated list may shrink
     client_cache: dict[str, Profile] = field(default_factory=dict)
     ecs_cache: dict[str, Profile] = field(default_factory=dict)
     block_cache: dict[tuple[int, str, int], Decision] = field(default_factory=dict)

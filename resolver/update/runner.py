@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from resolver.build.listfile import read_list
 from resolver.fileio import atomic_write, fsync_dir
 from resolver.lists.catalogue import ListsSettings, Source
-from resolver.lists.reader import read_list
 from resolver.update.fetch import fetch_to_file
 
 FETCH_TIMEOUT = 300.0  # seconds for one whole download

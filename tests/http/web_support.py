@@ -77,7 +77,7 @@ class ControlImpl:
             "listeners": ["udp 127.0.0.1:5335"],
         }
 
-    def explain(
+    async def explain(
         self, client: str, name: str, qtype: str = "A", at: datetime | None = None
     ) -> dict[str, Any]:
         if client not in PROFILE_OF:
@@ -93,7 +93,7 @@ class ControlImpl:
             "tier": decision.tier.value if decision else "default",
         }
 
-    def flush_cache(self, name: str | None = None) -> int:
+    async def flush_cache(self, name: str | None = None) -> int:
         if name is None:
             n = len(self.cache)
             self.cache.clear()
@@ -102,6 +102,9 @@ class ControlImpl:
 
     def stats(self) -> Stats:
         return self._stats
+
+    async def refresh_stats(self) -> None:
+        return None
 
     def block_reason(self, client: str, host: str) -> Decision | None:
         decision = self.blocked.get(host)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from resolver.build.listfile import read_list
 from resolver.lists.catalogue import (
     CatalogueError,
     fetched_copy,
@@ -13,7 +14,6 @@ from resolver.lists.catalogue import (
     load_catalogue,
     resolve_sources,
 )
-from resolver.lists.reader import read_list
 
 REQUIRED = {
     "adult",

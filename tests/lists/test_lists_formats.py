@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from resolver.build.listfile import read_list
 from resolver.lists.adblock import parse_adblock
 from resolver.lists.common import REASONS
 from resolver.lists.formats import (
@@ -21,7 +22,6 @@ from resolver.lists.model import Entry, ParseResult
 from resolver.lists.model import RuleAction as A
 from resolver.lists.model import Scope as S
 from resolver.lists.normalize import InvalidName, normalize_name
-from resolver.lists.reader import read_list
 from resolver.lists.rpz import parse_rpz
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "lists"

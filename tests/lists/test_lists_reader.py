@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from resolver.build.listfile import read_list
 from resolver.lists.common import MAX_LINE
 from resolver.lists.detect import detect_format
 from resolver.lists.model import Scope
-from resolver.lists.reader import PARSERS, check_format, parse_lines, read_list
+from resolver.lists.reader import PARSERS, check_format, parse_lines
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "lists"
 SHARED = Path("/work/shared/data")

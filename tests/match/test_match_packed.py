@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from resolver.lists.model import Entry, RuleAction
-from resolver.match import snapshot
+from resolver.match import indexfile
 from resolver.match.index import IndexBuilder, free_in_pieces
 from resolver.match.key import name_key
 from resolver.match.packed import (
@@ -17,14 +17,11 @@ from resolver.match.packed import (
     HOT,
     LONG,
     SHORT,
-    SPARE,
     WINDOW,
     PackedNames,
-    SpareRegions,
     _digits,
     _rid,
     _width,
-    new_region,
 )
 
 
@@ -138,8 +135,8 @@ def test_hot_names_and_the_spill_answer_like_the_rest(tmp_path):
     assert not flags[table.get("shop3.com.vn")] & HOT  # its family shares its window
     assert table.spilled()  # 64-byte windows cannot hold ~50 names
     saved = tmp_path / "packed.idx"
-    snapshot.save(index, saved)
-    loaded = snapshot.load(saved)
+    indexfile.save(index, saved)
+    loaded = indexfile.load(saved)
     for each in (index, loaded):
         assert each.lookup_name("com.vn") == 1 << 2
         assert all(each.lookup_name(f"m.{name}") == 1 << 2 for name in names if "nx." not in name)
@@ -200,42 +197,3 @@ def test_a_name_that_escaped_normalization_is_a_clear_error():
     builder.add(0, [Entry("ví-dụ.vn")], "raw")
     with pytest.raises(ValueError, match="not a normalized name"):
         builder.build()
-
-
-def test_a_spare_region_is_taken_only_when_it_fits() -> None:
-    spare = SpareRegions()
-    big, small = new_region(1 << 16), new_region(1 << 12)
-    spare.keep(big)
-    spare.keep(small)
-    assert spare.take(1 << 17) is None  # too small for it
-    assert spare.take(1 << 10) is None  # both far bigger: keep neither for a tiny table
-    assert spare.take((1 << 12) - 100) is small
-    assert spare.take(1 << 16) is big and len(spare) == 0
-    spare.keep(big)
-    assert spare.drain() == [big] and len(spare) == 0
-
-
-def test_loads_and_builds_into_a_dirty_spare_region_answer_like_fresh_ones(tmp_path) -> None:
-    """A retired region still holds the old index's bytes past the new one's end and, before
-    the load, everywhere: nothing of them may leak into lookups."""
-    index = many_records_one_dominant()
-    saved = tmp_path / "spare.idx"
-    snapshot.save(index, saved)
-    names = [f"www.only{bit}.vn" for bit in range(100)] + ["x.bulk7.vn", "pair3.vn", "no.vn"]
-    expected = [index.lookup_name(name) for name in names]
-    size = index.names.count * index.names.size
-    dirty = new_region(size + size // 16)
-    dirty.write(b"\xff" * len(dirty))  # digits and headers everywhere
-    dirty.seek(len(dirty) // 2)
-    SPARE.keep(dirty)
-    try:
-        loaded = snapshot.load(saved)
-        assert loaded.names.region is dirty and len(SPARE) == 0
-        assert [loaded.lookup_name(name) for name in names] == expected
-        free_in_pieces(loaded.storage(), SPARE)
-        rebuilt = many_records_one_dominant()  # the builder writes from the region's start
-        assert rebuilt.names.region is dirty
-        assert [rebuilt.lookup_name(name) for name in names] == expected
-    finally:
-        SPARE.drain()
-        dirty.close()

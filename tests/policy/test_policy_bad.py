@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.policy.compile import PolicyError, compile_policy
+from resolver.build.compile import compile_policy
+from resolver.policy.compile import PolicyError
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "policies" / "bad"
 CASES = sorted(BAD.glob("*.yaml"))

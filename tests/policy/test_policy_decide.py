@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.policy.compile import compile_policy
+from resolver.build.compile import compile_policy
+from resolver.build.listfile import rule_line
 from resolver.policy.decide import PRECEDENCE, decide
 from resolver.policy.decision import Action, Tier
 from resolver.policy.explain import explain_report
@@ -91,7 +92,7 @@ def test_block_decision_details(school) -> None:
     assert got.category == "social" and got.rule is None  # shared per category: no per-name rule
     assert got.block_mode.value == "blockpage" and got.ttl == 60
     assert decide(school, "10.1.4.20", "www.tiktok.com", 1, MON_1200) is got
-    report = explain_report(school, "10.1.4.20", "www.facebook.com", "A", MON_1200)
+    report = explain_report(school, "10.1.4.20", "www.facebook.com", "A", MON_1200, rule_line)
     assert report["rule"] == "facebook.com" and report["source"].endswith("core/social.txt")
     assert report["line"] > 0
     guest = decide(school, "10.99.0.1", "www.facebook.com", 1, MON_1200)

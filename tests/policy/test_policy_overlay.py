@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resolver.policy.compile import compile_policy
+from resolver.build.compile import compile_policy
 from resolver.policy.decide import decide
 from resolver.store.overlay import add_overlay_allow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resolver.policy.safesearch import load_safesearch
+from resolver.build.compile import load_safesearch
 
 ADGUARD = Path("/work/shared/data/safesearch")
 

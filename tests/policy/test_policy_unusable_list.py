@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.policy.compile import PolicyError, compile_policy
+from resolver.build.compile import compile_policy
+from resolver.policy.compile import PolicyError
 
 POLICY = """\
 version: 1

@@ -1,17 +1,18 @@
-"""Snapshot round trip (golden explain output), corruption handling, cache rebuild."""
+"""Index file round trip (golden explain output), corruption handling, the mapped region."""
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 
 import pytest
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match import snapshot
+from resolver.match import indexfile
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
-from resolver.match.snapshot import SnapshotError, cache_key, load, load_or_build, save
+from resolver.match.indexfile import IndexFileError, load, save
 
 GOLDEN = Path(__file__).parents[1] / "data" / "match" / "golden_explain.json"
 QUERIES = [
@@ -87,7 +88,7 @@ def test_round_trip_matches_golden(tmp_path, backend, packing):
 
 def test_large_round_trip_spans_frames(tmp_path):
     builder = IndexBuilder()
-    names = [f"n{i}.example{i % 7}.vn" for i in range(snapshot.CHUNK * 2 + 5)]
+    names = [f"n{i}.example{i % 7}.vn" for i in range(indexfile.CHUNK * 2 + 5)]
     builder.add(3, [Entry(name) for name in names], "gen")
     save(builder.build(), tmp_path / "big.idx")
     loaded = load(tmp_path / "big.idx")
@@ -98,61 +99,48 @@ def test_large_round_trip_spans_frames(tmp_path):
 
 
 def corrupt_variants(data: bytes):
-    header = snapshot._HEADER.size
+    header = indexfile._HEADER.size
     yield "empty", b""
     yield "truncated header", data[:10]
-    yield "truncated payload", data[:-7]
+    yield "truncated region", data[:-7]
     yield "bad magic", b"X" + data[1:]
     yield "other version", data[:8] + (99).to_bytes(4, "little") + data[12:]
     flipped = bytearray(data)
     flipped[header + 20] ^= 0xFF
-    yield "flipped byte", bytes(flipped)
+    yield "flipped frame byte", bytes(flipped)
     in_region = bytearray(data)
-    in_region[-3] ^= 0x01  # the packed region is read raw, after the frames
+    in_region[-3] ^= 0x01  # the packed region is mapped raw, after the frames
     yield "flipped region byte", bytes(in_region)
     yield "trailing junk", data + b"junk"
     yield "binary garbage", os.urandom(len(data))
 
 
 @pytest.mark.parametrize("variant", range(9))
-def test_corrupt_snapshot_raises(tmp_path, variant):
+def test_corrupt_index_file_raises(tmp_path, variant):
     save(small_index("suffix", small=0), tmp_path / "good.idx")  # packed: frames, then region
     _label, bad = list(corrupt_variants((tmp_path / "good.idx").read_bytes()))[variant]
     (tmp_path / "bad.idx").write_bytes(bad)
-    with pytest.raises(SnapshotError):
+    with pytest.raises(IndexFileError):
         load(tmp_path / "bad.idx")
 
 
 def test_missing_file_raises(tmp_path):
-    with pytest.raises(SnapshotError, match="cannot read"):
+    with pytest.raises(IndexFileError, match="cannot read"):
         load(tmp_path / "absent.idx")
 
 
-def test_cache_key_is_stable_and_unambiguous():
-    assert cache_key(["ab", b"c"]) == cache_key([b"ab", "c"])
-    assert cache_key(["ab", "c"]) != cache_key(["a", "bc"])
-    assert len(cache_key([])) == 64
-
-
-def test_load_or_build_caches_and_rebuilds_corrupt(tmp_path, caplog):
-    calls = []
-
-    def build() -> CategoryIndex:
-        calls.append(1)
-        return small_index("suffix")
-
-    key = cache_key(["lists"])
-    first = load_or_build(tmp_path / "cache", key, build)
-    second = load_or_build(tmp_path / "cache", key, build)
-    assert len(calls) == 1
-    assert render(first) == render(second)
-    path = tmp_path / "cache" / f"{key}.idx"
-    path.write_bytes(path.read_bytes()[:-100])
-    before = snapshot.corrupt_rebuilds
-    third = load_or_build(tmp_path / "cache", key, build)
-    assert len(calls) == 2
-    assert snapshot.corrupt_rebuilds == before + 1
-    assert "rebuilding" in caplog.text
-    assert render(third) == render(first)
-    load(path)  # the replaced file is good again
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
+def test_the_region_is_a_read_only_page_aligned_mapping_of_the_file(tmp_path):
+    """Serving processes share the file's pages: the region is mapped, not copied."""
+    path = tmp_path / "packed.idx"
+    save(small_index("suffix", small=0), path)
+    loaded = load(path)
+    region = loaded.names.region
+    assert isinstance(region, mmap.mmap)
+    with pytest.raises(TypeError):
+        region[0] = 1  # read-only
+    data = path.read_bytes()
+    assert data[-len(region) :] == region[:]
+    assert (len(data) - len(region)) % mmap.ALLOCATIONGRANULARITY == 0
+    assert render(loaded) == render(small_index("suffix", small=0))
+    free_in_pieces(loaded.storage())
+    assert region.closed

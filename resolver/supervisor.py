@@ -1,0 +1,624 @@
+"""`safe-resolver serve`: the supervisor and its DNS worker processes.
+
+The supervisor binds no DNS socket. It builds the policy (in an idle child process, once per
+reload), starts `workers` worker processes that each bind every DNS listener with SO_REUSEPORT
+(`resolver.worker`), replaces one that dies, and owns what must exist once: the query-log
+writer, the block page and admin apps, the counters summed over the workers, and reloads.
+
+A reload is all or none: the build writes one snapshot file; the supervisor and every worker map
+and check it (`prepare`); only when all of them have, every one swaps (`commit`). Any failure
+keeps the old generation serving everywhere and is reported.
+
+Order at start: everything that can be wrong in the configuration or the policy is found before
+a worker binds a socket, so a bad start exits non-zero without ever answering. SIGTERM stops the
+workers (each stops accepting and lets its queries in flight finish), then the apps, then
+flushes the query log, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from resolver import __version__
+from resolver.build.child import ChildFailed, build_in_child
+from resolver.build.listfile import rule_line
+from resolver.build.snapshotfile import SnapshotFileError
+from resolver.config import ServerConfig
+from resolver.control import Channel, ChannelClosed, Message
+from resolver.holder import SnapshotHolder
+from resolver.policy.decide import decide
+from resolver.policy.decision import Action, Decision
+from resolver.policy.schema import MANDATED
+from resolver.policy.snapshot import PolicySnapshot
+from resolver.stats import Stats
+from resolver.store.querylog import QueryLog
+
+log = logging.getLogger("resolver")
+READY_TIMEOUT = 300.0  # seconds a worker may take to map the snapshot and bind
+REQUEST_TIMEOUT = 300.0  # seconds a worker may take to map a new snapshot
+STOP_GRACE = 10.0  # seconds workers get to drain on SIGTERM before SIGKILL
+RESPAWN_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after 1, 2, 3... quick deaths in a row
+STABLE_AFTER = 60.0  # seconds a worker must live for its restarts to count as unrelated
+_BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
+
+
+class StartError(Exception):
+    """The resolver could not start (a worker failed to bind, or died before it was ready)."""
+
+
+@dataclass(eq=False)
+class Slot:
+    """One worker position: the process filling it now and what it reported."""
+
+    number: int
+    proc: asyncio.subprocess.Process | None = None
+    channel: Channel | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: str = ""
+    generation: int = 0
+    listening: list[str] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    restarts: int = 0
+    quick_deaths: int = 0
+    started: float = 0.0
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class WorkerPool:
+    """Starts, watches and replaces the worker processes; talks to them over their channels."""
+
+    def __init__(self, supervisor: Supervisor, count: int) -> None:
+        self.sup = supervisor
+        self.slots = [Slot(number) for number in range(1, count + 1)]
+        self.retired = Stats()  # counters of workers that exited, so totals never go back
+        self.stopping = False
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._spawn(slot) for slot in self.slots))
+        waits = [asyncio.wait_for(slot.ready.wait(), READY_TIMEOUT) for slot in self.slots]
+        try:
+            await asyncio.gather(*waits)
+        except TimeoutError:
+            raise StartError("a worker did not become ready") from None
+        failed = [f"worker {slot.number}: {slot.failed}" for slot in self.slots if slot.failed]
+        if failed:
+            raise StartError("; ".join(failed))
+
+    async def _spawn(self, slot: Slot) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            slot.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "resolver", "serve-worker",
+                "--control-fd", str(child.fileno()),
+                pass_fds=(child.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            child.close()
+        slot.ready.clear()
+        slot.failed = ""
+        slot.started = time.monotonic()
+        slot.channel = await Channel.over(parent, lambda message: self._on_message(slot, message))
+        holder = self.sup.holder
+        slot.channel.notify({
+            "op": "hello", "config": self.sup.cfg, "worker": slot.number,
+            "path": str(holder.path) if holder.path else None,
+            "generation": self.sup.generation, "listen": self.sup.listen,
+        })  # fmt: skip
+        slot.generation = self.sup.generation
+        loop = asyncio.get_running_loop()
+        for coro in (slot.channel.run(), self._watch(slot, slot.proc)):
+            task = loop.create_task(coro)
+            slot.tasks.add(task)
+            task.add_done_callback(slot.tasks.discard)
+
+    async def _on_message(self, slot: Slot, message: Message) -> Message | None:
+        op = message.get("op")
+        if op == "log":
+            submit = self.sup.querylog.submit if self.sup.querylog else None
+            if submit is not None:
+                for event in message["events"]:
+                    submit(event)
+        elif op == "stats":
+            slot.stats = message["stats"]
+        elif op == "ready":
+            slot.listening = list(message["listening"])
+            slot.ready.set()
+        elif op == "failed":
+            slot.failed = str(message["error"])
+            slot.ready.set()
+        return None
+
+    async def _watch(self, slot: Slot, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if slot.proc is not proc:
+            return
+        if not slot.ready.is_set():
+            slot.failed = slot.failed or f"exited with status {code} while starting"
+            slot.ready.set()
+        if self.stopping:
+            return
+        self.retired.add(slot.stats)
+        slot.stats = Stats()
+        slot.restarts += 1
+        self.sup.own.dropped["worker-exit"] += 1
+        lived = time.monotonic() - slot.started
+        slot.quick_deaths = 0 if lived > STABLE_AFTER else slot.quick_deaths + 1
+        delay = RESPAWN_DELAYS[min(slot.quick_deaths, len(RESPAWN_DELAYS) - 1)]
+        log.error(
+            "worker %d (pid %d) exited with status %s after %.1f s; replacing it in %.1f s",
+            slot.number, proc.pid, code, lived, delay,
+        )  # fmt: skip
+        await asyncio.sleep(delay)
+        if not self.stopping:
+            await self._spawn(slot)
+
+    def _live(self) -> list[Slot]:
+        return [s for s in self.slots if s.alive and s.channel is not None and s.ready.is_set()]
+
+    async def ask(self, message: Message) -> list[tuple[Slot, Message | str]]:
+        """Send `message` to every live worker: (slot, reply) or (slot, why it failed)."""
+
+        async def one(slot: Slot) -> tuple[Slot, Message | str]:
+            assert slot.channel is not None
+            try:
+                reply = await slot.channel.request(message, REQUEST_TIMEOUT)
+            except (ChannelClosed, TimeoutError) as exc:
+                return slot, f"worker {slot.number}: {type(exc).__name__}"
+            if not reply.get("ok", True):
+                return slot, f"worker {slot.number}: {reply.get('error')}"
+            return slot, reply
+
+        return list(await asyncio.gather(*(one(slot) for slot in self._live())))
+
+    async def prepare(self, generation: int, path: str) -> list[str]:
+        replies = await self.ask({"op": "load", "generation": generation, "path": path})
+        return [reply for _, reply in replies if isinstance(reply, str)]
+
+    async def commit(self, generation: int, path: str) -> None:
+        for slot, reply in await self.ask({"op": "commit", "generation": generation, "path": path}):
+            if isinstance(reply, str):
+                log.error("commit of generation %d: %s", generation, reply)
+            else:
+                slot.generation = generation
+
+    async def abort(self, generation: int) -> None:
+        await self.ask({"op": "abort", "generation": generation})
+
+    async def flush(self, name: str | None) -> int:
+        replies = await self.ask({"op": "flush", "name": name})
+        return sum(r.get("flushed", 0) for _, r in replies if not isinstance(r, str))
+
+    async def pull_stats(self) -> None:
+        """Every live worker's counters, now (a worker also pushes them every second)."""
+        for slot, reply in await self.ask({"op": "stats"}):
+            if not isinstance(reply, str):
+                slot.stats = reply["stats"]
+
+    def merged(self) -> Stats:
+        total = Stats()
+        total.add(self.retired)
+        for slot in self.slots:
+            total.add(slot.stats)
+        return total
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "worker": slot.number,
+                "pid": slot.proc.pid if slot.proc else None,
+                "alive": slot.alive and slot.ready.is_set(),
+                "generation": slot.generation,
+                "restarts": slot.restarts,
+            }
+            for slot in self.slots
+        ]
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (it drains), wait STOP_GRACE, then SIGKILL what is left."""
+        self.stopping = True
+        procs = [slot.proc for slot in self.slots if slot.alive]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        waiting = [asyncio.ensure_future(proc.wait()) for proc in procs if proc]
+        if waiting:
+            _, pending = await asyncio.wait(waiting, timeout=STOP_GRACE)
+            for proc in procs:
+                if proc and proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            if pending:
+                await asyncio.wait(pending)
+        for slot in self.slots:
+            if slot.channel is not None:
+                await asyncio.sleep(0)  # let the last pushes in the channel be read
+                slot.channel.close()
+        self.retired.add(self.merged())
+        for slot in self.slots:
+            slot.stats = Stats()
+
+
+class Supervisor:
+    """The running resolver; implements `resolver.http.ports.ResolverControl` for the web apps."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.started = time.time()
+        self.own = Stats()  # the supervisor's own counters: reloads, query log
+        self.holder = SnapshotHolder(self.own)
+        self.generation = 0
+        self.listen = concrete_listeners(cfg.listen)
+        self.pool = WorkerPool(self, worker_count(cfg.workers))
+        self.querylog: QueryLog | None = None
+        if cfg.querylog.enabled:
+            ql = cfg.querylog
+            self.querylog = QueryLog(
+                ql.path,
+                clients=ql.clients,
+                retention_days=ql.retention_days or None,
+                queue_size=ql.queue_size,
+                batch=ql.batch,
+                flush_interval=ql.flush_interval,
+                key_rotation=ql.key_rotation,
+                stats=self.own,
+            )
+        self.http_runners: list[web.AppRunner] = []
+        self.http_listeners: list[str] = []
+        self.last_reload: dict[str, Any] = {}
+        self._running: asyncio.Task[dict[str, Any]] | None = None
+        self._again = False
+        self.stopping = asyncio.Event()
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    async def load_initial(self) -> list[str]:
+        """Build and map the policy before anything binds; returns the build's error lines
+        (empty when it went live)."""
+        if self.cfg.policy is None:
+            return []
+        try:
+            result = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
+        except ChildFailed as exc:
+            return [str(exc)]
+        if not result.get("ok"):
+            return [str(line) for line in result.get("errors", ["the build failed"])]
+        for line in result.get("warnings", []):
+            log.warning("%s", line)
+        self.generation = 1
+        await self.holder.prepare(1, result["snapshot"])
+        self.holder.commit(1)
+        self._note_reload(result, 0.0)
+        return []
+
+    async def start(self) -> None:
+        if self.querylog is not None:
+            self.cfg.querylog.path.parent.mkdir(parents=True, exist_ok=True)
+            await self.querylog.start()
+        await self.start_http()  # first: whoever sees DNS answer can use the apps too
+        await self.pool.start()
+        for listening in self.pool.slots[0].listening:
+            log.warning("listening dns=%s udp+tcp workers=%d", listening, len(self.pool.slots))
+
+    async def start_http(self) -> None:
+        from resolver.http.admin import make_admin_app
+        from resolver.http.blockpage import make_blockpage_app
+        from resolver.store.sqlite import SqliteRequestStore
+
+        bp = self.cfg.blockpage
+        store = None
+        db = bp.requests_db or (self.cfg.querylog.path if self.cfg.querylog.enabled else None)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            store = await asyncio.to_thread(SqliteRequestStore, db)
+        if bp.listen or bp.https_listen:
+            app = make_blockpage_app(
+                self,
+                hotline=bp.hotline,
+                hotline_name=bp.hotline_name or None,
+                store=store,
+                lang_default=bp.lang,
+            )
+            if bp.listen:
+                await self._serve_http("blockpage", app, list(bp.listen))
+            if bp.https_listen and bp.cert and bp.key:
+                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                tls.load_cert_chain(bp.cert, bp.key)
+                await self._serve_http("blockpage-https", app, list(bp.https_listen), tls)
+        if self.cfg.admin.listen:
+            admin = make_admin_app(
+                self, token=self.cfg.admin.token, store=store, querylog=self.querylog
+            )
+            await self._serve_http("admin", admin, list(self.cfg.admin.listen))
+
+    async def _serve_http(
+        self,
+        name: str,
+        app: web.Application,
+        listens: list[tuple[str, int]],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        from resolver.http.runner import start_http
+
+        runner = await start_http(app, listens, tls)
+        self.http_runners.append(runner)
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self.http_listeners.append(f"{name} {'https' if tls else 'http'} {shown}")
+            log.warning("listening %s=%s %s", name, shown, "https" if tls else "http")
+
+    async def stop(self) -> None:
+        await self.pool.stop()
+        for runner in self.http_runners:
+            await runner.cleanup()
+        if self.querylog is not None:
+            await self.querylog.close()
+        self.holder.close()
+
+    # -- reloads ---------------------------------------------------------------------------------
+
+    async def reload(self, accept_shrink: bool = False) -> dict[str, Any]:
+        """Build and swap everywhere; returns {ok, generation, error, duration}. Requests that
+        arrive while one runs are merged into one more run after it."""
+        if self._running is None or self._running.done():
+            self._running = asyncio.get_running_loop().create_task(self._reload_loop(accept_shrink))
+        else:
+            self._again = True
+        return await asyncio.shield(self._running)
+
+    async def _reload_loop(self, accept_shrink: bool) -> dict[str, Any]:
+        result = await self._reload_once(accept_shrink)
+        while self._again:
+            self._again = False
+            result = await self._reload_once(accept_shrink)
+        return result
+
+    async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
+        started = time.monotonic()
+        if self.cfg.policy is None:
+            return self._failed(started, "no policy configured")
+        try:
+            built = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
+        except ChildFailed as exc:
+            return self._failed(started, str(exc))
+        if not built.get("ok"):
+            return self._failed(started, "\n".join(built.get("errors", ["the build failed"])))
+        path = str(built["snapshot"])
+        generation = self.generation + 1
+        try:
+            snapshot = await self.holder.prepare(generation, path)
+        except SnapshotFileError as exc:
+            return self._failed(started, str(exc))
+        refusal = shrink_refusal(self.holder.current, snapshot, accept_shrink)
+        errors = [refusal] if refusal else await self.pool.prepare(generation, path)
+        if errors:
+            self.holder.abort(generation)
+            await self.pool.abort(generation)
+            return self._failed(started, "; ".join(errors))
+        await self.pool.commit(generation, path)
+        self.holder.commit(generation)
+        self.generation = generation
+        seconds = time.monotonic() - started
+        for line in built.get("warnings", []):
+            log.warning("%s", line)
+        log.warning("policy reloaded generation=%d seconds=%.3f", generation, seconds)
+        self._note_reload(built, seconds)
+        return self.last_reload
+
+    def _note_reload(self, built: dict[str, Any], seconds: float) -> None:
+        own = self.own
+        own.reloads += 1 if self.generation > 1 else 0
+        own.reload_seconds_last = seconds
+        snapshot = self.holder.current
+        if snapshot is not None:
+            own.list_updated = list_times(snapshot)
+        self.last_reload = {
+            "ok": True,
+            "generation": self.generation,
+            "error": None,
+            "duration": round(seconds, 3),
+            "compiled": bool(built.get("compiled")),
+            "warnings": list(built.get("warnings", [])),
+        }
+
+    def _failed(self, started: float, error: str) -> dict[str, Any]:
+        self.own.reload_failures += 1
+        self.own.reload_last_error = error
+        log.error("policy reload failed, keeping generation %s: %s", self.generation, error)
+        self.last_reload = {
+            "ok": False,
+            "generation": self.generation,
+            "error": error,
+            "duration": round(time.monotonic() - started, 3),
+        }
+        return self.last_reload
+
+    # -- ResolverControl ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        snapshot = self.holder.current
+        stats = self.stats()
+        return {
+            "version": __version__,
+            "policy_generation": self.generation,
+            "policy": str(self.cfg.policy) if self.cfg.policy else None,
+            "list_sizes": dict(self.own.list_sizes),
+            "uptime": round(time.time() - self.started, 1),
+            "listeners": [f"dns udp+tcp {a}" for a in self.pool.slots[0].listening]
+            + self.http_listeners,
+            "upstreams": [u.address for u in stats.upstreams.values()],
+            "cache_entries": stats.cache_size,
+            "profiles": list(snapshot.profile_ids) if snapshot else [],
+            "last_reload": self.last_reload,
+            "workers": self.pool.status(),
+            "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
+        }
+
+    async def explain(
+        self, client: str, name: str, qtype: str = "A", at: datetime | None = None
+    ) -> dict[str, Any]:
+        from resolver.policy.explain import explain_report
+
+        snapshot = self._snapshot()
+        ipaddress.ip_address(client)  # ValueError for the API's 400
+        when = at if at is not None else datetime.now(snapshot.timezone)
+        report = explain_report(snapshot, client, name, qtype, when)
+        if report["rule"] and report["source"]:
+            report["line"] = await self.holder.in_thread(
+                rule_line, report["source"], report["rule"]
+            )
+        return report
+
+    def stats(self) -> Stats:
+        total = self.pool.merged()
+        own = self.own
+        total.started = own.started
+        for name in ("reloads", "reload_failures", "reload_seconds_last", "reload_last_error",
+                     "querylog_written"):  # fmt: skip
+            setattr(total, name, getattr(own, name))
+        total.querylog_dropped += own.querylog_dropped
+        total.policy_generation = self.generation
+        total.list_sizes = dict(own.list_sizes)
+        total.list_updated = dict(own.list_updated)
+        for reason, count in own.dropped.items():
+            total.dropped[reason] += count
+        return total
+
+    async def refresh_stats(self) -> None:
+        await self.pool.pull_stats()
+
+    async def flush_cache(self, name: str | None = None) -> int:
+        return await self.pool.flush(name)
+
+    def block_reason(self, client: str, host: str) -> Decision | None:
+        snapshot = self.holder.current
+        if snapshot is None:
+            return None
+        name = host.lower().rstrip(".")
+        decision = decide(snapshot, client, name, 1, time.time(), None)
+        return decision if decision.action in _BLOCKED else None
+
+    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
+        from resolver.lists.normalize import InvalidName, normalize_name
+        from resolver.store.overlay import add_overlay_allow
+
+        snapshot = self._snapshot()
+        if profile not in snapshot.profiles:
+            raise ValueError(f"unknown profile {profile!r}")
+        if snapshot.overlay is None:
+            raise ValueError("the policy has no `overlay:` file to record approvals in")
+        try:
+            name = normalize_name(name)
+        except InvalidName as exc:
+            raise ValueError(f"invalid name {name!r}: {exc}") from None
+        add_overlay_allow(snapshot.overlay, profile, name, note)
+        asyncio.get_running_loop().create_task(self.reload())
+
+    def _snapshot(self) -> PolicySnapshot:
+        if self.holder.current is None:
+            raise ValueError("no policy is loaded")
+        return self.holder.current
+
+
+def shrink_refusal(current: PolicySnapshot | None, new: PolicySnapshot, accept: bool) -> str | None:
+    """Why `new` must not replace `current`: the mandated list would shrink below the
+    policy's `lists.min_keep_ratio` of what is serving (an empty or truncated delivery, a
+    deleted file with no last good copy). None when it may go live."""
+    if current is None or accept:
+        return None
+    serving = current.list_sizes.get(MANDATED, 0)
+    coming = new.list_sizes.get(MANDATED, 0)
+    if serving and coming < serving * new.keep_ratio:
+        return (
+            f"the mandated list would shrink from {serving} to {coming} rules (below "
+            f"lists.min_keep_ratio {new.keep_ratio:g} of what is serving): refused; if the "
+            "authority really removed them, reload with accept_shrink=1 "
+            "(POST /api/v1/reload?accept_shrink=1) or restart the resolver"
+        )
+    return None
+
+
+def list_times(snapshot: PolicySnapshot) -> dict[str, float]:
+    """Per category, when its newest list file changed (`lists update` replaces files whole)."""
+    times: dict[str, float] = {}
+    for source in snapshot.sources:
+        try:
+            mtime = os.stat(source["path"]).st_mtime
+        except OSError:
+            continue
+        times[source["category"]] = max(mtime, times.get(source["category"], 0.0))
+    return times
+
+
+def worker_count(setting: int | str) -> int:
+    """`workers: N`, or `auto`: the CPUs this process may run on."""
+    if setting == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, int(setting))
+
+
+def concrete_listeners(listen: tuple[tuple[str, int], ...]) -> list[tuple[str, int]]:
+    """The DNS listeners with port 0 replaced by a port free for UDP and TCP, so that every
+    worker binds the same one."""
+    out = []
+    for host, port in listen:
+        if port == 0:
+            port = _free_port(host)
+        out.append((host, port))
+    return out
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(family, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError(f"no free port on {host} for UDP and TCP")
+
+
+async def serve(cfg: ServerConfig) -> int:
+    sup = Supervisor(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop during start-up is a stop
+        loop.add_signal_handler(sig, sup.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(sup.reload()))
+    errors = await sup.load_initial()
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 2
+    try:
+        await sup.start()
+    except (OSError, StartError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        await sup.stop()
+        return 1
+    await sup.stopping.wait()
+    log.warning("stopping: draining %d workers", len(sup.pool.slots))
+    await sup.stop()
+    return 0
