@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.bystander import Bystander, longest_gap
+from resolver.build import indexfile
 from resolver.build.child import run_idle
 from resolver.holder import SWITCH_INTERVAL, low_priority_thread
 from resolver.lists.model import Entry
-from resolver.match import indexfile
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
 from resolver.match.key import NameKey, name_key
 from resolver.match.packed import DEEP

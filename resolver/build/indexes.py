@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resolver.build import indexfile
+from resolver.build.indexfile import IndexFileError
 from resolver.build.listfile import read_list
 from resolver.fileio import atomic_write
 from resolver.lists.catalogue import Source
-from resolver.match import indexfile
 from resolver.match.index import CategoryIndex, IndexBuilder
-from resolver.match.indexfile import IndexFileError
 from resolver.policy.compile import BACKEND, mandated_entries
 from resolver.policy.schema import MANDATED
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resolver.build import indexfile
+from resolver.build.indexfile import IndexFileError
 from resolver.fileio import atomic_write
-from resolver.match import indexfile
 from resolver.match.index import CategoryIndex
-from resolver.match.indexfile import IndexFileError
 from resolver.policy.plain import snapshot_from_plain, snapshot_to_plain
 from resolver.policy.snapshot import PolicySnapshot
 

@@ -282,7 +282,8 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    result = await request.app[CONFIG].control.reload()
+    accept_shrink = request.query.get("accept_shrink", "") in ("1", "true", "yes")
+    result = await request.app[CONFIG].control.reload(accept_shrink)
     return web.json_response(result, status=200 if result.get("ok") else 422)
 
 

@@ -1,7 +1,8 @@
 """What the web apps need from the running resolver: the one seam between `http` and the DNS side.
 
-The supervisor (`resolver.supervisor.Supervisor`) implements `ResolverControl`; the apps never import the DNS server or
-the policy holder. Tests use a small in-memory implementation with real data.
+The supervisor (`resolver.supervisor.Supervisor`) implements `ResolverControl`; the apps never
+import the DNS server or the policy holder. Tests use a small in-memory implementation with real
+data.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from resolver.stats import Stats
 
 
 class ResolverControl(Protocol):
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self, accept_shrink: bool = False) -> dict[str, Any]:
         """Reload policy and lists (merged with other reload triggers, one at a time).
 
         Returns {"ok": bool, "generation": int, "error": str | None, "duration": float seconds}.
         A failed reload keeps the old snapshot serving and returns ok=False with the error.
+        `accept_shrink`: the operator confirms that the mandated list really shrank.
         """
         ...
 

@@ -57,7 +57,7 @@ class ControlImpl:
         s.querylog_dropped = 5
         s.policy_generation = self.generation
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self, accept_shrink: bool = False) -> dict[str, Any]:
         if self.fail_next_reload:
             self.fail_next_reload = False
             self._stats.reload_failures += 1

@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
+from resolver.build import indexfile
 from resolver.lists.model import Entry, RuleAction
-from resolver.match import indexfile
 from resolver.match.index import IndexBuilder, free_in_pieces
 from resolver.match.key import name_key
 from resolver.match.packed import (

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from resolver.build import indexfile
+from resolver.build.indexfile import IndexFileError, load, save
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match import indexfile
 from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
-from resolver.match.indexfile import IndexFileError, load, save
 
 GOLDEN = Path(__file__).parents[1] / "data" / "match" / "golden_explain.json"
 QUERIES = [
