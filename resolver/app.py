@@ -30,6 +30,7 @@ from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
 from resolver.policy.decision import Action, Decision
 from resolver.reload import PolicyHolder
+from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
 from resolver.store.querylog import QueryLog
 from resolver.yamlsource import ConfigError
@@ -109,6 +110,7 @@ class Service:
         self.http_runners: list[web.AppRunner] = []
         self.listeners: list[str] = []
         self.stopping = asyncio.Event()
+        self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -194,7 +196,19 @@ class Service:
     async def reload(self) -> dict[str, Any]:
         if self.holder is None:
             return {"ok": False, "generation": 0, "error": "no policy configured", "duration": 0}
-        return await self.holder.reload()
+        self.notifier.reloading()
+        result = await self.holder.reload()
+        self.notifier.ready(self.systemd_status())
+        return result
+
+    def systemd_status(self) -> str:
+        """The line `systemctl status` shows: the policy generation, a failed reload's error."""
+        if self.holder is None:
+            return "serving without a policy"
+        text = f"serving policy generation {self.counters.policy_generation}"
+        if self.holder.last_result and not self.holder.last_result["ok"]:
+            text += f"; last reload failed: {self.holder.last_result['error']}"[:300]
+        return text
 
     def status(self) -> dict[str, Any]:
         snapshot = self.holder.current if self.holder else None
@@ -301,6 +315,7 @@ def _blockpage_addresses(cfg: ServerConfig) -> list[str]:
 async def serve(cfg: ServerConfig) -> int:
     service = Service(cfg)
     if service.holder is not None:
+        service.notifier.status("loading the policy")
         try:
             await asyncio.to_thread(service.holder.load_initial)
         except ConfigError as exc:
@@ -323,7 +338,13 @@ async def serve(cfg: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload()))
+    # systemd: READY only now, with the policy loaded, every listener bound and SIGHUP handled
+    # (`systemctl reload` right after start must not kill us); watchdog pings from this loop.
+    service.notifier.ready(service.systemd_status())
+    service.notifier.start_watchdog()
     await service.stopping.wait()
+    service.notifier.stopping()
     log.warning("stopping: finishing %d queries in flight", len(service.inflight.tasks))
     await service.stop()
+    service.notifier.close()
     return 0
