@@ -118,25 +118,28 @@ def test_installed_config_points_into_the_install(installed: Installed) -> None:
     assert (installed.root / "var/lib/safe-resolver/lists").is_dir()
 
 
-def test_installed_program_checks_the_installed_policy(installed: Installed) -> None:
+def test_installed_program_checks_the_installed_policy(
+    installed: Installed, tmp_path: Path
+) -> None:
     """A non-editable install is whole: the catalogue, core lists and safe-search table come
-    with it (the policy's lists are not fetched yet: a warning, not an error)."""
+    with it (the policy's lists are not fetched yet: a warning, not an error). The policy is
+    checked as installed, but with its state paths moved from /var/lib into tmp_path: `check`
+    caches compiled indexes in lists.dir."""
+    etc = installed.root / "etc/safe-resolver"
+    policy = (etc / "policy.yaml").read_text().replace("/var/lib/safe-resolver", str(tmp_path))
+    (tmp_path / "policy.yaml").write_text(policy)
+    shutil.copy(etc / "mandated.example.rpz", tmp_path)
     python = installed.root / "opt/safe-resolver/bin/python"
     result = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "resolver",
-            "check",
-            str(installed.root / "etc/safe-resolver/policy.yaml"),
-        ],
-        cwd=installed.root,
+        [str(python), "-m", "resolver", "check", str(tmp_path / "policy.yaml")],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
+    assert (tmp_path / "lists").is_dir()
 
 
 def test_units_verify(installed: Installed, tmp_path: Path) -> None:
