@@ -63,7 +63,7 @@ def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notify
 
 
 def policy(*deny: str) -> str:
-    return yaml.safe_dump(
+    text: str = yaml.safe_dump(
         {
             "version": 1,
             "clients": {"default": "kids"},
@@ -71,6 +71,7 @@ def policy(*deny: str) -> str:
             "lists": {"dir": "lists", "catalogue_sources": False},
         }
     )
+    return text
 
 
 def test_serves_and_reloads_with_no_writable_executable_memory(

@@ -105,9 +105,8 @@ def test_units_run_the_installed_program(installed: Installed) -> None:
 
 def test_installed_config_points_into_the_install(installed: Installed) -> None:
     etc = installed.root / "etc/safe-resolver"
-    (config_arg,) = re.findall(
-        r"--config (\S+)", *directives(installed.unit("safe-resolver.service"), "ExecStart")
-    )
+    (serve,) = directives(installed.unit("safe-resolver.service"), "ExecStart")
+    (config_arg,) = re.findall(r"--config (\S+)", serve)
     config = yaml.safe_load((installed.root / config_arg.lstrip("/")).read_text())
     assert config["policy"] == "/etc/safe-resolver/policy.yaml"
     assert config["querylog"]["path"].startswith("/var/lib/safe-resolver/")
