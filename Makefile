@@ -1,21 +1,28 @@
 # Two commands do all set-up on a fresh Debian machine: `make serve` and `make test`.
 # Both create .venv and install the project into it; `make test` also installs the system tools
 # the tests drive for real (dig, Chromium) when they are missing.
+# `make install` installs the service for systemd (systemd/install.sh says where; DESTDIR=,
+# PREFIX=, SYSCONFDIR=, UNITDIR= override); `make uninstall` removes the program and units.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test bench lint format clean venv system-test-deps
+.PHONY: serve test bench lint format clean venv system-test-deps install uninstall
 
 venv: $(STAMP)
 
+# Python 3.11+ with its venv module (Debian ships that apart, as python3-venv).
+define NEED_PYTHON
+@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	{ echo "safe-resolver needs Python 3.11 or newer"; exit 1; }
+@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+	sh tests/install-system-deps.sh python3-venv
+endef
+
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "safe-resolver needs Python 3.11 or newer"; exit 1; }
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
-		sh tests/install-system-deps.sh python3-venv
+	$(NEED_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -46,6 +53,17 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The service runs on the system's Python (security updates come with the OS), not a user's.
+install: PYTHON = /usr/bin/python3
+install:
+	$(NEED_PYTHON)
+	@PYTHON='$(PYTHON)' DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+		UNITDIR='$(UNITDIR)' sh systemd/install.sh install
+
+uninstall:
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' UNITDIR='$(UNITDIR)' \
+		sh systemd/install.sh uninstall
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

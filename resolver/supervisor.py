@@ -44,6 +44,7 @@ from resolver.policy.decide import decide
 from resolver.policy.decision import Action, Decision
 from resolver.policy.schema import MANDATED
 from resolver.policy.snapshot import PolicySnapshot
+from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
 from resolver.store.querylog import QueryLog
 
@@ -53,6 +54,10 @@ REQUEST_TIMEOUT = 300.0  # seconds a worker may take to map a new snapshot
 STOP_GRACE = 10.0  # seconds workers get to drain on SIGTERM before SIGKILL
 RESPAWN_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after 1, 2, 3... quick deaths in a row
 STABLE_AFTER = 60.0  # seconds a worker must live for its restarts to count as unrelated
+STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every second) before
+# it is killed and replaced: systemd's watchdog for the supervisor, done by the supervisor for
+# the workers, whose event loops systemd cannot see
+_WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 _BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 
 
@@ -75,6 +80,7 @@ class Slot:
     restarts: int = 0
     quick_deaths: int = 0
     started: float = 0.0
+    heard: float = 0.0  # when the worker last sent anything (monotonic)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -90,8 +96,10 @@ class WorkerPool:
         self.slots = [Slot(number) for number in range(1, count + 1)]
         self.retired = Stats()  # counters of workers that exited, so totals never go back
         self.stopping = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._watchdog = asyncio.get_running_loop().create_task(self._stall_watch())
         await asyncio.gather(*(self._spawn(slot) for slot in self.slots))
         waits = [asyncio.wait_for(slot.ready.wait(), READY_TIMEOUT) for slot in self.slots]
         try:
@@ -109,12 +117,13 @@ class WorkerPool:
                 sys.executable, "-m", "resolver", "serve-worker",
                 "--control-fd", str(child.fileno()),
                 pass_fds=(child.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+                env={k: v for k, v in os.environ.items() if k not in _WORKER_ENV_DROP},
             )  # fmt: skip
         finally:
             child.close()
         slot.ready.clear()
         slot.failed = ""
-        slot.started = time.monotonic()
+        slot.started = slot.heard = time.monotonic()
         slot.channel = await Channel.over(parent, lambda message: self._on_message(slot, message))
         holder = self.sup.holder
         slot.channel.notify({
@@ -130,6 +139,7 @@ class WorkerPool:
             task.add_done_callback(slot.tasks.discard)
 
     async def _on_message(self, slot: Slot, message: Message) -> Message | None:
+        slot.heard = time.monotonic()
         op = message.get("op")
         if op == "log":
             submit = self.sup.querylog.submit if self.sup.querylog else None
@@ -169,6 +179,22 @@ class WorkerPool:
         await asyncio.sleep(delay)
         if not self.stopping:
             await self._spawn(slot)
+
+    async def _stall_watch(self) -> None:
+        """Kill a ready worker that has said nothing for STALL_LIMIT seconds (its event loop
+        is stuck); `_watch` then replaces it like any worker that died."""
+        while not self.stopping:
+            await asyncio.sleep(STALL_LIMIT / 6)
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.alive and slot.ready.is_set() and now - slot.heard > STALL_LIMIT:
+                    assert slot.proc is not None
+                    log.error("worker %d (pid %d) silent for %.0f s: killing it",
+                              slot.number, slot.proc.pid, now - slot.heard)  # fmt: skip
+                    self.sup.own.dropped["worker-stalled"] += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        slot.proc.kill()
+                    slot.heard = now
 
     def _live(self) -> list[Slot]:
         return [s for s in self.slots if s.alive and s.channel is not None and s.ready.is_set()]
@@ -234,6 +260,8 @@ class WorkerPool:
     async def stop(self) -> None:
         """SIGTERM every worker (it drains), wait STOP_GRACE, then SIGKILL what is left."""
         self.stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         procs = [slot.proc for slot in self.slots if slot.alive]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -286,6 +314,7 @@ class Supervisor:
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
         self.stopping = asyncio.Event()
+        self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -385,11 +414,22 @@ class Supervisor:
         return await asyncio.shield(self._running)
 
     async def _reload_loop(self, accept_shrink: bool) -> dict[str, Any]:
+        self.notifier.reloading()
         result = await self._reload_once(accept_shrink)
         while self._again:
             self._again = False
             result = await self._reload_once(accept_shrink)
+        self.notifier.ready(self.systemd_status())
         return result
+
+    def systemd_status(self) -> str:
+        """The line `systemctl status` shows: the policy generation, a failed reload's error."""
+        if self.cfg.policy is None:
+            return "serving without a policy"
+        text = f"serving policy generation {self.generation}"
+        if self.last_reload and not self.last_reload["ok"]:
+            text += f"; last reload failed: {self.last_reload['error']}"[:300]
+        return text
 
     async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
         started = time.monotonic()
@@ -607,6 +647,7 @@ async def serve(cfg: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop during start-up is a stop
         loop.add_signal_handler(sig, sup.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(sup.reload()))
+    sup.notifier.status("loading the policy")
     errors = await sup.load_initial()
     if errors:
         for line in errors:
@@ -618,7 +659,14 @@ async def serve(cfg: ServerConfig) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         await sup.stop()
         return 1
+    # systemd: READY only now, with the policy loaded, every worker listening and SIGHUP
+    # handled (`systemctl reload` right after start must not kill us); watchdog pings from
+    # this loop, while the supervisor replaces a worker whose own loop stops reporting.
+    sup.notifier.ready(sup.systemd_status())
+    sup.notifier.start_watchdog()
     await sup.stopping.wait()
+    sup.notifier.stopping()
     log.warning("stopping: draining %d workers", len(sup.pool.slots))
     await sup.stop()
+    sup.notifier.close()
     return 0
