@@ -79,6 +79,8 @@ class Service:
             ql = cfg.querylog
             self.querylog = QueryLog(
                 ql.path,
+                backend=ql.backend,
+                dsn=ql.dsn,
                 clients=ql.clients,
                 retention_days=ql.retention_days or None,
                 queue_size=ql.queue_size,
@@ -311,7 +313,6 @@ async def serve(cfg: ServerConfig) -> int:
             return 2
     try:
         if service.querylog is not None:
-            service.cfg.querylog.path.parent.mkdir(parents=True, exist_ok=True)
             await service.querylog.start()
         await service.start_dns()
         await service.start_http()

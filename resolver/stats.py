@@ -77,6 +77,7 @@ class Stats:
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
     querylog_dropped: int = 0
     querylog_written: int = 0
+    querylog_failed_batches: int = 0  # write attempts that failed (database down, bad batch)
 
     def observe_latency(self, seconds: float) -> None:
         """Add one answer's latency to the histogram (non-cumulative buckets)."""
