@@ -14,12 +14,14 @@ migrations and partition DDL take one advisory lock, so servers sharing the data
 DDL waits at most `LOCK_TIMEOUT` behind a long report instead of stalling the writer.
 
 The connection is opened lazily and reopened after a failure: any operation that cannot reach
-the server raises `StoreUnavailable` (the query log then backs off and retries). Only this module
+the server raises `StoreUnavailable` (the query log then backs off and retries). `purge` with a
+date drops whole days and deletes the rest of the boundary day, so it is exact. Only this module
 imports psycopg, so a school box without it runs SQLite.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +36,8 @@ from psycopg.rows import dict_row
 from resolver.store.base import Migration, QueryFilter, StoreUnavailable, Summary, pending_steps
 from resolver.store.events import QueryEvent
 from resolver.store.sql import COLUMNS, COUNTS, event_row, period_sql, search_sql
+
+log = logging.getLogger(__name__)
 
 DAY = 86400
 AHEAD_DAYS = 2  # partitions exist for today and this many days after
@@ -219,14 +223,18 @@ class PostgresQueryStore:
         removed = 0
         for day in sorted(d for d in self._days if (d + 1) * DAY <= before):
             name = partition_name(day)
-            with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() == (None,):
-                    continue  # another server dropped it first
-                table = sql.Identifier(name)
-                row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-                conn.execute(sql.SQL("DROP TABLE {}").format(table))
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                    if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() == (None,):
+                        continue  # another server dropped it first
+                    table = sql.Identifier(name)
+                    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+                    conn.execute(sql.SQL("DROP TABLE {}").format(table))
+            except errors.LockNotAvailable:  # a long report reads it: the next round drops it
+                log.warning("query log: %s is in use; dropping it later", name)
+                break
             removed += int(row[0]) if row is not None else 0
             self._days.discard(day)
         return removed
@@ -235,7 +243,11 @@ class PostgresQueryStore:
         today = int(now // DAY)
         with self._session() as conn:
             self._days = partition_days(conn)  # another server may have created or dropped some
-            self._ensure(conn, set(range(today, today + AHEAD_DAYS + 1)))
+            try:
+                self._ensure(conn, set(range(today, today + AHEAD_DAYS + 1)))
+            except errors.LockNotAvailable:  # a long report holds the table; the next round or
+                # the first batch of the day creates them
+                log.warning("query log: partitions not created ahead: the table is in use")
 
     def expire(self, before: float) -> int:
         with self._session() as conn:

@@ -104,15 +104,16 @@ def report_texts(store: QueryStore, *args: Any, **kwargs: Any) -> tuple[str, str
     return to_json(report), to_csv(report)
 
 
-def test_report_json_and_csv_are_identical(both: tuple[Any, Any, str]):
+def test_report_json_and_csv_are_identical(both: tuple[Any, Any, str]) -> None:
     sqlite, pg, _ = both
-    for args, kwargs in [
+    cases: list[tuple[tuple[str, str], dict[str, Any]]] = [
         (("2025-03-07", "2025-03-12"), {}),
         (("2025-03-09", "2025-03-09"), {}),  # the daylight-saving day alone
         (("2025-03-08", "2025-03-11"), {"profile": "B-team"}),
         (("2025-03-07", "2025-03-12"), {"top": 3}),
         (("2025-04-01", "2025-04-30"), {}),  # nothing logged
-    ]:
+    ]
+    for args, kwargs in cases:
         assert report_texts(pg, *args, **kwargs) == report_texts(sqlite, *args, **kwargs)
     data = json.loads(report_texts(pg, "2025-03-07", "2025-03-12")[0])
     assert data["totals"]["queries"] == 2410 and len(data["per_day"]) == 6
@@ -121,7 +122,7 @@ def test_report_json_and_csv_are_identical(both: tuple[Any, Any, str]):
     ]  # fmt: skip
 
 
-def test_admin_summary_over_hours_is_identical(both: tuple[Any, Any, str]):
+def test_admin_summary_over_hours_is_identical(both: tuple[Any, Any, str]) -> None:
     sqlite, pg, _ = both
     until = datetime(2025, 3, 10, 17, 13).timestamp() + 0.5
     for hours, profile, top in [
@@ -134,7 +135,7 @@ def test_admin_summary_over_hours_is_identical(both: tuple[Any, Any, str]):
         assert pg.summary(since, until, profile, top) == sqlite.summary(since, until, profile, top)
 
 
-def test_admin_search_results_are_identical(both: tuple[Any, Any, str]):
+def test_admin_search_results_are_identical(both: tuple[Any, Any, str]) -> None:
     sqlite, pg, _ = both
     start = datetime(2025, 3, 8).timestamp()
     filters = [
@@ -160,7 +161,7 @@ def test_admin_search_results_are_identical(both: tuple[Any, Any, str]):
 
 def test_cli_report_from_a_postgresql_config_matches_sqlite(
     both: tuple[Any, Any, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     sqlite, _, dsn = both
     (tmp_path / "dsn").write_text(dsn + "\n")
     config = tmp_path / "server.yaml"

@@ -29,12 +29,12 @@ def problems(path: Path) -> str:
     return str(err.value)
 
 
-def test_sqlite_stays_the_default(tmp_path: Path):
+def test_sqlite_stays_the_default(tmp_path: Path) -> None:
     ql = load_config(config(tmp_path, "querylog:\n  path: q.sqlite\n")).querylog
     assert (ql.backend, ql.dsn, ql.path) == ("sqlite", None, tmp_path / "q.sqlite")
 
 
-def test_postgresql_dsn_inline_or_from_a_file(tmp_path: Path):
+def test_postgresql_dsn_inline_or_from_a_file(tmp_path: Path) -> None:
     dsn = "host=/run/postgresql dbname=safe user=resolver password=s3cret"
     ql = load_config(
         config(tmp_path, f"querylog:\n  backend: postgresql\n  dsn: '{dsn}'\n")
@@ -61,7 +61,9 @@ def test_postgresql_dsn_inline_or_from_a_file(tmp_path: Path):
         ("backend: postgresql\n  dsn: 5432", "must be"),
     ],
 )
-def test_bad_backend_settings_are_refused_with_their_place(tmp_path: Path, text, message):
+def test_bad_backend_settings_are_refused_with_their_place(
+    tmp_path: Path, text: str, message: str
+) -> None:
     shown = problems(config(tmp_path, f"querylog:\n  {text}\n"))
     assert message in shown and "server.yaml:" in shown
     assert "s3cret" not in shown
@@ -69,7 +71,7 @@ def test_bad_backend_settings_are_refused_with_their_place(tmp_path: Path, text,
 
 def test_cli_purge_and_report_on_a_postgresql_config(
     pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     now = time.time()
     store = PostgresQueryStore(pg_dsn)
     event = QueryEvent(now, "", "p", "x.example", "A", "allowed", "default", None, 0, 1.0, "udp",
@@ -90,7 +92,9 @@ def test_cli_purge_and_report_on_a_postgresql_config(
     assert '"queries": 0' in capsys.readouterr().out
 
 
-def test_cli_on_an_unreachable_database_says_so(tmp_path: Path, capsys):
+def test_cli_on_an_unreachable_database_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dsn = f"host={tmp_path} port=5432 dbname=gone user=u password=s3cret"
     path = config(tmp_path, f"querylog:\n  backend: postgresql\n  dsn: '{dsn}'\n")
     assert (
@@ -102,7 +106,9 @@ def test_cli_on_an_unreachable_database_says_so(tmp_path: Path, capsys):
     assert "cannot reach the query log" in capsys.readouterr().err
 
 
-def test_cli_purge_with_retention_zero_needs_a_period(tmp_path: Path, capsys):
+def test_cli_purge_with_retention_zero_needs_a_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "q.sqlite"
     path = config(tmp_path, f"querylog:\n  path: {db}\n  retention_days: 0\n")
     assert main(["report", "--from", "2025-01-01", "--to", "2025-01-01", "--db", str(db)]) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from calendar import timegm
 from collections.abc import Callable
@@ -61,7 +62,7 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60
         await asyncio.sleep(0.02)
 
 
-def test_copy_stores_every_field_in_day_partitions(pg_dsn: str):
+def test_copy_stores_every_field_in_day_partitions(pg_dsn: str) -> None:
     store = PostgresQueryStore(pg_dsn)
     events = [
         ev(utc("2025-03-01T23:59") + 59.75, qname="x.adult.example", qtype="AAAA",
@@ -79,7 +80,7 @@ def test_copy_stores_every_field_in_day_partitions(pg_dsn: str):
     assert sql(pg_dsn, "SELECT count(*) FROM queries_p20250302") == [(1,)]
 
 
-def test_schema_is_versioned_and_a_newer_schema_is_refused(pg_dsn: str):
+def test_schema_is_versioned_and_a_newer_schema_is_refused(pg_dsn: str) -> None:
     for _ in range(2):  # the second connection finds the schema current and changes nothing
         store = PostgresQueryStore(pg_dsn)
         store.maintain(time.time())
@@ -92,7 +93,7 @@ def test_schema_is_versioned_and_a_newer_schema_is_refused(pg_dsn: str):
     store.close()
 
 
-def test_maintain_creates_today_and_the_next_two_days_ahead(pg_dsn: str):
+def test_maintain_creates_today_and_the_next_two_days_ahead(pg_dsn: str) -> None:
     store = PostgresQueryStore(pg_dsn)
     now = utc("2025-12-31T22:00")
     store.maintain(now)
@@ -106,7 +107,7 @@ def test_maintain_creates_today_and_the_next_two_days_ahead(pg_dsn: str):
     assert len(partitions(pg_dsn)) == 3
 
 
-def test_retention_drops_whole_days_and_deletes_no_row(pg_dsn: str):
+def test_retention_drops_whole_days_and_deletes_no_row(pg_dsn: str) -> None:
     store = PostgresQueryStore(pg_dsn)
     days = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"]
     store.write([ev(utc(f"{d}T{h}")) for d in days for h in ("01:00", "23:00")])
@@ -119,7 +120,7 @@ def test_retention_drops_whole_days_and_deletes_no_row(pg_dsn: str):
     store.close()
 
 
-def test_purge_is_exact_and_all_removes_raw_rows_only(pg_dsn: str):
+def test_purge_is_exact_and_all_removes_raw_rows_only(pg_dsn: str) -> None:
     store = PostgresQueryStore(pg_dsn)
     store.write([ev(utc(f"2025-03-0{d}T{h}:00")) for d in (1, 2, 3) for h in (1, 12, 23)])
     assert store.purge(utc("2025-03-02T12:00")) == 4  # a whole day dropped + one row deleted
@@ -134,7 +135,7 @@ def test_purge_is_exact_and_all_removes_raw_rows_only(pg_dsn: str):
     store.close()
 
 
-def test_a_write_for_a_day_dropped_meanwhile_recreates_it(pg_dsn: str):
+def test_a_write_for_a_day_dropped_meanwhile_recreates_it(pg_dsn: str) -> None:
     store = PostgresQueryStore(pg_dsn)
     ts = utc("2025-03-01T10:00")
     store.write([ev(ts)])
@@ -144,7 +145,7 @@ def test_a_write_for_a_day_dropped_meanwhile_recreates_it(pg_dsn: str):
     store.close()
 
 
-async def test_querylog_pseudonymizes_like_sqlite(pg_dsn: str):
+async def test_querylog_pseudonymizes_like_sqlite(pg_dsn: str) -> None:
     now = time.time()
     for clients in ("pseudonymized", "none", "full"):
         log = QueryLog(None, backend="postgresql", dsn=pg_dsn, clients=clients, flush_interval=0.05)
@@ -170,7 +171,7 @@ async def test_querylog_pseudonymizes_like_sqlite(pg_dsn: str):
 
 async def test_writer_reconnects_after_losing_its_connection(
     pg_dsn: str, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     caplog.set_level(logging.WARNING, logger="resolver.store.querylog")
     stats = Stats()
     log = QueryLog(
@@ -203,7 +204,7 @@ async def test_writer_reconnects_after_losing_its_connection(
 
 async def test_database_not_there_never_blocks_counts_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     caplog.set_level(logging.WARNING, logger="resolver.store.querylog")
     stats = Stats()
     dsn = f"host={tmp_path} port=5432 user=postgres password=hunter2 dbname=nothing"
@@ -227,3 +228,48 @@ async def test_database_not_there_never_blocks_counts_and_logs_once(
     with pytest.raises(StoreUnavailable):
         await asyncio.to_thread(reader.search, QueryFilter())
     await reader.close()
+
+
+def test_retention_waits_for_no_long_reader_and_drops_the_day_later(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("resolver.store.postgresql.LOCK_TIMEOUT", "200ms")
+    store = PostgresQueryStore(pg_dsn)
+    store.write([ev(utc("2025-03-01T10:00")), ev(utc("2025-03-05T10:00"))])
+    with psycopg.connect(pg_dsn) as report:  # a long report: a transaction reading the table
+        report.execute("SELECT count(*) FROM queries").fetchone()
+        assert store.expire(utc("2025-03-04T00:00")) == 0  # gave up after 200 ms, no error
+        assert store.purge(utc("2025-03-04T00:00")) == 1  # exact all the same: a row delete
+        assert "in use; dropping it later" in caplog.text
+        store.maintain(utc("2025-03-05T12:00"))  # cannot create ahead either: logged, no error
+        assert "not created ahead" in caplog.text
+    assert store.expire(utc("2025-03-04T00:00")) == 0
+    assert partitions(pg_dsn) == ["queries_p20250305"]  # the emptied day went this time
+    store.maintain(utc("2025-03-05T12:00"))
+    assert len(partitions(pg_dsn)) == 3
+    store.close()
+
+
+def test_servers_sharing_a_new_database_never_race(pg_dsn: str) -> None:
+    """Four servers start at once on an empty database: one migrates, all create partitions."""
+    start = utc("2025-06-01T00:00")
+    errors: list[BaseException] = []
+
+    def server(n: int) -> None:
+        store = PostgresQueryStore(pg_dsn)
+        try:
+            for day in range(10):
+                store.write([ev(start + day * DAY + n + i / 10) for i in range(5)])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=server, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sql(pg_dsn, "SELECT count(*) FROM queries") == [(200,)]
+    assert len(partitions(pg_dsn)) == 10

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import dns.rcode
 import psycopg
@@ -20,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.authority import Authority
 from support.postgres import PostgresServer, PostgresUnavailable, start_server
-from support.resolver_proc import ResolverFactory, free_port, unique_name
+from support.resolver_proc import ResolverFactory, ResolverProc, free_port, unique_name
 
 QUEUE = 20  # querylog.queue_size: small, so an outage overflows it quickly
 
@@ -46,7 +47,7 @@ def counters(admin: int) -> dict[str, float]:
     return out
 
 
-def search(admin: int, qname: str) -> tuple[int, dict]:
+def search(admin: int, qname: str) -> tuple[int, dict[str, Any]]:
     url = f"http://127.0.0.1:{admin}/api/v1/querylog?qname={qname}&limit=1000"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -74,14 +75,14 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
-def ask(rp, names: list[str]) -> None:
+def ask(rp: ResolverProc, names: list[str]) -> None:
     for name in names:
         assert rp.query(name, "A").rcode() == dns.rcode.NOERROR, name
 
 
 def test_resolver_logs_to_postgresql_and_rides_out_an_outage(
     resolver_proc: ResolverFactory, authority: Authority, own_postgres: PostgresServer
-):
+) -> None:
     dsn = own_postgres.dsn()
     admin = free_port()
     rp = resolver_proc(
