@@ -114,7 +114,8 @@ class QueryLog:
         return len(self._queue)
 
     async def close(self) -> None:
-        """Stop accepting events, write everything queued, close the database."""
+        """Stop accepting events, write everything queued (in an outage: count it as dropped),
+        close the database."""
         if self._thread is None:
             return
         self._closed = True
@@ -140,7 +141,8 @@ class QueryLog:
             if self._outage_since is None or time.monotonic() >= self._retry_at:
                 self._drain()
                 # In an outage a held batch is the probe; with none, the housekeeping is.
-                if time.time() >= self._next_sweep and not (self._outage_since and self._pending):
+                in_outage = self._outage_since is not None
+                if time.time() >= self._next_sweep and not (in_outage and self._pending):
                     self._sweep()
             if self._closed:
                 if self._outage_since is not None:  # never wait for a database that is down
