@@ -47,7 +47,9 @@ class AdminConfig:
 @dataclass(frozen=True, slots=True)
 class QueryLogConfig:
     enabled: bool = False
+    backend: str = "sqlite"  # or "postgresql" (needs dsn and the `postgresql` extra)
     path: Path = Path("var/querylog.sqlite")
+    dsn: str | None = field(default=None, repr=False)  # may hold a password
     clients: str = "pseudonymized"
     retention_days: int = 30
     queue_size: int = 10_000
@@ -252,7 +254,10 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         data.get("querylog"),
         (
             "enabled",
+            "backend",
             "path",
+            "dsn",
+            "dsn_file",
             "clients",
             "retention_days",
             "queue_size",
@@ -268,11 +273,16 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         )  # fmt: skip
         enabled = ql.get("enabled", True)
         check.type_ok(("querylog", "enabled"), enabled, bool)
+        backend = check.choice(
+            ("querylog", "backend"), ql.get("backend", "sqlite"), ("sqlite", "postgresql")
+        )
         cfg = replace(
             cfg,
             querylog=QueryLogConfig(
                 enabled=bool(enabled),
+                backend=backend or "sqlite",
                 path=base / str(ql.get("path", "var/querylog.sqlite")),
+                dsn=_querylog_dsn(check, ql, backend, base),
                 clients=clients or "pseudonymized",
                 retention_days=_int(check, ("querylog", "retention_days"), ql, 30, 0, 3650),
                 queue_size=_int(check, ("querylog", "queue_size"), ql, 10_000, 10, 10_000_000),
@@ -317,6 +327,48 @@ def parse_workers(text: str) -> int | str:
     if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
         return int(text)
     raise ValueError(f"--workers: expected auto or a number from 1 to {MAX_WORKERS}, not {text!r}")
+
+
+def _querylog_dsn(
+    check: Checker, ql: dict[str, Any], backend: str | None, base: Path
+) -> str | None:
+    """`querylog.dsn`, or the first line of `dsn_file` (a password kept out of the config)."""
+    if "dsn" in ql and "dsn_file" in ql:
+        check.error(("querylog", "dsn_file"), "give dsn or dsn_file, not both")
+        return None
+    dsn = ql.get("dsn")
+    if "dsn_file" in ql and check.type_ok(("querylog", "dsn_file"), ql["dsn_file"], str):
+        try:
+            dsn = (base / ql["dsn_file"]).read_text().strip()
+        except OSError as exc:
+            check.error(("querylog", "dsn_file"), f"cannot read dsn file: {exc.strerror}")
+            return None
+    key = ("querylog", "dsn_file" if "dsn_file" in ql else "dsn")
+    if backend is None:  # already reported
+        return None
+    if backend != "postgresql":
+        if dsn is not None:
+            check.error(key, "a dsn is only for backend: postgresql")
+        return None
+    if dsn is None:
+        check.error(("querylog", "backend"), "backend postgresql needs dsn (or dsn_file)")
+        return None
+    if not check.type_ok(key, dsn, str):
+        return None
+    try:
+        from resolver.store.postgresql import check_dsn
+    except ImportError:
+        check.error(
+            ("querylog", "backend"),
+            "backend postgresql needs psycopg: pip install 'safe-resolver[postgresql]'",
+        )
+        return None
+    try:
+        check_dsn(dsn)
+    except ValueError as exc:
+        check.error(key, str(exc))
+        return None
+    return str(dsn)
 
 
 def _int(

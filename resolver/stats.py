@@ -82,6 +82,7 @@ class Stats:
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
     querylog_dropped: int = 0
     querylog_written: int = 0
+    querylog_failed_batches: int = 0  # write attempts that failed (database down, bad batch)
 
     def add(self, other: Stats) -> None:
         """Add `other`'s counters to these (one process's share of the traffic). Gauges that

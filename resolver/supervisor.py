@@ -300,6 +300,8 @@ class Supervisor:
             ql = cfg.querylog
             self.querylog = QueryLog(
                 ql.path,
+                backend=ql.backend,
+                dsn=ql.dsn,
                 clients=ql.clients,
                 retention_days=ql.retention_days or None,
                 queue_size=ql.queue_size,
@@ -339,7 +341,6 @@ class Supervisor:
 
     async def start(self) -> None:
         if self.querylog is not None:
-            self.cfg.querylog.path.parent.mkdir(parents=True, exist_ok=True)
             await self.querylog.start()
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
         await self.pool.start()
@@ -532,7 +533,7 @@ class Supervisor:
         own = self.own
         total.started = own.started
         for name in ("reloads", "reload_failures", "reload_seconds_last", "reload_last_error",
-                     "querylog_written"):  # fmt: skip
+                     "querylog_written", "querylog_failed_batches"):  # fmt: skip
             setattr(total, name, getattr(own, name))
         total.querylog_dropped += own.querylog_dropped
         total.policy_generation = self.generation

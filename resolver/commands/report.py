@@ -7,50 +7,43 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from resolver.config import QueryLogConfig, load_config
+from resolver.store.backends import open_query_store
+from resolver.store.base import QueryStore, StoreUnavailable
 from resolver.store.reports import build_report, to_csv, to_json
-from resolver.store.sqlite import SqliteQueryStore
-
-DEFAULT_DB = "var/querylog.sqlite"
-DEFAULT_RETENTION_DAYS = 30
+from resolver.yamlsource import ConfigError
 
 
-def _querylog_config(config: str | None) -> dict:
-    """The `querylog:` mapping of the server YAML ({} without --config)."""
-    if not config:
-        return {}
-    with open(config, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    section = data.get("querylog") if isinstance(data, dict) else None
-    return section if isinstance(section, dict) else {}
-
-
-def _existing_log(args: argparse.Namespace, command: str) -> tuple[Path, dict] | None:
-    """The query-log database (`--db`, else `querylog.path` of `--config`) and that section;
-    None, with the reason on stderr, when the config is unreadable or the database is absent."""
+def _open_log(args: argparse.Namespace, command: str) -> tuple[QueryStore, int] | None:
+    """The query log (`--db` FILE, else the `querylog` section of `--config`, else the default
+    SQLite file) and its retention in days; None, with the reason on stderr, when the config is
+    unusable or the log is absent."""
     try:
-        section = _querylog_config(args.config)
-    except (OSError, yaml.YAMLError) as exc:
+        section = load_config(args.config).querylog if args.config else QueryLogConfig()
+    except (OSError, ConfigError) as exc:
         print(f"safe-resolver {command}: cannot read config: {exc}", file=sys.stderr)
         return None
-    db = Path(args.db or section.get("path") or DEFAULT_DB)
-    if not db.exists():
-        print(f"safe-resolver {command}: no query log at {db}", file=sys.stderr)
-        return None
-    return db, section
+    if args.db or section.backend == "sqlite":
+        db = Path(args.db) if args.db else section.path
+        if not db.exists():
+            print(f"safe-resolver {command}: no query log at {db}", file=sys.stderr)
+            return None
+        return open_query_store("sqlite", path=db), section.retention_days
+    return open_query_store(section.backend, dsn=section.dsn), section.retention_days
 
 
 def report_command(args: argparse.Namespace) -> int:
-    found = _existing_log(args, "report")
+    found = _open_log(args, "report")
     if found is None:
         return 2
-    db, _ = found
-    store = SqliteQueryStore(db)
+    store, _ = found
     try:
         report = build_report(store, args.date_from, args.date_to, args.profile)
     except ValueError as exc:
         print(f"safe-resolver report: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"safe-resolver report: cannot read the query log: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
@@ -68,24 +61,29 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def purge_command(args: argparse.Namespace) -> int:
-    found = _existing_log(args, "purge")
+    if not args.all and args.older_than is not None and args.older_than < 0:
+        print("safe-resolver purge: days must be a non-negative integer", file=sys.stderr)
+        return 2
+    found = _open_log(args, "purge")
     if found is None:
         return 2
-    db, section = found
-    if args.all:
-        before = None
-    else:
-        days = args.older_than
-        if days is None:
-            days = section.get("retention_days", DEFAULT_RETENTION_DAYS)
-        if not isinstance(days, int) or days < 0:
-            print("safe-resolver purge: days must be a non-negative integer", file=sys.stderr)
-            return 2
-        before = time.time() - days * 86400
-    store = SqliteQueryStore(db)
+    store, retention_days = found
+    days = args.older_than if args.older_than is not None else retention_days
+    if not args.all and days == 0 and args.older_than is None:
+        store.close()
+        print(
+            "safe-resolver purge: querylog.retention_days is 0 (keep everything):"
+            " give --older-than DAYS or --all",
+            file=sys.stderr,
+        )
+        return 2
+    before = None if args.all else time.time() - days * 86400  # --all: the raw rows only
     try:
         removed = store.purge(before)
+    except StoreUnavailable as exc:
+        print(f"safe-resolver purge: cannot reach the query log: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
-    print(f"removed {removed} query-log rows from {db}")
+    print(f"removed {removed} query-log rows from {store.name}")
     return 0

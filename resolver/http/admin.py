@@ -37,7 +37,7 @@ from resolver.http.i18n import category_label
 from resolver.http.ports import ResolverControl
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
 from resolver.stats import LATENCY_BUCKETS, Stats
-from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore
+from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore, StoreUnavailable
 from resolver.store.querylog import QueryLog
 
 API = "/api/v1"
@@ -339,7 +339,10 @@ async def querylog_search(request: web.Request) -> web.Response:
         )
     except ValueError as exc:
         return _error(str(exc))
-    rows = await asyncio.to_thread(log.search, flt)
+    try:
+        rows = await asyncio.to_thread(log.search, flt)
+    except StoreUnavailable:
+        return _error("the query-log database is unreachable", 503)
     return web.json_response({"rows": rows, "clients": log.clients})
 
 
@@ -353,9 +356,12 @@ async def querylog_summary(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _error(str(exc))
     until = time.time()
-    summary = await asyncio.to_thread(
-        log.summary, until - hours * 3600, until, request.query.get("profile") or None, top
-    )
+    try:
+        summary = await asyncio.to_thread(
+            log.summary, until - hours * 3600, until, request.query.get("profile") or None, top
+        )
+    except StoreUnavailable:
+        return _error("the query-log database is unreachable", 503)
     return web.json_response({"hours": hours} | dataclasses.asdict(summary))
 
 

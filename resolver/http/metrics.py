@@ -118,6 +118,11 @@ class StatsCollector(Collector):
         yield CounterMetricFamily(
             P + "querylog_written", "Query-log events written", s.querylog_written
         )
+        yield CounterMetricFamily(
+            P + "querylog_failed_batches",
+            "Query-log batch writes that failed (database unreachable: retried; else dropped)",
+            s.querylog_failed_batches,
+        )
         for name, doc, table in (
             ("malformed", "Malformed DNS messages by reason", s.malformed),
             ("dropped", "Queries dropped without an answer by reason", s.dropped),

@@ -1,9 +1,14 @@
 """The storage interface: what the query log, reports and the web apps need from a database.
 
-SQLite (`resolver.store.sqlite`) is the only implementation: embedded, nothing to install. A
-larger site could add PostgreSQL by implementing these two Protocols; nothing above this module
-touches SQL. Every method is blocking: async callers run them in a thread (`asyncio.to_thread`),
-the query log calls them from its own writer thread.
+Two backends implement `QueryStore`: SQLite (`resolver.store.sqlite`, the default: embedded,
+nothing to install, right for a school box) and PostgreSQL (`resolver.store.postgresql`, for an
+ISP: many servers, one database, day partitions). `resolver.store.backends.open_query_store`
+picks one; nothing above this module touches SQL. Every method is blocking: async callers run
+them in a thread (`asyncio.to_thread`), the query log calls them from its own writer thread.
+
+Each backend keeps its schema as numbered migrations per component (`MIGRATIONS` in its module,
+applied in order and recorded in a `schema_versions` table), so later tables (roll-ups, audit)
+are added as new components or new versions, never by editing a step that has run.
 """
 
 from __future__ import annotations
@@ -15,6 +20,34 @@ from typing import Any, Protocol
 from resolver.store.events import QueryEvent
 
 SEARCH_LIMIT_MAX = 1000
+
+# One schema step: the statements that take a component from version N-1 to N, run in one
+# transaction. A component's migrations are a tuple of steps: version N is `steps[N - 1]`.
+Migration = tuple[str, ...]
+
+
+def pending_steps(
+    component: str, steps: tuple[Migration, ...], current: int
+) -> tuple[Migration, ...]:
+    """The steps to run on a database at version `current`.
+
+    A database from a newer safe-resolver (a version this one does not know) is refused rather
+    than written with an older idea of the schema.
+    """
+    if current > len(steps):
+        raise RuntimeError(
+            f"{component} schema version {current} is newer than this safe-resolver knows"
+            f" ({len(steps)}): upgrade safe-resolver"
+        )
+    return steps[current:]
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (down, restarting, refused the login): a retry may work.
+
+    Any other exception from `write` means this batch cannot be stored (retrying would not help).
+    The message names the database without its password.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +82,8 @@ class Summary:
 class QueryStore(Protocol):
     """Where query events are kept."""
 
+    name: str  # for messages: the file, or the database without its password
+
     def write(self, events: Sequence[QueryEvent]) -> int:
         """Store a batch in one transaction; `client` is already pseudonymized ("" = none)."""
         ...
@@ -64,7 +99,21 @@ class QueryStore(Protocol):
         ...
 
     def purge(self, before: float | None) -> int:
-        """Delete rows older than `before` (every row if None); returns how many."""
+        """Delete rows older than `before` exactly (every query-log row if None); how many."""
+        ...
+
+    def expire(self, before: float) -> int:
+        """Retention: remove rows older than `before` in the backend's cheapest unit; how many.
+
+        SQLite deletes exactly those rows; PostgreSQL drops whole day partitions that end at or
+        before `before` (so a row outlives `before` by less than a day, and no row is deleted
+        one by one).
+        """
+        ...
+
+    def maintain(self, now: float) -> None:
+        """Housekeeping the writer runs at start and hourly (PostgreSQL: the next days'
+        partitions are created ahead, so a batch at midnight never waits for DDL)."""
         ...
 
     def close(self) -> None: ...
@@ -81,9 +130,11 @@ class RequestStore(Protocol):
         """Store a pending request; None when the pending-request cap is reached."""
         ...
 
-    def list_unblock(self, status: str | None = "pending", limit: int = 200) -> list[dict]: ...
+    def list_unblock(
+        self, status: str | None = "pending", limit: int = 200
+    ) -> list[dict[str, Any]]: ...
 
-    def get_unblock(self, request_id: int) -> dict | None: ...
+    def get_unblock(self, request_id: int) -> dict[str, Any] | None: ...
 
     def set_unblock_status(self, request_id: int, status: str, decided_by: str = "admin") -> bool:
         """Move a pending request to approved/rejected; False if it is not pending."""
@@ -93,6 +144,6 @@ class RequestStore(Protocol):
         """Store a report of harmful content; None when the cap is reached."""
         ...
 
-    def list_content_reports(self, limit: int = 200) -> list[dict]: ...
+    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...

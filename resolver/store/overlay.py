@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from resolver.fileio import atomic_write
 
 
-def read_overlay(path: str | Path) -> list[dict]:
+def read_overlay(path: str | Path) -> list[dict[str, Any]]:
     """The overlay's allow entries ([] when the file does not exist yet)."""
     p = Path(path)
     if not p.exists():

@@ -2,11 +2,18 @@
 
 `submit()` is what the DNS path calls for every logged answer: one length check and one
 `deque.append`, never blocking and never raising. When the queue is full the event is dropped
-and counted (`stats.querylog_dropped`): DNS answers never wait for the disk. The writer thread
-owns the only write connection (sqlite3 calls block, so they stay off the event loop), writes in
-batches of `batch` rows per transaction, pseudonymizes client addresses on the way in (see
-`resolver.store.pseudonym`), and deletes rows older than `retention_days` once an hour.
-`close()` drains the queue before returning: nothing submitted before a clean stop is lost.
+and counted (`stats.querylog_dropped`): DNS answers never wait for the database. The writer
+thread owns the only write connection (database calls block, so they stay off the event loop),
+writes in batches of `batch` rows per transaction (SQLite) or per COPY (PostgreSQL),
+pseudonymizes client addresses on the way in (see `resolver.store.pseudonym`), and once an hour
+runs the store's housekeeping and drops rows older than `retention_days`.
+
+When the database cannot be reached (`StoreUnavailable`: PostgreSQL down or restarting) the
+writer keeps the batch it holds, lets the queue fill (then `submit` drops and counts), logs
+once, and retries after 1, 2, 4 ... up to 10 s; every failed attempt counts in
+`stats.querylog_failed_batches`. A batch the database refuses for another reason is dropped and
+counted. `close()` drains the queue before returning, except in an outage, where what is left is
+counted as dropped at once: a stop never waits for a database that is down.
 
 Per-profile "do not log" is the caller's decision: events for a decision with `log=False` must
 simply not be submitted.
@@ -24,24 +31,28 @@ from pathlib import Path
 from typing import Any
 
 from resolver.stats import Stats
-from resolver.store.base import QueryFilter, QueryStore, Summary
+from resolver.store.backends import open_query_store
+from resolver.store.base import QueryFilter, QueryStore, StoreUnavailable, Summary
 from resolver.store.events import QueryEvent
 from resolver.store.pseudonym import Pseudonymizer
-from resolver.store.sqlite import SqliteQueryStore
 
 log = logging.getLogger(__name__)
 
 CLIENT_MODES = ("pseudonymized", "full", "none")
 PURGE_EVERY = 3600.0  # seconds between retention sweeps
+RETRY_FIRST = 1.0  # seconds before the first retry after the database became unreachable
+RETRY_MAX = 10.0  # the back-off doubles up to this
 
 
 class QueryLog:
-    """Asynchronous, batched, privacy-preserving query log (SQLite by default)."""
+    """Asynchronous, batched, privacy-preserving query log (SQLite by default, or PostgreSQL)."""
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | None,
         *,
+        backend: str = "sqlite",
+        dsn: str | None = None,
         clients: str = "pseudonymized",
         retention_days: int | None = 30,
         queue_size: int = 10000,
@@ -56,7 +67,9 @@ class QueryLog:
             raise ValueError("querylog.queue_size and batch must be positive")
         if retention_days is not None and retention_days < 1:
             raise ValueError("querylog.retention_days must be at least 1 (or null to keep all)")
-        self.path = Path(path)
+        self.path = Path(path) if path is not None else None
+        self.backend = backend
+        self._dsn = dsn
         self.clients = clients
         self.retention_days = retention_days
         self.stats = stats if stats is not None else Stats()
@@ -70,11 +83,18 @@ class QueryLog:
         self._thread: threading.Thread | None = None
         self._writer: QueryStore | None = None
         self._reader: QueryStore | None = None
+        self._pending: list[QueryEvent] = []  # a pseudonymized batch waiting for the database
+        self._outage_since: float | None = None  # monotonic time the database became unreachable
+        self._outage_dropped = 0  # querylog_dropped when the outage began
+        self._retry_delay = RETRY_FIRST
+        self._retry_at = 0.0  # monotonic time of the next attempt in an outage
+        self._next_sweep = 0.0  # unix time of the next housekeeping and retention round
 
     async def start(self) -> None:
-        """Open the database (raises on a bad path) and start the writer thread."""
-        self._writer = await asyncio.to_thread(SqliteQueryStore, self.path)
-        self._reader = await asyncio.to_thread(SqliteQueryStore, self.path)
+        """Open the stores (SQLite: raises on a bad path; PostgreSQL: connects in the writer,
+        so a database that is down never stops DNS) and start the writer thread."""
+        self._writer = await asyncio.to_thread(self._open)
+        self._reader = await asyncio.to_thread(self._open)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="querylog-writer", daemon=True)
         self._thread.start()
@@ -94,7 +114,8 @@ class QueryLog:
         return len(self._queue)
 
     async def close(self) -> None:
-        """Stop accepting events, write everything queued, close the database."""
+        """Stop accepting events, write everything queued (in an outage: count it as dropped),
+        close the database."""
         if self._thread is None:
             return
         self._closed = True
@@ -105,31 +126,77 @@ class QueryLog:
             if store is not None:
                 store.close()
 
+    def _open(self) -> QueryStore:
+        return open_query_store(self.backend, path=self.path, dsn=self._dsn)
+
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_purge = 0.0
         while True:
-            self._wake.wait(self._flush_interval)
+            if self._outage_since is None:
+                self._wake.wait(self._flush_interval)
+            else:
+                self._wake.wait(max(0.0, self._retry_at - time.monotonic()))
             self._wake.clear()
-            while self._queue:
-                self._write_batch()
-            if self.retention_days is not None and time.time() >= next_purge:
-                next_purge = time.time() + PURGE_EVERY
-                self._safe_purge()
-            if self._closed and not self._queue:
-                return
+            if self._outage_since is None or time.monotonic() >= self._retry_at:
+                self._drain()
+                # In an outage a held batch is the probe; with none, the housekeeping is.
+                in_outage = self._outage_since is not None
+                if time.time() >= self._next_sweep and not (in_outage and self._pending):
+                    self._sweep()
+            if self._closed:
+                if self._outage_since is not None:  # never wait for a database that is down
+                    self.stats.querylog_dropped += len(self._pending) + len(self._queue)
+                    self._pending, self._queue = [], deque()
+                    return
+                if not self._queue and not self._pending:
+                    return
 
-    def _write_batch(self) -> None:
-        queue, batch = self._queue, []
-        for _ in range(min(self._batch, len(queue))):
-            batch.append(self._private(queue.popleft()))
-        try:
-            assert self._writer is not None
-            self.stats.querylog_written += self._writer.write(batch)
-        except Exception:  # disk full, locked file...: count and carry on, never kill the thread
-            self.stats.querylog_dropped += len(batch)
-            log.exception("query log: could not write %d events to %s", len(batch), self.path)
+    def _drain(self) -> None:
+        """Write everything queued, a batch at a time, until done or the database is gone."""
+        assert self._writer is not None
+        queue = self._queue
+        while self._pending or queue:
+            if not self._pending:
+                n = min(self._batch, len(queue))
+                self._pending = [self._private(queue.popleft()) for _ in range(n)]
+            try:
+                self.stats.querylog_written += self._writer.write(self._pending)
+            except StoreUnavailable as exc:  # keep the batch; retry after the back-off
+                self.stats.querylog_failed_batches += 1
+                self._unavailable(exc)
+                return
+            except Exception:  # disk full, bad row...: count, carry on, never kill the thread
+                self.stats.querylog_failed_batches += 1
+                self.stats.querylog_dropped += len(self._pending)
+                log.exception("query log: could not write %d events", len(self._pending))
+            else:
+                self._available()
+            self._pending = []
+
+    def _unavailable(self, exc: StoreUnavailable) -> None:
+        """Back off; log once per outage (when it starts), not at every retry."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            self._outage_dropped = self.stats.querylog_dropped
+            self._retry_delay = RETRY_FIRST
+            log.warning(
+                "query log: cannot write (%s); DNS goes on, up to %d events wait and the rest"
+                " are dropped and counted; retrying every %.0f-%.0f s",
+                exc, self._queue_size, RETRY_FIRST, RETRY_MAX,
+            )  # fmt: skip
+        else:
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+        self._retry_at = time.monotonic() + self._retry_delay
+
+    def _available(self) -> None:
+        if self._outage_since is not None:
+            log.warning(
+                "query log: writing again after %.0f s; %d events were dropped meanwhile",
+                time.monotonic() - self._outage_since,
+                self.stats.querylog_dropped - self._outage_dropped,
+            )
+            self._outage_since = None
 
     def _private(self, event: QueryEvent) -> QueryEvent:
         if self.clients == "pseudonymized":
@@ -138,14 +205,23 @@ class QueryLog:
             return event._replace(client="")
         return event
 
-    def _safe_purge(self) -> None:
+    def _sweep(self) -> None:
+        """Housekeeping and retention, hourly; retried with the back-off when unreachable."""
+        assert self._writer is not None
+        now = time.time()
         try:
-            assert self._writer is not None and self.retention_days is not None
-            removed = self._writer.purge(time.time() - self.retention_days * 86400)
-            if removed:
-                log.info("query log: retention removed %d rows", removed)
+            self._writer.maintain(now)
+            if self.retention_days is not None:
+                removed = self._writer.expire(now - self.retention_days * 86400)
+                if removed:
+                    log.info("query log: retention removed %d rows", removed)
+        except StoreUnavailable as exc:
+            self._unavailable(exc)
+            return
         except Exception:
-            log.exception("query log: retention purge failed")
+            log.exception("query log: housekeeping or retention failed")
+        self._available()
+        self._next_sweep = now + PURGE_EVERY
 
     # -- reading (blocking: the admin app calls these through asyncio.to_thread) --------------
 

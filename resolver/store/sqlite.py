@@ -14,38 +14,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, Summary
+from resolver.store.base import SEARCH_LIMIT_MAX, Migration, QueryFilter, Summary, pending_steps
 from resolver.store.events import QueryEvent
+from resolver.store.sql import COLUMNS, COUNTS, event_row, period_sql, search_sql
 
-_QUERY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS queries (
-    ts REAL NOT NULL, client TEXT, profile TEXT NOT NULL, qname TEXT NOT NULL,
-    qtype TEXT NOT NULL, action TEXT NOT NULL, tier TEXT NOT NULL, category TEXT,
-    rcode INTEGER NOT NULL, latency_ms REAL NOT NULL, transport TEXT NOT NULL,
-    cached INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts);
-"""
-
-_REQUEST_SCHEMA = """
-CREATE TABLE IF NOT EXISTS unblock_requests (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, host TEXT NOT NULL, profile TEXT NOT NULL,
-    category TEXT, note TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
-    decided REAL, decided_by TEXT
-);
-CREATE TABLE IF NOT EXISTS content_reports (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, url TEXT NOT NULL, note TEXT NOT NULL
-);
-"""
+# The schema, one numbered step per version (see `resolver.store.base.Migration`). Version 1
+# uses IF NOT EXISTS so a file written before versioning adopts it unchanged.
+MIGRATIONS: dict[str, tuple[Migration, ...]] = {
+    "querylog": (
+        (
+            """CREATE TABLE IF NOT EXISTS queries (
+                ts REAL NOT NULL, client TEXT, profile TEXT NOT NULL, qname TEXT NOT NULL,
+                qtype TEXT NOT NULL, action TEXT NOT NULL, tier TEXT NOT NULL, category TEXT,
+                rcode INTEGER NOT NULL, latency_ms REAL NOT NULL, transport TEXT NOT NULL,
+                cached INTEGER NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS queries_ts ON queries (ts)",
+        ),
+    ),
+    "requests": (
+        (
+            """CREATE TABLE IF NOT EXISTS unblock_requests (
+                id INTEGER PRIMARY KEY, created REAL NOT NULL, host TEXT NOT NULL,
+                profile TEXT NOT NULL, category TEXT, note TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending', decided REAL, decided_by TEXT
+            )""",
+            """CREATE TABLE IF NOT EXISTS content_reports (
+                id INTEGER PRIMARY KEY, created REAL NOT NULL, url TEXT NOT NULL,
+                note TEXT NOT NULL
+            )""",
+        ),
+    ),
+}
 
 # Caps so a flood of block-page form posts cannot fill the disk.
 MAX_PENDING_UNBLOCK = 1000
 MAX_CONTENT_REPORTS = 5000
 
-_COLUMNS = (
-    "ts, client, profile, qname, qtype, action, tier, category, rcode, latency_ms, transport,"
-    " cached"
-)
 _DAY = "date(ts, 'unixepoch', 'localtime')"
 
 
@@ -61,109 +66,82 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def migrate(conn: sqlite3.Connection, component: str) -> int:
+    """Bring `component`'s tables to the newest version in one transaction; that version."""
+    steps = MIGRATIONS[component]
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then sees it done
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions"
+            " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        row = conn.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (component,)
+        ).fetchone()
+        for step in pending_steps(component, steps, int(row[0]) if row is not None else 0):
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
+            (component, len(steps)),
+        )
+    return len(steps)
+
+
 class _Db:
-    def __init__(self, path: str | Path, schema: str) -> None:
+    def __init__(self, path: str | Path, component: str) -> None:
         self.path = Path(path)
+        self.name = str(path)
         self._lock = threading.Lock()
         self._conn = connect(path)
-        with self._lock, self._conn:
-            self._conn.executescript(schema)
+        with self._lock:
+            migrate(self._conn, component)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 class SqliteQueryStore(_Db):
     """The query log table."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, _QUERY_SCHEMA)
+        super().__init__(path, "querylog")
 
     def write(self, events: Sequence[QueryEvent]) -> int:
-        rows = [
-            (
-                e.ts,
-                e.client or None,
-                e.profile,
-                e.qname,
-                e.qtype,
-                e.action,
-                e.tier,
-                e.category,
-                e.rcode,
-                e.latency_ms,
-                e.transport,
-                int(e.cached),
-            )
-            for e in events
-        ]
+        rows = [event_row(e) for e in events]
         with self._lock, self._conn:
-            self._conn.executemany(f"INSERT INTO queries ({_COLUMNS}) VALUES ({'?,' * 11}?)", rows)
+            self._conn.executemany(f"INSERT INTO queries ({COLUMNS}) VALUES ({'?,' * 11}?)", rows)
         return len(rows)
 
     def search(self, flt: QueryFilter) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if flt.since is not None:
-            where.append("ts >= ?")
-            params.append(flt.since)
-        if flt.until is not None:
-            where.append("ts < ?")
-            params.append(flt.until)
-        for column in ("client", "profile", "action", "category"):
-            value = getattr(flt, column)
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if flt.qname:
-            name = flt.qname.lower().rstrip(".")
-            where.append("(qname = ? OR qname LIKE ? ESCAPE '\\')")
-            params += [name, "%." + _escape_like(name)]
-        sql = f"SELECT {_COLUMNS} FROM queries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC LIMIT ?"
-        params.append(max(0, min(flt.limit, SEARCH_LIMIT_MAX)))
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._conn.execute(*search_sql(flt, "?")).fetchall()
         return [dict(r) | {"cached": bool(r["cached"])} for r in rows]
 
     def summary(
         self, since: float, until: float, profile: str | None = None, top: int = 20
     ) -> Summary:
-        where = "ts >= ? AND ts < ?" + (" AND profile = ?" if profile is not None else "")
-        params: list[Any] = [since, until] + ([profile] if profile is not None else [])
-        counts = (
-            "COUNT(*) AS queries,"
-            " SUM(action = 'blocked') AS blocked,"
-            " SUM(action = 'rewritten') AS rewritten,"
-            " SUM(action = 'blocked' AND tier = 'mandated') AS mandated,"
-            " SUM(action = 'rewritten' AND tier = 'safesearch') AS safesearch"
-        )
+        where, params = period_sql(since, until, profile, "?")
         out = Summary()
         with self._lock:
             c = self._conn
-            total = c.execute(f"SELECT {counts} FROM queries WHERE {where}", params).fetchone()
-            for key in ("queries", "blocked", "rewritten", "mandated", "safesearch"):
-                setattr(out, key, int(total[key] or 0))
+            total = c.execute(f"SELECT {COUNTS} FROM queries WHERE {where}", params).fetchone()
+            for key in total.keys():  # noqa: SIM118 (sqlite3.Row)
+                setattr(out, key, total[key])
             out.per_day = [
-                {k: (r[k] or 0) for k in r.keys()}  # noqa: SIM118 (sqlite3.Row)
+                dict(r)
                 for r in c.execute(
-                    f"SELECT {_DAY} AS day, {counts} FROM queries WHERE {where}"
+                    f"SELECT {_DAY} AS day, {COUNTS} FROM queries WHERE {where}"
                     " GROUP BY day ORDER BY day",
                     params,
                 )
             ]
             out.per_profile = [
-                {k: (r[k] or 0) for k in r.keys()}  # noqa: SIM118 (sqlite3.Row)
+                dict(r)
                 for r in c.execute(
-                    f"SELECT profile, {counts} FROM queries WHERE {where}"
-                    " GROUP BY profile ORDER BY queries DESC",
+                    f"SELECT profile, {COUNTS} FROM queries WHERE {where}"
+                    " GROUP BY profile ORDER BY queries DESC, profile",
                     params,
                 )
             ]
@@ -171,7 +149,7 @@ class SqliteQueryStore(_Db):
                 {"category": r[0] or "", "blocked": r[1]}
                 for r in c.execute(
                     f"SELECT category, COUNT(*) AS n FROM queries WHERE {where}"
-                    " AND action = 'blocked' GROUP BY category ORDER BY n DESC",
+                    " AND action = 'blocked' GROUP BY category ORDER BY n DESC, category",
                     params,
                 )
             ]
@@ -193,12 +171,18 @@ class SqliteQueryStore(_Db):
                 cur = self._conn.execute("DELETE FROM queries WHERE ts < ?", (before,))
         return cur.rowcount
 
+    def expire(self, before: float) -> int:
+        return self.purge(before)
+
+    def maintain(self, now: float) -> None:
+        """Nothing ahead of time: one table, no partitions."""
+
 
 class SqliteRequestStore(_Db):
     """Unblock requests and content reports from the block page (may share the log's file)."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, _REQUEST_SCHEMA)
+        super().__init__(path, "requests")
 
     def add_unblock(self, host: str, profile: str, category: str | None, note: str) -> int | None:
         with self._lock, self._conn:
@@ -222,7 +206,9 @@ class SqliteRequestStore(_Db):
             )
             return int(cur.lastrowid or 0)
 
-    def list_unblock(self, status: str | None = "pending", limit: int = 200) -> list[dict]:
+    def list_unblock(
+        self, status: str | None = "pending", limit: int = 200
+    ) -> list[dict[str, Any]]:
         sql = "SELECT * FROM unblock_requests"
         params: list[Any] = []
         if status is not None:
@@ -233,7 +219,7 @@ class SqliteRequestStore(_Db):
         with self._lock:
             return [dict(r) for r in self._conn.execute(sql, params)]
 
-    def get_unblock(self, request_id: int) -> dict | None:
+    def get_unblock(self, request_id: int) -> dict[str, Any] | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT * FROM unblock_requests WHERE id = ?", (request_id,)
@@ -262,7 +248,7 @@ class SqliteRequestStore(_Db):
             )
             return int(cur.lastrowid or 0)
 
-    def list_content_reports(self, limit: int = 200) -> list[dict]:
+    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._lock:
             return [
                 dict(r)

@@ -13,7 +13,7 @@ from resolver.stats import Stats
 from resolver.store.base import QueryFilter
 from resolver.store.events import QueryEvent
 from resolver.store.querylog import QueryLog
-from resolver.store.sqlite import SqliteQueryStore
+from resolver.store.sqlite import SqliteQueryStore, SqliteRequestStore
 
 DAY = 86400.0
 
@@ -158,3 +158,28 @@ async def test_unwritable_path_fails_at_start(tmp_path: Path):
     blocker.write_text("not a directory")
     with pytest.raises(OSError):
         await QueryLog(blocker / "q.sqlite").start()
+
+
+def test_a_file_from_before_schema_versions_is_adopted_and_a_newer_one_refused(tmp_path: Path):
+    db = tmp_path / "q.sqlite"
+    conn = sqlite3.connect(db)  # the layout written before migrations were numbered
+    conn.executescript(
+        "CREATE TABLE queries (ts REAL NOT NULL, client TEXT, profile TEXT NOT NULL,"
+        " qname TEXT NOT NULL, qtype TEXT NOT NULL, action TEXT NOT NULL, tier TEXT NOT NULL,"
+        " category TEXT, rcode INTEGER NOT NULL, latency_ms REAL NOT NULL,"
+        " transport TEXT NOT NULL, cached INTEGER NOT NULL);"
+        "INSERT INTO queries VALUES (1.5, NULL, 'p', 'a.example', 'A', 'allowed', 'default',"
+        " NULL, 0, 1.0, 'udp', 0);"
+    )
+    conn.close()
+    SqliteQueryStore(db).close()
+    SqliteRequestStore(db).close()
+    versions = rows(db, "SELECT component, version FROM schema_versions ORDER BY 1")
+    assert [tuple(r) for r in versions] == [("querylog", 1), ("requests", 1)]
+    assert len(rows(db)) == 1  # the old rows are kept
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE schema_versions SET version = 7 WHERE component = 'querylog'")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this safe-resolver"):
+        SqliteQueryStore(db)
