@@ -104,8 +104,10 @@ def test_resolver_logs_to_postgresql_and_rides_out_an_outage(
     wait_for(lambda: counters(admin)["safe_resolver_querylog_failed_batches_total"] >= 1,
              "a failed batch to be counted")  # fmt: skip
     # Workers hand events to the writer in batches a moment later: wait for them to arrive.
-    wait_for(lambda: counters(admin)["safe_resolver_querylog_dropped_total"]
-             >= 3 * QUEUE - QUEUE - 5, "the events the full queue dropped to be counted")  # fmt: skip
+    wait_for(
+        lambda: counters(admin)["safe_resolver_querylog_dropped_total"] >= 3 * QUEUE - QUEUE - 5,
+        "the events the full queue dropped to be counted",
+    )
     assert search(admin, "w.example.org")[0] == 503
 
     own_postgres.start()  # the writer finds it at its next retry, within its 10 s back-off
