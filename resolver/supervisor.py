@@ -53,6 +53,7 @@ READY_TIMEOUT = 300.0  # seconds a worker may take to map the snapshot and bind
 REQUEST_TIMEOUT = 300.0  # seconds a worker may take to map a new snapshot
 STOP_GRACE = 10.0  # seconds workers get to drain on SIGTERM before SIGKILL
 RESPAWN_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after 1, 2, 3... quick deaths in a row
+START_ATTEMPTS = 3  # a worker that dies this often before it is ready fails the start
 STABLE_AFTER = 60.0  # seconds a worker must live for its restarts to count as unrelated
 STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every second) before
 # it is killed and replaced: systemd's watchdog for the supervisor, done by the supervisor for
@@ -158,19 +159,20 @@ class WorkerPool:
 
     async def _watch(self, slot: Slot, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
-        if slot.proc is not proc:
-            return
-        if not slot.ready.is_set():
-            slot.failed = slot.failed or f"exited with status {code} while starting"
+        if slot.proc is not proc or slot.failed:
+            return  # replaced already, or it said why it could not start (start fails)
+        lived = time.monotonic() - slot.started
+        slot.quick_deaths = 0 if lived > STABLE_AFTER else slot.quick_deaths + 1
+        if not slot.ready.is_set() and slot.quick_deaths >= START_ATTEMPTS:
+            slot.failed = f"exited with status {code} while starting, {START_ATTEMPTS} times"
             slot.ready.set()
+            return
         if self.stopping:
             return
         self.retired.add(slot.stats)
         slot.stats = Stats()
         slot.restarts += 1
         self.sup.own.dropped["worker-exit"] += 1
-        lived = time.monotonic() - slot.started
-        slot.quick_deaths = 0 if lived > STABLE_AFTER else slot.quick_deaths + 1
         delay = RESPAWN_DELAYS[min(slot.quick_deaths, len(RESPAWN_DELAYS) - 1)]
         log.error(
             "worker %d (pid %d) exited with status %s after %.1f s; replacing it in %.1f s",

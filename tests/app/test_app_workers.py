@@ -107,6 +107,10 @@ def test_a_killed_worker_is_replaced_and_counters_never_go_back(
         )
 
     assert blocked() == 20
+    wait_for(
+        lambda: all(w["alive"] for w in http(f"{admin}/api/v1/status")["workers"]),
+        "both workers ready",
+    )
     victim = http(f"{admin}/api/v1/status")["workers"][0]
     os.kill(victim["pid"], signal.SIGKILL)
 
