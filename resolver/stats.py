@@ -77,6 +77,11 @@ class Stats:
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
     querylog_dropped: int = 0
     querylog_written: int = 0
+    # HTTP listeners (block page, admin): connections open now, connections closed or refused
+    # by reason (resolver.http.guard), requests the parser rejected (resolver.http.errorlog).
+    http_connections: dict[str, int] = field(default_factory=dict)  # listener -> open now
+    http_closed: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    http_bad_requests: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def observe_latency(self, seconds: float) -> None:
         """Add one answer's latency to the histogram (non-cumulative buckets)."""

@@ -12,8 +12,8 @@ import pytest
 
 from resolver.cli import main
 from resolver.http.i18n import _catalogue_names
-from resolver.store.events import QueryEvent
 from resolver.http.report_html import to_html
+from resolver.store.events import QueryEvent
 from resolver.store.reports import build_report, period, to_csv, to_json
 from resolver.store.sqlite import SqliteQueryStore
 
@@ -128,8 +128,10 @@ def test_cli_purge(db: Path, capsys):
 
 
 # What pupils can ask for: each would be a formula (or a DDE payload) in a spreadsheet.
-HOSTILE = ["=1+2.xvideos.com", "@sum(1+1).example", "+x", "-x", "\tcmd.example", "\rcmd.example",
-           '=HYPERLINK("http://evil.example","x")', "<script>alert(1)</script>.example"]  # fmt: skip
+HOSTILE = [
+    "=1+2.xvideos.com", "@sum(1+1).example", "+x", "-x", "\tcmd.example", "\rcmd.example",
+    '=HYPERLINK("http://evil.example","x")', "<script>alert(1)</script>.example",
+]  # fmt: skip
 
 
 @pytest.fixture
