@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,7 +17,7 @@ DEFAULT_DB = "var/querylog.sqlite"
 DEFAULT_RETENTION_DAYS = 30
 
 
-def _querylog_config(config: str | None) -> dict:
+def _querylog_config(config: str | None) -> dict[str, Any]:
     """The `querylog:` mapping of the server YAML ({} without --config)."""
     if not config:
         return {}
@@ -26,7 +27,7 @@ def _querylog_config(config: str | None) -> dict:
     return section if isinstance(section, dict) else {}
 
 
-def _existing_log(args: argparse.Namespace, command: str) -> tuple[Path, dict] | None:
+def _existing_log(args: argparse.Namespace, command: str) -> tuple[Path, dict[str, Any]] | None:
     """The query-log database (`--db`, else `querylog.path` of `--config`) and that section;
     None, with the reason on stderr, when the config is unreadable or the database is absent."""
     try:

@@ -121,7 +121,7 @@ def closed(stats: Stats, reason: str) -> int:
 
 async def test_idle_slow_header_and_kept_alive_connections_are_closed_on_time(serve):
     port, _, stats = await serve(HttpLimits(header_timeout=0.3, keepalive_timeout=0.6))
-    idle_r, idle_w = await connect(port)  # (a dropped StreamWriter may close its socket)
+    idle_r, _idle_w = await connect(port)  # (a dropped StreamWriter may close its socket)
     slow_r, slow_w = await connect(port)
     slow_w.write(b"GET / HTTP/1.1\r\nHo")
 

@@ -17,7 +17,7 @@ def make_cert(directory: Path, name: str = "admin.school.lan") -> tuple[Path, Pa
     """(cert.pem, key.pem) valid for a day for `name`, localhost and 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alt = x509.SubjectAlternativeName([
         x509.DNSName(name), x509.DNSName("localhost"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
