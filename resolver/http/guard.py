@@ -69,9 +69,6 @@ class ConnectionGuard:
         self._by_handler: dict[RequestHandler, GuardedProtocol] = {}
         stats.http_connections[name] = 0
 
-    def __len__(self) -> int:
-        return len(self._open)
-
     def count(self, reason: str) -> None:
         self.stats.http_closed[(self.name, reason)] += 1
 
@@ -81,7 +78,7 @@ class ConnectionGuard:
         """Make room for `conn` within both caps (closing a waiting one), or refuse it."""
         limits, client = self.limits, self._clients.get(conn.client)
         full = client is not None and len(client.conns) >= limits.max_connections_per_client
-        if full and not self._evict(client.waiting, "client"):  # type: ignore[union-attr]
+        if full and client is not None and not self._evict(client.waiting, "client"):
             return False
         if len(self._open) >= limits.max_connections and not self._evict(self._waiting, "total"):
             return False
@@ -169,7 +166,11 @@ class ConnectionGuard:
 
     @property
     def middleware(self) -> Middleware:
-        """Marks requests busy and reads each body within `body_timeout` before the handler."""
+        """Marks requests busy and reads each body within `body_timeout` before the handler.
+
+        aiohttp keeps the bytes for the handler's `read()`, `json()` and `post()` (our forms are
+        urlencoded: a multipart body would reach `post()` already consumed).
+        """
         guard = self
 
         @web.middleware
@@ -326,7 +327,11 @@ class GuardedServer(asyncio.AbstractServer):
                 sock.close()
 
     def close(self) -> None:
+        """Stop accepting; the socket closes once the accept loop has let go of it."""
         self._task.cancel()
+        self._task.add_done_callback(self._close_sockets)
+
+    def _close_sockets(self, _task: asyncio.Task[None]) -> None:
         for sock in self.sockets:
             sock.close()
 
