@@ -16,6 +16,7 @@ from resolver.dns.acl import DEFAULT_ALLOW
 from resolver.dns.cache import CacheConfig
 from resolver.dns.server import TcpConfig
 from resolver.dns.upstream import UpstreamConfig
+from resolver.http.limits import HttpLimits
 from resolver.yamlsource import Checker, ConfigError, Document, Problem, load_yaml, load_yaml_text
 
 DEFAULT_LISTEN = "127.0.0.1:5335"
@@ -36,12 +37,18 @@ class BlockPageConfig:
     hotline_name: str = ""
     lang: str = "vi"
     requests_db: Path | None = None  # unblock requests and content reports (default: querylog path)
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     listen: tuple[HostPort, ...] = ()
     token: str | None = None
+    cert: Path | None = None  # with key: the admin listener serves HTTPS only
+    key: Path | None = None
+    session_lifetime: int = 8 * 3600  # seconds a dashboard login lasts at most
+    session_idle_timeout: int = 1800  # seconds of no use after which it ends
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,16 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "max_queued_bytes": (1_024, 16_777_216),
         "max_pending": (1, 10_000),
     },
+}
+
+
+# Keys both HTTP sections (blockpage, admin) take for resolver.http.limits: (minimum, maximum).
+_HTTP_LIMITS: dict[str, tuple[int, int]] = {
+    "header_timeout": (1, 300),
+    "body_timeout": (1, 300),
+    "keepalive_timeout": (1, 3600),
+    "max_connections_per_client": (1, 1_000_000),
+    "max_connections": (1, 1_000_000),
 }
 
 
@@ -201,6 +218,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             "hotline_name",
             "lang",
             "requests_db",
+            *_HTTP_LIMITS,
         ),
     )
     addresses = check.str_list(("blockpage", "address"), bp.get("address"))
@@ -226,10 +244,20 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             requests_db=base / bp["requests_db"]
             if isinstance(bp.get("requests_db"), str)
             else None,
+            limits=_http_limits(check, "blockpage", bp),
         ),
     )
 
-    admin = check.mapping(("admin",), data.get("admin"), ("listen", "token", "token_file"))
+    admin = check.mapping(
+        ("admin",),
+        data.get("admin"),
+        ("listen", "token", "token_file", "cert", "key", "session_lifetime",
+         "session_idle_timeout", *_HTTP_LIMITS),
+    )  # fmt: skip
+    if bool(admin.get("cert")) != bool(admin.get("key")):
+        check.error(
+            ("admin", "cert" if admin.get("cert") else "key"), "TLS needs both cert and key"
+        )
     token = admin.get("token")
     if admin.get("token_file") is not None:
         try:
@@ -246,6 +274,15 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                 check, ("admin", "listen"), admin.get("listen", [DEFAULT_ADMIN_LISTEN]), None
             ),
             token=token,
+            cert=base / admin["cert"] if isinstance(admin.get("cert"), str) else None,
+            key=base / admin["key"] if isinstance(admin.get("key"), str) else None,
+            session_lifetime=_int(
+                check, ("admin", "session_lifetime"), admin, 8 * 3600, 60, 30 * 86400
+            ),
+            session_idle_timeout=_int(
+                check, ("admin", "session_idle_timeout"), admin, 1800, 60, 30 * 86400
+            ),
+            limits=_http_limits(check, "admin", admin),
         ),
     )
 
@@ -380,7 +417,16 @@ def _int(
     if not low <= value <= high:
         check.error(path, f'"{path[-1]}" must be between {low} and {high}, not {value}')
         return default
-    return value
+    return int(value)
+
+
+def _http_limits(check: Checker, section: str, raw: dict[str, Any]) -> HttpLimits:
+    values = {
+        key: _int(check, (section, key), raw, 0, low, high)
+        for key, (low, high) in _HTTP_LIMITS.items()
+        if key in raw
+    }
+    return HttpLimits(**values)
 
 
 def _ints(

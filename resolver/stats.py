@@ -83,6 +83,11 @@ class Stats:
     querylog_dropped: int = 0
     querylog_written: int = 0
     querylog_failed_batches: int = 0  # write attempts that failed (database down, bad batch)
+    # HTTP listeners (block page, admin): connections open now, connections closed or refused
+    # by reason (resolver.http.guard), requests the parser rejected (resolver.http.errorlog).
+    http_connections: dict[str, int] = field(default_factory=dict)  # listener -> open now
+    http_closed: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    http_bad_requests: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: Stats) -> None:
         """Add `other`'s counters to these (one process's share of the traffic). Gauges that

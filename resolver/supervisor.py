@@ -40,6 +40,7 @@ from resolver.build.snapshotfile import SnapshotFileError
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.holder import SnapshotHolder
+from resolver.http.limits import HttpLimits
 from resolver.policy.decide import decide
 from resolver.policy.decision import Action, Decision
 from resolver.policy.schema import MANDATED
@@ -352,6 +353,8 @@ class Supervisor:
     async def start_http(self) -> None:
         from resolver.http.admin import make_admin_app
         from resolver.http.blockpage import make_blockpage_app
+        from resolver.http.runner import server_tls_context
+        from resolver.http.sessions import SessionStore
         from resolver.store.sqlite import SqliteRequestStore
 
         bp = self.cfg.blockpage
@@ -368,34 +371,53 @@ class Supervisor:
                 store=store,
                 lang_default=bp.lang,
             )
-            if bp.listen:
-                await self._serve_http("blockpage", app, list(bp.listen))
-            if bp.https_listen and bp.cert and bp.key:
-                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                tls.load_cert_chain(bp.cert, bp.key)
-                await self._serve_http("blockpage-https", app, list(bp.https_listen), tls)
-        if self.cfg.admin.listen:
+            tls = server_tls_context(bp.cert, bp.key) if bp.cert and bp.key else None
+            https = list(bp.https_listen) if tls else []
+            await self._serve_http("blockpage", app, list(bp.listen), bp.limits, https, tls)
+        ad = self.cfg.admin
+        if ad.listen:
             admin = make_admin_app(
-                self, token=self.cfg.admin.token, store=store, querylog=self.querylog
+                self,
+                token=ad.token,
+                store=store,
+                querylog=self.querylog,
+                sessions=SessionStore(ad.session_lifetime, ad.session_idle_timeout),
             )
-            await self._serve_http("admin", admin, list(self.cfg.admin.listen))
+            if ad.cert and ad.key:
+                tls = server_tls_context(ad.cert, ad.key)
+                await self._serve_http("admin", admin, [], ad.limits, list(ad.listen), tls)
+            else:
+                if ad.token and any(not ipaddress.ip_address(h).is_loopback for h, _ in ad.listen):
+                    log.warning(
+                        "admin listens beyond loopback over plain HTTP: the token and session "
+                        "cookies cross the network readable; set admin.cert and admin.key"
+                    )
+                await self._serve_http("admin", admin, list(ad.listen), ad.limits)
 
     async def _serve_http(
         self,
         name: str,
         app: web.Application,
         listens: list[tuple[str, int]],
+        limits: HttpLimits,
+        tls_listens: list[tuple[str, int]] | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        """One runner per app: its plain and TLS addresses share one connection guard."""
         from resolver.http.runner import start_http
 
-        runner = await start_http(app, listens, tls)
+        tls_listens = tls_listens or []
+        runner = await start_http(
+            app, listens, tls_listens=tls_listens, tls=tls, name=name, limits=limits,
+            stats=self.own,
+        )  # fmt: skip
         self.http_runners.append(runner)
-        for address in runner.addresses:
+        for i, address in enumerate(runner.addresses):  # sites start in order: plain, then TLS
             host, port = address[0], address[1]
+            proto = "http" if i < len(listens) else "https"
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            self.http_listeners.append(f"{name} {'https' if tls else 'http'} {shown}")
-            log.warning("listening %s=%s %s", name, shown, "https" if tls else "http")
+            self.http_listeners.append(f"{name} {proto} {shown}")
+            log.warning("listening %s=%s %s", name, shown, proto)
 
     async def stop(self) -> None:
         await self.pool.stop()
@@ -543,6 +565,9 @@ class Supervisor:
         total.list_updated = dict(own.list_updated)
         for reason, count in own.dropped.items():
             total.dropped[reason] += count
+        total.http_connections = own.http_connections  # the web apps run here only
+        total.http_closed = own.http_closed
+        total.http_bad_requests = own.http_bad_requests
         return total
 
     async def refresh_stats(self) -> None:

@@ -3,8 +3,9 @@
 Access (checked by one middleware before any route):
 - a request carrying `Authorization: Bearer <token>` that matches the configured token
   (constant-time compare) is allowed from anywhere;
-- a browser that logged in on `/login` with the token carries a session cookie (an HMAC of the
-  token, HttpOnly, SameSite=Strict) and is allowed from anywhere;
+- a browser that logged in on `/login` with the token carries a session cookie (a random id
+  the server keeps in memory, `resolver.http.sessions`: it expires, logout revokes it;
+  HttpOnly, SameSite=Strict, and Secure when the listener is HTTPS) and is allowed from anywhere;
 - without either, only a loopback peer is allowed, and only with a loopback Host header
   (`localhost`, `127.0.0.1`, `[::1]`): a DNS-rebinding page cannot borrow the loopback pass;
 - everything else gets 401 (token configured) or 403 (no token: loopback only).
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import hmac
 import time
 from collections import defaultdict
@@ -36,6 +36,7 @@ from resolver.http import metrics
 from resolver.http.i18n import category_label
 from resolver.http.ports import ResolverControl
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
+from resolver.http.sessions import SessionStore
 from resolver.stats import LATENCY_BUCKETS, Stats
 from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore, StoreUnavailable
 from resolver.store.querylog import QueryLog
@@ -43,7 +44,9 @@ from resolver.store.querylog import QueryLog
 API = "/api/v1"
 MAX_BODY = 64 * 1024
 SESSION_COOKIE = "sr_session"
-OPEN_PATHS = frozenset({"/login"})  # reachable without auth (the login form itself)
+# Reachable without auth: the login form, and logout (so an expired session can still clear
+# its cookie; the same-origin check below still applies to both posts).
+OPEN_PATHS = frozenset({"/login", "/logout"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 CSP_ADMIN = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
@@ -62,12 +65,7 @@ class AdminConfig:
     querylog: QueryLog | None
     registry: CollectorRegistry
     login_limiter: RateLimiter
-
-    def session_value(self) -> str | None:
-        """The cookie a logged-in browser carries: derived from the token, never the token."""
-        if not self.token:
-            return None
-        return hmac.new(self.token.encode(), b"dashboard-session", hashlib.sha256).hexdigest()
+    sessions: SessionStore
 
 
 CONFIG = web.AppKey("admin_config", AdminConfig)
@@ -81,8 +79,12 @@ def make_admin_app(
     token: str | None,
     store: RequestStore | None,
     querylog: QueryLog | None,
+    sessions: SessionStore | None = None,
 ) -> web.Application:
-    """The admin app (API + metrics + dashboard). `token=None`: loopback-only access."""
+    """The admin app (API + metrics + dashboard). `token=None`: loopback-only access.
+
+    `sessions` defaults to 8-hour logins that end after 30 minutes unused.
+    """
     from resolver.http.dashboard import setup_dashboard  # the dashboard pages live beside
 
     app = web.Application(client_max_size=MAX_BODY, middlewares=[access_middleware])
@@ -93,6 +95,7 @@ def make_admin_app(
         querylog=querylog,
         registry=metrics.make_registry(control.stats),
         login_limiter=RateLimiter(limit=10, window=60.0),
+        sessions=sessions if sessions is not None else SessionStore(8 * 3600, idle_timeout=1800),
     )
     app.on_response_prepare.append(add_security_headers(CSP_ADMIN))
     r = app.router
@@ -137,9 +140,8 @@ def access_kind(request: web.Request) -> str | None:
     cfg = request.app[CONFIG]
     if _bearer_ok(request, cfg.token):
         return "token"
-    session = cfg.session_value()
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    if session and cookie and hmac.compare_digest(cookie.encode(), session.encode()):
+    if cfg.token and cookie and cfg.sessions.check(cookie):
         return "session"
     host = _host_name(request).lower()
     if is_loopback(request.remote) and (host in LOOPBACK_HOSTS or is_loopback(host)):
@@ -265,6 +267,14 @@ def stats_json(s: Stats) -> dict[str, Any]:
         "querylog": {"written": s.querylog_written, "dropped": s.querylog_dropped},
         "malformed": dict(s.malformed),
         "dropped": dict(s.dropped),
+        "http": {
+            "connections": dict(s.http_connections),
+            "closed": [
+                {"listener": listener, "reason": reason, "count": count}
+                for (listener, reason), count in list(s.http_closed.items())
+            ],
+            "bad_requests": dict(s.http_bad_requests),
+        },
     }
 
 

@@ -5,7 +5,8 @@ No CDN, no framework: `static/dashboard.js` (same origin, allowed by the CSP) fe
 few seconds and draws the charts as SVG. Everything it shows from the server goes through
 `textContent`, never `innerHTML`. Approve/reject/reload buttons are same-origin `fetch` POSTs,
 which the admin app's CSRF check accepts and a cross-site page cannot forge. Off loopback the
-browser logs in once on `/login` with the admin token and gets a session cookie.
+browser logs in once on `/login` with the admin token and gets a session cookie; "Log out" (a
+same-origin POST to `/logout`) ends the session on the server, not only in the browser.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.Response:
     cfg = request.app[admin.CONFIG]
-    session = cfg.session_value()
-    if session is None or cfg.token is None:
+    if cfg.token is None:
         return web.Response(status=403, text="no admin token is configured: use loopback")
     if not cfg.login_limiter.allow(request.remote or ""):
         return web.Response(status=429, text="too many attempts, wait a minute")
@@ -63,10 +63,14 @@ async def login_submit(request: web.Request) -> web.Response:
     given = form.get("token")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), cfg.token.encode()):
         return web.Response(status=401, text="wrong token")
+    old = request.cookies.get(admin.SESSION_COOKIE)
+    if old:
+        cfg.sessions.revoke(old)  # a fresh id at each login (no session fixation)
     response = web.HTTPSeeOther("/dashboard")
     response.set_cookie(
         admin.SESSION_COOKIE,
-        session,
+        cfg.sessions.create(),
+        max_age=int(cfg.sessions.lifetime),
         httponly=True,
         samesite="Strict",
         secure=request.secure,
@@ -76,6 +80,9 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    session = request.cookies.get(admin.SESSION_COOKIE)
+    if session:
+        request.app[admin.CONFIG].sessions.revoke(session)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(admin.SESSION_COOKIE, path="/")
     raise response

@@ -131,7 +131,32 @@ class StatsCollector(Collector):
             for reason, count in list(table.items()):
                 family.add_metric([reason], count)
             yield family
+        yield from _http_families(s)
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
+
+
+def _http_families(s: Stats) -> Iterator[Metric]:
+    """The block page and admin listeners: connections, why they were closed, bad requests."""
+    open_now = GaugeMetricFamily(
+        P + "http_connections", "HTTP connections open now", labels=["listener"]
+    )
+    for listener, count in list(s.http_connections.items()):
+        open_now.add_metric([listener], count)
+    yield open_now
+    closed = CounterMetricFamily(
+        P + "http_connections_closed",
+        "HTTP connections closed or refused by the connection guard, by reason",
+        labels=["listener", "reason"],
+    )
+    for (listener, reason), count in list(s.http_closed.items()):
+        closed.add_metric([listener, reason], count)
+    yield closed
+    bad = CounterMetricFamily(
+        P + "http_bad_requests", "HTTP requests the parser rejected with 400", labels=["listener"]
+    )
+    for listener, count in list(s.http_bad_requests.items()):
+        bad.add_metric([listener], count)
+    yield bad
 
 
 def make_registry(get_stats: Callable[[], Stats]) -> CollectorRegistry:

@@ -2,6 +2,9 @@
 
 No script, no CDN, no web font: the file opens offline and prints. Labels are bilingual
 (Vietnamese / English) because the same file goes to the school board and to the province.
+Names are whatever clients asked for, so every one is HTML-escaped (tables and SVG labels alike),
+and text cells carry `mso-number-format: "\\@"` so a spreadsheet that opens or pastes the
+table keeps `=1+2.xvideos.com` as text instead of evaluating it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 28px; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { border-bottom: 1px solid #e2e8f0; padding: 5px 8px; text-align: left; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.t { mso-number-format: "\\@"; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; }
 .card { background: #f3f8ff; border-radius: 10px; padding: 10px 14px; min-width: 150px; }
 .card b { display: block; font-size: 1.5rem; }
@@ -104,7 +108,9 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="n">{_n(c)}</td>' if isinstance(c, int) else f"<td>{_e(str(c))}</td>"
+            f'<td class="n">{_n(c)}</td>'
+            if isinstance(c, int)
+            else f'<td class="t">{_e(str(c))}</td>'
             for c in row
         )
         + "</tr>"

@@ -3,6 +3,11 @@
 Only aggregates leave the database: counts per day, per profile, per category, the most-blocked
 domains. No client (address or pseudonym) appears in any report. Days are the server's local
 calendar days; `--from` and `--to` are both inclusive.
+
+Names in a report are whatever a client asked for: a pupil who queries `=1+2.xvideos.com` must
+not plant a formula in the spreadsheet the authorities open. CSV cells follow OWASP's "CSV
+Injection" advice: every text cell is quoted, and one that starts with = + - @ TAB or CR gets a
+leading single quote so the spreadsheet shows it as text.
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ from typing import Any
 from resolver.store.base import QueryStore
 
 COUNTS = ("queries", "blocked", "rewritten", "mandated", "safesearch")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """`value` as a spreadsheet will read it as data: numbers stay numbers, text that would
+    start a formula gets a leading single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def period(date_from: str, date_to: str) -> tuple[float, float]:
@@ -57,17 +71,18 @@ def to_json(report: dict[str, Any]) -> str:
 
 def to_csv(report: dict[str, Any]) -> str:
     """One long table `section,key,metric,value`: easy to pivot in a spreadsheet."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["section", "key", "metric", "value"])
+    rows: list[list[Any]] = [["section", "key", "metric", "value"]]
     for metric in COUNTS:
-        w.writerow(["total", report["profile"] or "all", metric, report["totals"][metric]])
+        rows.append(["total", report["profile"] or "all", metric, report["totals"][metric]])
     for section, key in (("per_day", "day"), ("per_profile", "profile")):
         for row in report[section]:
             for metric in COUNTS:
-                w.writerow([section.removeprefix("per_"), row[key], metric, row[metric]])
+                rows.append([section.removeprefix("per_"), row[key], metric, row[metric]])
     for row in report["by_category"]:
-        w.writerow(["category", row["category"], "blocked", row["blocked"]])
+        rows.append(["category", row["category"] or "", "blocked", row["blocked"]])
     for row in report["top_blocked"]:
-        w.writerow(["top_blocked", row["qname"], "blocked", row["blocked"]])
+        rows.append(["top_blocked", row["qname"], "blocked", row["blocked"]])
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    w.writerows([spreadsheet_cell(cell) for cell in row] for row in rows)
     return out.getvalue()

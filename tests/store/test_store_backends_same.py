@@ -174,4 +174,4 @@ def test_cli_report_from_a_postgresql_config_matches_sqlite(
         assert main(["report", *period, "--profile", "Staff", *source]) == 0
         outputs.append(json.loads(capsys.readouterr().out) | {"generated": "-"})
     assert outputs[:2] == outputs[2:]
-    assert outputs[0].startswith("section,key,metric,value\n")
+    assert outputs[0].startswith('"section","key","metric","value"\n')

@@ -12,8 +12,9 @@ import pytest
 
 from resolver.cli import main
 from resolver.http.i18n import _catalogue_names
+from resolver.http.report_html import to_html
 from resolver.store.events import QueryEvent
-from resolver.store.reports import build_report, period, to_csv
+from resolver.store.reports import build_report, period, to_csv, to_json
 from resolver.store.sqlite import SqliteQueryStore
 
 category_names_cache_clear = _catalogue_names.cache_clear
@@ -108,7 +109,7 @@ def test_cli_report_formats_with_db_from_config(db: Path, tmp_path: Path, capsys
     assert json.loads(capsys.readouterr().out)["totals"]["blocked"] == 4
     assert main(["report", "--from", "2025-03-01", "--to", "2025-03-02", "--db", str(db),
                  "--format", "csv"]) == 0  # fmt: skip
-    assert capsys.readouterr().out.startswith("section,key,metric,value\n")
+    assert capsys.readouterr().out.startswith('"section","key","metric","value"\n')
 
 
 def test_cli_report_and_purge_errors(db: Path, tmp_path: Path, capsys):
@@ -124,3 +125,47 @@ def test_cli_purge(db: Path, capsys):
     assert "removed 0" in capsys.readouterr().out
     assert main(["purge", "--db", str(db), "--all"]) == 0
     assert "removed 7" in capsys.readouterr().out
+
+
+# What pupils can ask for: each would be a formula (or a DDE payload) in a spreadsheet.
+HOSTILE = [
+    "=1+2.xvideos.com", "@sum(1+1).example", "+x", "-x", "\tcmd.example", "\rcmd.example",
+    '=HYPERLINK("http://evil.example","x")', "<script>alert(1)</script>.example",
+]  # fmt: skip
+
+
+@pytest.fixture
+def hostile_report(tmp_path: Path) -> dict:
+    store = SqliteQueryStore(tmp_path / "hostile.sqlite")
+    store.write([ev(at("2025-03-01"), "students", name, "blocked", "category", "adult")
+                 for name in HOSTILE])  # fmt: skip
+    report = build_report(store, "2025-03-01", "2025-03-01")
+    store.close()
+    assert {r["qname"] for r in report["top_blocked"]} == set(HOSTILE)
+    return report
+
+
+def test_csv_cells_cannot_start_a_formula(hostile_report: dict):
+    text = to_csv(hostile_report)
+    rows = list(csv.reader(io.StringIO(text)))
+    names = {row[1] for row in rows if row[0] == "top_blocked"}
+    # OWASP: a leading single quote makes the spreadsheet show the cell as text.
+    for name in HOSTILE:
+        expected = "'" + name if name[0] in "=+-@\t\r" else name
+        assert expected in names, name
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # Every text cell is quoted (a quote inside is doubled); counts stay bare numbers.
+    assert '"top_blocked","\'=HYPERLINK(""http://evil.example"",""x"")","blocked",1\n' in text
+    assert '"total","all","blocked",8\n' in text
+
+
+def test_html_and_json_reports_show_names_as_data(hostile_report: dict):
+    page = to_html(hostile_report)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;.example" in page
+    assert "=HYPERLINK(&quot;http://evil.example&quot;,&quot;x&quot;)" in page
+    # Name cells are marked text for a spreadsheet that opens or pastes the table.
+    assert '<td class="t">=1+2.xvideos.com</td>' in page
+    assert 'td.t { mso-number-format: "\\@"; }' in page
+    assert json.loads(to_json(hostile_report))["top_blocked"] == hostile_report["top_blocked"]
