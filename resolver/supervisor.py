@@ -577,11 +577,12 @@ class Supervisor:
         return await self.pool.flush(name)
 
     def block_reason(self, client: str, host: str) -> Decision | None:
-        snapshot = self.holder.current
-        if snapshot is None:
+        serving = self.holder.serving
+        if serving is None:
             return None
+        snapshot, memo = serving
         name = host.lower().rstrip(".")
-        decision = decide(snapshot, client, name, 1, time.time(), None)
+        decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
         return decision if decision.action in _BLOCKED else None
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:

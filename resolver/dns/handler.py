@@ -79,18 +79,19 @@ IDENTITY_NAMES = frozenset(("id.server", "hostname.bind"))  # RFC 4892: which se
 
 
 class PolicySource(Protocol):
-    """Where the handler reads the current policy snapshot (swapped atomically on reload)."""
+    """Where the handler reads the policy it serves: (snapshot, this process's memo of it),
+    one reference swapped whole on reload (`resolver.holder.SnapshotHolder`)."""
 
-    current: Any
+    serving: tuple[Any, Any] | None
 
 
 class QueryLogSink(Protocol):
     def submit(self, event: QueryEvent) -> None: ...
 
 
-# decide(snapshot, client, qname, qtype, now, ecs, key); `now` is Unix time (datetime also
+# decide(snapshot, client, qname, qtype, now, ecs, key, memo); `now` is Unix time (datetime also
 # accepted); `key` is the query's `name_key` pair, read with the packet.
-Decide = Callable[[Any, str, str, int, float, str | None, NameKey], Decision]
+Decide = Callable[[Any, str, str, int, float, str | None, NameKey, Any], Decision]
 
 
 class Handler:
@@ -180,16 +181,17 @@ class Handler:
         # 4. policy
         decision: Decision | None = None
         if self.policy is not None and self.decide is not None:
-            snapshot = self.policy.current
-            if snapshot is not None:
+            serving = self.policy.serving
+            if serving is not None:
                 decision = self.decide(
-                    snapshot,
+                    serving[0],
                     client,
                     query.qname,
                     qtype,
                     self._now_wall(started),
                     query.ecs,
                     query.key,
+                    serving[1],
                 )
                 if decision.action is not Action.ALLOW:
                     return self._apply(query, client, decision, transport, started)

@@ -1,20 +1,24 @@
 """`decide()`: what one query gets. Pure: same snapshot, client, name, type and minute, same answer.
 
-The precedence is written once, in `PRECEDENCE`, one stage per position. `decide()` first does the
-three index lookups every query needs; when none of them hits and the name is not a safe-search or
-bypass name (the common case) it returns the profile's preallocated ALLOW decision without running
-the stages and without allocating anything.
+The precedence is written once, in `PRECEDENCE`: one `Stage` per position, with the facts that can
+make it answer and whether its blocks apply to SVCB/HTTPS queries when `bypass.https_svcb` is off.
+`decide()` first works out the facts every query needs (three index lookups, the profile's state,
+whether the name is a safe-search or bypass name); when none of the facts any stage answers on
+holds (the common case) it returns the profile's preallocated ALLOW decision without running the
+stages and without allocating anything. What it remembers between queries lives in the caller's
+`DecisionMemo`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from resolver.lists.model import RuleAction
 from resolver.match.key import NameKey, name_key
 from resolver.policy.decision import Action, Decision, Tier
+from resolver.policy.memo import DecisionMemo
 from resolver.policy.safesearch import REWRITE_QTYPES
 
 if TYPE_CHECKING:
@@ -30,16 +34,16 @@ _RPZ_ACTIONS = {RuleAction.NXDOMAIN: Action.NXDOMAIN, RuleAction.NODATA: Action.
 class Query:
     """The facts every stage reads; built only when the fast path did not answer."""
 
-    __slots__ = ("hits", "mandated", "name", "own", "profile", "qtype", "snap", "state")
+    __slots__ = ("hits", "mandated", "memo", "name", "own", "profile", "qtype", "snap", "state")
 
-    def __init__(self, snap: PolicySnapshot, profile: Profile, state: State, name: str,
-                 qtype: int, hits: int, own: int, mandated: int) -> None:  # fmt: skip
-        self.snap, self.profile, self.state = snap, profile, state
+    def __init__(self, snap: PolicySnapshot, memo: DecisionMemo, profile: Profile, state: State,
+                 name: str, qtype: int, hits: int, own: int, mandated: int) -> None:  # fmt: skip
+        self.snap, self.memo, self.profile, self.state = snap, memo, profile, state
         self.name, self.qtype = name, qtype
         self.hits, self.own, self.mandated = hits, own, mandated
 
 
-Stage = Callable[[Query], Decision | None]
+StageFn = Callable[[Query], Decision | None]
 
 
 def _mandated(q: Query) -> Decision | None:
@@ -56,11 +60,11 @@ def _mandated(q: Query) -> Decision | None:
             action, target, rule, source = Action.NXDOMAIN, None, None, None
     # Plain blocks share one decision per profile; RPZ actions per rule (there are few of those).
     key = (p.num, rule or "", -1)
-    found = snap.block_cache.get(key)
+    found = q.memo.blocks.get(key)
     if found is None:
         found = Decision(action, Tier.MANDATED, p.id, "mandated", snap.mandated_block_mode,
                          target, rule, source, snap.mandated_ttl, p.log)  # fmt: skip
-        _remember(snap, key, found)
+        q.memo.remember(key, found)
     return found
 
 
@@ -71,9 +75,10 @@ def _bypass(q: Query) -> Decision | None:
     if action is None:
         return None
     p = q.profile
-    found = p.shared.get(q.name)
+    shared = q.memo.shared[p.num]
+    found = shared.get(q.name)
     if found is None:
-        found = p.shared[q.name] = Decision(
+        found = shared[q.name] = Decision(
             action,
             Tier.BYPASS,
             p.id,
@@ -133,36 +138,57 @@ def _safesearch(q: Query) -> Decision | None:
         return None
     rewrite = q.qtype in REWRITE_QTYPES
     key = (engine.id, level, rewrite)
-    found = p.shared.get(key)
+    shared = q.memo.shared[p.num]
+    found = shared.get(key)
     if found is None:
         action, target = (
             (Action.REWRITE, engine.targets[level]) if rewrite else (Action.NODATA, None)
         )
-        found = p.shared[key] = Decision(
+        found = shared[key] = Decision(
             action, Tier.SAFESEARCH, p.id, None, p.block_mode, target, f"safesearch:{engine.id}",
             q.snap.safesearch.source, p.block_ttl, p.log)  # fmt: skip
     return found
 
 
+class Stage(NamedTuple):
+    """One position of the precedence: who decides, on which facts, and the SVCB rule."""
+
+    tier: Tier
+    decide: StageFn
+    facts: frozenset[str]  # the stage can answer only when one of these facts holds
+    svcb: bool  # its blocks apply to SVCB/HTTPS queries even with `bypass.https_svcb` off
+
+
+def _stage(tier: Tier, fn: StageFn, *facts: str, svcb: bool = False) -> Stage:
+    return Stage(tier, fn, frozenset(facts), svcb)
+
+
 # The precedence, highest first. Each stage returns a decision or None (= ask the next one).
-PRECEDENCE: tuple[tuple[Tier, Stage], ...] = (
-    # 1. The authorities' list: blocked for every client; no allow, schedule or switch reaches it.
-    (Tier.MANDATED, _mandated),
+# Facts: "mandated", "own" (the profile's own rules), "hits" (category lists), "keywords" (the
+# lists have keyword rules), "internet_off" (a schedule switched it off), "special" (a
+# safe-search or bypass name).
+PRECEDENCE: tuple[Stage, ...] = (
+    # 1. The authorities' list: blocked for every client; no allow, schedule or switch reaches it,
+    #    and its blocks hold for SVCB/HTTPS queries whatever `bypass.https_svcb` says.
+    _stage(Tier.MANDATED, _mandated, "mandated", svcb=True),
     # 2. Bypass prevention (Firefox canary, iCloud Private Relay, DDR): protects the filter itself,
     #    so it sits above the profile's own allow list.
-    (Tier.BYPASS, _bypass),
+    _stage(Tier.BYPASS, _bypass, "special"),
     # 3. The profile's allow list: ends the chain (safe search still rewrites search hosts).
-    (Tier.ALLOW_LIST, _allow),
+    _stage(Tier.ALLOW_LIST, _allow, "own"),
     # 4. The profile's deny list.
-    (Tier.DENY_LIST, _deny),
+    _stage(Tier.DENY_LIST, _deny, "own"),
     # 5. Category lists the profile blocks, then keyword rules (profile's own, then lists').
-    (Tier.CATEGORY, _category),
+    _stage(Tier.CATEGORY, _category, "hits", "own", "keywords"),
     # 6. Schedules: categories blocked only in a window, then "internet: off" (REFUSED).
-    (Tier.SCHEDULE, _schedule),
+    _stage(Tier.SCHEDULE, _schedule, "hits", "internet_off"),
     # 7. Safe search: allowed search/video hosts answered with the engine's safe front end.
-    (Tier.SAFESEARCH, _safesearch),
+    _stage(Tier.SAFESEARCH, _safesearch, "special"),
     # 8. Otherwise: allowed (the profile's preallocated ALLOW decision).
 )
+# The facts `decide()` works out before the stages; no stage may answer on anything else.
+FACTS = frozenset(("mandated", "own", "hits", "keywords", "internet_off", "special"))
+assert frozenset().union(*(stage.facts for stage in PRECEDENCE)) == FACTS
 
 
 def decide(
@@ -173,53 +199,48 @@ def decide(
     now: datetime | float,
     ecs: str | None = None,
     key: NameKey | None = None,
+    memo: DecisionMemo | None = None,
 ) -> Decision:
     """The decision for `client` asking `qname` (lower-case, no trailing dot) type `qtype`.
 
     `now` is an aware datetime (a naive one is wall-clock time in the policy's zone) or, cheaper,
     a Unix timestamp. `ecs` is the EDNS Client Subnet, honoured only from trusted forwarders.
-    `key` is `qname`'s `name_key` pair: the DNS packet reader hands it over ready-made.
+    `key` is `qname`'s `name_key` pair: the DNS packet reader hands it over ready-made. `memo` is
+    the serving process's memo for `snap`; without one the call remembers nothing.
     """
-    profile = snap.client_cache.get(client) if ecs is None else None
+    if memo is None:
+        memo = DecisionMemo(snap)
+    profile = memo.clients.get(client) if ecs is None else None
     if profile is None:
-        profile = snap.profile_object(client, ecs)
+        profile = memo.profile(client, ecs)
     if type(now) is float or type(now) is int:
         t = now
     else:
-        t = (now if now.tzinfo else now.replace(tzinfo=snap.timezone)).timestamp()  # type: ignore[union-attr]
-    cached = profile.cache
-    state = cached[1] if cached[0] == t // 60 else profile.state(t)
+        when: datetime = now  # type: ignore[assignment]
+        t = (when if when.tzinfo else when.replace(tzinfo=snap.timezone)).timestamp()
+    cached = memo.states[profile.num]
+    state = cached[1] if cached[0] == t // 60 and cached[1] is not None else memo.state(profile, t)
     qkey, dots = name_key(qname) if key is None else key
     mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
-    own = snap.own.lookup(qkey, dots) if snap.own is not None else 0
-    if snap.own_keywords:
-        own |= snap.own.keywords(qname)  # type: ignore[union-attr]
+    own = 0
+    if snap.own is not None:
+        own = snap.own.lookup(qkey, dots)
+        if snap.own_keywords:
+            own |= snap.own.keywords(qname)
     hits = snap.index.lookup(qkey, dots)
-    if not (
-        hits or own or mandated or state.internet_off or snap.has_keywords
-        or qname in snap.special_names
-    ):  # fmt: skip
+    # The facts (FACTS): when none holds, no stage can answer.
+    if not (mandated or own or hits or snap.has_keywords or state.internet_off
+            or qname in snap.special_names):  # fmt: skip
         return profile.allow_default
-    q = Query(snap, profile, state, qname, qtype, hits, own, mandated)
-    for tier, stage in PRECEDENCE:
-        found = stage(q)
+    q = Query(snap, memo, profile, state, qname, qtype, hits, own, mandated)
+    svcb_allowed = qtype in SVCB_QTYPES and not snap.block_svcb
+    for stage in PRECEDENCE:
+        found = stage.decide(q)
         if found is not None:
-            if (
-                qtype in SVCB_QTYPES
-                and not snap.block_svcb
-                and found.action is Action.BLOCK
-                and tier is not Tier.MANDATED
-            ):
+            if svcb_allowed and found.action is Action.BLOCK and not stage.svcb:
                 return profile.allow_default
             return found
     return profile.allow_default
-
-
-def _remember(snap: PolicySnapshot, key: tuple[int, str, int], decision: Decision) -> None:
-    cache = snap.block_cache
-    if len(cache) >= 65_536:
-        cache.clear()
-    cache[key] = decision
 
 
 def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
@@ -230,11 +251,11 @@ def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
     """
     snap, p = q.snap, q.profile
     key = (p.num, "", bits if tier is not Tier.KEYWORD else ~bits)
-    found = snap.block_cache.get(key)
+    found = q.memo.blocks.get(key)
     if found is None:
         found = Decision(Action.BLOCK, tier, p.id, snap.category_of(bits), p.block_mode,
                          None, None, None, p.block_ttl, p.log)  # fmt: skip
-        _remember(snap, key, found)
+        q.memo.remember(key, found)
     return found
 
 
@@ -250,14 +271,14 @@ def _own_block(q: Query, bit: int, tier: Tier) -> Decision:
     """A block by the profile's deny list or keywords; the rule is the entry as written."""
     snap, p = q.snap, q.profile
     key = (p.num, q.name, -2 - bit)
-    found = snap.block_cache.get(key)
+    found = q.memo.blocks.get(key)
     if found is None:
         assert snap.own is not None
         hit = next((h for h in snap.own.explain(q.name) if h.bit == bit), None)
         rule, source = (hit.rule, hit.source) if hit else (None, None)
         found = Decision(Action.BLOCK, tier, p.id, None, p.block_mode, None, rule, source,
                          p.block_ttl, p.log)  # fmt: skip
-        _remember(snap, key, found)
+        q.memo.remember(key, found)
     return found
 
 

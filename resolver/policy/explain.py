@@ -34,7 +34,7 @@ def explain_report(
     if number is None:
         raise ValueError(f"unknown query type {qtype!r}")
     name = name.lower().rstrip(".")
-    profile = snapshot.profile_object(client)
+    profile = snapshot.profile_for_client(client)
     state = profile.compute_state(when.timestamp())
     decision = decide(snapshot, client, name, number, when)
     rule, source = decision.rule, decision.source

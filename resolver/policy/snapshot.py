@@ -1,14 +1,14 @@
-"""The compiled policy: immutable data `decide()` reads, plus small bounded caches.
+"""The compiled policy: immutable data that `decide()` reads.
 
-Built once per (re)load by `compile_policy`, then shared by every query until the next swap.
-The caches (client -> profile, per-minute profile state, block decisions) are the only mutable
-parts; they are bounded, derived only from the immutable data, and safe to rebuild at any time.
+Assembled once per build (`resolver.policy.compile`), mapped by every serving process, then read
+by every query until the next swap. Nothing here changes after construction: what `decide()`
+remembers between queries lives in a `DecisionMemo` (resolver/policy/memo.py) that each process
+creates with the snapshot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.policy.safesearch import Engine, SafeSearchTable
 from resolver.policy.schedule import Schedule
 from resolver.policy.schema import Expectation, Network
-
-CACHE_LIMIT = 65_536  # entries per cache before it is cleared (cheap and bounded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +33,7 @@ class State:
     active: tuple[str, ...]  # names of the active schedules (explain)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Profile:
     """One compiled profile. `allow_bit`/`deny_bit`/`keyword_bit` index the policy's own index."""
 
@@ -57,27 +55,22 @@ class Profile:
     allow_default: Decision = field(init=False)
     allow_listed: Decision = field(init=False)
     internet_off: Decision = field(init=False)
-    shared: dict[Any, Decision] = field(default_factory=dict)  # interned rewrite/NODATA decisions
-    cache: tuple[int, State | None] = (-1, None)  # (unix minute, state)
 
     def __post_init__(self) -> None:
+        """The decisions every query of this profile shares, made once."""
         common = {"profile": self.id, "block_mode": self.block_mode, "ttl": self.block_ttl,
                   "log": self.log}  # fmt: skip
-        self.allow_default = Decision(Action.ALLOW, Tier.DEFAULT, **common)
-        self.allow_listed = Decision(Action.ALLOW, Tier.ALLOW_LIST, **common)
-        self.internet_off = Decision(Action.REFUSED, Tier.SCHEDULE, rule="internet: off", **common)
-
-    def state(self, unix_time: float) -> State:
-        """The state for the minute of `unix_time`, computed at most once per minute."""
-        minute = int(unix_time // 60)
-        cached = self.cache
-        if cached[0] == minute:
-            return cached[1]  # type: ignore[return-value]
-        state = self.compute_state(unix_time)
-        self.cache = (minute, state)
-        return state
+        made = {
+            "allow_default": Decision(Action.ALLOW, Tier.DEFAULT, **common),
+            "allow_listed": Decision(Action.ALLOW, Tier.ALLOW_LIST, **common),
+            "internet_off": Decision(Action.REFUSED, Tier.SCHEDULE, rule="internet: off",
+                                     **common),
+        }  # fmt: skip
+        for name, decision in made.items():
+            object.__setattr__(self, name, decision)
 
     def compute_state(self, unix_time: float) -> State:
+        """What the profile does in the minute of `unix_time`: its schedules applied."""
         ranks = {"off": 0, "moderate": 1, "strict": 2}
         extra, off, search, youtube, active = 0, False, self.search, self.youtube, []
         for schedule in self.schedules:
@@ -97,7 +90,7 @@ class Profile:
         return state.youtube if engine.setting == "youtube" else state.search
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class PolicySnapshot:
     """Everything `decide()` needs; attributes the server reads are listed in policy/README.md."""
 
@@ -129,17 +122,10 @@ class PolicySnapshot:
     own_keywords: bool = False  # some profile has keyword rules
     special_names: frozenset[str] = frozenset()  # safe-search and bypass names (exact)
     keep_ratio: float = 0.5  # `lists.min_keep_ratio`: how far the mandated list may shrink
-    client_cache: dict[str, Profile] = field(default_factory=dict)
-    ecs_cache: dict[str, Profile] = field(default_factory=dict)
-    block_cache: dict[tuple[int, str, int], Decision] = field(default_factory=dict)
 
     @property
     def profile_ids(self) -> list[str]:
         return list(self.profiles)
-
-    @property
-    def log_profiles(self) -> dict[str, bool]:
-        return {pid: p.log for pid, p in self.profiles.items()}
 
     def _by_address(self, text: str) -> Profile:
         ip = client_ip(text)
@@ -157,29 +143,15 @@ class PolicySnapshot:
         ip = client_ip(client)
         return ip is not None and any(ip in net for net in self.trusted_forwarders)
 
-    def profile_object(self, client: str, ecs: str | None = None) -> Profile:
-        """Client (or, from a trusted forwarder, its EDNS Client Subnet) -> compiled profile."""
-        if ecs is not None and self.trusted_forwarders:
-            found = self.ecs_cache.get(client + "|" + ecs)
-            if found is None:
-                if self._trusted(client):
-                    found = self._by_address(ecs.split("/", 1)[0])
-                else:
-                    found = self.profile_object(client)
-                if len(self.ecs_cache) >= CACHE_LIMIT:
-                    self.ecs_cache.clear()
-                self.ecs_cache[client + "|" + ecs] = found
-            return found
-        found = self.client_cache.get(client)
-        if found is None:
-            found = self._by_address(client)
-            if len(self.client_cache) >= CACHE_LIMIT:
-                self.client_cache.clear()
-            self.client_cache[client] = found
-        return found
+    def profile_for_client(self, client: str, ecs: str | None = None) -> Profile:
+        """Client (or, from a trusted forwarder, its EDNS Client Subnet) -> profile. Not
+        memoized: `DecisionMemo.profile` is the cached way."""
+        if ecs is not None and self._trusted(client):
+            return self._by_address(ecs.split("/", 1)[0])
+        return self._by_address(client)
 
     def profile_for(self, client: str, ecs: str | None = None) -> str:
-        return self.profile_object(client, ecs).id
+        return self.profile_for_client(client, ecs).id
 
     def category_of(self, bits: int) -> str | None:
         """The first category id (in bit order) among `bits`."""
@@ -191,6 +163,3 @@ class PolicySnapshot:
     def check_expectations(self) -> list[str]:
         """Failures of the policy's own `expect` samples, one line each."""
         return [msg for sample in self.expect if (msg := check_sample(self, sample))]
-
-    def state_at(self, profile: str, when: datetime) -> State:
-        return self.profiles[profile].compute_state(when.timestamp())

@@ -10,6 +10,7 @@ from resolver.build.listfile import rule_line
 from resolver.policy.decide import PRECEDENCE, decide
 from resolver.policy.decision import Action, Tier
 from resolver.policy.explain import explain_report
+from resolver.policy.memo import DecisionMemo
 
 POLICY = Path(__file__).resolve().parents[2] / "policy"
 MON_0900 = datetime.fromisoformat("2026-03-02T09:00:00+07:00")  # a Monday in lesson hours
@@ -88,10 +89,11 @@ def test_school_plan(school) -> None:
 
 
 def test_block_decision_details(school) -> None:
-    got = decide(school, "10.1.4.20", "www.facebook.com", 1, MON_1200)
+    memo = DecisionMemo(school)
+    got = decide(school, "10.1.4.20", "www.facebook.com", 1, MON_1200, memo=memo)
     assert got.category == "social" and got.rule is None  # shared per category: no per-name rule
     assert got.block_mode.value == "blockpage" and got.ttl == 60
-    assert decide(school, "10.1.4.20", "www.tiktok.com", 1, MON_1200) is got
+    assert decide(school, "10.1.4.20", "www.tiktok.com", 1, MON_1200, memo=memo) is got
     report = explain_report(school, "10.1.4.20", "www.facebook.com", "A", MON_1200, rule_line)
     assert report["rule"] == "facebook.com" and report["source"].endswith("core/social.txt")
     assert report["line"] > 0
@@ -133,10 +135,12 @@ def test_isp_overnight_schedule(isp) -> None:
 
 
 def test_precedence_table_order() -> None:
-    assert [tier for tier, _ in PRECEDENCE] == [
+    assert [stage.tier for stage in PRECEDENCE] == [
         Tier.MANDATED, Tier.BYPASS, Tier.ALLOW_LIST, Tier.DENY_LIST, Tier.CATEGORY,
         Tier.SCHEDULE, Tier.SAFESEARCH,
     ]  # fmt: skip
+    # Only the mandated list's blocks hold for SVCB/HTTPS with `bypass.https_svcb` off.
+    assert [stage.tier for stage in PRECEDENCE if stage.svcb] == [Tier.MANDATED]
 
 
 PRECEDENCE_POLICY = """
