@@ -19,6 +19,7 @@ from pathlib import Path
 from resolver.build.compile import compile_policy
 from resolver.match.key import NameKey, name_key
 from resolver.policy.decide import decide
+from resolver.policy.memo import DecisionMemo
 
 POLICY = """
 clients:
@@ -64,10 +65,12 @@ def main() -> None:
     blocked = [f"cdn.site{i}-x{i % 97}.com" for i in range(0, 1_000_000, 10)][: len(allowed)]
     google = ["www.google.com.vn"] * len(allowed)
 
+    memo = DecisionMemo(snap)  # as a serving process holds one beside its snapshot
+
     def run(client: str, qtype: int = 1):
         def loop(queries: list[tuple[str, NameKey]]) -> None:
             for name, key in queries:
-                decide(snap, client, name, qtype, now, None, key)
+                decide(snap, client, name, qtype, now, None, key, memo)
 
         return loop
 
