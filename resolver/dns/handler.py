@@ -2,15 +2,18 @@
 
 The stages run in this fixed order; the first that answers ends the query:
 
-  1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR or drop
-  2. access    client not in the allowed networks -> REFUSED (never an open resolver)
-  3. guards    opcode != QUERY -> NOTIMP; EDNS version > 0 -> BADVERS; class != IN -> REFUSED;
-               ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
+  1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR (NOTIMP
+               for an opcode other than QUERY) or drop
+  2. access    client not in the allowed networks -> REFUSED with RA clear (never an open
+               resolver)
+  3. guards    opcode != QUERY -> NOTIMP (QR and opcode only); EDNS version > 0 -> BADVERS;
+               class != IN -> REFUSED; ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
   6. forward   coalesced upstream exchange; reply validated, cached, then served like a hit
 
+RA is set exactly when recursion is offered: a QUERY from a client in the access list.
 Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose target is not
 cached) return a coroutine, which the transport awaits.
 """
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
 from resolver.dns.message import BadReply, scan_reply
-from resolver.dns.packet import CD, Malformed, Query, encode_name, read_query
+from resolver.dns.packet import CD, OPCODE_MASK, Malformed, Query, encode_name, read_query
 from resolver.dns.synth import (
     ADVERTISED_UDP_SIZE,
     EDE_CENSORED,
@@ -42,10 +45,12 @@ from resolver.dns.synth import (
     any_answer,
     badvers,
     error_response,
-    formerr,
     nodata,
+    not_served,
+    notimp,
     opt_record,
     truncated,
+    unreadable,
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
@@ -131,7 +136,9 @@ class Handler:
                 query = read_query(data)
             except Malformed as exc:
                 self.stats.malformed[exc.reason] += 1
-                return formerr(data, exc.qid) if exc.formerr else None
+                if not exc.formerr:
+                    return None
+                return unreadable(data, exc.qid, self.acl.allows(client))
             if len(self._parsed) < PARSE_MEMO_SIZE:
                 self._parsed[data[2:]] = query
             else:
@@ -147,15 +154,11 @@ class Handler:
             query.qid = (data[0] << 8) | data[1]
         # 2. access
         if not self.acl.allows(client):
-            return self._done(
-                query, client, error_response(query, REFUSED), transport, started, "refused"
-            )
+            return self._done(query, client, not_served(query), transport, started, "refused")
         # 3. guards
         qtype = query.qtype
-        if query.flags & 0x7800:
-            return self._done(
-                query, client, error_response(query, NOTIMP), transport, started, "notimp"
-            )
+        if query.flags & OPCODE_MASK:
+            return self._done(query, client, notimp(query), transport, started, "notimp")
         if query.edns and query.edns_version > 0:
             return self._done(query, client, badvers(query), transport, started, "formerr")
         if query.qclass != 1:
