@@ -62,6 +62,9 @@ class Stats:
     latency_count: int = 0
     malformed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
     dropped: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
+    # TCP connections we closed, by reason: idle, evicted (room for a new client at the cap),
+    # stalled (answers left unread)
+    tcp_closed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     cache_hits: int = 0
     cache_misses: int = 0
     cache_stale_served: int = 0

@@ -126,6 +126,12 @@ class StatsCollector(Collector):
             for reason, count in list(table.items()):
                 family.add_metric([reason], count)
             yield family
+        tcp_closed = CounterMetricFamily(
+            P + "tcp_closed", "TCP connections closed by the server by reason", labels=["reason"]
+        )
+        for reason, count in list(s.tcp_closed.items()):
+            tcp_closed.add_metric([reason], count)
+        yield tcp_closed
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
 
 
