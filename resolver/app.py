@@ -26,6 +26,7 @@ from resolver.config import ServerConfig, apply_overrides, load_config
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
+from resolver.dns.ratelimit import RateLimiter
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
 from resolver.policy.decision import Action, Decision
@@ -101,6 +102,7 @@ class Service:
             querylog=self.querylog,
             blockpage_v4=v4,
             blockpage_v6=v6,
+            limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
         )
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.counters, cfg.tcp)

@@ -65,6 +65,9 @@ class Stats:
     # TCP connections we closed, by reason: idle, evicted (room for a new client at the cap),
     # stalled (answers left unread)
     tcp_closed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # UDP queries over a rate limit: (scope, action) -> count; scope client or prefix, action
+    # truncate or drop
+    ratelimited: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     cache_hits: int = 0
     cache_misses: int = 0
     cache_stale_served: int = 0

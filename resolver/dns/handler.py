@@ -5,7 +5,8 @@ The stages run in this fixed order; the first that answers ends the query:
   1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR (NOTIMP
                for an opcode other than QUERY) or drop
   2. access    client not in the allowed networks -> REFUSED with RA clear (never an open
-               resolver)
+               resolver); then, for UDP, the client's and its prefix's rate limits (ratelimit.py):
+               over them -> TC=1 with the question only, or no answer
   3. guards    opcode != QUERY -> NOTIMP (QR and opcode only); EDNS version > 0 -> BADVERS;
                class != IN -> REFUSED; ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import CD, OPCODE_MASK, Malformed, Query, encode_name, read_query
+from resolver.dns.ratelimit import RateLimiter
 from resolver.dns.synth import (
     ADVERTISED_UDP_SIZE,
     EDE_CENSORED,
@@ -107,8 +109,10 @@ class Handler:
         querylog: QueryLogSink | None = None,
         blockpage_v4: list[bytes] | None = None,
         blockpage_v6: list[bytes] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.acl = acl
+        self.limiter = limiter
         self.cache = cache
         self.forwarder = forwarder
         self.stats = stats
@@ -155,6 +159,11 @@ class Handler:
         # 2. access
         if not self.acl.allows(client):
             return self._done(query, client, not_served(query), transport, started, "refused")
+        limiter = self.limiter
+        if limiter is not None and transport == "udp":
+            scope = limiter.check(client, started)
+            if scope is not None:
+                return self._limited(query, scope, limiter.config.action)
         # 3. guards
         qtype = query.qtype
         if query.flags & OPCODE_MASK:
@@ -199,6 +208,12 @@ class Handler:
         self.stats.cache_misses += 1
         # 6. forward
         return self._forward(_private(query), client, key, transport, started, decision)
+
+    def _limited(self, query: Query, scope: str, action: str) -> bytes | None:
+        """Over a rate limit: TC=1 and the question only (no bigger than the query), so a real
+        client retries over TCP where it is answered; or, with action drop, nothing."""
+        self.stats.ratelimited[(scope, action)] += 1
+        return None if action == "drop" else truncated(query)
 
     def _now_wall(self, monotonic_now: float) -> float:
         """Wall-clock Unix time for schedules, read at most once per second."""

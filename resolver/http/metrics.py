@@ -132,6 +132,13 @@ class StatsCollector(Collector):
         for reason, count in list(s.tcp_closed.items()):
             tcp_closed.add_metric([reason], count)
         yield tcp_closed
+        limited = CounterMetricFamily(
+            P + "ratelimited", "UDP queries over a rate limit, by limit and what was done",
+            labels=["scope", "action"],
+        )  # fmt: skip
+        for scope_action, count in list(s.ratelimited.items()):
+            limited.add_metric(list(scope_action), count)
+        yield limited
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
 
 

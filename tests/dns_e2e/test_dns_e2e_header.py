@@ -31,7 +31,7 @@ def _raw(rp: ResolverProc, packet: bytes, source: str = "127.0.0.1") -> bytes:
 
 
 def _header(reply: bytes) -> tuple[int, int, int, int, int, int]:
-    return struct.unpack("!HHHHHH", reply[:12])  # type: ignore[return-value]
+    return struct.unpack("!HHHHHH", reply[:12])
 
 
 @pytest.mark.parametrize(
