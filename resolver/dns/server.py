@@ -2,8 +2,10 @@
 
 UDP answers synchronously whenever the handler can (cache hits, blocks, errors) and spawns a
 task only for upstream work. TCP reads 2-byte framed messages, handles several queries per
-connection concurrently and writes each answer as it is ready (out of order), closes idle
-connections, caps connections and the bytes a connection may have queued.
+connection concurrently and writes each answer as it is ready (out of order). It defends itself
+against clients that hold connections without asking (idle timeout counted in answered queries,
+the idlest connection closed for a newcomer at the cap) and against clients that ask without
+reading (reading paused while answers are unread, then the connection cut).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ READ_CHUNK = 16_384  # bytes taken from a TCP socket at a time
 
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
-    # Seconds without a complete query or an answer written before we close (RFC 7766 6.2.3);
-    # a partial frame does not count. Also how long answers may sit unread before we close.
+    # Seconds without a query we answer or an answer written before we close (RFC 7766 6.2.3);
+    # partial frames and frames too short to answer do not count. Also how long answers may
+    # sit unread before we close.
     idle_timeout: float = 10.0
     max_connections: int = 1000  # at the cap a new client closes the idlest (RFC 7766 6.2.3)
     # Per connection: request bytes awaiting answers, and answer bytes the client has not read,
@@ -149,7 +152,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.reading = True
         self.stalled = False  # the transport's write buffer is over max_queued_bytes
         self.closing = False
-        self.last_active = 0.0  # loop time of the last complete query or answer
+        self.last_active = 0.0  # loop time of the last query answered or answer written
         self.idle_handle: asyncio.TimerHandle | None = None
         self.stall_handle: asyncio.TimerHandle | None = None
 
@@ -176,11 +179,13 @@ class TcpConnection(asyncio.BufferedProtocol):
     # -- closing ---------------------------------------------------------------------------------
 
     def _idle(self) -> None:
-        """Timer: close once nothing complete came or went for idle_timeout; else look again
-        when that could first be true. Answers in progress keep the connection open."""
+        """Timer: close once no query was answered for idle_timeout; else look again
+        when that could first be true. Answers in progress keep the connection open; a client
+        behind on reading is the stall timer's to close."""
         loop = asyncio.get_running_loop()
         timeout = self.config.idle_timeout
-        due = loop.time() + timeout if self.pending else self.last_active + timeout
+        busy = self.pending or self.stalled
+        due = loop.time() + timeout if busy else self.last_active + timeout
         wait = due - loop.time()
         if wait > 0:
             self.idle_handle = loop.call_later(wait, self._idle)
@@ -234,20 +239,22 @@ class TcpConnection(asyncio.BufferedProtocol):
         buffer = self.buffer
         pos = 0
         size = len(buffer)
+        answered = False
         while size - pos >= 2 and not self._blocked():
             end = pos + 2 + _LEN.unpack_from(buffer, pos)[0]
             if end > size:
                 break
             message = bytes(buffer[pos + 2 : end])
             pos = end
-            self._handle(message)
+            answered |= self._handle(message)
         if pos:
             del buffer[:pos]
-            if not self.closing:
-                # Only a complete query makes a connection active: a trickle of partial frames
-                # must not keep it alive, nor first in line when the cap needs room.
-                self.last_active = asyncio.get_running_loop().time()
-                self.server.connections.move_to_end(self)
+        if answered and not self.closing:
+            # Only a query we answer makes a connection active: a trickle of partial frames,
+            # or of frames too short to answer, must not keep it open or last in line for
+            # closing when the cap needs room.
+            self.last_active = asyncio.get_running_loop().time()
+            self.server.connections.move_to_end(self)
         if not self._blocked() and len(buffer) > self.config.max_queued_bytes:
             # A frame that cannot fit our limit is never going to be a DNS query.
             self.server.stats.dropped["tcp-oversized"] += 1
@@ -270,21 +277,23 @@ class TcpConnection(asyncio.BufferedProtocol):
 
     # -- answering -------------------------------------------------------------------------------
 
-    def _handle(self, message: bytes) -> None:
+    def _handle(self, message: bytes) -> bool:
+        """Answer one message, now or when ready; False if it gets no answer."""
         try:
             result = self.server.handler.answer(message, self.client, "tcp")
         except Exception:
             self.server.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")
-            return
+            return False
         if result is None:
-            return
+            return False
         if isinstance(result, bytes):
             self._write(result)
-            return
+            return True
         self.pending += 1
         self.queued_bytes += len(message)
         self.server.inflight.spawn(self._answer_later(result, len(message)))
+        return True
 
     async def _answer_later(self, pending: Coroutine[Any, Any, bytes | None], size: int) -> None:
         try:

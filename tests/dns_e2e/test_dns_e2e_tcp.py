@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import dns.message
+import pytest
 from support.authority import Authority, Fault
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port, metric, unique_name
 
@@ -118,22 +119,29 @@ def test_trickling_connections_cannot_lock_out_new_clients(
         sock.close()
 
 
-def test_partial_frames_do_not_extend_the_idle_timeout(
-    resolver_proc: ResolverFactory, authority: Authority
+@pytest.mark.parametrize(
+    ("first", "trickle"),
+    [(b"\xff\xff", b"\x01"), (b"", b"\x00\x00")],
+    ids=["byte-of-a-frame-that-never-ends", "empty-frames"],
+)
+def test_trickles_do_not_extend_the_idle_timeout(
+    resolver_proc: ResolverFactory, authority: Authority, first: bytes, trickle: bytes
 ) -> None:
+    """Only a query we answer is activity: neither the bytes of a frame that never completes
+    nor frames too short to answer keep a connection open past idle_timeout."""
     rp = resolver_proc([authority.address], tcp={"idle_timeout": 1})
     with _connect(rp, timeout=5) as sock:
-        sock.sendall(b"\x00")
-        deadline = time.monotonic() + 8  # would be never if each byte re-armed the timer
+        sock.sendall(first)
+        deadline = time.monotonic() + 8  # would be never if each trickle re-armed the timer
         closed = False
         while not closed and time.monotonic() < deadline:
             try:
-                sock.sendall(b"\x01")  # one byte of a frame that never completes
+                sock.sendall(trickle)
             except OSError:
                 closed = True
                 break
             closed = _closed_by_server(sock, deadline=time.monotonic() + 0.25)
-        assert closed, "a connection trickling partial frames was kept open"
+        assert closed, "a trickling connection was kept open"
 
 
 def test_client_that_never_reads_is_paused_then_closed(
