@@ -114,7 +114,12 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "max_queued_bytes": (1_024, 16_777_216),
         "max_pending": (1, 10_000),
     },
-    "ratelimit": _RATES | {"ipv4_prefix": (8, 32), "ipv6_prefix": (16, 128)},
+    "ratelimit": {
+        **_RATES,
+        "ipv4_prefix": (8, 32),
+        "ipv6_prefix": (16, 128),
+        "max_clients": (1_024, 10_000_000),
+    },
 }
 
 

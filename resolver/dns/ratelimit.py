@@ -8,7 +8,7 @@ intervals ahead of now, and moves it one interval (1/qps) on. A client's entry h
 bucket, so a query from a known client costs one dict lookup and a few float operations; a new
 client pays once for reading its address and finding its override.
 
-Memory is bounded under a flood of spoofed sources: when `max_tracked` clients are tracked, the
+Memory is bounded under a flood of spoofed sources: when `max_clients` clients are tracked, the
 ones whose buckets have refilled are forgotten (a full bucket carries no state), and if active
 clients still fill half the table it starts over; prefix buckets are kept while they carry state
 or a tracked client uses them.
@@ -28,7 +28,6 @@ from resolver.netaddr import client_ip
 
 CLIENT, PREFIX = "client", "prefix"  # which limit a query hit
 ACTIONS = ("truncate", "drop")
-MAX_TRACKED = 65_536  # client entries before a sweep (~200 bytes each, plus prefix buckets)
 _INF = float("inf")
 
 
@@ -66,6 +65,10 @@ class RateLimitConfig:
     prefix_burst: int = 200_000
     ipv4_prefix: int = 24
     ipv6_prefix: int = 56
+    # Client addresses tracked before a sweep: 250-500 bytes each with their prefix buckets
+    # (~35 MB at most here). Set it above the number of addresses that query a worker within a
+    # few seconds, or every query of theirs pays for being tracked afresh.
+    max_clients: int = 65_536
     overrides: tuple[RateOverride, ...] = ()
 
 
@@ -89,9 +92,9 @@ _UNLIMITED = _Rule(-1, (0.0, _INF), (0.0, _INF))
 
 
 class RateLimiter:
-    def __init__(self, config: RateLimitConfig, max_tracked: int = MAX_TRACKED) -> None:
+    def __init__(self, config: RateLimitConfig) -> None:
         self.config = config
-        self.max_tracked = max_tracked
+        self.max_clients = config.max_clients
         self._default = _Rule(
             0,
             _bucket(config.client_qps, config.client_burst),
@@ -143,7 +146,7 @@ class RateLimiter:
         return len(self._clients)
 
     def _track(self, client: str, now: float) -> list[Any]:
-        if len(self._clients) >= self.max_tracked:
+        if len(self._clients) >= self.max_clients:
             self._sweep(now)
         ip = client_ip(client)
         rule = self._default if ip is None else self._rule_for(ip)
@@ -168,11 +171,11 @@ class RateLimiter:
     def _sweep(self, now: float) -> None:
         """Forget the clients whose buckets have refilled; start over if that is not enough."""
         clients = {k: e for k, e in self._clients.items() if e[0] > now}
-        if len(clients) > self.max_tracked // 2:
+        if len(clients) > self.max_clients // 2:
             clients = {}
         used = {id(e[3]) for e in clients.values()}
         prefixes = {k: b for k, b in self._prefixes.items() if b[0] > now or id(b) in used}
-        if len(prefixes) > self.max_tracked:
+        if len(prefixes) > self.max_clients:
             prefixes = {k: b for k, b in prefixes.items() if id(b) in used}
         self._prefixes = prefixes
         self._clients = clients

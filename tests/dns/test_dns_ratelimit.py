@@ -3,6 +3,7 @@ bounded memory under spoofed floods, and defaults that leave a school behind one
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,10 @@ def test_override_clients_have_their_own_prefix_buckets() -> None:
 
 
 def test_memory_is_bounded_under_a_spoofed_flood_and_abusers_stay_limited() -> None:
-    config = RateLimitConfig(client_qps=100, client_burst=10, prefix_qps=10**6, prefix_burst=10**6)
-    limiter = RateLimiter(config, max_tracked=1000)
+    config = RateLimitConfig(
+        client_qps=100, client_burst=10, prefix_qps=10**6, prefix_burst=10**6, max_clients=1000
+    )
+    limiter = RateLimiter(config)
     allowed, seconds = 0, 10
     for ms in range(seconds * 1000):  # per millisecond: the abuser and 5 one-off sources
         now = ms / 1000
@@ -109,7 +112,7 @@ def test_memory_is_bounded_under_a_spoofed_flood_and_abusers_stay_limited() -> N
 
 
 def test_a_table_full_of_active_clients_starts_over_rather_than_grow() -> None:
-    limiter = RateLimiter(TIGHT, max_tracked=100)
+    limiter = RateLimiter(replace(TIGHT, max_clients=100))
     for i in range(1000):  # all at one instant: none has refilled when the table fills
         assert limiter.check(f"172.16.{i // 256}.{i % 256}", 0.0) is None
         assert len(limiter) <= 100
