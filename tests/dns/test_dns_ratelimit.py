@@ -65,6 +65,9 @@ def test_ipv6_prefix_is_a_56_and_mapped_ipv4_is_ipv4() -> None:
     assert limiter.check("::ffff:198.51.100.1", 0.0) is None
     assert limiter.check("198.51.100.2", 0.0) is None
     assert limiter.check("198.51.100.3", 0.0) == PREFIX  # one IPv4 /24 however it was written
+    assert limiter.check("fe80::1%eth0", 0.0) is None
+    assert limiter.check("fe80::2", 0.0) is None
+    assert limiter.check("fe80::3%eth1", 0.0) == PREFIX  # zone indexes do not make new prefixes
 
 
 def test_overrides_most_specific_wins_and_unlimited_is_never_limited() -> None:
