@@ -14,10 +14,19 @@ from typing import Any
 
 from resolver.dns.acl import DEFAULT_ALLOW
 from resolver.dns.cache import CacheConfig
+from resolver.dns.ratelimit import ACTIONS, RateLimitConfig, RateOverride
 from resolver.dns.server import TcpConfig
 from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
-from resolver.yamlsource import Checker, ConfigError, Document, Problem, load_yaml, load_yaml_text
+from resolver.yamlsource import (
+    Checker,
+    ConfigError,
+    Document,
+    Path_,
+    Problem,
+    load_yaml,
+    load_yaml_text,
+)
 
 DEFAULT_LISTEN = "127.0.0.1:5335"
 DEFAULT_ADMIN_LISTEN = "127.0.0.1:8053"
@@ -72,6 +81,7 @@ class ServerConfig:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     access: tuple[str, ...] = DEFAULT_ALLOW
     policy: Path | None = None
     blockpage: BlockPageConfig = field(default_factory=BlockPageConfig)
@@ -83,9 +93,15 @@ class ServerConfig:
 
 
 _TOP_KEYS = (
-    "listen", "upstreams", "upstream", "cache", "tcp", "access", "policy", "blockpage", "admin",
-    "querylog", "log_level", "workers",
+    "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access", "policy",
+    "blockpage", "admin", "querylog", "log_level", "workers",
 )  # fmt: skip
+_RATES = {  # rate limit keys, also allowed in each override
+    "client_qps": (1, 10_000_000),
+    "client_burst": (1, 100_000_000),
+    "prefix_qps": (1, 10_000_000),
+    "prefix_burst": (1, 100_000_000),
+}
 _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
     # key -> (minimum, maximum)
     "upstream": {
@@ -107,6 +123,12 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "max_connections": (1, 1_000_000),
         "max_queued_bytes": (1_024, 16_777_216),
         "max_pending": (1, 10_000),
+    },
+    "ratelimit": {
+        **_RATES,
+        "ipv4_prefix": (8, 32),
+        "ipv6_prefix": (16, 128),
+        "max_clients": (1_024, 10_000_000),
     },
 }
 
@@ -186,6 +208,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         upstream=UpstreamConfig(**_ints(check, data, "upstream")),
         tcp=TcpConfig(**_ints(check, data, "tcp")),
     )
+    cfg = replace(cfg, ratelimit=_ratelimit(check, data))
     cache = _ints(check, data, "cache", extra=("serve_stale",))
     stale = cache.pop("serve_stale", False)
     if check.type_ok(("cache", "serve_stale"), stale, bool):
@@ -408,10 +431,51 @@ def _querylog_dsn(
     return str(dsn)
 
 
+def _ratelimit(check: Checker, data: dict[str, Any]) -> RateLimitConfig:
+    raw = _ints(check, data, "ratelimit", extra=("enabled", "action", "overrides"))
+    enabled = raw.pop("enabled", True)
+    if check.type_ok(("ratelimit", "enabled"), enabled, bool):
+        raw["enabled"] = enabled
+    if "action" in raw:
+        action = check.choice(("ratelimit", "action"), raw.pop("action"), ACTIONS)
+        if action is not None:
+            raw["action"] = action
+    items = raw.pop("overrides", None) or []
+    overrides = []
+    if check.type_ok(("ratelimit", "overrides"), items, list):
+        for i, item in enumerate(items):
+            path = ("ratelimit", "overrides", i)
+            over = check.mapping(
+                path, item, ("network", *_RATES, "unlimited"), required=("network",)
+            )
+            if not over:
+                continue
+            rates = {
+                key: _int(check, (*path, key), over, 0, low, high)
+                for key, (low, high) in _RATES.items()
+                if key in over
+            }
+            unlimited = over.get("unlimited", False)
+            if check.type_ok((*path, "unlimited"), unlimited, bool) and unlimited and rates:
+                check.error(path, "an override is either unlimited or has rates, not both")
+            network = over.get("network")
+            if not isinstance(network, str):
+                if network is not None:
+                    check.type_ok((*path, "network"), network, str)
+                continue
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                check.error((*path, "network"), f"{network!r} is not a network (CIDR)")
+                continue
+            overrides.append(RateOverride(network, unlimited=unlimited is True, **rates))
+    return RateLimitConfig(overrides=tuple(overrides), **raw)
+
+
 def _int(
-    check: Checker, path: tuple[str, ...], data: dict[str, Any], default: int, low: int, high: int
+    check: Checker, path: Path_, data: dict[str, Any], default: int, low: int, high: int
 ) -> int:
-    value = data.get(path[-1], default)
+    value = data.get(str(path[-1]), default)
     if not check.type_ok(path, value, int):
         return default
     if not low <= value <= high:

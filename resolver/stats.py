@@ -67,6 +67,12 @@ class Stats:
     latency_count: int = 0
     malformed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
     dropped: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
+    # TCP connections we closed, by reason: idle, evicted (room for a new client at the cap),
+    # stalled (answers left unread)
+    tcp_closed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # UDP queries over a rate limit: (scope, action) -> count; scope client or prefix, action
+    # truncate or drop
+    ratelimited: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     cache_hits: int = 0
     cache_misses: int = 0
     cache_stale_served: int = 0
@@ -90,24 +96,21 @@ class Stats:
     http_bad_requests: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: Stats) -> None:
-        """Add `other`'s counters to these (one process's share of the traffic). Gauges that
-        describe the whole service (generation, list sizes, reload state) are the
-        supervisor's own and are left alone; cache entries add up; an upstream counts as
-        healthy only while every process finds it so."""
-        for table, more in ((self.queries, other.queries), (self.malformed, other.malformed),
-                            (self.dropped, other.dropped)):  # fmt: skip
-            for key, count in more.items():
-                table[key] += count
-        for i, count in enumerate(other.latency_buckets):
-            self.latency_buckets[i] += count
-        self.latency_sum += other.latency_sum
-        self.latency_count += other.latency_count
-        self.cache_hits += other.cache_hits
-        self.cache_misses += other.cache_misses
-        self.cache_stale_served += other.cache_stale_served
-        self.cache_size += other.cache_size
-        self.mandated_hits += other.mandated_hits
-        self.querylog_dropped += other.querylog_dropped
+        """Add `other`'s counters to these (one worker's share of the traffic): every number
+        and every table of numbers adds up, cache entries included. What describes the whole
+        service (generation, list sizes, reload state, the web apps) is the supervisor's own
+        (`SERVICE_FIELDS`) and left alone; an upstream counts as healthy only while every
+        worker finds it so."""
+        for name in _ADDED:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, defaultdict):
+                for key, count in theirs.items():
+                    mine[key] += count
+            elif isinstance(mine, list):
+                for i, count in enumerate(theirs):
+                    mine[i] += count
+            else:
+                setattr(self, name, mine + theirs)
         for label, theirs in other.upstreams.items():
             ours = self.upstreams.get(label)
             if ours is None:
@@ -122,3 +125,12 @@ class Stats:
         self.latency_sum += seconds
         self.latency_count += 1
         self.latency_buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+
+# What only the supervisor knows, not summed over workers (see `Stats.add`).
+SERVICE_FIELDS = frozenset((
+    "started", "upstreams", "reloads", "reload_failures", "reload_seconds_last",
+    "reload_last_error", "policy_generation", "list_sizes", "list_updated", "querylog_written",
+    "querylog_failed_batches", "http_connections", "http_closed", "http_bad_requests",
+))  # fmt: skip
+_ADDED = tuple(f.name for f in fields(Stats) if f.name not in SERVICE_FIELDS)

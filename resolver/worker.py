@@ -27,6 +27,7 @@ from resolver.control import Channel, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
+from resolver.dns.ratelimit import RateLimiter
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
 from resolver.holder import SnapshotHolder
@@ -88,6 +89,7 @@ class Worker:
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
             identity=f"safe-resolver worker {number}",
+            limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
         )
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)

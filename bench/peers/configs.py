@@ -67,6 +67,8 @@ def ours(upstream: int, port: int, workdir: Path, lists: Blocklist | None = None
         f'upstreams: ["127.0.0.1:{upstream}"]\n'
         "upstream: {timeout_ms: 2000, attempts: 2}\n"
         "cache: {size: 1000000}\n"
+        # dnsperf sends everything from one address; the peers do not rate-limit by default
+        "ratelimit: {enabled: false}\n"
         f"policy: {json.dumps(str(policy)) if policy else 'null'}\n"
         "log_level: warning\n"
     )

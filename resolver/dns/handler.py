@@ -2,16 +2,20 @@
 
 The stages run in this fixed order; the first that answers ends the query:
 
-  1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR or drop
-  2. access    client not in the allowed networks -> REFUSED (never an open resolver)
-  3. guards    opcode != QUERY -> NOTIMP; EDNS version > 0 -> BADVERS; `id.server` CH TXT ->
-               which worker answered; other class != IN -> REFUSED; ANY -> one HINFO
-               (RFC 8482); zone transfers -> NOTIMP
+  1. read      header + question + OPT only (packet.read_query); malformed -> FORMERR (NOTIMP
+               for an opcode other than QUERY) or drop
+  2. access    client not in the allowed networks -> REFUSED with RA clear (never an open
+               resolver); then, for UDP, the client's and its prefix's rate limits (ratelimit.py):
+               over them -> TC=1 with the question only, or no answer
+  3. guards    opcode != QUERY -> NOTIMP (QR and opcode only); EDNS version > 0 -> BADVERS;
+               `id.server` CH TXT -> which worker answered; other class != IN -> REFUSED;
+               ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
   6. forward   coalesced upstream exchange; reply validated, cached, then served like a hit
 
+RA is set exactly when recursion is offered: a QUERY from a client in the access list.
 Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose target is not
 cached) return a coroutine, which the transport awaits.
 """
@@ -25,7 +29,8 @@ from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
 from resolver.dns.message import BadReply, scan_reply
-from resolver.dns.packet import CD, Malformed, Query, encode_name, read_query
+from resolver.dns.packet import CD, OPCODE_MASK, Malformed, Query, encode_name, read_query
+from resolver.dns.ratelimit import RateLimiter
 from resolver.dns.synth import (
     ADVERTISED_UDP_SIZE,
     EDE_CENSORED,
@@ -43,11 +48,13 @@ from resolver.dns.synth import (
     any_answer,
     badvers,
     error_response,
-    formerr,
     nodata,
+    not_served,
+    notimp,
     opt_record,
     truncated,
     txt_answer,
+    unreadable,
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
@@ -108,8 +115,10 @@ class Handler:
         blockpage_v4: list[bytes] | None = None,
         blockpage_v6: list[bytes] | None = None,
         identity: str = "safe-resolver",
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.acl = acl
+        self.limiter = limiter
         self.cache = cache
         self.forwarder = forwarder
         self.stats = stats
@@ -138,7 +147,9 @@ class Handler:
                 query = read_query(data)
             except Malformed as exc:
                 self.stats.malformed[exc.reason] += 1
-                return formerr(data, exc.qid) if exc.formerr else None
+                if not exc.formerr:
+                    return None
+                return unreadable(data, exc.qid, self.acl.allows(client))
             if len(self._parsed) < PARSE_MEMO_SIZE:
                 self._parsed[data[2:]] = query
             else:
@@ -154,15 +165,16 @@ class Handler:
             query.qid = (data[0] << 8) | data[1]
         # 2. access
         if not self.acl.allows(client):
-            return self._done(
-                query, client, error_response(query, REFUSED), transport, started, "refused"
-            )
+            return self._done(query, client, not_served(query), transport, started, "refused")
+        limiter = self.limiter
+        if limiter is not None and transport == "udp":
+            scope = limiter.check(client, started)
+            if scope is not None:
+                return self._limited(query, scope, limiter.config.action)
         # 3. guards
         qtype = query.qtype
-        if query.flags & 0x7800:
-            return self._done(
-                query, client, error_response(query, NOTIMP), transport, started, "notimp"
-            )
+        if query.flags & OPCODE_MASK:
+            return self._done(query, client, notimp(query), transport, started, "notimp")
         if query.edns and query.edns_version > 0:
             return self._done(query, client, badvers(query), transport, started, "formerr")
         if query.qclass != 1:
@@ -207,6 +219,12 @@ class Handler:
         self.stats.cache_misses += 1
         # 6. forward
         return self._forward(_private(query), client, key, transport, started, decision)
+
+    def _limited(self, query: Query, scope: str, action: str) -> bytes | None:
+        """Over a rate limit: TC=1 and the question only (no bigger than the query), so a real
+        client retries over TCP where it is answered; or, with action drop, nothing."""
+        self.stats.ratelimited[(scope, action)] += 1
+        return None if action == "drop" else truncated(query)
 
     def _now_wall(self, monotonic_now: float) -> float:
         """Wall-clock Unix time for schedules, read at most once per second."""

@@ -2,8 +2,10 @@
 
 UDP answers synchronously whenever the handler can (cache hits, blocks, errors) and spawns a
 task only for upstream work. TCP reads 2-byte framed messages, handles several queries per
-connection concurrently and writes each answer as it is ready (out of order), closes idle
-connections, caps connections and the bytes a connection may have queued.
+connection concurrently and writes each answer as it is ready (out of order). It defends itself
+against clients that hold connections without asking (idle timeout counted in answered queries,
+the idlest connection closed for a newcomer at the cap) and against clients that ask without
+reading (reading paused while answers are unread, then the connection cut).
 """
 
 from __future__ import annotations
@@ -11,20 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, cast
 
 from resolver.dns.handler import Handler
 from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("!H")
+READ_CHUNK = 16_384  # bytes taken from a TCP socket at a time
 
 
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
-    idle_timeout: float = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
-    max_connections: int = 1000
-    max_queued_bytes: int = 65_536  # unanswered request bytes per connection before pausing reads
+    # Seconds without a query we answer or an answer written before we close (RFC 7766 6.2.3);
+    # partial frames and frames too short to answer do not count. Also how long answers may
+    # sit unread before we close.
+    idle_timeout: float = 10.0
+    max_connections: int = 1000  # at the cap a new client closes the idlest (RFC 7766 6.2.3)
+    # Per connection: request bytes awaiting answers, and answer bytes the client has not read,
+    # before we stop reading from it.
+    max_queued_bytes: int = 65_536
     max_pending: int = 100  # queries in progress per connection before pausing reads
 
 
@@ -34,8 +45,8 @@ class InFlight:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, coro: object) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -67,7 +78,7 @@ class UdpServer(asyncio.DatagramProtocol):
         if result.__class__ is bytes:
             self.transport.sendto(result, addr)  # type: ignore[union-attr]
         else:
-            self.inflight.spawn(self._send_later(result, addr))  # type: ignore[arg-type]
+            self.inflight.spawn(self._send_later(result, addr))
 
     async def _send_later(self, pending: object, addr: tuple) -> None:  # type: ignore[type-arg]
         try:
@@ -91,56 +102,109 @@ class TcpServer:
         self.inflight = inflight
         self.stats = stats
         self.config = config
-        self.connections: set[TcpConnection] = set()
+        # Least recently active first: a complete query moves its connection to the end.
+        self.connections: OrderedDict[TcpConnection, None] = OrderedDict()
+        # Every connection reads into this one buffer and copies its bytes out at once: a read
+        # never holds more than READ_CHUNK, even from a client that writes far ahead of us.
+        self.read_buffer = memoryview(bytearray(READ_CHUNK))
 
     def __call__(self) -> TcpConnection:
         return TcpConnection(self)
+
+    def admit(self, conn: TcpConnection) -> bool:
+        """Track a new connection; at the cap, close the idlest one not busy answering to make
+        room (RFC 7766 6.2.3), so connections that never finish a query cannot lock out new
+        clients. False when every connection has answers in progress."""
+        connections = self.connections
+        if len(connections) >= self.config.max_connections:
+            for idlest in connections:
+                if not idlest.pending:
+                    break
+            else:
+                self.stats.dropped["tcp-connection-cap"] += 1
+                return False
+            self.stats.tcp_closed["evicted"] += 1
+            idlest.shut()
+        connections[conn] = None
+        return True
 
     def close_idle(self) -> None:
         for conn in list(self.connections):
             conn.close_when_idle()
 
 
-class TcpConnection(asyncio.Protocol):
+class TcpConnection(asyncio.BufferedProtocol):
+    """One client connection: 2-byte framed queries in, answers out as each is ready.
+
+    Reading pauses while the connection is at a limit (queries in progress, their bytes, or
+    answers the client has not read) and resumes below half of it; queries already buffered are
+    answered first. A client that leaves answers unread for `idle_timeout` is cut off.
+    """
+
     def __init__(self, server: TcpServer) -> None:
         self.server = server
+        self.config = server.config
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.buffer = bytearray()
         self.pending = 0
         self.queued_bytes = 0
-        self.paused = False
+        self.reading = True
+        self.stalled = False  # the transport's write buffer is over max_queued_bytes
         self.closing = False
+        self.last_active = 0.0  # loop time of the last query answered or answer written
         self.idle_handle: asyncio.TimerHandle | None = None
+        self.stall_handle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = stream = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
-        if len(self.server.connections) >= self.server.config.max_connections:
-            self.server.stats.dropped["tcp-connection-cap"] += 1
+        if not self.server.admit(self):
+            self.closing = True
             transport.close()
             return
-        self.server.connections.add(self)
-        self._arm_idle()
+        stream.set_write_buffer_limits(high=self.config.max_queued_bytes)
+        loop = asyncio.get_running_loop()
+        self.last_active = loop.time()
+        self.idle_handle = loop.call_later(self.config.idle_timeout, self._idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        self.server.connections.pop(self, None)
         self.closing = True
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
+        for handle in (self.idle_handle, self.stall_handle):
+            if handle is not None:
+                handle.cancel()
 
-    def _arm_idle(self) -> None:
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle_handle = loop.call_later(self.server.config.idle_timeout, self._idle)
+    # -- closing ---------------------------------------------------------------------------------
 
     def _idle(self) -> None:
-        if self.pending:
-            self._arm_idle()
-        elif self.transport is not None:
-            self.transport.close()
+        """Timer: close once no query was answered for idle_timeout; else look again
+        when that could first be true. Answers in progress keep the connection open; a client
+        behind on reading is the stall timer's to close."""
+        loop = asyncio.get_running_loop()
+        timeout = self.config.idle_timeout
+        busy = self.pending or self.stalled
+        due = loop.time() + timeout if busy else self.last_active + timeout
+        wait = due - loop.time()
+        if wait > 0:
+            self.idle_handle = loop.call_later(wait, self._idle)
+        elif not self.closing:
+            self.server.stats.tcp_closed["idle"] += 1
+            self.shut()
+
+    def shut(self) -> None:
+        """Close now and stop counting against the cap. Answers the client left unread are
+        discarded: waiting to flush them would wait on the client."""
+        self.closing = True
+        self.server.connections.pop(self, None)
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def close_when_idle(self) -> None:
         """Shutdown: stop reading; close once the answers in progress are written."""
@@ -149,51 +213,91 @@ class TcpConnection(asyncio.Protocol):
             return
         if self.pending == 0:
             self.transport.close()
-        elif not self.paused:
-            self.transport.pause_reading()
-            self.paused = True
+        else:
+            self._flow()
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._arm_idle()
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.buffer += self.server.read_buffer[:nbytes]
+        self._pump()
+
+    def _blocked(self) -> bool:
+        cfg = self.config
+        return (
+            self.closing
+            or self.stalled
+            or self.pending >= cfg.max_pending
+            or self.queued_bytes >= cfg.max_queued_bytes
+        )
+
+    def _pump(self) -> None:
+        """Answer the complete queries buffered until a limit stops us, then read or not."""
         buffer = self.buffer
-        while len(buffer) >= 2 and not self.closing:
-            (length,) = _LEN.unpack_from(buffer)
-            if len(buffer) < 2 + length:
+        pos = 0
+        size = len(buffer)
+        answered = False
+        while size - pos >= 2 and not self._blocked():
+            end = pos + 2 + _LEN.unpack_from(buffer, pos)[0]
+            if end > size:
                 break
-            message = bytes(buffer[2 : 2 + length])
-            del buffer[: 2 + length]
-            self._handle(message)
-        if len(buffer) > self.server.config.max_queued_bytes:
+            message = bytes(buffer[pos + 2 : end])
+            pos = end
+            answered |= self._handle(message)
+        if pos:
+            del buffer[:pos]
+        if answered and not self.closing:
+            # Only a query we answer makes a connection active: a trickle of partial frames,
+            # or of frames too short to answer, must not keep it open or last in line for
+            # closing when the cap needs room.
+            self.last_active = asyncio.get_running_loop().time()
+            self.server.connections.move_to_end(self)
+        if not self._blocked() and len(buffer) > self.config.max_queued_bytes:
             # A frame that cannot fit our limit is never going to be a DNS query.
             self.server.stats.dropped["tcp-oversized"] += 1
-            self.transport.close()  # type: ignore[union-attr]
+            self.shut()
+            return
+        self._flow()
 
-    def _handle(self, message: bytes) -> None:
+    def _flow(self) -> None:
+        """Pause or resume reading to match the limits."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._blocked():
+            if self.reading:
+                transport.pause_reading()
+                self.reading = False
+        elif not self.reading:
+            transport.resume_reading()
+            self.reading = True
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def _handle(self, message: bytes) -> bool:
+        """Answer one message, now or when ready; False if it gets no answer."""
         try:
             result = self.server.handler.answer(message, self.client, "tcp")
         except Exception:
             self.server.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")
-            return
+            return False
         if result is None:
-            return
-        if result.__class__ is bytes:
-            self._write(result)  # type: ignore[arg-type]
-            return
+            return False
+        if isinstance(result, bytes):
+            self._write(result)
+            return True
         self.pending += 1
         self.queued_bytes += len(message)
-        cfg = self.server.config
-        if (
-            self.pending >= cfg.max_pending or self.queued_bytes >= cfg.max_queued_bytes
-        ) and not self.paused:
-            self.transport.pause_reading()  # type: ignore[union-attr]
-            self.paused = True
         self.server.inflight.spawn(self._answer_later(result, len(message)))
+        return True
 
-    async def _answer_later(self, pending: object, size: int) -> None:
+    async def _answer_later(self, pending: Coroutine[Any, Any, bytes | None], size: int) -> None:
         try:
-            resp = await pending  # type: ignore[misc]
+            resp = await pending
         except Exception:
             self.server.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")
@@ -202,13 +306,42 @@ class TcpConnection(asyncio.Protocol):
         self.queued_bytes -= size
         if resp is not None:
             self._write(resp)
-        if self.closing and self.pending == 0:
-            if self.transport is not None:
+        if self.closing:
+            if self.pending == 0 and self.transport is not None:
                 self.transport.close()
-        elif self.paused and self.pending < self.server.config.max_pending // 2:
-            self.transport.resume_reading()  # type: ignore[union-attr]
-            self.paused = False
+            return
+        self.last_active = asyncio.get_running_loop().time()
+        cfg = self.config
+        if (
+            not self.reading
+            and self.pending < cfg.max_pending // 2
+            and self.queued_bytes < cfg.max_queued_bytes // 2
+        ):
+            self._pump()
 
     def _write(self, resp: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(_LEN.pack(len(resp)) + resp)
+
+    # -- write-side flow control (called by the transport) ---------------------------------------
+
+    def pause_writing(self) -> None:
+        """The client is not reading its answers as fast as it asks: stop reading its queries,
+        and cut it off if it is still behind after idle_timeout."""
+        self.stalled = True
+        self._flow()
+        loop = asyncio.get_running_loop()
+        self.stall_handle = loop.call_later(self.config.idle_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        self.stalled = False
+        if self.stall_handle is not None:
+            self.stall_handle.cancel()
+            self.stall_handle = None
+        if not self.closing:
+            self._pump()
+
+    def _stalled(self) -> None:
+        if self.stalled and not self.closing:
+            self.server.stats.tcp_closed["stalled"] += 1
+            self.shut()

@@ -48,12 +48,18 @@ OPT_DO = opt_record(True)
 
 
 def reply_flags(query_flags: int, rcode: int) -> int:
-    """Header flags for our answer: QR and RA set, opcode and RD copied, AA never set."""
+    """Header flags for our answer to a QUERY from a client we serve: QR set, RA set (recursion
+    is what we offer it), opcode and RD copied, AA never set."""
     return QR | (query_flags & (OPCODE_MASK | RD)) | RA | (rcode & 0xF)
 
 
 def _finish(
-    query: Query, rcode: int, answers: bytes, ancount: int, ede: tuple[int, str] | None
+    query: Query,
+    rcode: int,
+    flags: int,
+    answers: bytes,
+    ancount: int,
+    ede: tuple[int, str] | None,
 ) -> bytes:
     opt = b""
     arcount = 0
@@ -63,17 +69,30 @@ def _finish(
         else:
             opt = opt_record(query.do, ede, rcode >> 4)
         arcount = 1
-    header = HEADER.pack(query.qid, reply_flags(query.flags, rcode), 1, ancount, 0, arcount)
+    header = HEADER.pack(query.qid, flags, 1, ancount, 0, arcount)
     return header + query.data[12 : query.qend] + answers + opt
 
 
 def error_response(query: Query, rcode: int, ede: tuple[int, str] | None = None) -> bytes:
     """REFUSED, SERVFAIL, NXDOMAIN, NOTIMP... with the question echoed and EDE when EDNS."""
-    return _finish(query, rcode, b"", 0, ede)
+    return _finish(query, rcode, reply_flags(query.flags, rcode), b"", 0, ede)
+
+
+def not_served(query: Query) -> bytes:
+    """REFUSED for a client outside the access list: RA clear, recursion is not offered to it."""
+    flags = QR | (query.flags & (OPCODE_MASK | RD)) | REFUSED
+    return _finish(query, REFUSED, flags, b"", 0, None)
+
+
+def notimp(query: Query) -> bytes:
+    """NOTIMP for an opcode other than QUERY: QR and the opcode only. RD, RA, AD and CD mean
+    something for QUERY alone, so none is echoed or offered (ISC genreport's `opcode` and
+    `opcodeflg` checks)."""
+    return _finish(query, NOTIMP, QR | (query.flags & OPCODE_MASK) | NOTIMP, b"", 0, None)
 
 
 def nodata(query: Query, ede: tuple[int, str] | None = None) -> bytes:
-    return _finish(query, NOERROR, b"", 0, ede)
+    return _finish(query, NOERROR, reply_flags(query.flags, NOERROR), b"", 0, ede)
 
 
 def address_answer(
@@ -81,14 +100,14 @@ def address_answer(
 ) -> bytes:
     """A or AAAA records for the question name (owner is a pointer to the question)."""
     body = b"".join(_RR_HEAD.pack(_NAME_PTR, rtype, 1, ttl, len(r)) + r for r in rdatas)
-    return _finish(query, NOERROR, body, len(rdatas), ede)
+    return _finish(query, NOERROR, reply_flags(query.flags, NOERROR), body, len(rdatas), ede)
 
 
 def any_answer(query: Query) -> bytes:
     """RFC 8482: answer ANY with one synthesized HINFO record instead of everything."""
     rdata = b"\x07RFC8482\x00"
     body = _RR_HEAD.pack(_NAME_PTR, TYPE_HINFO, 1, 3600, len(rdata)) + rdata
-    return _finish(query, NOERROR, body, 1, None)
+    return _finish(query, NOERROR, reply_flags(query.flags, NOERROR), body, 1, None)
 
 
 def txt_answer(query: Query, text: str) -> bytes:
@@ -96,7 +115,7 @@ def txt_answer(query: Query, text: str) -> bytes:
     raw = text.encode("utf-8")[:255]
     rdata = bytes((len(raw),)) + raw
     body = _RR_HEAD.pack(_NAME_PTR, TYPE_TXT, query.qclass, 0, len(rdata)) + rdata
-    return _finish(query, NOERROR, body, 1, None)
+    return _finish(query, NOERROR, reply_flags(query.flags, NOERROR), body, 1, None)
 
 
 def badvers(query: Query) -> bytes:
@@ -105,10 +124,16 @@ def badvers(query: Query) -> bytes:
     return header + query.data[12 : query.qend] + opt_record(query.do, None, BADVERS >> 4)
 
 
-def formerr(data: bytes, qid: int) -> bytes:
-    """FORMERR for a packet whose question we could not read: header only."""
+def unreadable(data: bytes, qid: int, served: bool) -> bytes:
+    """Header-only answer to a packet whose question we could not read. The opcode decides what
+    the rest of a message means, so an opcode other than QUERY gets NOTIMP whatever follows
+    (genreport sends opcode 15 with no question); a QUERY gets FORMERR, with RA only for a client
+    we serve."""
     flags = (data[2] << 8 | data[3]) if len(data) >= 4 else 0
-    return HEADER.pack(qid, reply_flags(flags, FORMERR), 0, 0, 0, 0)
+    if flags & OPCODE_MASK:
+        return HEADER.pack(qid, QR | (flags & OPCODE_MASK) | NOTIMP, 0, 0, 0, 0)
+    reply = reply_flags(flags, FORMERR)
+    return HEADER.pack(qid, reply if served else reply & ~RA, 0, 0, 0, 0)
 
 
 def truncated(query: Query) -> bytes:

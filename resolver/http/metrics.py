@@ -131,6 +131,19 @@ class StatsCollector(Collector):
             for reason, count in list(table.items()):
                 family.add_metric([reason], count)
             yield family
+        tcp_closed = CounterMetricFamily(
+            P + "tcp_closed", "TCP connections closed by the server by reason", labels=["reason"]
+        )
+        for reason, count in list(s.tcp_closed.items()):
+            tcp_closed.add_metric([reason], count)
+        yield tcp_closed
+        limited = CounterMetricFamily(
+            P + "ratelimited", "UDP queries over a rate limit, by limit and what was done",
+            labels=["scope", "action"],
+        )  # fmt: skip
+        for scope_action, count in list(s.ratelimited.items()):
+            limited.add_metric(list(scope_action), count)
+        yield limited
         yield from _http_families(s)
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
 

@@ -27,6 +27,7 @@ BYPASS_NAMES: dict[str, tuple[str, Action]] = {
     "use-application-dns.net": ("firefox_canary", Action.NXDOMAIN),
     "mask.icloud.com": ("icloud_private_relay", Action.NXDOMAIN),
     "mask-h2.icloud.com": ("icloud_private_relay", Action.NXDOMAIN),
+    "mask-canary.icloud.com": ("icloud_private_relay", Action.NXDOMAIN),
     "_dns.resolver.arpa": ("ddr", Action.NODATA),
 }
 

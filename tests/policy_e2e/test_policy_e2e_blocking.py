@@ -140,6 +140,7 @@ def test_https_svcb_blocked_too(served: Served, authority: Authority, qtype: str
         ("use-application-dns.net", "AAAA", dns.rcode.NXDOMAIN),
         ("mask.icloud.com", "A", dns.rcode.NXDOMAIN),
         ("mask-h2.icloud.com", "AAAA", dns.rcode.NXDOMAIN),
+        ("mask-canary.icloud.com", "A", dns.rcode.NXDOMAIN),
         ("_dns.resolver.arpa", "SVCB", dns.rcode.NOERROR),
         ("_dns.resolver.arpa", "A", dns.rcode.NOERROR),
     ],

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import dns.message
 import dns.query
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
@@ -204,3 +206,16 @@ def dig(rp: ResolverProc, *args: str, timeout: int = 3) -> str:
         pytest.skip("dig not installed (Debian package bind9-dnsutils)")
     cmd = [exe, f"@{rp.host}", "-p", str(rp.port), "+tries=1", f"+time={timeout}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 4).stdout
+
+
+def metric(admin_port: int, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` on the admin listener's /metrics matching `labels`."""
+    url = f"http://127.0.0.1:{admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
