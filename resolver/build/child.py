@@ -1,23 +1,20 @@
 """Run a build in a fresh Python process at idle CPU priority, so that it never delays DNS.
 
-Why: a reload compiles in a child process (building a multi-million-rule index would hold our
-GIL for seconds). At normal priority that child competes with the event loop for a core, and
-the kernel lets a running task finish its slice before a woken one gets the core: traced with
-`perf` at 5M rules, the child's interpreter start-up alone kept the loop thread waiting 4-6 ms
-at every reload. A SCHED_IDLE task is preempted at once by any normal one: the loop always
-comes first, the compile gets the rest. `posix_spawn` returns as soon as the child has exec'd
-(glibc uses vfork semantics, so no page tables of a server holding gigabytes are copied), and
-the policy is set right then: the child's start-up runs idle. (posix_spawn's own scheduler
-attribute refuses SCHED_IDLE, and a thread that made itself idle to pass the policy on could
-not leave it again without privilege, while holding our GIL at idle priority.)
+Why a process: compiling a multi-million-rule index would hold our GIL for seconds. Why
+SCHED_IDLE: at normal priority the child competes with the event loop for a core, and the kernel
+lets a running task finish its slice before a woken one gets the core (traced: the child's
+interpreter start-up alone kept the loop waiting several ms per reload; bench/README.md). A
+SCHED_IDLE task is preempted at once by any normal one: the loop always comes first, the compile
+gets the rest. `posix_spawn` returns as soon as the child has exec'd (vfork semantics: no page
+tables of a server holding gigabytes are copied), and the policy is set right then, so the
+child's start-up runs idle. (posix_spawn's own scheduler attribute refuses SCHED_IDLE, and a
+thread that made itself idle to pass the policy on could not leave it again without privilege.)
 
-Idle priority alone starves the child when the server is pinned to a core it keeps busy: a
-child inherits the pinning, and under the DNS benchmark's half-capacity load on one pinned core
-a 1M-rule reload was not live after 37 s (the loop used ~90 % of that core; the child got 9 %).
-So the child runs on the CPUs the server is not pinned to, when there are any: the compile gets
-their spare time and never touches the loop's core or its caches. A server free to use every
-CPU leaves the child free too. A cgroup's CPU set (systemd `AllowedCPUs=`) still binds it: the
-kernel intersects any affinity with it.
+Idle priority alone starves the child when the server is pinned to a core it keeps busy (a
+child inherits the pinning). So the child runs on the CPUs the server is not pinned to, when
+there are any: the compile gets their spare time and never touches the loop's core or its
+caches. A server free to use every CPU leaves the child free too. A cgroup's CPU set (systemd
+`AllowedCPUs=`) still binds it: the kernel intersects any affinity with it.
 """
 
 from __future__ import annotations

@@ -68,7 +68,6 @@ class Query:
         "edns",
         "edns_version",
         "flags",
-        "has_other_options",
         "key",
         "qclass",
         "qend",
@@ -102,16 +101,11 @@ class Query:
         self.do = False
         self.edns_version = 0
         self.ecs: str | None = None  # EDNS Client Subnet as "addr/prefix", if present
-        self.has_other_options = False
 
     @property
     def question(self) -> bytes:
         """The question section exactly as the client sent it (keeps 0x20 mixed case)."""
         return self.data[12 : self.qend]
-
-    @property
-    def opcode(self) -> int:
-        return (self.flags & OPCODE_MASK) >> 11
 
 
 def read_query(data: bytes) -> Query:
@@ -224,8 +218,6 @@ def _read_options(query: Query, data: bytes, pos: int, end: int) -> None:
             raise Malformed("bad-opt", query.qid)
         if code == OPT_ECS:
             query.ecs = _read_ecs(data[pos : pos + length], query.qid)
-        else:
-            query.has_other_options = True
         pos += length
 
 

@@ -18,7 +18,6 @@ ADVERTISED_UDP_SIZE = 1232  # DNS Flag Day 2020: no IP fragmentation
 
 # RFC 8914 Extended DNS Error info-codes we use.
 EDE_STALE_ANSWER = 3
-EDE_BLOCKED = 15
 EDE_CENSORED = 16  # blocked because an outside authority requires it (the mandated list)
 EDE_FILTERED = 17  # blocked because the client's own filtering profile asks for it
 EDE_NOT_SUPPORTED = 21

@@ -24,15 +24,15 @@ import hmac
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from resolver.http import metrics
+from resolver.http.admin_keys import ACCESS, CONFIG, SESSION_COOKIE, AdminConfig
+from resolver.http.dashboard import setup_dashboard
 from resolver.http.i18n import category_label
 from resolver.http.ports import ResolverControl
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
@@ -43,7 +43,6 @@ from resolver.store.querylog import QueryLog
 
 API = "/api/v1"
 MAX_BODY = 64 * 1024
-SESSION_COOKIE = "sr_session"
 # Reachable without auth: the login form, and logout (so an expired session can still clear
 # its cookie; the same-origin check below still applies to both posts).
 OPEN_PATHS = frozenset({"/login", "/logout"})
@@ -57,20 +56,6 @@ OPENAPI_TEXT = resources.files("resolver.http").joinpath("openapi.yaml").read_by
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    control: ResolverControl
-    token: str | None
-    store: RequestStore | None
-    querylog: QueryLog | None
-    registry: CollectorRegistry
-    login_limiter: RateLimiter
-    sessions: SessionStore
-
-
-CONFIG = web.AppKey("admin_config", AdminConfig)
-# How this request got in: "token", "session", "loopback", or "" (the open /login form).
-ACCESS = web.RequestKey("admin_access", str)
 
 
 def make_admin_app(
@@ -85,8 +70,6 @@ def make_admin_app(
 
     `sessions` defaults to 8-hour logins that end after 30 minutes unused.
     """
-    from resolver.http.dashboard import setup_dashboard  # the dashboard pages live beside
-
     app = web.Application(client_max_size=MAX_BODY, middlewares=[access_middleware])
     app[CONFIG] = AdminConfig(
         control=control,

@@ -16,7 +16,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from resolver.http import admin
+from resolver.http.admin_keys import ACCESS, CONFIG, SESSION_COOKIE
 
 _FILES = resources.files("resolver.http")
 DASHBOARD_HTML = _FILES.joinpath("templates/dashboard.html").read_bytes()
@@ -48,13 +48,13 @@ async def dashboard_js(request: web.Request) -> web.Response:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    if request.get(admin.ACCESS):
+    if request.get(ACCESS):
         raise web.HTTPSeeOther("/dashboard")
     return web.Response(body=LOGIN_HTML, content_type="text/html", charset="utf-8")
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    cfg = request.app[admin.CONFIG]
+    cfg = request.app[CONFIG]
     if cfg.token is None:
         return web.Response(status=403, text="no admin token is configured: use loopback")
     if not cfg.login_limiter.allow(request.remote or ""):
@@ -63,12 +63,12 @@ async def login_submit(request: web.Request) -> web.Response:
     given = form.get("token")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), cfg.token.encode()):
         return web.Response(status=401, text="wrong token")
-    old = request.cookies.get(admin.SESSION_COOKIE)
+    old = request.cookies.get(SESSION_COOKIE)
     if old:
         cfg.sessions.revoke(old)  # a fresh id at each login (no session fixation)
     response = web.HTTPSeeOther("/dashboard")
     response.set_cookie(
-        admin.SESSION_COOKIE,
+        SESSION_COOKIE,
         cfg.sessions.create(),
         max_age=int(cfg.sessions.lifetime),
         httponly=True,
@@ -80,9 +80,9 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    session = request.cookies.get(admin.SESSION_COOKIE)
+    session = request.cookies.get(SESSION_COOKIE)
     if session:
-        request.app[admin.CONFIG].sessions.revoke(session)
+        request.app[CONFIG].sessions.revoke(session)
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(admin.SESSION_COOKIE, path="/")
+    response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -24,17 +24,13 @@ from resolver.lists.normalize import (
 _SUBTREE, _EXACT, _BELOW = Scope.SUBTREE, Scope.EXACT, Scope.BELOW
 _BLOCK, _REWRITE = RuleAction.BLOCK, RuleAction.REWRITE
 
-# "name A" (dnsperf query files such as the Tranco benchmark list) is accepted as a domain.
-_QTYPES = frozenset({"a", "aaaa", "cname", "mx", "ns", "txt", "soa", "ptr", "srv", "https", "any"})
-
 # ---------------------------------------------------------------- plain domains
 
 
 def parse_domains(lines: Iterable[str]) -> ParseResult:
     """One domain per line, `#` comments; a domain means itself AND its subdomains (UT1).
 
-    `*.d` lines mean only the names below d (BELOW); `name A` lines (dnsperf query files)
-    are read as `name`.
+    `*.d` lines mean only the names below d (BELOW).
     """
     return run_parser("domains", lines, _domains_body)
 
@@ -50,8 +46,6 @@ def _domains_body(lines: Iterable[str], out: Collector) -> int:
         s = raw.strip().lower()
         if not s or s[0] == "#":
             continue
-        if s[-2:] == " a":  # dnsperf query files (`name A`): the benchmark lists
-            s = s[:-2].rstrip()
         if len(s) > MAX_NAME or clean(s) is None:
             s = _domains_slow(n, raw, s, out)
             if not s:
@@ -72,7 +66,7 @@ def _domains_slow(n: int, raw: str, s: str, out: Collector) -> str:
     tokens = s.split("#", 1)[0].split()
     if not tokens:
         return ""
-    if len(tokens) > 2 or (len(tokens) == 2 and tokens[1] not in _QTYPES):
+    if len(tokens) > 1:
         out.reject(n, "not-a-rule", raw)
         return ""
     text = tokens[0]

@@ -5,9 +5,9 @@ and every byte >= 0x80 replaced by 0x01; `dots` is -1 followed by the offset of 
 `key`, in order. So the suffix below the i-th dot is `key[dots[i] + 1 :]`, one slice.
 
 Why: a lookup walks a name's suffixes right to left, and finding each dot with `rfind` plus
-encoding the name cost ~0.2 µs of the ~1.2 µs a blocked lookup took at 5M rules
-(bench/README.md). The DNS packet reader walks the labels anyway, so it records the dots as it
-turns label lengths into dots (`resolver.dns.packet`); `name_key` builds the same from a str
+encoding the name was a sizable share of a blocked lookup (figures in bench/README.md). The DNS
+packet reader walks the labels anyway, so it records the dots as it turns label lengths into
+dots (`resolver.dns.packet`); `name_key` builds the same from a str
 for the slow paths (explain, the admin API, tests). Rules are ASCII (IDNs are punycode), so a
 byte >= 0x80 can never be part of a match, while in the packed region it would look like a
 record digit: mapping it to 0x01, which no rule holds, keeps such a label a plain miss.

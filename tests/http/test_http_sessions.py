@@ -10,7 +10,8 @@ import pytest
 from support.certs import client_context, make_cert
 from test_http_admin import REMOTE, TOKEN, proxy_peer
 
-from resolver.http.admin import SESSION_COOKIE, make_admin_app
+from resolver.http.admin import make_admin_app
+from resolver.http.admin_keys import SESSION_COOKIE
 from resolver.http.runner import server_tls_context, start_http
 from resolver.http.sessions import SessionStore
 

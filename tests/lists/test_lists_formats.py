@@ -75,7 +75,6 @@ DOMAINS = [
     ("  Example.COM.  ", ("example.com", *BLOCK_SUB)),
     ("# comment", ""),
     ("example.com # inline", ("example.com", *BLOCK_SUB)),
-    ("google.com A", ("google.com", *BLOCK_SUB)),  # dnsperf query file
     ("*.cdn.example", ("cdn.example", S.BELOW, A.BLOCK, None)),
     ("91.121.1.2", "ip-address"),
     ("0.0.0.0 example.com", "not-a-rule"),
