@@ -1,10 +1,10 @@
 """Matching-core benchmark: compile time, RSS per rule, lookups/s, snapshot size and load
 time, longest event-loop stall during a reload; each against a plain `set` suffix walk.
 
-    python -m bench.match_bench            # 100k, 1M, 5M rules, both backends, real+generated
+    python -m bench.match_bench            # 100k, 1M, 5M rules, real+generated
     python -m bench.match_bench --quick    # 100k only
-    python -m bench.match_bench --sizes 5000000 --backends suffix --data mix
-    python -m bench.match_bench --sizes 5000000 --backends suffix --data mix --lists 40
+    python -m bench.match_bench --sizes 5000000 --data mix
+    python -m bench.match_bench --sizes 5000000 --data mix --lists 40
     python -m bench.match_bench --tune 5000000 window=256 window=192,fill=0.4 lists=40
 
 Every configuration runs in fresh subprocesses pinned to one core, so RSS numbers don't mix.
@@ -40,7 +40,8 @@ from resolver.build import indexfile
 from resolver.build.child import run_idle
 from resolver.holder import SWITCH_INTERVAL, low_priority_thread
 from resolver.lists.model import Entry
-from resolver.match.index import BACKENDS, CategoryIndex, IndexBuilder, free_in_pieces
+from resolver.match.builder import IndexBuilder
+from resolver.match.index import CategoryIndex, free_in_pieces
 from resolver.match.key import NameKey, name_key
 from resolver.match.packed import DEEP
 
@@ -164,14 +165,12 @@ def read_rules_text(workdir: Path) -> str:
         return "".join(iter(lambda: file.read(1 << 20), ""))
 
 
-def compile_index(
-    workdir: str, size: int, backend: str, lists: int = 2, **packing: Any
-) -> CategoryIndex:
+def compile_index(workdir: str, size: int, lists: int = 2, **packing: Any) -> CategoryIndex:
     """`size` names cut into `lists` lists, one category bit each; `packing` goes to
     IndexBuilder. More lists mean more distinct records (a name's own list meets its
     ancestors'), so wider record digits, as in a real policy."""
     names = read_rules(Path(workdir), size)
-    builder = IndexBuilder(backend, **packing)
+    builder = IndexBuilder(**packing)
     step = -(-len(names) // lists)
     for bit in range(lists):
         builder.add(bit, (Entry(name) for name in names[bit * step : (bit + 1) * step]), f"l{bit}")
@@ -226,7 +225,7 @@ async def longest_stall(job, machine: list[float] | None = None) -> tuple[float,
     return await ticker, result
 
 
-def worker_build(workdir: Path, size: int, backend: str, lists: int) -> dict:
+def worker_build(workdir: Path, size: int, lists: int) -> dict:
     text = read_rules_text(workdir)
     gc.collect()
     base0 = rss()
@@ -238,9 +237,9 @@ def worker_build(workdir: Path, size: int, backend: str, lists: int) -> dict:
     del baseline, text
     gc.collect()
     start = time.perf_counter()
-    index = compile_index(str(workdir), size, backend, lists)
+    index = compile_index(str(workdir), size, lists)
     compile_s = time.perf_counter() - start
-    path = workdir / f"{backend}-{size}.idx"
+    path = workdir / f"{size}.idx"
     start = time.perf_counter()
     indexfile.save(index, path)
     return {
@@ -264,8 +263,8 @@ def traffic(workdir: Path, rules: list[str]) -> dict[str, list[str]]:
     }
 
 
-def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
-    path = workdir / f"{backend}-{size}.idx"
+def worker_load(workdir: Path, size: int, lists: int) -> dict:
+    path = workdir / f"{size}.idx"
     rules = read_rules(workdir, size)
     queries = traffic(workdir, rules)
     baseline = set_walk(set(rules))
@@ -326,7 +325,7 @@ def worker_load(workdir: Path, size: int, backend: str, lists: int) -> dict:
         # the server's path: compile in a fresh idle-priority process started and awaited
         # from the reload thread (it rewrites the snapshot this worker loaded), load and free
         # there
-        build = ("bench.match_bench", "--worker", "build", str(workdir), str(size), backend)
+        build = ("bench.match_bench", "--worker", "build", str(workdir), str(size))
         build += (str(lists),)
         await loop.run_in_executor(thread, run_idle, *build)
         new = await loop.run_in_executor(thread, indexfile.load, path)
@@ -355,7 +354,7 @@ def lookup_rates(index: CategoryIndex, queries: dict[str, list[str]], baseline) 
 
 
 def tune(size: int, packings: list[str], rounds: int = 5) -> str:
-    """Compare packings of the "suffix" backend in one process, measured interleaved:
+    """Compare packings of the packed table in one process, measured interleaved:
     differences of a few per cent are real here, where separate processes vary by about 5 %.
     A packing is IndexBuilder keywords ("window=192,fill=0.4"), or "lists=40" to cut the rules
     into 40 lists. Median M lookups/s over `rounds` passes."""
@@ -367,7 +366,7 @@ def tune(size: int, packings: list[str], rounds: int = 5) -> str:
         for packing in packings:
             options = {key: float(value) if "." in value else int(value) for key, value in
                        (item.split("=") for item in packing.split(",") if item)}  # fmt: skip
-            index = compile_index(tmp, size, "suffix", small=0, **options)
+            index = compile_index(tmp, size, small=0, **options)
             indexes.append(index)
             lookups[packing] = index.lookup
             print(f"{packing or 'defaults'}: {index.names.count:,} windows, "
@@ -419,24 +418,24 @@ def walk_steps(index: CategoryIndex, name: str) -> int:
     return steps
 
 
-def run_worker(mode: str, workdir: Path, size: int, backend: str, lists: int) -> dict:
+def run_worker(mode: str, workdir: Path, size: int, lists: int) -> dict:
     cmd = [sys.executable, "-m", "bench.match_bench", "--worker", mode, str(workdir)]
-    cmd += [str(size), backend, str(lists)]
+    cmd += [str(size), str(lists)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
-        raise SystemExit(f"match bench worker {mode} {size} {backend} failed")
+        raise SystemExit(f"match bench worker {mode} {size} failed")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| data | rules | backend | compile s | snapshot MB | load s | RSS B/rule (set) "
+        "| data | rules | compile s | index file MB | load s | RSS B/rule (set) "
         "| blocked M/s (set) | allowed M/s (set) | deep blocked M/s (set) "
-        "| deep allowed M/s (set) | stall ms: load fresh / into spare "
+        "| deep allowed M/s (set) | stall ms: map / map again "
         "| stall ms: free | stall ms: process+load (bystander) | bystander ms, longest |"
     )
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 14]
 
     def pair(r: dict, kind: str) -> str:
         return f"{r[f'{kind}_per_s'] / 1e6:.2f} ({r[f'set_{kind}_per_s'] / 1e6:.2f})"
@@ -444,7 +443,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         stalls = " / ".join(f"{r[f'stall_{key}_ms']:.1f}" for key in ("load", "reuse"))
         lines.append(
-            f"| {r['data']} | {r['size']:,} | {r['backend']} | {r['compile_s']:.1f} "
+            f"| {r['data']} | {r['size']:,} | {r['compile_s']:.1f} "
             f"| {r['snapshot_mb']:.0f} | {r['load_s']:.2f} "
             f"| {r['bytes_per_rule']:.0f} ({r['set_bytes_per_rule']:.0f}) "
             f"| {pair(r, 'blocked')} | {pair(r, 'allowed')} | {pair(r, 'deep_blocked')} "
@@ -458,13 +457,12 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k rules only")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--sizes", default="")
     parser.add_argument("--data", default="mix,gen", help="mix (real + generated), gen")
     parser.add_argument(
         "--lists", type=int, default=2, help="cut the rules into this many lists (records)"
     )
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--tune", nargs="+", metavar=("RULES", "PACKING"), help="compare packings")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -472,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         print(tune(int(args.tune[0]), args.tune[1:] or [""]))
         return 0
     if args.worker:
-        mode, workdir, size, backend, lists = args.worker
+        mode, workdir, size, lists = args.worker
         fn = worker_build if mode == "build" else worker_load
-        print(json.dumps(fn(Path(workdir), int(size), backend, int(lists))))
+        print(json.dumps(fn(Path(workdir), int(size), int(lists))))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES)
     if args.quick:
@@ -487,13 +485,12 @@ def main(argv: list[str] | None = None) -> int:
             real = json.loads((workdir / "meta.json").read_text())["real"]
             print(f"{data}: real names {real:,}; up to {max(sizes):,}", file=sys.stderr)
             for size in sizes:
-                for backend in args.backends.split(","):
-                    row = {"data": data, "size": size, "backend": backend}
-                    row |= run_worker("build", workdir, size, backend, args.lists)
-                    row |= run_worker("load", workdir, size, backend, args.lists)
-                    print(row, file=sys.stderr)
-                    rows.append(row)
-                    (workdir / f"{backend}-{size}.idx").unlink()
+                row = {"data": data, "size": size}
+                row |= run_worker("build", workdir, size, args.lists)
+                row |= run_worker("load", workdir, size, args.lists)
+                print(row, file=sys.stderr)
+                rows.append(row)
+                (workdir / f"{size}.idx").unlink()
     print(table(rows))
     return 0
 

@@ -22,8 +22,9 @@ from resolver.build.indexfile import IndexFileError
 from resolver.build.listfile import read_list
 from resolver.fileio import atomic_write
 from resolver.lists.catalogue import Source
-from resolver.match.index import CategoryIndex, IndexBuilder
-from resolver.policy.compile import BACKEND, mandated_entries
+from resolver.match.builder import IndexBuilder
+from resolver.match.index import CategoryIndex
+from resolver.policy.compile import mandated_entries
 from resolver.policy.schema import MANDATED
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def digest(path: Path) -> str:
 
 
 def cache_key(parts: Iterable[bytes | str]) -> str:
-    """sha256 over the inputs (list contents, backend, format versions...), length-prefixed
+    """sha256 over the inputs (list contents, category bits, format versions...), length-prefixed
     so that ("ab", "c") and ("a", "bc") differ."""
     h = hashlib.sha256(KEY_VERSION + b"|%d" % indexfile.VERSION)
     for part in parts:
@@ -79,7 +80,7 @@ def cached_index(
     With `required` False (an admin's `check` on a folder it cannot write), a cache that
     cannot be written costs only the next run a re-parse.
     """
-    parts = [BACKEND, repr(sorted(bits.items()))]
+    parts = [repr(sorted(bits.items()))]
     parts += [f"{item.source.category}|{item.source.id}|{item.source.format}|{item.digest}"
               for item in lists]  # fmt: skip
     key = cache_key(parts)
@@ -88,7 +89,7 @@ def cached_index(
     summaries: list[dict[str, Any]] = []
 
     def build() -> CategoryIndex:
-        builder = IndexBuilder(BACKEND)
+        builder = IndexBuilder()
         for item in lists:
             result = read_list(item.path, item.source.format)
             summaries.append(_summary(item, result.format, result))

@@ -5,8 +5,8 @@ Format (version 9), all integers little-endian:
     header: magic b"SRMATCH\0" | u32 version | u64 frames length | u32 crc32 of frames
             | u64 region offset | u64 region length | u32 crc32 of region
     frames: a sequence of `u32 length | marshal data`: one metadata frame, then the name
-            table's frames (the tld and spill dicts, or a dict backend's names)
-    region: (the "suffix" backend's packed names) at a page-aligned offset, to the end
+            table's frames (the tld and spill dicts, or a small index's names)
+    region: (a packed table's names) at a page-aligned offset, to the end
 
 Why mapped: the region is the bulk of the index (about 50 bytes per rule). Every worker process
 maps the same file read-only, so N workers share one copy in the page cache instead of holding N
@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from resolver.fileio import atomic_write
-from resolver.match.index import AhoNames, CategoryIndex, DictNames, Names
+from resolver.match.index import CategoryIndex, Names
 from resolver.match.packed import PackedNames
+from resolver.match.tables import DictNames
 
 MAGIC = b"SRMATCH\0"
-VERSION = 9
+VERSION = 10
 CHUNK = 16_384
 # Bytes per checksum or write call over the region. The kernel here (PREEMPT_NONE, HZ=250)
 # makes a woken thread wait for a system call on its core to return: large single calls
@@ -157,7 +158,7 @@ def _table(reader: _Reader, meta: dict[str, Any], region: mmap.mmap | None) -> N
                 if len(names) != len(rids):
                     raise ValueError(f"name frame has {len(names)} names, {len(rids)} ids")
                 ids.update(zip(names, rids, strict=True))
-            return AhoNames.build(ids) if meta["backend"] == "aho" else DictNames(ids)
+            return DictNames(ids)
         if region is None:
             raise ValueError("a packed table without its region")
         chunks = ((table, joined, array("I", raw)) for table, joined, raw in frames)

@@ -56,8 +56,6 @@ OPENAPI_TEXT = resources.files("resolver.http").joinpath("openapi.yaml").read_by
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-
-
 def make_admin_app(
     control: ResolverControl,
     *,

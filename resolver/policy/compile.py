@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match.index import CategoryIndex, IndexBuilder
+from resolver.match.builder import IndexBuilder
+from resolver.match.index import CategoryIndex
 from resolver.policy.decision import Action
 from resolver.policy.safesearch import SafeSearchTable
 from resolver.policy.schema import MANDATED, PolicySpec
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import ConfigError, Problem
-
-BACKEND = "suffix"
 
 # Bypass-prevention names (exact) and what they get; see policy/README.md "bypass".
 BYPASS_NAMES: dict[str, tuple[str, Action]] = {
@@ -176,7 +175,7 @@ def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
 
 def _own_index(spec: PolicySpec, profiles: dict[str, Profile]) -> CategoryIndex | None:
     """The profiles' allow, deny and keyword rules: small, rebuilt on every compile."""
-    builder = IndexBuilder(BACKEND)
+    builder = IndexBuilder()
     empty = True
     for pid, p in spec.profiles.items():
         compiled = profiles[pid]

@@ -11,7 +11,7 @@ import pytest
 from resolver.build import snapshotfile
 from resolver.build.compile import build_snapshot, compile_policy
 from resolver.build.snapshotfile import SnapshotFileError, map_snapshot
-from resolver.match.index import SMALL
+from resolver.match.builder import SMALL
 from resolver.match.packed import PackedNames
 from resolver.policy.compile import PolicyError
 from resolver.policy.decide import decide

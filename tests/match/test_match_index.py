@@ -1,4 +1,4 @@
-"""Matching semantics, table-driven, and both backends against a naive reference."""
+"""Matching semantics, table-driven, and both name tables against a naive reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
-from resolver.match.index import BACKENDS, CategoryIndex, Hit, IndexBuilder, Special
+from resolver.match.builder import IndexBuilder
+from resolver.match.index import CategoryIndex, Hit, Special
 
 E, S, B = Scope.EXACT, Scope.SUBTREE, Scope.BELOW
 BLOCK, ALLOW, NX, NODATA, REWRITE = (
@@ -66,8 +67,12 @@ LOOKUPS = [
 ]
 
 
-def build(backend: str, rules=RULES, keywords=()) -> CategoryIndex:
-    builder = IndexBuilder(backend)
+# The two name tables behind one interface: a plain dict (small indexes) and the packed table.
+LAYOUTS = {"dict": {}, "packed": {"small": 0}}
+
+
+def build(layout: str, rules=RULES, keywords=()) -> CategoryIndex:
+    builder = IndexBuilder(**LAYOUTS[layout])
     for bit, name, scope, action, target in rules:
         builder.add(bit, [Entry(name, scope, action, target, 1)], f"list{bit}.txt")
     for bit, text in keywords:
@@ -75,18 +80,18 @@ def build(backend: str, rules=RULES, keywords=()) -> CategoryIndex:
     return builder.build()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request) -> str:
+@pytest.fixture(params=list(LAYOUTS))
+def layout(request) -> str:
     return request.param
 
 
 @pytest.mark.parametrize(("name", "bits", "why"), LOOKUPS, ids=[row[0] for row in LOOKUPS])
-def test_lookup_table(backend, name, bits, why):
-    assert build(backend).lookup_name(name) == bits, why
+def test_lookup_table(layout, name, bits, why):
+    assert build(layout).lookup_name(name) == bits, why
 
 
-def test_empty_index(backend):
-    index = IndexBuilder(backend).build()
+def test_empty_index(layout):
+    index = IndexBuilder(**LAYOUTS[layout]).build()
     assert len(index) == 0
     assert index.rule_counts() == {}
     for name in ("a", "example.com", "a.b.c.d"):
@@ -96,27 +101,22 @@ def test_empty_index(backend):
         assert index.explain(name) == []
 
 
-def test_unknown_backend_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown match backend"):
-        IndexBuilder("trie")
-
-
-def test_several_bits_on_one_name(backend):
+def test_several_bits_on_one_name(layout):
     rules = [(bit, "multi.com", S, BLOCK, None) for bit in (0, 3, 40, 70)]
-    index = build(backend, rules)
+    index = build(layout, rules)
     assert index.lookup_name("multi.com") == (1 << 0) | (1 << 3) | (1 << 40) | (1 << 70)
     assert index.lookup_name("a.multi.com") == index.lookup_name("multi.com")
     assert index.rule_counts() == {0: 1, 3: 1, 40: 1, 70: 1}
 
 
-def test_duplicates_are_one_rule(backend):
-    builder = IndexBuilder(backend)
+def test_duplicates_are_one_rule(layout):
+    builder = IndexBuilder(**LAYOUTS[layout])
     builder.add(0, [Entry("a.com"), Entry("a.com"), Entry("b.com")], "l")
     assert len(builder.build()) == 2
 
 
-def test_exception_in_another_list_same_bit(backend):
-    builder = IndexBuilder(backend)
+def test_exception_in_another_list_same_bit(layout):
+    builder = IndexBuilder(**LAYOUTS[layout])
     builder.add(2, [Entry("ads.com")], "block.txt")
     builder.add(2, [Entry("cdn.ads.com", action=ALLOW)], "allow.txt")
     builder.add(3, [Entry("cdn.ads.com", E)], "other.txt")
@@ -126,7 +126,7 @@ def test_exception_in_another_list_same_bit(backend):
     assert index.lookup_name("x.cdn.ads.com") == 0
 
 
-def test_deep_and_long_names(backend):
+def test_deep_and_long_names(layout):
     deep = ".".join(["a"] * 126 + ["z"])  # 127 labels, 253 characters
     assert len(deep) == 253
     long_name = "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 61
@@ -136,7 +136,7 @@ def test_deep_and_long_names(backend):
         (1, long_name, E, BLOCK, None),
         (2, "e" * 61, S, BLOCK, None),
     ]
-    index = build(backend, rules)
+    index = build(layout, rules)
     assert index.lookup_name(deep) == 0b1
     assert index.lookup_name(".".join(["a"] * 59 + ["z"])) == 0
     assert index.lookup_name(long_name) == 0b110
@@ -168,13 +168,13 @@ SPECIALS = [
         ("unrelated.com", None),
     ],
 )
-def test_special_most_specific_wins(backend, name, expected):
-    index = build(backend, SPECIALS)
+def test_special_most_specific_wins(layout, name, expected):
+    index = build(layout, SPECIALS)
     assert index.special(name) == (None if expected is None else Special(*expected))
 
 
-def test_specials_set_bits_except_rewrite(backend):
-    index = build(backend, SPECIALS)
+def test_specials_set_bits_except_rewrite(layout):
+    index = build(layout, SPECIALS)
     assert index.lookup_name("a.nx.example") == 0b1
     assert index.lookup_name("pass.nx.example") == 0
     assert index.lookup_name("safe.search") == 0  # a rewrite is not a category block
@@ -182,8 +182,8 @@ def test_specials_set_bits_except_rewrite(backend):
     assert index.rule_counts() == {0: 3, 1: 2, 2: 1}
 
 
-def test_keywords(backend):
-    index = build(backend, RULES, keywords=[(7, "casino"), (8, "sex"), (7, "bet"), (9, "casino")])
+def test_keywords(layout):
+    index = build(layout, RULES, keywords=[(7, "casino"), (8, "sex"), (7, "bet"), (9, "casino")])
     assert index.keywords("casino-online.vn") == (1 << 7) | (1 << 9)
     assert index.keywords("sexbet.com") == (1 << 7) | (1 << 8)
     assert index.keywords("example.com") == 0
@@ -194,8 +194,8 @@ def test_keywords(backend):
     assert Hit("example.com", S, BLOCK, 0, "list0.txt", None) in hits
 
 
-def test_explain_lists_every_rule_most_specific_first(backend):
-    index = build(backend, RULES + SPECIALS)
+def test_explain_lists_every_rule_most_specific_first(layout):
+    index = build(layout, RULES + SPECIALS)
     assert index.explain("b.a.shop.com.vn") == [
         Hit("a.shop.com.vn", S, BLOCK, 0, "list0.txt", None),
         Hit("a.shop.com.vn", S, ALLOW, 6, "list6.txt", None),
@@ -206,7 +206,7 @@ def test_explain_lists_every_rule_most_specific_first(backend):
     ]
 
 
-# --- property test: both backends agree with a naive reference over random rule sets ---
+# --- property test: every layout agrees with a naive reference over random rule sets ---
 
 LABELS = st.sampled_from(["a", "b", "com", "vn", "x", "www", "ww"])
 NAMES = st.lists(LABELS, min_size=1, max_size=5).map(".".join)
@@ -234,26 +234,26 @@ def naive_lookup(rules, name: str) -> int:
 
 @settings(max_examples=300, deadline=None)
 @given(rules=st.lists(RULE, max_size=25), names=st.lists(NAMES, min_size=1, max_size=20))
-def test_backends_equal_naive_reference(rules, names):
+def test_layouts_equal_naive_reference(rules, names):
     """The label "ww" makes names that end in another name without a label boundary ("www.com" and
-    "ww.com"). "suffix" is the small-index dict; "suffix-tight" packs even tiny indexes, puts
-    two entries at most in a window and makes every name with a child key hot, so the spill
-    and the hot walk are exercised on every example; "suffix-families" never makes a name hot,
-    so walks go down inside a window, into and out of its spill."""
-    builders = {name: (name, {}) for name in BACKENDS}
-    builders["suffix-tight"] = ("suffix", {"small": 0, "window": 24, "hot_children": 0})
-    builders["suffix-families"] = ("suffix", {"small": 0, "window": 40, "hot_children": 99})
+    "ww.com"). "dict" is the small-index dict; "packed" the packed table; "tight" packs two
+    entries at most in a window and makes every name with a child key hot, so the spill and the
+    hot walk are exercised on every example; "families" never makes a name hot, so walks go
+    down inside a window, into and out of its spill."""
+    builders = dict(LAYOUTS)
+    builders["tight"] = {"small": 0, "window": 24, "hot_children": 0}
+    builders["families"] = {"small": 0, "window": 40, "hot_children": 99}
     indexes = {}
-    for label, (backend_name, packing) in builders.items():
-        builder = IndexBuilder(backend_name, **packing)
+    for label, packing in builders.items():
+        builder = IndexBuilder(**packing)
         for bit, name, scope, action in rules:
             builder.add(bit, [Entry(name, scope, action)], f"l{bit}")
         indexes[label] = builder.build()
     for name in names + [rule[1] for rule in rules]:
         expected = naive_lookup(rules, name)
-        for backend_name, index in indexes.items():
-            assert index.lookup_name(name) == expected, (backend_name, name)
-        hits = indexes["suffix"].explain(name)
-        for label in ("aho", "suffix-tight", "suffix-families"):
+        for label, index in indexes.items():
+            assert index.lookup_name(name) == expected, (label, name)
+        hits = indexes["dict"].explain(name)
+        for label in ("packed", "tight", "families"):
             assert indexes[label].explain(name) == hits, label
         assert {(h.bit, h.action) for h in hits} <= {(r[0], r[3]) for r in rules}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from resolver.dns.packet import read_query
 from resolver.lists.model import Entry
-from resolver.match.index import BACKENDS, IndexBuilder
+from resolver.match.builder import IndexBuilder
 from resolver.match.key import name_key
 from resolver.match.packed import DIGIT, PackedNames
 
@@ -34,10 +34,10 @@ def query_packet(labels: list[bytes]) -> bytes:
     return struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
 
 
-def index_with_wide_digits(backend: str):
+def index_with_wide_digits():
     """An index whose packed table spends two digit bytes per record (>= 128 records), so a
     raw byte >= 0x80 in a query label could pass for a record digit if it reached the region."""
-    builder = IndexBuilder(backend, small=0)
+    builder = IndexBuilder(small=0)
     for mask in range(1, 512):  # every subset of 9 bits on its own name: 511 records
         bits = [bit for bit in range(9) if mask >> bit & 1]
         for bit in bits:
@@ -45,11 +45,9 @@ def index_with_wide_digits(backend: str):
     return builder.build()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_high_byte_label_never_passes_for_a_record_digit(backend: str) -> None:
-    index = index_with_wide_digits(backend)
-    if backend == "suffix":
-        assert isinstance(index.names, PackedNames) and index.names.width == 2
+def test_a_high_byte_label_never_passes_for_a_record_digit() -> None:
+    index = index_with_wide_digits()
+    assert isinstance(index.names, PackedNames) and index.names.width == 2
     for mask in (1, 77, 300, 511):
         base = f"n{mask}.vn".encode()
         assert index.lookup_name(f"x.a.{base.decode()}") == mask
@@ -76,11 +74,11 @@ def test_reader_key_and_name_key_look_up_alike(labels: list[bytes]) -> None:
         assert index.lookup(*query.key) == index.lookup_name(query.qname), labels
 
 
-def _small_index(backend: str, small: int):
-    builder = IndexBuilder(backend, small=small)
+def _small_index(small: int):
+    builder = IndexBuilder(small=small)
     builder.add(0, [Entry("n7.vn"), Entry("b.a.vn"), Entry("vn")], "l0")
     builder.add(1, [Entry("a.n7.vn"), Entry("a.b.a.vn")], "l1")
     return builder.build()
 
 
-INDEXES = [_small_index("suffix", 0), _small_index("suffix", 1000), _small_index("aho", 0)]
+INDEXES = [_small_index(0), _small_index(1000)]  # packed, dict

@@ -8,7 +8,8 @@ import pytest
 
 from resolver.build import indexfile
 from resolver.lists.model import Entry, RuleAction
-from resolver.match.index import IndexBuilder, free_in_pieces
+from resolver.match.builder import IndexBuilder
+from resolver.match.index import free_in_pieces
 from resolver.match.key import name_key
 from resolver.match.packed import (
     DEEP,
