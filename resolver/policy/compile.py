@@ -125,9 +125,6 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
         sizes[MANDATED] = len(mandated)
     bypass = {name: action for name, (switch, action) in BYPASS_NAMES.items()
               if spec.bypass[switch]}  # fmt: skip
-    networks = {(net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen -
-                net.prefixlen)): profiles[pid] for net, pid, _ in spec.networks}  # fmt: skip
-    prefixes = tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1]))
     snapshot = PolicySnapshot(
         generation=next(_generation),
         source=str(path),
@@ -144,8 +141,8 @@ def compile_policy(path: Path | str, *, now: datetime | None = None) -> PolicySn
         bypass_names=bypass,
         block_svcb=spec.bypass["https_svcb"],
         trusted_forwarders=tuple(spec.trusted_forwarders),
-        networks=networks,
-        prefixes=prefixes,
+        networks=spec.networks,
+        network_profiles=tuple(profiles[pid] for pid in spec.network_profiles),
         list_sizes=sizes,
         warnings=warnings,
         expect=spec.expect,
