@@ -164,7 +164,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
 def _compose(text: str) -> yaml.Node | None:
     """The document's node tree, by libyaml when it is there. A document libyaml refuses is
     parsed again by PyYAML for its messages (which the tests pin). The two read every document
-    PyYAML reads alike; libyaml also reads a tab after a value (`a:\t1`), which is valid YAML."""
+    PyYAML reads alike; libyaml also reads a few that PyYAML refuses (a tab after a value)."""
     for loader in _LOADERS[:-1]:
         try:
             return yaml.compose(text, Loader=loader)

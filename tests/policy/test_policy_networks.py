@@ -72,7 +72,7 @@ SWEEP_CASES = {
     "nested, same profile": (
         [("10.0.0.0/8", "family"), ("10.1.0.0/16", "family")],
         ["f:2:1: warning: network 10.1.0.0/16 (family) lies inside 10.0.0.0/8 (f:1:1), "
-         "which has the same profile"],
+         "with the same profile"],
         {"10.1.2.3": "family", "10.200.0.1": "family"},
     ),
     "three deep, the innermost enclosing one named": (
