@@ -71,7 +71,7 @@ class ClientNetworks:
         self.owners: tuple[str, ...] = (default, *profiles)
         self._number = {pid: number for number, pid in enumerate(self.owners) if number}
         self._keys: dict[int, list[int]] = {4: [], 6: []}
-        self._owner = array("H")
+        self._owner = array("H" if len(self.owners) <= 0x10000 else "I")
         self._line = array("I")
         self._column = array("H")
         self._firsts: list[int] = []  # first entry of each source
@@ -105,13 +105,15 @@ class ClientNetworks:
         self.used.add(profile)
         return None
 
-    def read_lines(self, text: str, file: str) -> list[Problem]:
+    def read_lines(self, lines: Iterable[str], file: str) -> list[Problem]:
         """Add the networks of a networks file (`prefix profile` per line, `#` comments); the
-        bad lines, the first `SHOW` in full and the rest counted."""
+        bad lines, the first `SHOW` in full and the rest counted. `lines` is best the open file
+        itself: read line by line, a million lines never sit in memory (or in one long C call
+        holding the GIL beside the server's event loop) as one list."""
         self.begin(file)
         bad = Shown("bad lines")
         known = self._number
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(lines, 1):
             hash_at = line.find("#")
             fields = (line if hash_at < 0 else line[:hash_at]).split()
             if len(fields) != 2:
@@ -155,7 +157,7 @@ class ClientNetworks:
                     shown.add(self._problem(name, version, key, other))
                 shown.count += examples.count - len(examples.first)
         problems = [p for shown in kinds.values() for p in shown.problems()]
-        return PrefixTable(bounds[4], bounds[6]), problems
+        return PrefixTable(bounds[4], bounds[6], len(self.owners)), problems
 
     def _problem(self, kind: str, version: int, key: int, other: int) -> Problem:
         """The message for one finding of `kind` (a `Findings` field): `key` against `other`."""

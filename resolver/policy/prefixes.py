@@ -220,13 +220,17 @@ class PrefixTable:
 
     __slots__ = ("v4_owners", "v4_starts", "v6_high", "v6_low", "v6_owners")
 
-    def __init__(self, v4: Intervals = ([0], [0]), v6: Intervals = ([0], [0])) -> None:
-        self.v4_starts, self.v4_owners = _filled("I", v4[0]), _filled("H", v4[1])
+    def __init__(
+        self, v4: Intervals = ([0], [0]), v6: Intervals = ([0], [0]), owners: int = 1
+    ) -> None:
+        """`owners`: how many owner numbers there are (two bytes each up to 65,536)."""
+        kind = "H" if owners <= 0x10000 else "I"
+        self.v4_starts, self.v4_owners = _filled("I", v4[0]), _filled(kind, v4[1])
         self.v6_high, self.v6_low = array("Q"), array("Q")
         for start in v6[0]:
             self.v6_high.append(start >> 64)
             self.v6_low.append(start & _LOW64)
-        self.v6_owners = _filled("H", v6[1])
+        self.v6_owners = _filled(kind, v6[1])
 
     def owner(self, version: int, value: int) -> int:
         """The owner of the longest prefix holding the address `value` (an int), or 0."""

@@ -484,14 +484,13 @@ class _Reader:
         if file is not None and check.type_ok(("clients", "networks_file"), file, str):
             path = base / file
             try:
-                text = path.read_bytes().decode("utf-8", errors="replace")
+                with path.open(encoding="utf-8", errors="replace") as lines:
+                    check.problems += networks.read_lines(lines, str(path))
             except OSError as exc:
                 check.error(
                     ("clients", "networks_file"),
                     f"cannot read networks file {str(path)!r}: {exc.strerror or exc}",
                 )
-            else:
-                check.problems += networks.read_lines(text, str(path))
         forwarders = []
         for i, text in enumerate(
             check.str_list(("clients", "trusted_forwarders"), spec.get("trusted_forwarders"))

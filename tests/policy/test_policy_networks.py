@@ -7,6 +7,7 @@ prefix tried, the longest containing one wins); the networks file through whole 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import subprocess
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 from resolver.policy.compile import PolicyError, compile_policy
 from resolver.policy.networks import SHOW, ClientNetworks
 from resolver.policy.prefixes import parse_network, parse_prefix, sort_keys
+from resolver.reload import PolicyHolder
+from resolver.stats import Stats
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("standard", "family", "kids")
@@ -374,6 +377,27 @@ def test_profile_named_only_in_the_file_is_used(tmp_path: Path) -> None:
         tmp_path, "  networks_file: subscribers.txt", "10.0.0.0/8 kids\n10.1.0.0/16 family\n"
     )
     assert not [w for w in compile_policy(policy).warnings if "not used" in str(w)]
+
+
+def test_reload_reads_the_changed_file_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    policy = write_policy(
+        tmp_path, "  networks_file: subscribers.txt", "10.0.0.0/8 kids\n10.1.0.0/16 family\n"
+    )
+    holder = PolicyHolder(policy, Stats())
+    holder.load_initial()
+    assert holder.current is not None and holder.current.profile_for("10.1.0.1") == "family"
+
+    (tmp_path / "subscribers.txt").write_text("10.0.0.0/8 kids\n10.1.0.0/16 standard\n")
+    result = asyncio.run(holder.reload())
+    assert result["ok"], result
+    assert holder.current.profile_for("10.1.0.1") == "standard"
+
+    good = holder.current
+    (tmp_path / "subscribers.txt").write_text("10.0.0.0/8 kids\n10.1.0.0/16 nobody\n")
+    result = asyncio.run(holder.reload())
+    assert not result["ok"]
+    assert "subscribers.txt:2:13: unknown profile 'nobody'" in result["error"]
+    assert holder.current is good
 
 
 # ------------------------------------------------------------------------- at ISP scale
