@@ -115,12 +115,16 @@ def sort_keys(keys: list[int]) -> list[int]:
     """`sorted(keys)` without one long C call: spread over buckets by value, sort each bucket.
 
     `list.sort` of a million ints holds the GIL for ~0.5 s (a stall of the event loop when the
-    server compiles a reload); buckets of a few dozen keys hold it for microseconds each.
+    server compiles a reload); buckets of a few dozen keys hold it for microseconds each. Keys
+    bunched in one part of the range (`::/0` beside a million prefixes in one /32) land in one
+    big bucket, which is spread again over its own range.
     """
     if len(keys) < 4096:
         return sorted(keys)
-    low = min(keys)
-    shift = max(0, (max(keys) - low).bit_length() - (len(keys).bit_length() - 4))
+    low, high = min(keys), max(keys)
+    if low == high:
+        return list(keys)
+    shift = max(0, (high - low).bit_length() - (len(keys).bit_length() - 4))
     buckets: dict[int, list[int]] = {}
     for key in keys:
         bucket = buckets.get((key - low) >> shift)
@@ -130,9 +134,7 @@ def sort_keys(keys: list[int]) -> list[int]:
             bucket.append(key)
     out: list[int] = []
     for number in sorted(buckets):
-        bucket = buckets[number]
-        bucket.sort()
-        out += bucket
+        out += sort_keys(buckets[number])
     return out
 
 

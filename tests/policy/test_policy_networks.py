@@ -172,6 +172,9 @@ def test_sort_keys_in_buckets_equals_sorted() -> None:
         assert sort_keys(keys) == sorted(keys)
     same = [7] * 10_000  # a single bucket
     assert sort_keys(same) == same
+    bunched = [2**160 + rnd.randrange(1 << 20) for _ in range(20_000)] + [0, 5, 2**170]
+    rnd.shuffle(bunched)
+    assert sort_keys(bunched) == sorted(bunched)
 
 
 # --------------------------------------------------------------- parsing, against ipaddress
