@@ -101,7 +101,9 @@ def _v4(value: int, length: int) -> str:
 
 
 def write_policy(folder: Path, count: int) -> Path:
+    """The policy and its networks file, in subscriber order (shuffled: not by address)."""
     lines = list(subscribers(count))
+    random.Random(count).shuffle(lines)
     (folder / "subscribers.txt").write_text(
         "# prefix package (subscriber export)\n" + "\n".join(lines) + "\n"
     )

@@ -20,7 +20,8 @@ from resolver.policy.prefixes import (
     PrefixTable,
     pack,
     parse_prefix,
-    sort_keys,
+    release,
+    sorted_keys,
     sweep,
     text_of,
     unpack,
@@ -147,10 +148,9 @@ class ClientNetworks:
         }
         bounds = {}
         for version in (4, 6):
-            keys = sort_keys(self._keys[version])
-            self._keys[version] = []
-            bounds[version], found = sweep(keys, WIDTH[version], self._owner, SHOW + 1)
-            del keys
+            keys = self._keys[version]
+            bounds[version], found = sweep(sorted_keys(keys), WIDTH[version], self._owner, SHOW + 1)
+            release(keys)
             for name, shown in kinds.items():
                 examples: Examples = getattr(found, name)
                 for key, other in examples.first:

@@ -10,21 +10,24 @@ an address is then one binary search over compact arrays (about 12 bytes per IPv
 per IPv6 network, nothing for the cycle collector, freed in one call).
 
 Long single C calls hold the GIL, and the server compiles a reload in a thread beside its event
-loop: the sort is done in small buckets and the arrays are filled item by item, so no step here
-holds the GIL for more than a few milliseconds, even at a million prefixes.
+loop: sorting, copying and freeing go in slices of `CHUNK` items, so no step here holds the GIL
+for more than a few milliseconds, even at a million prefixes.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import re
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ENTRY_BITS = 32  # entry numbers below 2**32
+CHUNK = 16384  # items handled per C call where a million would hold the GIL too long
 _ENTRY_MASK = (1 << ENTRY_BITS) - 1
 _LOW64 = (1 << 64) - 1
 WIDTH = {4: 32, 6: 128}
@@ -111,31 +114,26 @@ def text_of(version: int, value: int, length: int) -> str:
     return f"{address}/{length}"
 
 
-def sort_keys(keys: list[int]) -> list[int]:
-    """`sorted(keys)` without one long C call: spread over buckets by value, sort each bucket.
+def sorted_keys(keys: list[int]) -> Iterator[int]:
+    """`keys` in order, without one long C call: sorted in place in slices, then merged lazily.
 
     `list.sort` of a million ints holds the GIL for ~0.5 s (a stall of the event loop when the
-    server compiles a reload); buckets of a few dozen keys hold it for microseconds each. Keys
-    bunched in one part of the range (`::/0` beside a million prefixes in one /32) land in one
-    big bucket, which is spread again over its own range.
+    server compiles a reload); a slice of `CHUNK` takes a few ms, and the merge is a generator
+    the sweep consumes item by item. (Buckets of small lists sorted one by one were as fast, but
+    their 65k long-lived lists set off full cycle collections of 100 ms.)
     """
-    if len(keys) < 4096:
-        return sorted(keys)
-    low, high = min(keys), max(keys)
-    if low == high:
-        return list(keys)
-    shift = max(0, (high - low).bit_length() - (len(keys).bit_length() - 4))
-    buckets: dict[int, list[int]] = {}
-    for key in keys:
-        bucket = buckets.get((key - low) >> shift)
-        if bucket is None:
-            buckets[(key - low) >> shift] = [key]
-        else:
-            bucket.append(key)
-    out: list[int] = []
-    for number in sorted(buckets):
-        out += sort_keys(buckets[number])
-    return out
+    for i in range(0, len(keys), CHUNK):
+        keys[i : i + CHUNK] = sorted(keys[i : i + CHUNK])
+    if len(keys) <= CHUNK:
+        return iter(keys)
+    return heapq.merge(*(iter(keys[i : i + CHUNK]) for i in range(0, len(keys), CHUNK)))
+
+
+def release(values: list[Any]) -> None:
+    """Empty `values` from the end in slices: dropping a million ints at once is one C call
+    freeing them all (~10-30 ms holding the GIL); slices take well under a millisecond each."""
+    while values:
+        del values[-CHUNK:]
 
 
 @dataclass(slots=True)
@@ -162,9 +160,9 @@ class Findings:
 
 
 def sweep(
-    keys: Sequence[int], width: int, owners: Sequence[int], limit: int
+    keys: Iterable[int], width: int, owners: Sequence[int], limit: int
 ) -> tuple[tuple[list[int], list[int]], Findings]:
-    """Walk `keys` (packed, sorted) once: the flattened intervals and what overlaps.
+    """Walk `keys` (packed, in order) once: the flattened intervals and what overlaps.
 
     `owners[entry]` is an entry's owner number (1 and up). The intervals are two lists, each
     interval's start and owner (0: no network), the first starting at 0; neighbours with the
@@ -233,6 +231,8 @@ class PrefixTable:
             self.v6_high.append(start >> 64)
             self.v6_low.append(start & _LOW64)
         self.v6_owners = _filled(kind, v6[1])
+        for values in (*v4, *v6):
+            release(values)
 
     def owner(self, version: int, value: int) -> int:
         """The owner of the longest prefix holding the address `value` (an int), or 0."""
@@ -255,6 +255,6 @@ class PrefixTable:
 def _filled(typecode: str, values: list[int]) -> array[int]:
     """An array of `values`, copied in slices (one call over a million would hold the GIL)."""
     out = array(typecode)
-    for i in range(0, len(values), 65536):
-        out.extend(values[i : i + 65536])
+    for i in range(0, len(values), CHUNK):
+        out.extend(values[i : i + CHUNK])
     return out
