@@ -284,7 +284,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     print(
-        "| networks | check s | compile s | reload s | loop stall ms | bystander ms | table B/net | lookup µs |"
+        "| networks | check s | compile s | reload s | loop stall ms | bystander ms | table B/net "
+        "| lookup µs |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
