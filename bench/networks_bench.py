@@ -12,6 +12,7 @@ For each size a seeded ISP-like subscriber export is written as a networks file
   then one in the reload thread), with the longest event-loop stall meanwhile (a 1 ms ticker on
   the same loop) and the longest gap of a bystander process on the other core (what the machine
   itself imposed; `bench/bystander.py`);
+- `check` of `--inline` networks (200,000) written in the policy's YAML mapping instead;
 - the lookup table's size (bytes per network) and its lookup time per address (the address
   already an int, as on a `client_cache` miss after `client_ip`).
 
@@ -109,6 +110,17 @@ def write_policy(folder: Path, count: int) -> Path:
         "# prefix package (subscriber export)\n" + "\n".join(lines) + "\n"
     )
     (folder / "policy.yaml").write_text(POLICY)
+    return folder / "policy.yaml"
+
+
+def write_inline_policy(folder: Path, count: int) -> Path:
+    """The same networks written in the policy's own `clients.networks` mapping (YAML)."""
+    pairs = (line.split() for line in subscribers(count))
+    mapping = "".join(f'\n    "{prefix}": {package}' for prefix, package in pairs)
+    text = POLICY.replace("  networks_file: subscribers.txt\n", "").replace(
+        "  networks:", "  networks:" + mapping, 1
+    )
+    (folder / "policy.yaml").write_text(text)
     return folder / "policy.yaml"
 
 
@@ -281,6 +293,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench networks")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--quick", action="store_true", help="10k and 100k networks only")
+    parser.add_argument("--inline", type=int, default=200_000, help="networks in the YAML")
     args = parser.parse_args(argv)
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     print(
@@ -297,6 +310,12 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         print(f"  check: {row['check_says']}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds, summary = check_seconds(write_inline_policy(Path(tmp), args.inline))
+    print(
+        f"\n`check` of {args.inline:,} networks in the policy's own YAML mapping: {seconds:.2f} s"
+    )
+    print(f"  check: {summary}", file=sys.stderr)
     print()
     print(f"Lookup structures over the same {max(sizes):,} prefixes (uncached lookups):")
     print("| structure | bytes/network | lookup µs |")
