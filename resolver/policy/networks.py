@@ -79,9 +79,6 @@ class ClientNetworks:
         self._files: list[str] = []  # the file of each source
         self.used: set[str] = set()  # profiles some network names
 
-    def __len__(self) -> int:
-        return len(self._owner)
-
     def begin(self, file: str) -> None:
         """The entries added from now on are written in `file`."""
         self._firsts.append(len(self._owner))

@@ -95,7 +95,6 @@ class PolicySpec:
     timezone: ZoneInfo
     networks: PrefixTable  # client address -> owner number (longest prefix)
     network_profiles: tuple[str, ...]  # owner number -> profile id; 0 is the default profile
-    network_count: int  # networks written (policy and networks file)
     default_profile: str
     trusted_forwarders: list[Network]
     profiles: dict[str, ProfileSpec]
@@ -287,7 +286,6 @@ class _Reader:
             tz,
             table,
             networks.owners,
-            len(networks),
             default,
             forwarders,
             profiles,
