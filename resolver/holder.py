@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from resolver.build.snapshotfile import map_snapshot
+from resolver.build.child import ChildFailed, build_in_child
+from resolver.build.snapshotfile import SnapshotFileError, map_snapshot
 from resolver.match.index import free_in_pieces
 from resolver.policy.memo import DecisionMemo
 from resolver.policy.snapshot import PolicySnapshot
@@ -62,6 +63,27 @@ class SnapshotHolder:
             sys.setswitchinterval(interval)
         self._prepared = (generation, Path(path), snapshot)
         return snapshot
+
+    async def build(self, policy: Path | str, generation: int) -> dict[str, Any]:
+        """Build `policy` once, in the idle child, and prepare its snapshot as `generation`.
+        Returns the build's result; with "ok" False ("errors" say why) nothing is prepared."""
+        try:
+            built: dict[str, Any] = await self.in_thread(build_in_child, str(policy))
+        except ChildFailed as exc:
+            return {"ok": False, "errors": [str(exc)]}
+        if not built.get("ok"):
+            return {"ok": False, "errors": list(built.get("errors") or ["the build failed"])}
+        try:
+            await self.prepare(generation, built["snapshot"])
+        except SnapshotFileError as exc:
+            return {"ok": False, "errors": [str(exc)]}
+        return built
+
+    @property
+    def prepared(self) -> PolicySnapshot:
+        """The snapshot prepared and not yet committed (or aborted)."""
+        assert self._prepared is not None, "nothing prepared"
+        return self._prepared[2]
 
     def commit(self, generation: int) -> bool:
         """Serve the snapshot prepared as `generation`; False if none is prepared."""

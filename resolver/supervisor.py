@@ -34,9 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from resolver import __version__
-from resolver.build.child import ChildFailed, build_in_child
 from resolver.build.listfile import rule_line
-from resolver.build.snapshotfile import SnapshotFileError
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.holder import SnapshotHolder
@@ -328,16 +326,12 @@ class Supervisor:
         (empty when it went live)."""
         if self.cfg.policy is None:
             return []
-        try:
-            result = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
-        except ChildFailed as exc:
-            return [str(exc)]
-        if not result.get("ok"):
-            return [str(line) for line in result.get("errors", ["the build failed"])]
+        result = await self.holder.build(self.cfg.policy, 1)
+        if not result["ok"]:
+            return [str(line) for line in result["errors"]]
         for line in result.get("warnings", []):
             log.warning("%s", line)
         self.generation = 1
-        await self.holder.prepare(1, result["snapshot"])
         self.holder.commit(1)
         self._note_reload(result, 0.0)
         return []
@@ -460,18 +454,12 @@ class Supervisor:
         started = time.monotonic()
         if self.cfg.policy is None:
             return self._failed(started, "no policy configured")
-        try:
-            built = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
-        except ChildFailed as exc:
-            return self._failed(started, str(exc))
-        if not built.get("ok"):
-            return self._failed(started, "\n".join(built.get("errors", ["the build failed"])))
-        path = str(built["snapshot"])
         generation = self.generation + 1
-        try:
-            snapshot = await self.holder.prepare(generation, path)
-        except SnapshotFileError as exc:
-            return self._failed(started, str(exc))
+        built = await self.holder.build(self.cfg.policy, generation)
+        if not built["ok"]:
+            return self._failed(started, "\n".join(built["errors"]))
+        path = str(built["snapshot"])
+        snapshot = self.holder.prepared
         refusal = shrink_refusal(self.holder.current, snapshot, accept_shrink)
         errors = [refusal] if refusal else await self.pool.prepare(generation, path)
         if errors:

@@ -45,6 +45,17 @@ _Loader.add_implicit_resolver(
 )
 
 
+if yaml.__with_libyaml__:
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc]
+        """The same, parsed by libyaml: 10x faster (a policy listing 200,000 networks)."""
+
+    _FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    _LOADERS: tuple[type, ...] = (_FastLoader, _Loader)
+else:
+    _LOADERS = (_Loader,)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong (or suspicious) in a file, at a 1-based line and column."""
@@ -129,7 +140,7 @@ def load_yaml(path: Path | str) -> Document:
 def load_yaml_text(text: str, file: str = "<string>") -> Document:
     """Load YAML text; an empty document is an empty mapping."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(exc, text, file)]) from None
     except yaml.YAMLError as exc:  # unmarked reader errors (e.g. control characters)
@@ -148,6 +159,18 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
     if builder.problems:
         raise ConfigError(builder.problems)
     return doc
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree, by libyaml when it is there. A document libyaml refuses is
+    parsed again by PyYAML for its messages (which the tests pin). The two read every document
+    PyYAML reads alike; libyaml also reads a few that PyYAML refuses (a tab after a value)."""
+    for loader in _LOADERS[:-1]:
+        try:
+            return yaml.compose(text, Loader=loader)
+        except (yaml.YAMLError, RecursionError):
+            pass
+    return yaml.compose(text, Loader=_LOADERS[-1])
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:

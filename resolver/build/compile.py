@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _compile(path: Path, *, persist: bool) -> _Compiled:
         doc = load_yaml(path)
     except ConfigError as exc:
         raise PolicyError(exc.problems) from None
-    spec, problems = read_policy(doc, categories, _read_overlay)
+    spec, problems = read_policy(doc, categories, _read_overlay, _read_lines)
     if spec is None:
         raise PolicyError(problems)
     table = _safesearch(spec)
@@ -164,6 +165,13 @@ def _read_overlay(path: Path) -> Document | None:
 def load_safesearch(path: Path = SAFESEARCH_PATH) -> SafeSearchTable:
     """Read and check a safe-search data file; raises `ConfigError` with file:line:column."""
     return read_safesearch(load_yaml(path))
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    """The lines of a policy's `clients.networks_file` (a million subscriber prefixes), read as
+    they are used, never all at once."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        yield from lines
 
 
 def _safesearch(spec: PolicySpec) -> SafeSearchTable:

@@ -115,9 +115,6 @@ def assemble(
         sizes[MANDATED] = len(mandated)
     bypass = {name: action for name, (switch, action) in BYPASS_NAMES.items()
               if spec.bypass[switch]}  # fmt: skip
-    networks = {(net.version, net.prefixlen, int(net.network_address) >> (net.max_prefixlen -
-                net.prefixlen)): profiles[pid] for net, pid, _ in spec.networks}  # fmt: skip
-    prefixes = tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1]))
     return PolicySnapshot(
         generation=0,
         source=str(spec.file),
@@ -134,8 +131,8 @@ def assemble(
         bypass_names=bypass,
         block_svcb=spec.bypass["https_svcb"],
         trusted_forwarders=tuple(spec.trusted_forwarders),
-        networks=networks,
-        prefixes=prefixes,
+        networks=spec.networks,
+        network_profiles=tuple(profiles[pid] for pid in spec.network_profiles),
         list_sizes=sizes,
         warnings=warnings,
         expect=spec.expect,

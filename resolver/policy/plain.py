@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from resolver.match.index import CategoryIndex
 from resolver.policy.decision import Action, BlockMode
+from resolver.policy.prefixes import PrefixTable
 from resolver.policy.safesearch import Engine, SafeSearchTable
 from resolver.policy.schedule import Schedule, Window
 from resolver.policy.schema import Expectation
@@ -48,7 +49,8 @@ def snapshot_to_plain(snap: PolicySnapshot) -> dict[str, Any]:
         "bypass_names": {name: action.value for name, action in snap.bypass_names.items()},
         "block_svcb": snap.block_svcb,
         "trusted_forwarders": [str(net) for net in snap.trusted_forwarders],
-        "networks": [(*key, profile.id) for key, profile in snap.networks.items()],
+        "networks": snap.networks.plain(),
+        "network_profiles": [profile.id for profile in snap.network_profiles],
         "list_sizes": dict(snap.list_sizes),
         "warnings": [tuple(p.as_dict().values()) for p in snap.warnings],
         "expect": [_expectation(e) for e in snap.expect],
@@ -77,10 +79,6 @@ def snapshot_from_plain(
     profiles = {p.id: p for p in (_profile_from(row) for row in plain["profiles"])}
     ss = plain["safesearch"]
     engines = {eid: Engine(eid, setting, dict(targets)) for eid, setting, targets in ss["engines"]}
-    networks = {
-        (int(version), int(length), int(prefix)): profiles[pid]
-        for version, length, prefix, pid in plain["networks"]
-    }
     return PolicySnapshot(
         generation=generation,
         source=plain["source"],
@@ -99,8 +97,8 @@ def snapshot_from_plain(
         bypass_names={name: Action(action) for name, action in plain["bypass_names"].items()},
         block_svcb=bool(plain["block_svcb"]),
         trusted_forwarders=tuple(ipaddress.ip_network(net) for net in plain["trusted_forwarders"]),
-        networks=networks,
-        prefixes=tuple(sorted({(k[0], k[1]) for k in networks}, key=lambda k: -k[1])),
+        networks=PrefixTable.from_plain(plain["networks"]),
+        network_profiles=tuple(profiles[pid] for pid in plain["network_profiles"]),
         list_sizes=dict(plain["list_sizes"]),
         warnings=[Problem(*row) for row in plain["warnings"]],
         expect=[_expectation_from(row) for row in plain["expect"]],

@@ -7,8 +7,7 @@ policy/README.md documents each key; keep the two in step.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from resolver.lists.model import Scope
 from resolver.lists.normalize import name_or_reason
 from resolver.policy.decision import Action, BlockMode
+from resolver.policy.networks import ClientNetworks, Shown
+from resolver.policy.prefixes import Network, PrefixTable, parse_network
 from resolver.policy.presets import PRESET_NAMES, Preset, preset, preset_categories
 from resolver.policy.safesearch import LEVELS
 from resolver.policy.schedule import Schedule, Window, overlapping, parse_window
@@ -26,7 +27,6 @@ from resolver.yamlsource import Checker, ConfigError, Document, Path_, Problem, 
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DEFAULT_BLOCK_TTL = 60
 MANDATED = "mandated"
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOP_KEYS = (
     "version", "timezone", "clients", "profiles", "schedules", "mandated", "bypass", "lists",
@@ -86,7 +86,8 @@ class Expectation:
 class PolicySpec:
     file: Path
     timezone: ZoneInfo
-    networks: list[tuple[Network, str, str]]  # (network, profile id, where)
+    networks: PrefixTable  # client address -> owner number (longest prefix)
+    network_profiles: tuple[str, ...]  # owner number -> profile id; 0 is the default profile
     default_profile: str
     trusted_forwarders: list[Network]
     profiles: dict[str, ProfileSpec]
@@ -100,7 +101,7 @@ class PolicySpec:
     overlay: Path | None
     safesearch: Path | None
     lists_at: tuple[int, int] = (1, 1)
-    warnings: list = field(default_factory=list)  # list[Problem]
+    warnings: list[Problem] = field(default_factory=list)
 
 
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
@@ -132,17 +133,6 @@ def parse_rule(text: str) -> NameRule | str:
     return NameRule(name, scope, text, "")
 
 
-def parse_network(text: Any) -> Network | str:
-    try:
-        return ipaddress.ip_network(str(text).strip(), strict=True)
-    except ValueError as exc:
-        try:
-            loose = ipaddress.ip_network(str(text).strip(), strict=False)
-        except ValueError:
-            return f"bad network {text!r}: {exc}"
-        return f"bad network {text!r}: host bits set (did you mean {loose}?)"
-
-
 def parse_time(value: Any, tz: ZoneInfo) -> datetime | str:
     """An ISO 8601 time; without an offset it is wall-clock time in the policy's zone."""
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -152,16 +142,23 @@ def parse_time(value: Any, tz: ZoneInfo) -> datetime | str:
             value = datetime.fromisoformat(str(value))
         except ValueError:
             return f"bad time {value!r}: expected ISO 8601, e.g. 2026-03-02T09:00+07:00"
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    when: datetime = value if value.tzinfo else value.replace(tzinfo=tz)
+    return when
 
 
 class _Reader:
     """Walks one policy document with a `Checker` and builds the spec."""
 
-    def __init__(self, doc: Document, categories: frozenset[str]):
+    def __init__(
+        self,
+        doc: Document,
+        categories: frozenset[str],
+        read_lines: Callable[[Path], Iterable[str]] | None = None,
+    ) -> None:
         self.doc = doc
         self.check = Checker(doc)
         self.categories = categories
+        self.read_lines = read_lines
 
     def where(self, path: Path_) -> str:
         return self.check.where(path)
@@ -180,7 +177,7 @@ class _Reader:
         if not low <= value <= high:
             self.check.error(path, f"{path[-1]} must be between {low} and {high}, not {value}")
             return default
-        return value
+        return int(value)
 
     def _zone(self, path: Path_, value: Any, default: ZoneInfo) -> ZoneInfo:
         if value is None:
@@ -219,8 +216,8 @@ class _Reader:
             if "youtube" in spec:
                 youtube = self.check.choice((*path, "youtube"), spec["youtube"], LEVELS) or youtube
             return level, youtube
-        level = self.check.choice(path, value, LEVELS)
-        return (level, level) if level else default
+        chosen = self.check.choice(path, value, LEVELS)
+        return (chosen, chosen) if chosen else default
 
     def _dates(self, path: Path_, value: Any) -> frozenset[date]:
         if value is None:
@@ -253,7 +250,9 @@ class _Reader:
         schedules = self.schedules(root.get("schedules"), tz)
         bypass = self.bypass(root.get("bypass"))
         profiles = self.profiles(root.get("profiles"), schedules, bypass)
-        networks, default, forwarders = self.clients(root.get("clients"), profiles)
+        networks, default, forwarders = self.clients(root.get("clients"), profiles, base)
+        table, overlaps = networks.table()
+        check.problems += overlaps
         mandated = check.mapping(
             ("mandated",), root.get("mandated"), ["sources", "block_mode", "block_ttl", "allow"]
         )
@@ -282,9 +281,10 @@ class _Reader:
         safesearch = self._path(base, "safesearch", root.get("safesearch"))
         expect = read_expectations(check, ("expect",), root.get("expect"), tz)
         spec = PolicySpec(
-            self.doc.file and Path(self.doc.file),
+            Path(self.doc.file),
             tz,
-            networks,
+            table,
+            networks.owners,
             default,
             forwarders,
             profiles,
@@ -299,10 +299,10 @@ class _Reader:
             safesearch,
         )
         spec.lists_at = self.doc.where(("lists",))
-        self.warn_unreachable(spec)
+        self.warn_unreachable(spec, networks.used)
         return spec
 
-    def _list(self, path: Path_, value: Any) -> list:
+    def _list(self, path: Path_, value: Any) -> list[Any]:
         if value is None:
             return []
         return value if self.check.type_ok(path, value, list) else []
@@ -310,7 +310,7 @@ class _Reader:
     def _path(self, base: Path, key: str, value: Any) -> Path | None:
         if value is None or not self.check.type_ok((key,), value, str):
             return None
-        return base / value
+        return base / str(value)
 
     def _block_mode(self, path: Path_, value: Any, default: BlockMode) -> BlockMode:
         if value is None:
@@ -440,11 +440,14 @@ class _Reader:
         return out
 
     def clients(
-        self, value: Any, profiles: dict[str, ProfileSpec]
-    ) -> tuple[list[tuple[Network, str, str]], str, list[Network]]:
+        self, value: Any, profiles: dict[str, ProfileSpec], base: Path
+    ) -> tuple[ClientNetworks, str, list[Network]]:
         check = self.check
         spec = check.mapping(
-            ("clients",), value, ["default", "networks", "trusted_forwarders"], required=["default"]
+            ("clients",),
+            value,
+            ["default", "networks", "networks_file", "trusted_forwarders"],
+            required=["default"],
         )
         default = spec.get("default")
         if default is not None and check.type_ok(("clients", "default"), default, str):
@@ -455,33 +458,37 @@ class _Reader:
                 )
         elif value is None:
             check.error((), "the policy needs clients.default: the profile for unlisted clients")
-        networks: list[tuple[Network, str, str]] = []
-        seen: dict[Network, str] = {}
-        for key, pid in check.mapping(("clients", "networks"), spec.get("networks"), None).items():
+        networks = ClientNetworks(profiles, str(default or ""))
+        networks.begin(self.doc.file)
+        written = check.mapping(("clients", "networks"), spec.get("networks"), None)
+        entries = Checker(self.doc)  # its problems are summarized: a few shown, the rest counted
+        for key, pid in written.items():
             at = ("clients", "networks", key)
-            net = parse_network(key)
-            if isinstance(net, str):
-                check.error(at, net, key=True)
+            if not entries.type_ok(at, pid, str, what="a profile name"):
                 continue
-            if not check.type_ok(at, pid, str, what="a profile name"):
+            error = networks.unknown(pid)
+            if error is not None:
+                entries.error(at, error)
                 continue
-            if pid not in profiles:
-                check.error(at, f"unknown profile {pid!r}{suggest(pid, profiles)}")
-                continue
-            if net in seen:
-                check.error(at, f"network {net} is listed twice (also at {seen[net]})", key=True)
-                continue
-            seen[net] = self.where(at)
-            networks.append((net, pid, self.where(at)))
-        for net, pid, _ in networks:
-            for other, opid, owhere in networks:
-                if net != other and net.version == other.version and net.subnet_of(other):
-                    check.warn(
-                        ("clients", "networks", str(net)),
-                        f"network {net} ({pid}) lies inside {other} ({opid}, {owhere}); "
-                        "the longer prefix wins for its addresses",
-                        key=True,
-                    )
+            error = networks.add(str(key), pid, *self.doc.where(at, key=True))
+            if error is not None:
+                entries.error(at, error, key=True)
+        shown = Shown("bad networks")
+        for problem in entries.problems:
+            shown.add(problem)
+        check.problems += shown.problems()
+        file = spec.get("networks_file")
+        if file is not None and check.type_ok(("clients", "networks_file"), file, str):
+            path = base / file
+            try:
+                if self.read_lines is None:
+                    raise OSError("no file reader given")
+                check.problems += networks.read_lines(self.read_lines(path), str(path))
+            except OSError as exc:
+                check.error(
+                    ("clients", "networks_file"),
+                    f"cannot read networks file {str(path)!r}: {exc.strerror or exc}",
+                )
         forwarders = []
         for i, text in enumerate(
             check.str_list(("clients", "trusted_forwarders"), spec.get("trusted_forwarders"))
@@ -493,8 +500,8 @@ class _Reader:
                 forwarders.append(net)
         return networks, str(default or ""), forwarders
 
-    def warn_unreachable(self, spec: PolicySpec) -> None:
-        used = {spec.default_profile} | {pid for _, pid, _ in spec.networks}
+    def warn_unreachable(self, spec: PolicySpec, used: set[str]) -> None:
+        used = used | {spec.default_profile}
         for pid in spec.profiles:
             if pid not in used:
                 self.check.warn(
@@ -514,7 +521,7 @@ class _Reader:
 
 def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> list[Expectation]:
     """Sample rows `{client, name, type?, at?, action|expect, category?}` (policy or test file)."""
-    out = []
+    out: list[Expectation] = []
     if value is None:
         return out
     if not check.type_ok(path, value, list):
@@ -597,11 +604,14 @@ def read_policy(
     doc: Document,
     categories: frozenset[str],
     read_overlay: Callable[[Path], Document | None] | None = None,
+    read_lines: Callable[[Path], Iterable[str]] | None = None,
 ) -> tuple[PolicySpec | None, list[Problem]]:
     """Validate a loaded policy document: `(spec, problems)`; spec is None on errors. Relative
-    paths in it are relative to the document's folder. `read_overlay(path)` (the caller's I/O)
-    loads the overlay the policy names, None when there is none yet; it raises ConfigError."""
-    reader = _Reader(doc, categories)
+    paths in it are relative to the document's folder. The caller does the I/O:
+    `read_overlay(path)` loads the overlay the policy names (None when there is none yet; it
+    raises ConfigError), `read_lines(path)` gives the lines of `clients.networks_file` (it
+    raises OSError)."""
+    reader = _Reader(doc, categories, read_lines)
     spec = reader.read(Path(doc.file).parent)
     problems = reader.check.problems
     if spec.overlay is not None and read_overlay is not None:

@@ -16,9 +16,11 @@ from resolver.match.index import CategoryIndex
 from resolver.netaddr import client_ip
 from resolver.policy.decide import check_sample
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
+from resolver.policy.prefixes import Network, PrefixTable
 from resolver.policy.safesearch import Engine, SafeSearchTable
 from resolver.policy.schedule import Schedule
-from resolver.policy.schema import Expectation, Network
+from resolver.policy.schema import Expectation
+from resolver.yamlsource import Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,8 @@ class Profile:
 
     def __post_init__(self) -> None:
         """The decisions every query of this profile shares, made once."""
-        common = {"profile": self.id, "block_mode": self.block_mode, "ttl": self.block_ttl,
-                  "log": self.log}  # fmt: skip
+        common: dict[str, Any] = {"profile": self.id, "block_mode": self.block_mode,
+                                  "ttl": self.block_ttl, "log": self.log}  # fmt: skip
         made = {
             "allow_default": Decision(Action.ALLOW, Tier.DEFAULT, **common),
             "allow_listed": Decision(Action.ALLOW, Tier.ALLOW_LIST, **common),
@@ -109,10 +111,10 @@ class PolicySnapshot:
     bypass_names: dict[str, Action]  # exact name -> NXDOMAIN / NODATA
     block_svcb: bool  # blocked names are blocked for HTTPS/SVCB queries too
     trusted_forwarders: tuple[Network, ...]
-    networks: dict[tuple[int, int, int], Profile]  # (version, prefix length, prefix) -> profile
-    prefixes: tuple[tuple[int, int], ...]  # (version, prefix length), longest first
+    networks: PrefixTable  # client address -> owner number, longest prefix (0: none)
+    network_profiles: tuple[Profile, ...]  # owner number -> profile; 0 is the default profile
     list_sizes: dict[str, int]  # category -> rules (metrics)
-    warnings: list  # list[Problem]
+    warnings: list[Problem]
     expect: list[Expectation]
     sources: list[dict[str, Any]]  # per list: category, id, path, rules, rejects, missing
     compile_seconds: float = 0.0
@@ -131,13 +133,7 @@ class PolicySnapshot:
         ip = client_ip(text)
         if ip is None:
             return self.default_profile
-        value, width = int(ip), ip.max_prefixlen
-        for version, length in self.prefixes:
-            if version == ip.version:
-                found = self.networks.get((version, length, value >> (width - length)))
-                if found is not None:
-                    return found
-        return self.default_profile
+        return self.network_profiles[self.networks.owner(ip.version, int(ip))]
 
     def _trusted(self, client: str) -> bool:
         ip = client_ip(client)
