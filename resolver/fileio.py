@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def atomic_write(path: Path | str, chunks: bytes | Iterable[bytes]) -> None:
+def atomic_write(path: Path | str, chunks: bytes | Iterable[bytes | memoryview[int]]) -> None:
     """Write `chunks` to a temp file beside `path`, fsync, rename it over `path`, fsync the dir."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ class SnapshotHolder:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
-            snapshot = await self.in_thread(map_snapshot, Path(path), generation)
+            snapshot: PolicySnapshot = await self.in_thread(map_snapshot, Path(path), generation)
         finally:
             sys.setswitchinterval(interval)
         self._prepared = (generation, Path(path), snapshot)

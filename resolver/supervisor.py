@@ -263,15 +263,15 @@ class WorkerPool:
         self.stopping = True
         if self._watchdog is not None:
             self._watchdog.cancel()
-        procs = [slot.proc for slot in self.slots if slot.alive]
+        procs = [slot.proc for slot in self.slots if slot.proc is not None and slot.alive]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
-        waiting = [asyncio.ensure_future(proc.wait()) for proc in procs if proc]
+        waiting = [asyncio.ensure_future(proc.wait()) for proc in procs]
         if waiting:
             _, pending = await asyncio.wait(waiting, timeout=STOP_GRACE)
             for proc in procs:
-                if proc and proc.returncode is None:
+                if proc.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
             if pending:

@@ -47,7 +47,7 @@ _Loader.add_implicit_resolver(
 
 if yaml.__with_libyaml__:
 
-    class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc]
+    class _FastLoader(yaml.CSafeLoader):
         """The same, parsed by libyaml: 10x faster (a policy listing 200,000 networks)."""
 
     _FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
@@ -225,6 +225,7 @@ class _Builder:
             return None
         self.open.add(key)
         try:
+            value: Any
             if isinstance(node, yaml.MappingNode):
                 value = self._mapping(node, path)
             elif isinstance(node, yaml.SequenceNode):
@@ -343,7 +344,7 @@ class Checker:
         for key in required:
             if key not in value:
                 self.error(path, f"{_label(path)} needs the key {key!r}")
-        return value
+        return dict(value)
 
     def choice(self, path: Path_, value: Any, choices: Sequence[str]) -> str | None:
         """An enum value: one of `choices` (compared as text), else an error with a suggestion."""

@@ -24,6 +24,7 @@ from resolver.fileio import atomic_write
 from resolver.lists.catalogue import Source
 from resolver.match.builder import IndexBuilder
 from resolver.match.index import CategoryIndex
+from resolver.match.tables import DictNames
 from resolver.policy.compile import mandated_entries
 from resolver.policy.schema import MANDATED
 
@@ -138,6 +139,8 @@ def _summary(item: ListInput, fmt: str, result: Any) -> dict[str, Any]:
 def save_index(cache_dir: Path, index: CategoryIndex) -> Path:
     """Write a small index (the profiles' own rules, rebuilt by every build) under a key of
     its contents, once."""
+    if not isinstance(index.names, DictNames):
+        raise ValueError("the profiles' own rules are a small index")
     names = sorted(index.names.items())
     path = cache_dir / f"{cache_key(['own', repr(index.plain()), repr(names)])}.idx"
     if not path.exists():

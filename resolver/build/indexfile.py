@@ -51,7 +51,7 @@ class IndexFileError(Exception):
     """The index file is missing, truncated, corrupt or from another format version."""
 
 
-def _table_frames(names: Names) -> Iterator[object]:
+def _table_frames(names: Names) -> Iterator[tuple[Any, ...]]:
     if isinstance(names, PackedNames):
         for table, joined, rids in names.frames(CHUNK):
             yield table, joined, array("I", rids).tobytes()
@@ -74,7 +74,7 @@ def _frames(index: CategoryIndex) -> Iterator[bytes]:
 def save(index: CategoryIndex, path: Path | str) -> None:
     """Write `index` to `path` atomically (temp file in the same directory, then rename)."""
     crc = 0
-    parts: list[bytes | memoryview] = []
+    parts: list[bytes | memoryview[int]] = []
     for frame in _frames(index):
         head = _FRAME.pack(len(frame))
         crc = zlib.crc32(frame, zlib.crc32(head, crc))

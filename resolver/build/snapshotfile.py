@@ -64,11 +64,12 @@ def map_snapshot(path: Path | str, generation: int = 0) -> PolicySnapshot:
     data = _read(path)
     try:
         indexes = {role: _index(path.parent, name) for role, name in data["indexes"].items()}
-        if indexes.get("index") is None:
+        index = indexes.get("index")
+        if index is None:
             raise SnapshotFileError(f"{path}: no category index")
         return snapshot_from_plain(
             data["plain"],
-            index=indexes["index"],
+            index=index,
             mandated=indexes.get("mandated"),
             own=indexes.get("own"),
             generation=generation,

@@ -37,7 +37,7 @@ class IndexBuilder:
         """Up to `small` key names go into a plain dict, more into the packed table (`window`,
         `hot_children` and `fill` tune the packing, see packed.py)."""
         self._small = small
-        self._packing = {"size": window, "hot_children": hot_children, "fill": fill}
+        self._window, self._hot_children, self._fill = window, hot_children, fill
         self._sources: list[tuple[int, str]] = []
         self._source_ids: dict[tuple[int, str], int] = {}
         self._rules: dict[str, int | set[int]] = {}
@@ -79,7 +79,7 @@ class IndexBuilder:
             prev = rules.get(name)
             if prev is None:
                 rules[name] = rule
-            elif type(prev) is int:
+            elif isinstance(prev, int):
                 if prev != rule:
                     rules[name] = {prev, rule}
             else:
@@ -101,7 +101,9 @@ class IndexBuilder:
         if len(ids) <= self._small:
             names = DictNames(ids)
         else:
-            names = PackedNames.build(ids, table.hot, **self._packing)
+            names = PackedNames.build(
+                ids, table.hot, size=self._window, hot_children=self._hot_children, fill=self._fill
+            )
         keywords = [(text, tuple(sorted(srcs))) for text, srcs in sorted(self._keywords.items())]
         special = {
             name: tuple(sorted(items, key=lambda item: item[0]))  # EXACT before SUBTREE/BELOW

@@ -40,7 +40,7 @@ from __future__ import annotations
 import mmap
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 from resolver.match.key import name_key
@@ -305,7 +305,7 @@ class PackedNames:
     def assemble(
         cls,
         meta: dict[str, int],
-        frames: Iterable[tuple[int, bytes, list[int]]],
+        frames: Iterable[tuple[int, bytes, Sequence[int]]],
         region: mmap.mmap,
     ) -> PackedNames:
         """Rebuild from `meta`, `frames()` output and a region already read; raise ValueError

@@ -56,7 +56,7 @@ def count_rules(
 ) -> tuple[int, dict[int, int]]:
     per_src = [0] * len(bits)
     for value in rules.values():
-        for code in (value,) if type(value) is int else value:
+        for code in (value,) if isinstance(value, int) else value:
             per_src[code >> 4] += 1
     for items in special.values():
         for _, action, _, src in items:
@@ -153,8 +153,8 @@ def assign_records(rules: dict[str, int | set[int]], table: RecordTable) -> dict
             has_child.add(name)
             i = name.find(".")
     by_depth: list[list[str]] = []
-    for names in (rules, (name for name in has_child if name not in rules)):
-        for name in names:
+    for group in (rules, (name for name in has_child if name not in rules)):
+        for name in group:
             dots = name.count(".")
             while len(by_depth) <= dots:
                 by_depth.append([])
@@ -166,8 +166,8 @@ def assign_records(rules: dict[str, int | set[int]], table: RecordTable) -> dict
     # Nearly every name has one rule (or none: a marker) under an ancestor met before: one
     # dict probe on (rule, inherited) answers those without interning again.
     seen: dict[tuple[int | None, tuple[int, int]], int] = {}
-    for names in by_depth:
-        for name in names:
+    for layer in by_depth:
+        for name in layer:
             inherited = none
             i = name.find(".")
             while i >= 0:
@@ -177,7 +177,7 @@ def assign_records(rules: dict[str, int | set[int]], table: RecordTable) -> dict
                     break
                 i = name.find(".", i + 1)
             value = rules.get(name)
-            if type(value) is set:
+            if isinstance(value, set):
                 ids[name] = intern(tuple(sorted(value)), inherited)
                 continue
             key = (value, inherited)
@@ -187,14 +187,14 @@ def assign_records(rules: dict[str, int | set[int]], table: RecordTable) -> dict
             ids[name] = rid
     records = table.records
     deep: set[str] = set()
-    for names in reversed(by_depth[2:]):  # three labels or more: the parent is a key
-        for name in names:
-            parent = name[name.find(".") + 1 :]
-            if parent in deep:
+    for layer in reversed(by_depth[2:]):  # three labels or more: the parent is a key
+        for name in layer:
+            above = name[name.find(".") + 1 :]
+            if above in deep:
                 continue
-            record, below = records[ids[name]], records[ids[parent]].below
+            record, below = records[ids[name]], records[ids[above]].below
             if name in deep or record.at != below or record.below != below:
-                deep.add(parent)
+                deep.add(above)
     for name in deep:
         ids[name] = table.flagged(ids[name], DEEP)
     return ids
