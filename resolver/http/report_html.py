@@ -48,8 +48,9 @@ table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { border-bottom: 1px solid #e2e8f0; padding: 5px 8px; text-align: left;
   vertical-align: top; }
 th { background: #f1f5f9; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.t { mso-number-format: "\\@"; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n { white-space: nowrap; }
+td.t { mso-number-format: "\\@"; overflow-wrap: anywhere; }
 tr.nodata td { color: #b91c1c; }
 code { font-size: .85em; word-break: break-all; }
 svg { display: block; width: 100%; height: auto; }
@@ -174,17 +175,27 @@ def bar_chart(items: list[tuple[str, int]]) -> str:
 
 
 def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
-    """A table whose cells carry their header (`data-label`) for the phone layout; ints are
-    right-aligned counts, None is a dash, anything else escaped text."""
+    """A table whose cells carry their header (`data-label`) for the phone layout; numbers
+    are right-aligned (as are their columns' heads), None is a dash, anything else escaped
+    text."""
+    numeric = [
+        all(c is None or isinstance(c, int | float) for c in column)
+        and any(c is not None for c in column)
+        for column in zip(*rows, strict=True)
+    ] or [False] * len(headers)
     head = "".join(
-        f'<th class="n">{_e(h)}</th>' if i else f"<th>{_e(h)}</th>" for i, h in enumerate(headers)
+        f'<th class="n">{_e(h)}</th>' if num else f"<th>{_e(h)}</th>"
+        for h, num in zip(headers, numeric, strict=True)
     )
     body = []
     for r, row in enumerate(rows):
         cells = []
         for h, c in zip(headers, row, strict=True):
             label = f' data-label="{_e(h)}"'
-            if isinstance(c, int) or c is None:
+            if isinstance(c, float):
+                number = f"{c:.1f}".replace(".", ",")  # Vietnamese decimal comma
+                cells.append(f'<td class="n"{label}>{number}</td>')
+            elif isinstance(c, int) or c is None:
                 cells.append(f'<td class="n"{label}>{_n(c)}</td>')
             else:
                 cells.append(f'<td class="t"{label}>{_e(str(c))}</td>')
@@ -252,10 +263,11 @@ def _versions(report: dict[str, Any]) -> str:
     for v in report["list_versions"]:
         version = f"serial {v['serial']}" if v["serial"] is not None else ""
         if v["digest"]:
-            version = (version + " " if version else "") + f"sha256 {v['digest'][:16]}…"
+            version = (version + " " if version else "") + f"sha256 {v['digest']}"
+        fetched = v["fetched_at"].replace("T", " ").replace("Z", " UTC") if v["fetched_at"] else "—"
         rows.append([
-            v["source"] or "", version or "—", v["rules"], v["fetched_at"] or "—",
-            v["in_force_from"], v["state"] or "",
+            v["source"] or "", version or "—", v["rules"], fetched,
+            v["in_force_from"][:16].replace("T", " "), v["state"] or "",
         ])  # fmt: skip
         classes.append("nodata" if v["state"] == "withdrawn" else "")
     if not rows:
@@ -356,16 +368,7 @@ def to_html(report: dict[str, Any]) -> str:
         + day_chart(per_day)
         + _table(
             ["Ngày / Day", "Giờ hoạt động / Hours up", *counts_head[:3]],
-            [
-                [
-                    r["day"],
-                    f"{r['up_hours']:.1f}" if r["up_hours"] is not None else "—",
-                    r["queries"],
-                    r["blocked"],
-                    r["mandated"],
-                ]
-                for r in per_day
-            ],
+            [[r["day"], r["up_hours"], r["queries"], r["blocked"], r["mandated"]] for r in per_day],
             ["" if r["covered"] else "nodata" for r in per_day],
         )
         + '</section><footer><p class="note">Chỉ gồm số liệu tổng hợp; không có địa chỉ hay '
