@@ -12,6 +12,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 # Upper bounds (seconds) of the DNS answer latency histogram.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -92,6 +93,8 @@ class Stats:
     policy_generation: int = 0
     list_sizes: dict[str, int] = field(default_factory=dict)  # category -> rules
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
+    list_stale: dict[str, int] = field(default_factory=dict)  # category -> lists served from
+    # their last good copy (their own file is missing)
     querylog_dropped: int = 0
     querylog_written: int = 0
     querylog_failed_batches: int = 0  # write attempts that failed (database down, bad batch)
@@ -112,8 +115,11 @@ class Stats:
         describe the whole service (generation, list sizes, reload state) are the
         supervisor's own and are left alone; cache entries add up; an upstream counts as
         healthy only while every process finds it so."""
-        for table, more in ((self.queries, other.queries), (self.malformed, other.malformed),
-                            (self.dropped, other.dropped)):  # fmt: skip
+        tables: tuple[tuple[defaultdict[Any, int], defaultdict[Any, int]], ...] = (
+            (self.queries, other.queries), (self.malformed, other.malformed),
+            (self.dropped, other.dropped),
+        )  # fmt: skip
+        for table, more in tables:
             for key, count in more.items():
                 table[key] += count
         for i, count in enumerate(other.latency_buckets):

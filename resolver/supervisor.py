@@ -281,7 +281,7 @@ class WorkerPool:
         self.stopping = True
         if self._watchdog is not None:
             self._watchdog.cancel()
-        procs = [slot.proc for slot in self.slots if slot.alive]
+        procs = [slot.proc for slot in self.slots if slot.proc is not None and slot.alive]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -582,6 +582,11 @@ class Supervisor:
         snapshot = self.holder.current
         if snapshot is not None:
             own.list_updated = list_times(snapshot)
+            own.list_stale = {
+                category: sum(1 for s in snapshot.sources if s["category"] == category
+                              and s.get("stale"))
+                for category in snapshot.list_sizes
+            }  # fmt: skip
             if self.rollups is not None:
                 self.rollups.zone = snapshot.timezone
         self.last_reload = {
@@ -694,6 +699,7 @@ class Supervisor:
         total.policy_generation = self.generation
         total.list_sizes = dict(own.list_sizes)
         total.list_updated = dict(own.list_updated)
+        total.list_stale = dict(own.list_stale)
         for reason, count in own.dropped.items():
             total.dropped[reason] += count
         total.http_connections = own.http_connections  # the web apps run here only

@@ -98,6 +98,14 @@ class StatsCollector(Collector):
         for category, ts in list(s.list_updated.items()):
             updated.add_metric([category], ts)
         yield updated
+        stale = GaugeMetricFamily(
+            P + "list_stale_sources",
+            "Lists served from their last good copy because their own file is missing",
+            labels=["category"],
+        )
+        for category, count in list(s.list_stale.items()):
+            stale.add_metric([category], count)
+        yield stale
 
         yield CounterMetricFamily(P + "reloads", "Successful policy reloads", s.reloads)
         yield CounterMetricFamily(P + "reload_failures", "Failed policy reloads", s.reload_failures)

@@ -229,7 +229,9 @@ class SqliteQueryStore(_Db):
 
     def write_rollups(self, batch: Batch, server: str) -> None:
         with self._lock, self._conn:
-            reportdb.write_batch(self._conn.executemany, "?", batch, server)
+            reportdb.write_batch(
+                lambda sql, rows: self._conn.executemany(sql, rows).close(), "?", batch, server
+            )
 
     def write_audit(self, entries: Sequence[AuditEntry], server: str) -> None:
         with self._lock, self._conn:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
+from resolver.rollup import RollupFold
 from resolver.store import sqlite as sqlite_store
 from resolver.store.overlay import add_overlay_allow, read_overlay
 from resolver.store.sqlite import SqliteRequestStore
+from resolver.supervisor import CountedRequests
 
 
 def test_unblock_requests_dedupe_cap_and_decide(tmp_path: Path, monkeypatch):
@@ -64,12 +68,6 @@ def test_overlay_is_yaml_deduplicated_and_replaced_atomically(tmp_path: Path):
 
 
 def test_requests_have_their_own_retention_and_their_decisions_are_counted(tmp_path: Path):
-    import time
-    from zoneinfo import ZoneInfo
-
-    from resolver.rollup import RollupFold
-    from resolver.supervisor import CountedRequests
-
     fold = RollupFold(ZoneInfo("Asia/Ho_Chi_Minh"))
     store = CountedRequests(SqliteRequestStore(tmp_path / "r.sqlite"), fold)
     kept = store.add_unblock("a.example", "students", "adult", "")
