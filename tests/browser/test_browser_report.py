@@ -25,8 +25,10 @@ from resolver.store.reports import build_report, period_between
 from resolver.store.sqlite import SqliteQueryStore
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 WIDTHS = {"phone": 360, "desktop": 1280}
 
 pytestmark = pytest.mark.skipif(
@@ -55,9 +57,11 @@ def report_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         at = datetime(2025, 3, day, 6, 30, tzinfo=HCM).timestamp()
         store.write_audit([AuditEntry(at, "reload", generation=gen, cause="sighup",
                                       result="ok")], "gw-1")  # fmt: skip
-        record_list_version(Sink(), source="bo-tt-tt-mandated", category="mandated", rules=rules,
-                            generation=gen, at=at, path="/var/lib/safe-resolver/mandated.rpz",
-                            digest=digest * 8, fetched_at=f"2025-03-0{day - 1}T23:05:12Z")  # fmt: skip
+        record_list_version(
+            Sink(), source="bo-tt-tt-mandated", category="mandated", rules=rules, generation=gen,
+            at=at, path="/var/lib/safe-resolver/mandated.rpz", digest=digest * 8,
+            fetched_at=f"2025-03-0{day - 1}T23:05:12Z",
+        )  # fmt: skip
     report = build_report(
         store,
         period_between("2025-03-01", "2025-03-09"),

@@ -108,8 +108,10 @@ def test_a_day_without_data_is_reported_missing_never_zero(db: Path, capsys: Any
     assert (cov["days"], cov["covered"], cov["complete"]) == (DAYS, DAYS - 1, False)
     assert cov["missing"] == [{"from": GAP_DAY, "to": GAP_DAY, "days": 1, "reason": "no data"}]
     gap = next(row for row in report["per_day"] if row["day"] == GAP_DAY)
-    assert gap == {"day": GAP_DAY, "covered": False, "up_hours": None, "queries": None,
-                   "blocked": None, "rewritten": None, "mandated": None, "safesearch": None}  # fmt: skip
+    assert gap == {
+        "day": GAP_DAY, "covered": False, "up_hours": None, "queries": None, "blocked": None,
+        "rewritten": None, "mandated": None, "safesearch": None,
+    }  # fmt: skip
     # days before the server ran are missing too, in one range
     earlier = report_of(db, "--from", "2025-02-26", "--to", LAST_DAY)["coverage"]["missing"]
     assert earlier[0] == {"from": "2025-02-26", "to": "2025-03-02", "days": 5, "reason": "no data"}
@@ -145,7 +147,8 @@ def test_log_false_profiles_count_and_so_do_their_mandated_hits(
     db: Path, answers: list[Any]
 ) -> None:
     with sqlite3.connect(db) as conn:  # no raw row for the `log: false` profile
-        assert conn.execute("SELECT COUNT(*) FROM queries WHERE profile = 'standard'").fetchone() == (0,)  # fmt: skip
+        standard = "SELECT COUNT(*) FROM queries WHERE profile = 'standard'"
+        assert conn.execute(standard).fetchone() == (0,)
     report = report_of(db, *WEEK)
     standard = next(r for r in report["per_profile"] if r["profile"] == "standard")
     mine = [a for a in answers if a.profile == "standard"]
@@ -266,8 +269,9 @@ def hostile_report(tmp_path: Path) -> dict[str, Any]:
         days={"2025-03-01": DayMark(ts, ts, 0.0, "Asia/Ho_Chi_Minh")},
     )
     store.write_rollups(batch, "gw-1")
-    store.write_audit([AuditEntry(ts, "list", generation=1, result="in-force",
-                                  source="=evil", category="mandated", rules=3)], "gw-1")  # fmt: skip
+    entry = AuditEntry(ts, "list", generation=1, result="in-force", source="=evil",
+                       category="mandated", rules=3)  # fmt: skip
+    store.write_audit([entry], "gw-1")
     report = build_report(store, period_between("2025-03-01", "2025-03-01"), now=1e10)
     store.close()
     assert {r["domain"] for r in report["top_blocked"]} == set(HOSTILE)

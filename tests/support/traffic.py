@@ -60,8 +60,10 @@ class Answer:
 
     def event(self) -> QueryEvent:
         logged = {"cached": "allowed"}.get(self.action, self.action)
-        return QueryEvent(self.ts, "10.1.2.3", self.profile, self.qname, "A", logged, self.tier,
-                          self.category or None, 0, 1.0, "udp", self.action == "cached")  # fmt: skip
+        return QueryEvent(
+            self.ts, "10.1.2.3", self.profile, self.qname, "A", logged, self.tier,
+            self.category or None, 0, 1.0, "udp", self.action == "cached",
+        )  # fmt: skip
 
 
 def week(seed: int = 468) -> list[Answer]:
