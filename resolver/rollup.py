@@ -6,11 +6,11 @@ all the mandated blocks. Roll-ups hold no client data, only counts per local day
 time zone, profile, category, tier and action, plus the most blocked registrable domains per day.
 
 Three stages, each bounded:
-  1. `Rollup.count` (each worker, every query): a dict add on a 4-tuple, nothing else; the day
-     is switched by `Rollup.clock`, which the worker calls a few times a second off the query
-     path, so no query reads a clock or a time zone for this. Blocked names also go into a
-     per-worker table capped at WORKER_TOP names (when full, the lighter half is dropped: the
-     counts kept are exact for what stays, lower bounds overall).
+  1. `Rollup.count` (each worker, every query): one dict add, nothing else; the day is switched
+     by `Rollup.clock`, which the worker calls a few times a second off the query path, so no
+     query reads a clock or a time zone for this. A blocked answer's key carries its name; a
+     worker keeps at most WORKER_TOP such keys between pushes (when full, the lighter half
+     lose their name: totals stay exact, the most-blocked table keeps lower bounds).
   2. `Rollup.take` hands the counts since the last push to the supervisor with the stats push
      (every second) and starts afresh: each delta travels once, so nothing is counted twice.
   3. `RollupFold` (supervisor) adds the deltas of every worker, maps names to registrable
@@ -26,22 +26,22 @@ Three stages, each bounded:
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from publicsuffixlist import PublicSuffixList
 
-WORKER_TOP = 4096  # blocked names one worker keeps between two pushes (a second)
+WORKER_TOP = 4096  # blocked names one worker keeps apart between two pushes (a second)
 FOLD_TOP = 20_000  # registrable domains per day the supervisor keeps between two writes
 TOP_STORED = 1000  # registrable domains kept per day once the day is over
 REGISTRABLE_MEMO = 65_536  # names whose registrable domain is remembered
 MAX_BEAT_GAP = 60.0  # seconds: a longer silence of the writer is not counted as time up
 
-# (profile, category, tier, action); action is the DNS path's label (allowed, cached, blocked,
-# refused, rewritten, servfail, notimp, formerr), tier a resolver.policy.decision.Tier value.
-Key = tuple[str, str, str, str]
-DayDelta = tuple[dict[Key, int], dict[str, int]]  # counts, blocked names
-Delta = dict[str, DayDelta]  # local day "YYYY-MM-DD" -> its counts
+# Local day "YYYY-MM-DD" -> (profile, category, tier, action[, qname]) -> answers; the name is
+# there for the answers the `blocked` figure counts (`figures`). Action is the DNS path's label
+# (allowed, cached, blocked, refused, rewritten, servfail, notimp, formerr), tier a Tier value.
+Delta = dict[str, defaultdict[tuple[str, ...], int]]
 
 # The figures reports show, from (tier, action): one definition for every report.
 FIGURES = ("queries", "blocked", "rewritten", "mandated", "safesearch")
@@ -59,11 +59,6 @@ def figures(tier: str, action: str) -> tuple[int, int, int, int, int]:
     rewritten = action == "rewritten"
     safesearch = rewritten and tier == "safesearch"
     return 1, int(blocked), int(rewritten), int(mandated), int(safesearch)
-
-
-def is_blocked(tier: str, action: str) -> bool:
-    """Whether the name goes into the most-blocked table (the `blocked` figure)."""
-    return tier == "mandated" or (action == "blocked" and tier != "safesearch")
 
 
 def local_day(wall: float, zone: tzinfo) -> tuple[str, float]:
@@ -87,14 +82,13 @@ def prune_top(table: dict[str, int], keep: int) -> None:
 class Rollup:
     """One worker's roll-up counts since its last push (see the module docstring)."""
 
-    __slots__ = ("_days", "_until", "_zone", "counts", "day", "top", "top_limit")
+    __slots__ = ("_days", "_until", "_zone", "counts", "day", "limit")
 
-    def __init__(self, top_limit: int = WORKER_TOP) -> None:
-        self.top_limit = top_limit
+    def __init__(self, limit: int = WORKER_TOP) -> None:
+        self.limit = limit  # keys with a name (blocked answers) one worker keeps per push
         self.day = ""  # until the first `clock`: the fold files it under its own today
-        self.counts: dict[Key, int] = {}
-        self.top: dict[str, int] = {}
-        self._days: dict[str, DayDelta] = {self.day: (self.counts, self.top)}
+        self.counts: defaultdict[tuple[str, ...], int] = defaultdict(int)
+        self._days: Delta = {self.day: self.counts}
         self._until = float("-inf")  # when the current day ends (Unix time)
         self._zone: tzinfo | None = None
 
@@ -111,35 +105,35 @@ class Rollup:
         self._zone = zone
         if day != self.day:
             self.day = day
-            self.counts, self.top = self._days.setdefault(day, ({}, {}))
+            self.counts = self._days.setdefault(day, defaultdict(int))
 
     def count(
         self, profile: str, category: str, tier: str, action: str, qname: str, n: int = 1
     ) -> None:
-        """Add `n` answers; the hot path's whole cost is one dict add (two for a block)."""
-        key = (profile, category, tier, action)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + n
-        if action == "blocked":
-            if tier == "safesearch":
-                return
-        elif tier != "mandated":
-            return
-        top = self.top
-        seen = top.get(qname)
-        if seen is None:
-            if len(top) >= self.top_limit:
-                prune_top(top, self.top_limit // 2)
-            top[qname] = n
+        """Add `n` answers. The hot path's whole cost: a call, a tuple and one dict add; a
+        blocked answer's key carries its name, which the fold turns into the domain table."""
+        if (action == "blocked" and tier != "safesearch") or tier == "mandated":  # `blocked`
+            counts = self.counts
+            if len(counts) >= self.limit:
+                _shrink(counts, self.limit // 2)
+            counts[(profile, category, tier, action, qname)] += n
         else:
-            top[qname] = seen + n
+            self.counts[(profile, category, tier, action)] += n
 
     def take(self) -> Delta:
         """The counts since the last take (days with any), and start afresh."""
-        out = {day: delta for day, delta in self._days.items() if delta[0]}
-        self.counts, self.top = {}, {}
-        self._days = {self.day: (self.counts, self.top)}
+        out = {day: counts for day, counts in self._days.items() if counts}
+        self.counts = defaultdict(int)
+        self._days = {self.day: self.counts}
         return out
+
+
+def _shrink(counts: defaultdict[tuple[str, ...], int], keep: int) -> None:
+    """Keep the `keep` heaviest named keys; the others' counts go to their unnamed key, so
+    every total stays exact and only the most-blocked table loses the lightest names."""
+    named = sorted((key for key in counts if len(key) == 5), key=lambda k: (-counts[k], k))
+    for key in named[keep:]:
+        counts[key[:4]] += counts.pop(key)
 
 
 @dataclass(slots=True)
@@ -207,18 +201,23 @@ class RollupFold:
 
     def fold(self, delta: Delta, wall: float) -> None:
         """Add one worker's delta (days as the worker cut them)."""
-        mapped: list[tuple[str, dict[Key, int], dict[str, int]]] = []
-        for day, (counts, names) in delta.items():
+        mapped: list[tuple[str, dict[tuple[str, str, str, str, str], int], dict[str, int]]] = []
+        for day, counts in delta.items():
+            when = day or self.today(wall)
+            plain: dict[tuple[str, str, str, str, str], int] = {}
             domains: dict[str, int] = {}
-            for name, n in names.items():
-                domain = self._registrable(name)
-                domains[domain] = domains.get(domain, 0) + n
-            mapped.append((day or self.today(wall), counts, domains))
+            for key, n in counts.items():
+                # str(): a Tier is a StrEnum; stored and compared as its plain value
+                flat = (when, str(key[0]), str(key[1]), str(key[2]), str(key[3]))
+                plain[flat] = plain.get(flat, 0) + n
+                if len(key) == 5:
+                    domain = self._registrable(key[4])
+                    domains[domain] = domains.get(domain, 0) + n
+            mapped.append((when, plain, domains))
         with self._lock:
             table = self._batch.counts
-            for day, counts, domains in mapped:
-                for (profile, category, tier, action), n in counts.items():
-                    key = (day, str(profile), str(category), str(tier), str(action))
+            for day, plain, domains in mapped:
+                for key, n in plain.items():
                     table[key] = table.get(key, 0) + n
                 if domains:
                     self._add_top(day, domains)
