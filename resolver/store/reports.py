@@ -211,7 +211,7 @@ def build_report(
             {"domain": domain, "blocked": n}
             for domain, n in sorted(rows.top, key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
-        "list_versions": [_version(row, zone) for row in store.lists_in_force(start, end)],
+        "list_versions": _versions(store.lists_in_force(start, end), zone),
         "reloads": {"ok": reloads.get("ok", 0), "failed": reloads.get("failed", 0)},
         "requests": {kind: requests.get(kind, 0) for kind in REQUEST_KINDS},
     }
@@ -257,6 +257,19 @@ def _coverage(
         "missing": missing,
         "partial": partial,
     }
+
+
+def _versions(rows: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """The list versions, each once: a restart records the versions in force again (from
+    generation 1), which changes nothing the report needs to say."""
+    last: dict[tuple[str, str], tuple[Any, ...]] = {}
+    out = []
+    for row in rows:
+        version = (row["digest"], row["serial"], row["result"])
+        if last.get((row["server"], row["source"])) != version:
+            out.append(_version(row, zone))
+        last[(row["server"], row["source"])] = version
+    return out
 
 
 def _version(row: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:

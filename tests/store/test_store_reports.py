@@ -312,3 +312,25 @@ def test_not_covered_is_an_exception_for_library_callers(tmp_path: Path) -> None
     with pytest.raises(NotCovered, match="no data for any day"):
         build_report(store, parse_period("2025"))
     store.close()
+
+
+def test_a_version_recorded_again_at_a_restart_is_listed_once(tmp_path: Path) -> None:
+    store = SqliteQueryStore(tmp_path / "q.sqlite")
+    t = datetime(2025, 3, 10, 8, tzinfo=HCM).timestamp()
+    store.write_rollups(Batch(days={"2025-03-10": DayMark(t, t, 0.0, "Asia/Ho_Chi_Minh")}), "gw-1")
+    rows = [
+        (t - 86400, "a" * 64, 1),
+        (t, "a" * 64, 1),
+        (t + 60, "b" * 64, 2),
+        (t + 120, "b" * 64, 1),
+    ]
+    store.write_audit(
+        [AuditEntry(at, "list", generation=gen, result="in-force", source="gov",
+                    category="mandated", rules=10, digest=digest) for at, digest, gen in rows],
+        "gw-1",
+    )  # fmt: skip
+    report = build_report(store, period_between("2025-03-10", "2025-03-10"), now=1e10)
+    store.close()
+    assert [(v["digest"][0], v["generation"]) for v in report["list_versions"]] == [
+        ("a", 1), ("b", 2),
+    ]  # fmt: skip
