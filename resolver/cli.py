@@ -22,6 +22,7 @@ HANDLERS: dict[str, str] = {
     "lists compile": "resolver.commands.policy:compile_command",
     "report": "resolver.commands.report:report_command",
     "purge": "resolver.commands.report:purge_command",
+    "audit": "resolver.commands.report:audit_command",
 }
 
 
@@ -81,20 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = lists.add_parser("compile", help="compile a policy's lists into the snapshot cache")
     compile_.add_argument("--policy", required=True, metavar="POLICY")
 
-    report = sub.add_parser("report", help="aggregate statistics from the query log")
-    report.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
-    report.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    report = sub.add_parser("report", help="the report for the authorities, from the roll-ups")
+    report.add_argument("--period", metavar="2026-H1|2026", help="a year, half, quarter or month")
+    report.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
+    report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
     report.add_argument("--profile", metavar="PROFILE")
     report.add_argument("--format", choices=["csv", "html", "json"], default="json")
+    report.add_argument("--top", type=int, default=100, metavar="N", help="most blocked domains")
     report.add_argument("--db", metavar="FILE", help="query-log database (default from config)")
     report.add_argument("--config", metavar="FILE")
-    report.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    report.add_argument(
+        "--output", "-o", metavar="FILE", help="write here (and FILE.sha256) instead of stdout"
+    )
 
-    purge = sub.add_parser("purge", help="delete query-log rows older than the retention")
+    purge = sub.add_parser("purge", help="delete raw query-log rows (never roll-ups or audit)")
     purge.add_argument("--db", metavar="FILE")
     purge.add_argument("--config", metavar="FILE")
     purge.add_argument("--older-than", type=int, metavar="DAYS")
-    purge.add_argument("--all", action="store_true", help="delete every row")
+    purge.add_argument("--all", action="store_true", help="delete every raw query-log row")
+
+    audit = sub.add_parser("audit", help="the audit trail: reloads, mandated list versions")
+    audit.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    audit.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    audit.add_argument("--json", action="store_true")
+    audit.add_argument("--verify", metavar="FILE", help="was this report made by this server?")
+    audit.add_argument("--tz", default="Asia/Ho_Chi_Minh", metavar="ZONE", help="times shown in")
+    audit.add_argument("--db", metavar="FILE")
+    audit.add_argument("--config", metavar="FILE")
     return parser
 
 
@@ -103,7 +117,7 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"policy {args.policy_command}"
     if args.command == "lists":
         return f"lists {args.lists_command}"
-    return args.command
+    return str(args.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

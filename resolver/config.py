@@ -72,6 +72,21 @@ class QueryLogConfig:
     batch: int = 500
     flush_interval: float = 1.0
     key_rotation: str = "daily"
+    # Kept apart from the raw rows (resolver.rollup, resolver.store.audit): the daily roll-ups
+    # and the audit trail for the authorities' reports, and the block page's requests.
+    report_retention_days: int = 3 * 365 + 1
+    requests_retention_days: int = 365  # decided unblock requests (pending ones stay)
+    content_reports_retention_days: int = 365
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationConfig:
+    """Who runs this resolver: named in the reports for the authorities (and on the block
+    page). Free text, shown as written."""
+
+    name: str = ""
+    address: str = ""
+    contact: str = ""  # phone or e-mail of the person responsible
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,7 @@ class ServerConfig:
     blockpage: BlockPageConfig = field(default_factory=BlockPageConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     querylog: QueryLogConfig = field(default_factory=QueryLogConfig)
+    organisation: OrganisationConfig = field(default_factory=OrganisationConfig)
     log_level: str = "warning"
     workers: int | str = 1  # worker processes: a number, or "auto" (one per CPU we may use)
     source: str = "<defaults>"
@@ -94,7 +110,7 @@ class ServerConfig:
 
 _TOP_KEYS = (
     "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access", "policy",
-    "blockpage", "admin", "querylog", "log_level", "workers",
+    "blockpage", "admin", "querylog", "organisation", "log_level", "workers",
 )  # fmt: skip
 _RATES = {  # rate limit keys, also allowed in each override
     "client_qps": (1, 10_000_000),
@@ -324,6 +340,9 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             "batch",
             "flush_interval",
             "key_rotation",
+            "report_retention_days",
+            "requests_retention_days",
+            "content_reports_retention_days",
         ),
     )
     if ql:
@@ -354,8 +373,27 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                     ("hourly", "daily", "weekly"),
                 )
                 or "daily",
+                report_retention_days=_int(
+                    check, ("querylog", "report_retention_days"), ql, 3 * 365 + 1, 366, 36_500
+                ),
+                requests_retention_days=_int(
+                    check, ("querylog", "requests_retention_days"), ql, 365, 1, 36_500
+                ),
+                content_reports_retention_days=_int(
+                    check, ("querylog", "content_reports_retention_days"), ql, 365, 1, 36_500
+                ),
             ),
         )
+
+    org = check.mapping(("organisation",), data.get("organisation"), ("name", "address", "contact"))
+    texts = {}
+    for key in ("name", "address", "contact"):
+        value = org.get(key, "")
+        if check.type_ok(("organisation", key), value, str):
+            if len(value) > 300:
+                check.error(("organisation", key), f'"{key}" must be at most 300 characters')
+            texts[key] = value.strip()
+    cfg = replace(cfg, organisation=OrganisationConfig(**texts))
 
     level = check.choice(
         ("log_level",), data.get("log_level", "warning"), ("debug", "info", "warning", "error")

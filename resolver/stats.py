@@ -47,6 +47,17 @@ class UpstreamStats:
     healthy: bool = True
 
 
+@dataclass(slots=True)
+class ProcessSample:
+    """One process's resources, sampled about once a second (`resolver.procstats`)."""
+
+    resident_bytes: float = 0.0
+    open_fds: float = 0.0
+    max_fds: float = 0.0
+    cpu_seconds: float = 0.0
+    loop_lag: float = 0.0  # seconds: the longest a due timer waited for the event loop lately
+
+
 _UPSTREAM_COUNTERS = tuple(
     f.name for f in fields(UpstreamStats) if f.name not in ("address", "healthy")
 )
@@ -83,17 +94,26 @@ class Stats:
     reload_failures: int = 0
     reload_seconds_last: float = 0.0
     reload_last_error: str = ""
+    reload_last_ok: bool = True  # the last reload (or the start) went live
     policy_generation: int = 0
     list_sizes: dict[str, int] = field(default_factory=dict)  # category -> rules
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
+    list_stale: dict[str, int] = field(default_factory=dict)  # category -> lists served from
+    # their last good copy (their own file is missing)
     querylog_dropped: int = 0
     querylog_written: int = 0
     querylog_failed_batches: int = 0  # write attempts that failed (database down, bad batch)
+    rollup_writes: int = 0  # roll-up batches written (resolver.rollup)
+    rollup_failed_writes: int = 0  # roll-up or audit writes that failed (kept, retried)
+    rollup_written_at: float = 0.0  # unix time of the last roll-up write
     # HTTP listeners (block page, admin): connections open now, connections closed or refused
     # by reason (resolver.http.guard), requests the parser rejected (resolver.http.errorlog).
     http_connections: dict[str, int] = field(default_factory=dict)  # listener -> open now
     http_closed: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     http_bad_requests: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # "supervisor", "worker-N" -> resources; each process fills its own, the supervisor's view
+    # holds every live one (never summed by `add`: they are per process).
+    processes: dict[str, ProcessSample] = field(default_factory=dict)
 
     def add(self, other: Stats) -> None:
         """Add `other`'s counters to these (one worker's share of the traffic): every number
@@ -132,5 +152,7 @@ SERVICE_FIELDS = frozenset((
     "started", "upstreams", "reloads", "reload_failures", "reload_seconds_last",
     "reload_last_error", "policy_generation", "list_sizes", "list_updated", "querylog_written",
     "querylog_failed_batches", "http_connections", "http_closed", "http_bad_requests",
+    "reload_last_ok", "rollup_writes", "rollup_failed_writes", "rollup_written_at", "list_stale",
+    "processes",
 ))  # fmt: skip
 _ADDED = tuple(f.name for f in fields(Stats) if f.name not in SERVICE_FIELDS)

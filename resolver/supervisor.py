@@ -11,8 +11,13 @@ keeps the old generation serving everywhere and is reported.
 
 Order at start: everything that can be wrong in the configuration or the policy is found before
 a worker binds a socket, so a bad start exits non-zero without ever answering. SIGTERM stops the
-workers (each stops accepting and lets its queries in flight finish), then the apps, then
-flushes the query log, and exits 0.
+workers (each stops accepting and lets its queries in flight finish, then sends its last
+counts), then the apps, then flushes the query log and the roll-ups, and exits 0.
+
+Reports: the workers' roll-up deltas are folded here (`resolver.rollup.RollupFold`) for the
+query log's writer; every reload (and the start) is recorded in the audit trail with its
+cause and result, and so is every mandated list version it puts in force
+(`resolver.store.audit`). The reload is where "generation N in force from time T" is known.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -41,10 +47,14 @@ from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
 from resolver.policy.decide import decide
 from resolver.policy.decision import Action, Decision
-from resolver.policy.schema import MANDATED
+from resolver.policy.schema import DEFAULT_TIMEZONE, MANDATED
 from resolver.policy.snapshot import PolicySnapshot
+from resolver.procstats import LagProbe, ProcessSampler
+from resolver.rollup import RollupFold
 from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
+from resolver.store.audit import AuditEntry, list_facts, record_list_version
+from resolver.store.base import RequestStore
 from resolver.store.querylog import QueryLog
 
 log = logging.getLogger("resolver")
@@ -59,6 +69,9 @@ STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every sec
 # the workers, whose event loops systemd cannot see
 _WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 _BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
+HOUSEKEEPING_EVERY = 3600.0  # seconds between retention rounds of the request store
+SAMPLE_EVERY = 1.0  # seconds between samples of the supervisor's own resources
+LAST_PUSH_WAIT = 2.0  # seconds to read a stopped worker's last push (its final counts)
 
 
 class StartError(Exception):
@@ -148,6 +161,9 @@ class WorkerPool:
                     submit(event)
         elif op == "stats":
             slot.stats = message["stats"]
+            rollup = message.get("rollup")
+            if rollup and self.sup.rollups is not None:
+                self.sup.rollups.fold(rollup, time.time())
         elif op == "ready":
             slot.listening = list(message["listening"])
             slot.ready.set()
@@ -276,9 +292,21 @@ class WorkerPool:
                         proc.kill()
             if pending:
                 await asyncio.wait(pending)
+        # Read every worker's last push (its final roll-up counts) before the writer's last
+        # round: the channel ends once the worker's end of it is closed.
+        closing = [
+            asyncio.ensure_future(slot.channel.closed.wait())
+            for slot in self.slots
+            if slot.channel is not None
+        ]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=LAST_PUSH_WAIT)
+            for waiter in late:
+                waiter.cancel()
+        for _ in range(2):
+            await asyncio.sleep(0)  # the notices read are handled by tasks of their own
         for slot in self.slots:
             if slot.channel is not None:
-                await asyncio.sleep(0)  # let the last pushes in the channel be read
                 slot.channel.close()
         self.retired.add(self.merged())
         for slot in self.slots:
@@ -297,8 +325,10 @@ class Supervisor:
         self.listen = concrete_listeners(cfg.listen)
         self.pool = WorkerPool(self, worker_count(cfg.workers))
         self.querylog: QueryLog | None = None
+        self.rollups: RollupFold | None = None
         if cfg.querylog.enabled:
             ql = cfg.querylog
+            self.rollups = RollupFold(ZoneInfo(DEFAULT_TIMEZONE))
             self.querylog = QueryLog(
                 ql.path,
                 backend=ql.backend,
@@ -310,12 +340,19 @@ class Supervisor:
                 flush_interval=ql.flush_interval,
                 key_rotation=ql.key_rotation,
                 stats=self.own,
+                rollups=self.rollups,
+                report_retention_days=ql.report_retention_days,
             )
         self.http_runners: list[web.AppRunner] = []
         self.http_listeners: list[str] = []
         self.last_reload: dict[str, Any] = {}
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
+        self._causes: list[str] = []  # what asked for the reload(s) not yet run
+        self._in_force: dict[str, tuple[Any, ...]] = {}  # mandated list id -> version recorded
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.lag = LagProbe()
+        self.sampler = ProcessSampler()
         self.stopping = asyncio.Event()
         self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
 
@@ -334,9 +371,12 @@ class Supervisor:
         self.generation = 1
         self.holder.commit(1)
         self._note_reload(result, 0.0)
+        await self._audit_reload("start", self.last_reload)
         return []
 
     async def start(self) -> None:
+        self._background(self.lag.run(self.stopping))
+        self._background(self._sample_loop())
         if self.querylog is not None:
             await self.querylog.start()
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
@@ -356,7 +396,9 @@ class Supervisor:
         db = bp.requests_db or (self.cfg.querylog.path if self.cfg.querylog.enabled else None)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-            store = await asyncio.to_thread(SqliteRequestStore, db)
+            requests = await asyncio.to_thread(SqliteRequestStore, db)
+            self._background(self._expire_requests(requests))
+            store = CountedRequests(requests, self.rollups) if self.rollups else requests
         if bp.listen or bp.https_listen:
             app = make_blockpage_app(
                 self,
@@ -413,7 +455,42 @@ class Supervisor:
             self.http_listeners.append(f"{name} {proto} {shown}")
             log.warning("listening %s=%s %s", name, shown, proto)
 
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sample_loop(self) -> None:
+        """The supervisor's own resources and loop lag, beside the workers' (which push theirs)."""
+        while not self.stopping.is_set():
+            self.own.processes = {"supervisor": self.sampler.sample(self.lag.take())}
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SAMPLE_EVERY):
+                    await self.stopping.wait()
+
+    async def _expire_requests(self, store: RequestStore) -> None:
+        """Retention of unblock requests and content reports (their counts live on in the
+        roll-ups), hourly."""
+        ql = self.cfg.querylog
+        while True:
+            now = time.time()
+            try:
+                removed = await asyncio.to_thread(
+                    store.expire,
+                    now - ql.requests_retention_days * 86400,
+                    now - ql.content_reports_retention_days * 86400,
+                )
+            except Exception:  # a locked or broken file: logged, tried again next round
+                log.exception("request store: retention failed")
+            else:
+                if removed:
+                    log.info("request store: retention removed %d rows", removed)
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
+
     async def stop(self) -> None:
+        self.stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
         await self.pool.stop()
         for runner in self.http_runners:
             await runner.cleanup()
@@ -423,9 +500,12 @@ class Supervisor:
 
     # -- reloads ---------------------------------------------------------------------------------
 
-    async def reload(self, accept_shrink: bool = False) -> dict[str, Any]:
+    async def reload(self, accept_shrink: bool = False, cause: str = "api") -> dict[str, Any]:
         """Build and swap everywhere; returns {ok, generation, error, duration}. Requests that
-        arrive while one runs are merged into one more run after it."""
+        arrive while one runs are merged into one more run after it. `cause` goes into the
+        audit trail: sighup, api, unblock, transfer (merged requests join theirs with "+")."""
+        if cause not in self._causes:
+            self._causes.append(cause)
         if self._running is None or self._running.done():
             self._running = asyncio.get_running_loop().create_task(self._reload_loop(accept_shrink))
         else:
@@ -451,6 +531,12 @@ class Supervisor:
         return text
 
     async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
+        cause, self._causes = "+".join(self._causes) or "api", []
+        result = await self._reload_attempt(accept_shrink)
+        await self._audit_reload(cause, result)
+        return result
+
+    async def _reload_attempt(self, accept_shrink: bool) -> dict[str, Any]:
         started = time.monotonic()
         if self.cfg.policy is None:
             return self._failed(started, "no policy configured")
@@ -480,9 +566,17 @@ class Supervisor:
         own = self.own
         own.reloads += 1 if self.generation > 1 else 0
         own.reload_seconds_last = seconds
+        own.reload_last_ok = True
         snapshot = self.holder.current
         if snapshot is not None:
             own.list_updated = list_times(snapshot)
+            own.list_stale = {
+                category: sum(1 for s in snapshot.sources if s["category"] == category
+                              and s.get("stale"))
+                for category in snapshot.list_sizes
+            }  # fmt: skip
+            if self.rollups is not None:
+                self.rollups.zone = snapshot.timezone
         self.last_reload = {
             "ok": True,
             "generation": self.generation,
@@ -494,6 +588,7 @@ class Supervisor:
 
     def _failed(self, started: float, error: str) -> dict[str, Any]:
         self.own.reload_failures += 1
+        self.own.reload_last_ok = False
         self.own.reload_last_error = error
         log.error("policy reload failed, keeping generation %s: %s", self.generation, error)
         self.last_reload = {
@@ -503,6 +598,42 @@ class Supervisor:
             "duration": round(time.monotonic() - started, 3),
         }
         return self.last_reload
+
+    async def _audit_reload(self, cause: str, result: dict[str, Any]) -> None:
+        """The audit rows of a reload (or the start): the reload itself, and each mandated
+        list version it put in force (or withdrew) since the last one recorded."""
+        if self.querylog is None:
+            return
+        now = time.time()
+        ok = bool(result["ok"])
+        self.querylog.audit(
+            AuditEntry(now, "reload", generation=self.generation, cause=cause,
+                       result="ok" if ok else "failed",
+                       detail=None if ok else str(result["error"])[:2000])
+        )  # fmt: skip
+        snapshot = self.holder.current
+        if not ok or snapshot is None:
+            return
+        mandated = [dict(s) for s in snapshot.sources if s["category"] == MANDATED]
+        facts = await asyncio.to_thread(lambda: [list_facts(source) for source in mandated])
+        in_force: dict[str, tuple[Any, ...]] = {}
+        for source, fact in zip(mandated, facts, strict=True):
+            version = (source.get("digest"), fact["serial"], bool(source.get("stale")))
+            in_force[source["id"]] = version
+            if self._in_force.get(source["id"]) == version:
+                continue  # the same bytes as the version already recorded
+            record_list_version(
+                self.querylog, source=source["id"], category=MANDATED,
+                rules=int(source["rules"]), generation=self.generation, at=now,
+                path=source["path"], digest=source.get("digest"),
+                state="in-force-last-good-copy" if source.get("stale") else "in-force", **fact,
+            )  # fmt: skip
+        for gone in sorted(self._in_force.keys() - in_force.keys()):
+            record_list_version(
+                self.querylog, source=gone, category=MANDATED, rules=0,
+                generation=self.generation, at=now, state="withdrawn",
+            )  # fmt: skip
+        self._in_force = in_force
 
     # -- ResolverControl ------------------------------------------------------------------------
 
@@ -545,12 +676,18 @@ class Supervisor:
         own = self.own
         total.started = own.started
         for name in ("reloads", "reload_failures", "reload_seconds_last", "reload_last_error",
-                     "querylog_written", "querylog_failed_batches"):  # fmt: skip
+                     "reload_last_ok", "querylog_written", "querylog_failed_batches",
+                     "rollup_writes", "rollup_failed_writes", "rollup_written_at"):  # fmt: skip
             setattr(total, name, getattr(own, name))
+        total.processes = dict(own.processes)
+        for slot in self.pool.slots:
+            if slot.alive:
+                total.processes.update(slot.stats.processes)
         total.querylog_dropped += own.querylog_dropped
         total.policy_generation = self.generation
         total.list_sizes = dict(own.list_sizes)
         total.list_updated = dict(own.list_updated)
+        total.list_stale = dict(own.list_stale)
         for reason, count in own.dropped.items():
             total.dropped[reason] += count
         total.http_connections = own.http_connections  # the web apps run here only
@@ -587,12 +724,54 @@ class Supervisor:
         except InvalidName as exc:
             raise ValueError(f"invalid name {name!r}: {exc}") from None
         add_overlay_allow(snapshot.overlay, profile, name, note)
-        asyncio.get_running_loop().create_task(self.reload())
+        asyncio.get_running_loop().create_task(self.reload(cause="unblock"))
 
     def _snapshot(self) -> PolicySnapshot:
         if self.holder.current is None:
             raise ValueError("no policy is loaded")
         return self.holder.current
+
+
+class CountedRequests:
+    """The request store as the web apps see it, counting for the reports what they decide:
+    unblock requests approved or rejected, content reports received (counts only; the rows
+    themselves have their own, shorter retention)."""
+
+    def __init__(self, store: RequestStore, rollups: RollupFold) -> None:
+        self._store = store
+        self._rollups = rollups
+
+    def add_unblock(self, host: str, profile: str, category: str | None, note: str) -> int | None:
+        return self._store.add_unblock(host, profile, category, note)
+
+    def list_unblock(
+        self, status: str | None = "pending", limit: int = 200
+    ) -> list[dict[str, Any]]:
+        return self._store.list_unblock(status, limit)
+
+    def get_unblock(self, request_id: int) -> dict[str, Any] | None:
+        return self._store.get_unblock(request_id)
+
+    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]:
+        return self._store.list_content_reports(limit)
+
+    def expire(self, unblock_before: float, reports_before: float) -> int:
+        return self._store.expire(unblock_before, reports_before)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def set_unblock_status(self, request_id: int, status: str, decided_by: str = "admin") -> bool:
+        done = self._store.set_unblock_status(request_id, status, decided_by)
+        if done:
+            self._rollups.note_request(f"unblock_{status}", time.time())
+        return done
+
+    def add_content_report(self, url: str, note: str) -> int | None:
+        found = self._store.add_content_report(url, note)
+        if found is not None:
+            self._rollups.note_request("content_report", time.time())
+        return found
 
 
 def shrink_refusal(current: PolicySnapshot | None, new: PolicySnapshot, accept: bool) -> str | None:
@@ -663,7 +842,7 @@ async def serve(cfg: ServerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a stop during start-up is a stop
         loop.add_signal_handler(sig, sup.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(sup.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(sup.reload(cause="sighup")))
     sup.notifier.status("loading the policy")
     errors = await sup.load_initial()
     if errors:

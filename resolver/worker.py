@@ -6,6 +6,10 @@ dies, over the others. A worker serves the snapshot the supervisor names (mapped
 the lists sit in the page cache once for all workers), swaps generations when the supervisor
 commits one, pushes its counters every second, and sends query-log events in batches: the
 supervisor holds the only query-log writer. It exits when the supervisor goes away.
+
+With the counters go the roll-up counts since the last push (`resolver.rollup.Rollup`: taken
+and reset, so each count travels once) and this process's resources and event-loop lag
+(`resolver.procstats`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import signal
 import socket
 import sys
 import time
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
 
 from resolver import logs
 from resolver.config import ServerConfig
@@ -32,10 +38,14 @@ from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
 from resolver.holder import SnapshotHolder
 from resolver.policy.decide import decide
+from resolver.policy.schema import DEFAULT_TIMEZONE
+from resolver.procstats import LagProbe, ProcessSampler
+from resolver.rollup import Rollup
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
 
 log = logging.getLogger("resolver.worker")
+_DEFAULT_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 SHUTDOWN_GRACE = 5.0  # seconds in-flight queries get to finish on SIGTERM
 UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes; see grow_receive_buffer
 STATS_EVERY = 1.0  # seconds between counter pushes to the supervisor
@@ -77,6 +87,9 @@ class Worker:
         self.stats = Stats()
         self.holder = SnapshotHolder(self.stats)
         self.relay = LogRelay(channel, self.stats, cfg.querylog.queue_size)
+        self.rollup = Rollup() if cfg.querylog.enabled else None
+        self.lag = LagProbe()
+        self.sampler = ProcessSampler()
         addresses = [ipaddress.ip_address(a) for a in blockpage_addresses(cfg)]
         self.handler = Handler(
             acl=AccessList(cfg.access),
@@ -86,6 +99,7 @@ class Worker:
             policy=self.holder if cfg.policy is not None else None,
             decide=decide if cfg.policy is not None else None,
             querylog=self.relay if cfg.querylog.enabled else None,
+            rollup=self.rollup,
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
             identity=f"safe-resolver worker {number}",
@@ -139,10 +153,17 @@ class Worker:
             return {}
         return {"ok": False, "error": f"unknown request {op!r}"}
 
+    def zone(self) -> tzinfo:
+        """The time zone roll-up days are cut in: the policy's."""
+        snapshot = self.holder.current
+        return snapshot.timezone if snapshot is not None else _DEFAULT_ZONE
+
     async def push_loop(self) -> None:
         """Counters every STATS_EVERY seconds and query-log batches every LOG_EVERY."""
         next_stats = 0.0
         while not self.stopping.is_set():
+            if self.rollup is not None:
+                self.rollup.clock(time.time(), self.zone())
             self.relay.flush()
             now = time.monotonic()
             if now >= next_stats:
@@ -154,7 +175,12 @@ class Worker:
 
     def push_stats(self) -> None:
         self.stats.cache_size = len(self.handler.cache)
-        self.channel.notify({"op": "stats", "stats": self.stats})
+        self.stats.processes = {f"worker-{self.number}": self.sampler.sample(self.lag.take())}
+        message = {"op": "stats", "stats": self.stats}
+        if self.rollup is not None:
+            self.rollup.clock(time.time(), self.zone())
+            message["rollup"] = self.rollup.take()
+        self.channel.notify(message)
 
     async def stop(self) -> None:
         for server in self.tcp_servers:
@@ -264,6 +290,8 @@ async def run(control_fd: int) -> int:
         if first.get("path"):
             await worker.holder.prepare(first["generation"], first["path"])
             worker.holder.commit(first["generation"])
+        if worker.rollup is not None:
+            worker.rollup.clock(time.time(), worker.zone())
         listening = await worker.start(first["listen"])
     except Exception as exc:
         channel.notify({"op": "failed", "error": f"{type(exc).__name__}: {exc}"})
@@ -274,11 +302,13 @@ async def run(control_fd: int) -> int:
         loop.add_signal_handler(sig, worker.stopping.set)
     channel.notify({"op": "ready", "pid": os.getpid(), "listening": listening})
     pushing = loop.create_task(worker.push_loop())
+    probing = loop.create_task(worker.lag.run(worker.stopping))
     gone = loop.create_task(channel.closed.wait())
     stopping = loop.create_task(worker.stopping.wait())
     await asyncio.wait((gone, stopping), return_when=asyncio.FIRST_COMPLETED)
     worker.stopping.set()
     await pushing
+    probing.cancel()
     await worker.stop()
     channel.close()
     reading.cancel()

@@ -114,6 +114,7 @@ def cached_index(
             summaries = [_summary(item, *_parse(item)) for item in lists]
     for item, summary in zip(lists, summaries, strict=True):
         summary["stale"] = item.stale
+        summary["digest"] = item.digest  # the audit trail names the version in force by it
     return BuiltIndex(index, path, summaries, compiled)
 
 

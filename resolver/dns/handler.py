@@ -96,6 +96,14 @@ class QueryLogSink(Protocol):
     def submit(self, event: QueryEvent) -> None: ...
 
 
+class RollupSink(Protocol):
+    """`resolver.rollup.Rollup`: every answer counted for the daily reports."""
+
+    def count(
+        self, profile: str, category: str, tier: str, action: str, qname: str, n: int = 1
+    ) -> None: ...
+
+
 # decide(snapshot, client, qname, qtype, now, ecs, key, memo); `now` is Unix time (datetime also
 # accepted); `key` is the query's `name_key` pair, read with the packet.
 Decide = Callable[[Any, str, str, int, float, str | None, NameKey, Any], Decision]
@@ -112,6 +120,7 @@ class Handler:
         policy: PolicySource | None = None,
         decide: Decide | None = None,
         querylog: QueryLogSink | None = None,
+        rollup: RollupSink | None = None,
         blockpage_v4: list[bytes] | None = None,
         blockpage_v6: list[bytes] | None = None,
         identity: str = "safe-resolver",
@@ -125,6 +134,7 @@ class Handler:
         self.policy = policy
         self.decide = decide
         self.querylog = querylog
+        self.rollup = rollup
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
         self.identity = identity
@@ -295,11 +305,11 @@ class Handler:
     def _apply(
         self, query: Query, client: str, decision: Decision, transport: str, started: float
     ) -> Answer:
+        if decision.tier is Tier.MANDATED:  # an RPZ rewrite of a mandated name counts too
+            self.stats.mandated_hits += 1
         action = decision.action
         if action is Action.REWRITE:
             return self._rewrite(query, client, decision, transport, started)
-        if decision.tier is Tier.MANDATED:
-            self.stats.mandated_hits += 1
         known = self._ede.get(id(decision))
         if known is not None and known[0] is decision:
             ede = known[1]
@@ -418,6 +428,11 @@ class Handler:
         else:
             category = decision.category or ""
             stats.queries[(transport, qtype_name, action, decision.profile, category)] += 1
+        if self.rollup is not None:  # every answer, `log: false` profiles too (no client)
+            if decision is None:
+                self.rollup.count("", "", "", action, query.qname)
+            else:
+                self.rollup.count(decision.profile, category, decision.tier, action, query.qname)
         if self.querylog is not None and (decision is None or decision.log):
             self.querylog.submit(
                 QueryEvent(

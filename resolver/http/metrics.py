@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -98,6 +98,14 @@ class StatsCollector(Collector):
         for category, ts in list(s.list_updated.items()):
             updated.add_metric([category], ts)
         yield updated
+        stale = GaugeMetricFamily(
+            P + "list_stale_sources",
+            "Lists served from their last good copy because their own file is missing",
+            labels=["category"],
+        )
+        for category, count in list(s.list_stale.items()):
+            stale.add_metric([category], count)
+        yield stale
 
         yield CounterMetricFamily(P + "reloads", "Successful policy reloads", s.reloads)
         yield CounterMetricFamily(P + "reload_failures", "Failed policy reloads", s.reload_failures)
@@ -145,6 +153,7 @@ class StatsCollector(Collector):
             limited.add_metric(list(scope_action), count)
         yield limited
         yield from _http_families(s)
+        yield from _report_families(s)
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
 
 
@@ -172,10 +181,48 @@ def _http_families(s: Stats) -> Iterator[Metric]:
     yield bad
 
 
+def _report_families(s: Stats) -> Iterator[Metric]:
+    """Roll-up writes, the last reload's outcome, and every serving process's resources."""
+    yield CounterMetricFamily(
+        P + "rollup_writes", "Roll-up batches written for the reports", s.rollup_writes
+    )
+    yield CounterMetricFamily(
+        P + "rollup_failed_writes",
+        "Roll-up or audit writes that failed (kept in memory and retried)",
+        s.rollup_failed_writes,
+    )
+    yield GaugeMetricFamily(
+        P + "rollup_last_write_timestamp_seconds",
+        "When roll-ups were last written (unix time; 0 before the first)",
+        s.rollup_written_at,
+    )
+    yield GaugeMetricFamily(
+        P + "reload_last_success",
+        "1 if the last policy reload (or the start) went live, 0 if it failed",
+        1.0 if s.reload_last_ok else 0.0,
+    )
+    processes = sorted(s.processes.items())
+    for name, doc, attr, kind in (
+        ("process_resident_memory_bytes", "Resident memory per process", "resident_bytes",
+         GaugeMetricFamily),
+        ("process_open_fds", "Open file descriptors per process", "open_fds", GaugeMetricFamily),
+        ("process_max_fds", "File descriptor limit per process", "max_fds", GaugeMetricFamily),
+        ("process_cpu_seconds", "CPU time per process", "cpu_seconds", CounterMetricFamily),
+        ("event_loop_lag_seconds", "Longest a due timer waited for the event loop in the last"
+         " second, per process", "loop_lag", GaugeMetricFamily),
+    ):  # fmt: skip
+        family = kind(P + name, doc, labels=["process"])
+        for process, sample in processes:
+            family.add_metric([process], getattr(sample, attr))
+        yield family
+
+
 def make_registry(get_stats: Callable[[], Stats]) -> CollectorRegistry:
-    """A fresh registry holding only the resolver's collector."""
+    """A fresh registry holding the resolver's collector and the standard process metrics
+    (`process_*`) of this process (the supervisor, which serves /metrics)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(get_stats))
+    ProcessCollector(registry=registry)
     return registry
 
 

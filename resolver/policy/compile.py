@@ -139,7 +139,16 @@ def assemble(
         sources=[
             {
                 key: summary[key]
-                for key in ("category", "id", "path", "format", "rules", "rejects", "stale")
+                for key in (
+                    "category",
+                    "id",
+                    "path",
+                    "format",
+                    "rules",
+                    "rejects",
+                    "stale",
+                    "digest",
+                )
             }
             for summary in summaries
         ],

@@ -116,7 +116,7 @@ class PolicySnapshot:
     list_sizes: dict[str, int]  # category -> rules (metrics)
     warnings: list[Problem]
     expect: list[Expectation]
-    sources: list[dict[str, Any]]  # per list: category, id, path, rules, rejects, missing
+    sources: list[dict[str, Any]]  # per list: category, id, path, rules, rejects, stale, digest
     compile_seconds: float = 0.0
     cache_dir: str = ""  # where the compiled list indexes are cached
     overlay: Path | None = None  # the file approved unblock requests are written to

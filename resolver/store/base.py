@@ -7,8 +7,10 @@ picks one; nothing above this module touches SQL. Every method is blocking: asyn
 them in a thread (`asyncio.to_thread`), the query log calls them from its own writer thread.
 
 Each backend keeps its schema as numbered migrations per component (`MIGRATIONS` in its module,
-applied in order and recorded in a `schema_versions` table), so later tables (roll-ups, audit)
-are added as new components or new versions, never by editing a step that has run.
+applied in order and recorded in a `schema_versions` table), so later tables are added as new
+components or new versions, never by editing a step that has run. The `reports` component holds
+the daily roll-ups and the audit trail (`resolver.store.reportdb`), in the same database as the
+raw query log but kept apart: `purge` and the raw log's retention never touch them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from resolver.rollup import Batch
+from resolver.store.audit import AuditEntry
 from resolver.store.events import QueryEvent
+from resolver.store.reportdb import RollupRows
 
 SEARCH_LIMIT_MAX = 1000
 
@@ -113,7 +118,41 @@ class QueryStore(Protocol):
 
     def maintain(self, now: float) -> None:
         """Housekeeping the writer runs at start and hourly (PostgreSQL: the next days'
-        partitions are created ahead, so a batch at midnight never waits for DDL)."""
+        partitions are created ahead, so a batch at midnight never waits for DDL; both: past
+        days' most-blocked domains are cut to the top TOP_STORED)."""
+        ...
+
+    # -- roll-ups and the audit trail: never touched by `purge` or `expire` ----------------------
+
+    def write_rollups(self, batch: Batch, server: str) -> None:
+        """Add a batch of roll-up counts and `server`'s day marks, in one transaction."""
+        ...
+
+    def write_audit(self, entries: Sequence[AuditEntry], server: str) -> None:
+        """Append audit rows, in one transaction."""
+        ...
+
+    def read_rollups(self, first: str, last: str, profile: str | None = None) -> RollupRows:
+        """The roll-up rows of local days [first, last] (ISO dates)."""
+        ...
+
+    def read_audit(
+        self, since: float | None = None, until: float | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit rows in [since, until), oldest first."""
+        ...
+
+    def lists_in_force(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The list versions in force at some time in [since, until)."""
+        ...
+
+    def find_reports(self, digest: str) -> list[dict[str, Any]]:
+        """The audit rows of reports whose bytes have this SHA-256."""
+        ...
+
+    def expire_reports(self, before_day: str, before_ts: float) -> int:
+        """Retention of the roll-ups (days before `before_day`) and the audit trail (rows
+        before `before_ts`); how many rows went."""
         ...
 
     def close(self) -> None: ...
@@ -145,5 +184,9 @@ class RequestStore(Protocol):
         ...
 
     def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    def expire(self, unblock_before: float, reports_before: float) -> int:
+        """Retention: decided requests and content reports older than the given times."""
+        ...
 
     def close(self) -> None: ...

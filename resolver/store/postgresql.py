@@ -33,8 +33,12 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from resolver.rollup import Batch
+from resolver.store import reportdb
+from resolver.store.audit import KEEP_AT_LEAST_DAYS, AuditEntry
 from resolver.store.base import Migration, QueryFilter, StoreUnavailable, Summary, pending_steps
 from resolver.store.events import QueryEvent
+from resolver.store.reportdb import RollupRows, Rows
 from resolver.store.sql import COLUMNS, COUNTS, event_row, period_sql, search_sql
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,49 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
                 cached boolean NOT NULL
             ) PARTITION BY RANGE (ts)""",
             "CREATE INDEX queries_ts ON queries (ts)",
+        ),
+    ),
+    # Roll-ups and the audit trail (resolver.store.reportdb, resolver.store.audit).
+    "reports": (
+        (
+            """CREATE TABLE rollup_counts (
+                day text NOT NULL, profile text NOT NULL, category text NOT NULL,
+                tier text NOT NULL, action text NOT NULL, n bigint NOT NULL,
+                PRIMARY KEY (day, profile, category, tier, action)
+            )""",
+            """CREATE TABLE rollup_top (
+                day text NOT NULL, domain text NOT NULL, n bigint NOT NULL,
+                PRIMARY KEY (day, domain)
+            )""",
+            """CREATE TABLE rollup_requests (
+                day text NOT NULL, kind text NOT NULL, n bigint NOT NULL, PRIMARY KEY (day, kind)
+            )""",
+            """CREATE TABLE rollup_days (
+                day text NOT NULL, server text NOT NULL, tz text NOT NULL,
+                first_seen double precision NOT NULL, last_seen double precision NOT NULL,
+                up_seconds double precision NOT NULL, PRIMARY KEY (day, server)
+            )""",
+            """CREATE TABLE audit_log (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                ts double precision NOT NULL, server text NOT NULL, kind text NOT NULL,
+                generation integer, cause text, result text, detail text, source text,
+                category text, path text, url text, zone text, digest text, serial bigint,
+                rules integer, fetched_at text, modified_at text
+            )""",
+            "CREATE INDEX audit_log_ts ON audit_log (ts)",
+            f"""CREATE FUNCTION audit_log_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    IF OLD.ts <= extract(epoch FROM now()) - {KEEP_AT_LEAST_DAYS * 86400} THEN
+                        RETURN OLD;
+                    END IF;
+                END IF;
+                RAISE EXCEPTION 'audit_log is append-only (kept {KEEP_AT_LEAST_DAYS} days)';
+            END $$""",
+            """CREATE TRIGGER audit_log_rows BEFORE UPDATE OR DELETE ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION audit_log_guard()""",
+            """CREATE TRIGGER audit_log_truncate BEFORE TRUNCATE ON audit_log
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard()""",
         ),
     ),
 }
@@ -177,6 +224,7 @@ class PostgresQueryStore:
         conn = psycopg.connect(self._conninfo, autocommit=True)  # no idle transaction holds locks
         try:
             migrate(conn, "querylog")
+            migrate(conn, "reports")
             self._days = partition_days(conn)
         except RuntimeError as exc:  # a newer schema: unusable until upgraded, like a dead server
             conn.close()
@@ -240,6 +288,7 @@ class PostgresQueryStore:
         return removed
 
     def maintain(self, now: float) -> None:
+        """Partitions made ahead; past days' most-blocked tables cut to their top."""
         today = int(now // DAY)
         with self._session() as conn:
             self._days = partition_days(conn)  # another server may have created or dropped some
@@ -248,6 +297,9 @@ class PostgresQueryStore:
             except errors.LockNotAvailable:  # a long report holds the table; the next round or
                 # the first batch of the day creates them
                 log.warning("query log: partitions not created ahead: the table is in use")
+            prune = reportdb.prune_statement("%s", ' COLLATE "C"')
+            for day, keep in reportdb.prune_plan(self._rows(conn), "%s", now):
+                conn.execute(prune.encode(), (day, day, keep))
 
     def expire(self, before: float) -> int:
         with self._session() as conn:
@@ -264,6 +316,58 @@ class PostgresQueryStore:
             removed = self._drop_before(conn, before)
             cur = conn.execute("DELETE FROM queries WHERE ts < %s", (before,))
             return removed + cur.rowcount
+
+    # -- roll-ups and audit (resolver.store.reportdb) ---------------------------------------------
+
+    @staticmethod
+    def _rows(conn: psycopg.Connection[Any]) -> reportdb.Fetch:
+        def fetch(query: str, params: Sequence[Any]) -> Rows:
+            return conn.execute(query.encode(), params).fetchall()
+
+        return fetch
+
+    def _read(self, read: Any, *args: Any) -> Any:
+        with self._session() as conn:
+            return read(self._rows(conn), "%s", *args)
+
+    def write_rollups(self, batch: Batch, server: str) -> None:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
+            reportdb.write_batch(
+                lambda query, rows: cur.executemany(query.encode(), rows), "%s", batch, server
+            )
+
+    def write_audit(self, entries: Sequence[AuditEntry], server: str) -> None:
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                reportdb.audit_insert("%s").encode(), reportdb.audit_rows(entries, server)
+            )
+
+    def read_rollups(self, first: str, last: str, profile: str | None = None) -> RollupRows:
+        rows: RollupRows = self._read(reportdb.read_rollups, first, last, profile)
+        return rows
+
+    def read_audit(
+        self, since: float | None = None, until: float | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._read(reportdb.read_audit, since, until, kind)
+        return rows
+
+    def lists_in_force(self, since: float, until: float) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._read(reportdb.lists_in_force, since, until)
+        return rows
+
+    def find_reports(self, digest: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._read(reportdb.find_reports, digest)
+        return rows
+
+    def expire_reports(self, before_day: str, before_ts: float) -> int:
+        statements = reportdb.expire_statements("%s")
+        removed = 0
+        with self._session() as conn, conn.transaction():
+            for query in statements[:-1]:
+                removed += conn.execute(query.encode(), (before_day,)).rowcount
+            removed += conn.execute(statements[-1].encode(), (before_ts,)).rowcount
+        return removed
 
     # -- writing and reading ----------------------------------------------------------------------
 

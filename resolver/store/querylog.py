@@ -17,6 +17,13 @@ counted as dropped at once: a stop never waits for a database that is down.
 
 Per-profile "do not log" is the caller's decision: events for a decision with `log=False` must
 simply not be submitted.
+
+The same thread writes the daily roll-ups and the audit trail (`resolver.rollup`,
+`resolver.store.audit`) to the same database: every ROLLUP_EVERY seconds it takes what the
+supervisor folded (with a heartbeat marking the day as covered) and adds it in one
+transaction; audit entries go as soon as they come. Neither is ever dropped for a full queue
+or an outage: a batch that cannot be written is put back and goes with the next one. They have
+their own retention (`report_retention_days`), applied in the same hourly sweep.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from resolver.rollup import RollupFold, local_day
 from resolver.stats import Stats
+from resolver.store.audit import AuditEntry, server_name
 from resolver.store.backends import open_query_store
 from resolver.store.base import QueryFilter, QueryStore, StoreUnavailable, Summary
 from resolver.store.events import QueryEvent
@@ -42,6 +51,7 @@ CLIENT_MODES = ("pseudonymized", "full", "none")
 PURGE_EVERY = 3600.0  # seconds between retention sweeps
 RETRY_FIRST = 1.0  # seconds before the first retry after the database became unreachable
 RETRY_MAX = 10.0  # the back-off doubles up to this
+ROLLUP_EVERY = 5.0  # seconds between roll-up writes: what a crash of the supervisor may lose
 
 
 class QueryLog:
@@ -60,6 +70,8 @@ class QueryLog:
         flush_interval: float = 1.0,
         key_rotation: str = "daily",
         stats: Stats | None = None,
+        rollups: RollupFold | None = None,
+        report_retention_days: int | None = None,
     ) -> None:
         if clients not in CLIENT_MODES:
             raise ValueError(f"querylog.clients must be one of {', '.join(CLIENT_MODES)}")
@@ -89,6 +101,11 @@ class QueryLog:
         self._retry_delay = RETRY_FIRST
         self._retry_at = 0.0  # monotonic time of the next attempt in an outage
         self._next_sweep = 0.0  # unix time of the next housekeeping and retention round
+        self.rollups = rollups
+        self.report_retention_days = report_retention_days
+        self.server = server_name()
+        self._audit: deque[AuditEntry] = deque()
+        self._next_rollup = 0.0  # unix time of the next roll-up write
 
     async def start(self) -> None:
         """Open the stores (SQLite: raises on a bad path; PostgreSQL: connects in the writer,
@@ -108,6 +125,12 @@ class QueryLog:
         queue.append(event)
         if len(queue) >= self._batch:
             self._wake.set()
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry (`resolver.store.audit.AuditSink`); written within a second,
+        kept in memory through an outage, never dropped for a full queue."""
+        self._audit.append(entry)
+        self._wake.set()
 
     @property
     def queued(self) -> int:
@@ -134,20 +157,26 @@ class QueryLog:
     def _run(self) -> None:
         while True:
             if self._outage_since is None:
-                self._wake.wait(self._flush_interval)
+                self._wake.wait(min(self._flush_interval, ROLLUP_EVERY))
             else:
                 self._wake.wait(max(0.0, self._retry_at - time.monotonic()))
             self._wake.clear()
+            if self.rollups is not None:
+                self.rollups.beat(time.time())
             if self._outage_since is None or time.monotonic() >= self._retry_at:
                 self._drain()
                 # In an outage a held batch is the probe; with none, the housekeeping is.
                 in_outage = self._outage_since is not None
                 if time.time() >= self._next_sweep and not (in_outage and self._pending):
                     self._sweep()
+            if self._outage_since is None:
+                self._write_reports(final=self._closed)
             if self._closed:
                 if self._outage_since is not None:  # never wait for a database that is down
                     self.stats.querylog_dropped += len(self._pending) + len(self._queue)
                     self._pending, self._queue = [], deque()
+                    if self.rollups is not None and self.rollups.take():
+                        log.error("query log: the roll-ups of the last seconds are lost (outage)")
                     return
                 if not self._queue and not self._pending:
                     return
@@ -205,6 +234,41 @@ class QueryLog:
             return event._replace(client="")
         return event
 
+    def _write_reports(self, final: bool) -> None:
+        """Audit entries now, roll-ups every ROLLUP_EVERY seconds (and at the end); what the
+        database does not take is put back for the next round."""
+        assert self._writer is not None
+        now = time.time()
+        audit = self._audit
+        if audit:
+            entries = [audit.popleft() for _ in range(len(audit))]
+            if not self._store_reports(self._writer.write_audit, entries, "audit entries"):
+                audit.extendleft(reversed(entries))
+                return
+        if self.rollups is None or not (final or now >= self._next_rollup):
+            return
+        self._next_rollup = now + ROLLUP_EVERY
+        batch = self.rollups.take()
+        if batch:
+            if self._store_reports(self._writer.write_rollups, batch, "roll-ups"):
+                self.stats.rollup_writes += 1
+                self.stats.rollup_written_at = now
+            else:
+                self.rollups.restore(batch)
+
+    def _store_reports(self, write: Any, data: Any, what: str) -> bool:
+        try:
+            write(data, self.server)
+        except StoreUnavailable as exc:
+            self.stats.rollup_failed_writes += 1
+            self._unavailable(exc)
+            return False
+        except Exception:  # disk full...: kept for the next round, never dropped
+            self.stats.rollup_failed_writes += 1
+            log.exception("query log: could not write %s; retrying with the next round", what)
+            return False
+        return True
+
     def _sweep(self) -> None:
         """Housekeeping and retention, hourly; retried with the back-off when unreachable."""
         assert self._writer is not None
@@ -215,6 +279,17 @@ class QueryLog:
                 removed = self._writer.expire(now - self.retention_days * 86400)
                 if removed:
                     log.info("query log: retention removed %d rows", removed)
+            if self.report_retention_days is not None:
+                before = now - self.report_retention_days * 86400
+                zone = self.rollups.zone if self.rollups is not None else None
+                day = (
+                    local_day(before, zone)[0]
+                    if zone is not None
+                    else time.strftime("%Y-%m-%d", time.localtime(before))
+                )
+                removed = self._writer.expire_reports(day, before)
+                if removed:
+                    log.info("reports: retention removed %d roll-up and audit rows", removed)
         except StoreUnavailable as exc:
             self._unavailable(exc)
             return

@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from resolver.rollup import Batch
+from resolver.store import reportdb
+from resolver.store.audit import KEEP_AT_LEAST_DAYS, AuditEntry
 from resolver.store.base import SEARCH_LIMIT_MAX, Migration, QueryFilter, Summary, pending_steps
 from resolver.store.events import QueryEvent
+from resolver.store.reportdb import RollupRows, Rows
 from resolver.store.sql import COLUMNS, COUNTS, event_row, period_sql, search_sql
 
 # The schema, one numbered step per version (see `resolver.store.base.Migration`). Version 1
@@ -43,6 +47,41 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
                 id INTEGER PRIMARY KEY, created REAL NOT NULL, url TEXT NOT NULL,
                 note TEXT NOT NULL
             )""",
+        ),
+    ),
+    # Roll-ups and the audit trail (resolver.store.reportdb, resolver.store.audit).
+    "reports": (
+        (
+            """CREATE TABLE rollup_counts (
+                day TEXT NOT NULL, profile TEXT NOT NULL, category TEXT NOT NULL,
+                tier TEXT NOT NULL, action TEXT NOT NULL, n INTEGER NOT NULL,
+                PRIMARY KEY (day, profile, category, tier, action)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE rollup_top (
+                day TEXT NOT NULL, domain TEXT NOT NULL, n INTEGER NOT NULL,
+                PRIMARY KEY (day, domain)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE rollup_requests (
+                day TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL,
+                PRIMARY KEY (day, kind)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE rollup_days (
+                day TEXT NOT NULL, server TEXT NOT NULL, tz TEXT NOT NULL,
+                first_seen REAL NOT NULL, last_seen REAL NOT NULL, up_seconds REAL NOT NULL,
+                PRIMARY KEY (day, server)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, server TEXT NOT NULL,
+                kind TEXT NOT NULL, generation INTEGER, cause TEXT, result TEXT, detail TEXT,
+                source TEXT, category TEXT, path TEXT, url TEXT, zone TEXT, digest TEXT,
+                serial INTEGER, rules INTEGER, fetched_at TEXT, modified_at TEXT
+            )""",
+            "CREATE INDEX audit_log_ts ON audit_log (ts)",
+            """CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+            f"""CREATE TRIGGER audit_log_kept BEFORE DELETE ON audit_log
+            WHEN old.ts > CAST(strftime('%s', 'now') AS REAL) - {KEEP_AT_LEAST_DAYS * 86400}
+            BEGIN SELECT RAISE(ABORT, 'audit_log rows are kept {KEEP_AT_LEAST_DAYS} days'); END""",
         ),
     ),
 }
@@ -89,13 +128,14 @@ def migrate(conn: sqlite3.Connection, component: str) -> int:
 
 
 class _Db:
-    def __init__(self, path: str | Path, component: str) -> None:
+    def __init__(self, path: str | Path, *components: str) -> None:
         self.path = Path(path)
         self.name = str(path)
         self._lock = threading.Lock()
         self._conn = connect(path)
         with self._lock:
-            migrate(self._conn, component)
+            for component in components:
+                migrate(self._conn, component)
 
     def close(self) -> None:
         with self._lock:
@@ -103,10 +143,10 @@ class _Db:
 
 
 class SqliteQueryStore(_Db):
-    """The query log table."""
+    """The query log table, the roll-ups and the audit trail."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, "querylog")
+        super().__init__(path, "querylog", "reports")
 
     def write(self, events: Sequence[QueryEvent]) -> int:
         rows = [event_row(e) for e in events]
@@ -175,7 +215,50 @@ class SqliteQueryStore(_Db):
         return self.purge(before)
 
     def maintain(self, now: float) -> None:
-        """Nothing ahead of time: one table, no partitions."""
+        """No partitions to make ahead; past days' most-blocked tables cut to their top."""
+        prune = reportdb.prune_statement("?", "")
+        for day, keep in reportdb.prune_plan(self._fetch, "?", now):
+            with self._lock, self._conn:
+                self._conn.execute(prune, (day, day, keep))
+
+    # -- roll-ups and audit (resolver.store.reportdb) ---------------------------------------------
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> Rows:
+        with self._lock:
+            return [tuple(row) for row in self._conn.execute(sql, params)]
+
+    def write_rollups(self, batch: Batch, server: str) -> None:
+        with self._lock, self._conn:
+            reportdb.write_batch(
+                lambda sql, rows: self._conn.executemany(sql, rows).close(), "?", batch, server
+            )
+
+    def write_audit(self, entries: Sequence[AuditEntry], server: str) -> None:
+        with self._lock, self._conn:
+            self._conn.executemany(reportdb.audit_insert("?"), reportdb.audit_rows(entries, server))
+
+    def read_rollups(self, first: str, last: str, profile: str | None = None) -> RollupRows:
+        return reportdb.read_rollups(self._fetch, "?", first, last, profile)
+
+    def read_audit(
+        self, since: float | None = None, until: float | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        return reportdb.read_audit(self._fetch, "?", since, until, kind)
+
+    def lists_in_force(self, since: float, until: float) -> list[dict[str, Any]]:
+        return reportdb.lists_in_force(self._fetch, "?", since, until)
+
+    def find_reports(self, digest: str) -> list[dict[str, Any]]:
+        return reportdb.find_reports(self._fetch, "?", digest)
+
+    def expire_reports(self, before_day: str, before_ts: float) -> int:
+        statements = reportdb.expire_statements("?")
+        removed = 0
+        with self._lock, self._conn:
+            for sql in statements[:-1]:
+                removed += self._conn.execute(sql, (before_day,)).rowcount
+            removed += self._conn.execute(statements[-1], (before_ts,)).rowcount
+        return removed
 
 
 class SqliteRequestStore(_Db):
@@ -183,6 +266,20 @@ class SqliteRequestStore(_Db):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, "requests")
+
+    def expire(self, unblock_before: float, reports_before: float) -> int:
+        """Retention: decided unblock requests decided before `unblock_before` (pending ones
+        wait for an answer) and content reports received before `reports_before`."""
+        with self._lock, self._conn:
+            c = self._conn
+            n = c.execute(
+                "DELETE FROM unblock_requests WHERE status <> 'pending' AND decided < ?",
+                (unblock_before,),
+            ).rowcount
+            n += c.execute(
+                "DELETE FROM content_reports WHERE created < ?", (reports_before,)
+            ).rowcount
+        return int(n)
 
     def add_unblock(self, host: str, profile: str, category: str | None, note: str) -> int | None:
         with self._lock, self._conn:

@@ -1,10 +1,13 @@
 """SQLite and PostgreSQL give the same answers: the same synthetic events go into both, and the
-`report` outputs (JSON, CSV, through the library and the CLI), the admin summary and the admin
-query-log search results are compared byte for byte.
+admin summary and query-log search results are compared byte for byte; the same week of
+roll-ups (`support.traffic`, through the real roll-up path) and audit rows go into both, and
+the `report` outputs (JSON, CSV, HTML, through the library and the CLI) and the audit trail are
+compared byte for byte.
 
 The PostgreSQL database uses an ICU English collation (where "a" sorts before "B"), and the
 days straddle a daylight-saving change in one of the two time zones, so a backend that sorted
-with the database's collation or cut days at a fixed UTC offset would differ.
+with the database's collation or cut days at a fixed UTC offset would differ. Reports cut days
+in the policy's zone, whatever the server's: they are the same under both local zones.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from typing import Any
 
 import pytest
 from support.postgres import PostgresServer
+from support.traffic import HCM, week, write_week
 
 from resolver.cli import main
+from resolver.http.report_html import to_html
+from resolver.rollup import Batch
+from resolver.store.audit import AuditEntry, record_list_version
 from resolver.store.base import QueryFilter, QueryStore
 from resolver.store.events import QueryEvent
 from resolver.store.postgresql import PostgresQueryStore
-from resolver.store.reports import build_report, to_csv, to_json
+from resolver.store.reports import build_report, parse_period, period_between, to_csv, to_json
 from resolver.store.sqlite import SqliteQueryStore
 
 PROFILES = ["students", "Staff", "a-team", "B-team", "guests"]
@@ -98,28 +105,76 @@ def both(
     pg.close()
 
 
-def report_texts(store: QueryStore, *args: Any, **kwargs: Any) -> tuple[str, str]:
-    report = build_report(store, *args, **kwargs)
-    report["generated"] = "-"  # the time the report was made
-    return to_json(report), to_csv(report)
+class _Sink:
+    def __init__(self, store: QueryStore) -> None:
+        self.store = store
+
+    def audit(self, entry: AuditEntry) -> None:
+        self.store.write_audit([entry], "gw-1")
 
 
-def test_report_json_and_csv_are_identical(both: tuple[Any, Any, str]) -> None:
-    sqlite, pg, _ = both
-    cases: list[tuple[tuple[str, str], dict[str, Any]]] = [
-        (("2025-03-07", "2025-03-12"), {}),
-        (("2025-03-09", "2025-03-09"), {}),  # the daylight-saving day alone
-        (("2025-03-08", "2025-03-11"), {"profile": "B-team"}),
-        (("2025-03-07", "2025-03-12"), {"top": 3}),
-        (("2025-04-01", "2025-04-30"), {}),  # nothing logged
+@pytest.fixture
+def both_rollups(
+    local_zone: str, tmp_path: Path, postgres_server: PostgresServer
+) -> Iterator[tuple[SqliteQueryStore, PostgresQueryStore, str]]:
+    """The same week of roll-ups, audit rows and top tables in both backends."""
+    dsn = postgres_server.create_database(
+        "TEMPLATE template0", "LOCALE_PROVIDER icu", "ICU_LOCALE 'en-US'"
+    )
+    sqlite, pg = SqliteQueryStore(tmp_path / "r.sqlite"), PostgresQueryStore(dsn)
+    answers = week()
+    t0 = datetime(2025, 3, 3, 8, tzinfo=HCM).timestamp()
+    # names that tie, in both cases, so the order cannot come from a collation
+    ties = {
+        ("2025-03-04", name): 7 for name in ("b.example", "B.example", "a.example", "_.example")
+    }
+    for store in (sqlite, pg):
+        write_week(store, answers)
+        store.write_rollups(Batch(top=ties), "gw-1")
+        for gen, (digest, at) in enumerate([("a" * 64, t0), ("b" * 64, t0 + 86400 * 2)], 1):
+            store.write_audit([AuditEntry(at, "reload", generation=gen, cause="start",
+                                          result="ok")], "gw-1")  # fmt: skip
+            record_list_version(_Sink(store), source="authority-mandated", category="mandated",
+                                rules=100 + gen, generation=gen, at=at, path="/l/m.rpz",
+                                digest=digest, fetched_at="2025-03-03T00:00:00Z")  # fmt: skip
+    yield sqlite, pg, dsn
+    sqlite.close()
+    pg.close()
+
+
+def report_texts(store: QueryStore, *args: Any, **kwargs: Any) -> tuple[str, str, str]:
+    report = build_report(store, *args, now=1e10, **kwargs)
+    return to_json(report), to_csv(report), to_html(report)
+
+
+def test_report_json_csv_and_html_are_identical(both_rollups: tuple[Any, Any, str]) -> None:
+    sqlite, pg, _ = both_rollups
+    cases: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((period_between("2025-03-03", "2025-03-09"),), {}),
+        ((period_between("2025-03-05", "2025-03-05"),), {}),  # a day alone
+        ((period_between("2025-03-04", "2025-03-08"),), {"profile": "standard"}),
+        ((parse_period("2025-03"),), {"top": 3}),
+        ((parse_period("2025-H1"),), {}),
     ]
     for args, kwargs in cases:
         assert report_texts(pg, *args, **kwargs) == report_texts(sqlite, *args, **kwargs)
-    data = json.loads(report_texts(pg, "2025-03-07", "2025-03-12")[0])
-    assert data["totals"]["queries"] == 2410 and len(data["per_day"]) == 6
-    assert [r["qname"] for r in data["top_blocked"] if r["qname"].startswith("tie-")] == [
-        "tie-a.example", "tie-b.example"
+    data = json.loads(report_texts(pg, parse_period("2025-03"))[0])
+    assert data["totals"]["queries"] == len(week())
+    assert [r["domain"] for r in data["top_blocked"] if r["blocked"] == 7] == [
+        "B.example", "_.example", "a.example", "b.example"
     ]  # fmt: skip
+    assert [v["digest"][0] for v in data["list_versions"]] == ["a", "b"]
+    assert data["reloads"] == {"ok": 2, "failed": 0}
+
+
+def test_audit_trail_is_identical(both_rollups: tuple[Any, Any, str]) -> None:
+    sqlite, pg, _ = both_rollups
+    t0 = datetime(2025, 3, 3, 8, tzinfo=HCM).timestamp()
+    assert pg.read_audit() == sqlite.read_audit()
+    assert pg.read_audit(t0 + 1, None, "list") == sqlite.read_audit(t0 + 1, None, "list")
+    for since in (t0 - 1, t0 + 1, t0 + 86400 * 3):
+        assert pg.lists_in_force(since, since + 3600) == sqlite.lists_in_force(since, since + 3600)
+    assert [r["digest"][0] for r in pg.lists_in_force(t0 + 86400 * 3, t0 + 86400 * 4)] == ["b"]
 
 
 def test_admin_summary_over_hours_is_identical(both: tuple[Any, Any, str]) -> None:
@@ -160,18 +215,20 @@ def test_admin_search_results_are_identical(both: tuple[Any, Any, str]) -> None:
 
 
 def test_cli_report_from_a_postgresql_config_matches_sqlite(
-    both: tuple[Any, Any, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    both_rollups: tuple[Any, Any, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqlite, _, dsn = both
+    sqlite, _, dsn = both_rollups
     (tmp_path / "dsn").write_text(dsn + "\n")
     config = tmp_path / "server.yaml"
     config.write_text("querylog:\n  backend: postgresql\n  dsn_file: dsn\n")
-    period = ["--from", "2025-03-07", "--to", "2025-03-12"]
+    period = ["--from", "2025-03-03", "--to", "2025-03-09"]
     outputs = []
     for source in (["--config", str(config)], ["--db", str(sqlite.path)]):
         assert main(["report", *period, "--format", "csv", *source]) == 0
-        outputs.append(capsys.readouterr().out)
-        assert main(["report", *period, "--profile", "Staff", *source]) == 0
+        outputs.append(capsys.readouterr().out.split("\n", 7)[7])  # after "generated"
+        assert main(["report", *period, "--profile", "teachers", *source]) == 0
         outputs.append(json.loads(capsys.readouterr().out) | {"generated": "-"})
-    assert outputs[:2] == outputs[2:]
-    assert outputs[0].startswith('"section","key","metric","value"\n')
+        assert main(["audit", "--json", "--from", "2025-03-03", *source]) == 0
+        outputs.append([r for r in json.loads(capsys.readouterr().out) if r["kind"] != "report"])
+    assert outputs[:3] == outputs[3:]
+    assert outputs[2] and outputs[1]["totals"]["queries"] > 0

@@ -10,6 +10,7 @@ import pytest
 
 from resolver.cli import main
 from resolver.config import load_config
+from resolver.rollup import Batch, DayMark
 from resolver.store.events import QueryEvent
 from resolver.store.postgresql import PostgresQueryStore
 from resolver.yamlsource import ConfigError
@@ -77,6 +78,9 @@ def test_cli_purge_and_report_on_a_postgresql_config(
     event = QueryEvent(now, "", "p", "x.example", "A", "allowed", "default", None, 0, 1.0, "udp",
                        False)  # fmt: skip
     store.write([event._replace(ts=now - age * DAY) for age in (40, 35, 10, 0)])
+    day = time.strftime("%Y-%m-%d", time.gmtime(now + 7 * 3600))  # today in Ho Chi Minh City
+    mark = DayMark(now, now, 60.0, "Asia/Ho_Chi_Minh")
+    store.write_rollups(Batch({(day, "p", "", "default", "allowed"): 4}, days={day: mark}), "gw")
     store.close()
     path = config(tmp_path, f"querylog:\n  backend: postgresql\n  dsn: '{pg_dsn}'\n")
     assert main(["purge", "--config", str(path)]) == 0  # retention_days: 30 by default
@@ -87,9 +91,9 @@ def test_cli_purge_and_report_on_a_postgresql_config(
     assert "removed 1 " in capsys.readouterr().out
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM queries").fetchone() == (0,)
-    day = time.strftime("%Y-%m-%d")
+    # --all took the raw rows only: the day's roll-ups still report it
     assert main(["report", "--from", day, "--to", day, "--config", str(path)]) == 0
-    assert '"queries": 0' in capsys.readouterr().out
+    assert '"queries": 4' in capsys.readouterr().out
 
 
 def test_cli_on_an_unreachable_database_says_so(
@@ -118,3 +122,42 @@ def test_cli_purge_with_retention_zero_needs_a_period(
     assert main(["purge", "--config", str(path)]) == 2
     assert "keep everything" in capsys.readouterr().err
     assert main(["purge", "--config", str(path), "--older-than", "0"]) == 0
+
+
+def test_report_retention_and_organisation_keys(tmp_path: Path) -> None:
+    cfg = load_config(config(tmp_path, "querylog: {path: q.sqlite}\n"))
+    assert cfg.querylog.report_retention_days == 3 * 365 + 1
+    assert cfg.querylog.requests_retention_days == 365
+    assert cfg.organisation.name == ""
+    cfg = load_config(
+        config(
+            tmp_path,
+            "querylog:\n  report_retention_days: 3650\n  requests_retention_days: 30\n"
+            "  content_reports_retention_days: 90\n"
+            "organisation:\n  name: ' Trường THCS Nguyễn Du '\n  address: 12 Lê Lợi, Huế\n"
+            "  contact: '0234 123 456'\n",
+        )
+    )
+    ql, org = cfg.querylog, cfg.organisation
+    assert (ql.report_retention_days, ql.requests_retention_days) == (3650, 30)
+    assert ql.content_reports_retention_days == 90
+    assert (org.name, org.address, org.contact) == (
+        "Trường THCS Nguyễn Du", "12 Lê Lợi, Huế", "0234 123 456",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("querylog:\n  report_retention_days: 30\n", "between 366 and 36500"),
+        ("querylog:\n  requests_retention_days: 0\n", "between 1 and 36500"),
+        ("organisation:\n  name: 5\n", "must be"),
+        ("organisation:\n  phone: '111'\n", "phone"),
+        ("organisation:\n  name: " + "x" * 301 + "\n", "at most 300"),
+    ],
+)
+def test_bad_report_keys_are_refused_with_their_place(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    shown = problems(config(tmp_path, text))
+    assert message in shown and "server.yaml:" in shown

@@ -175,7 +175,7 @@ def test_a_file_from_before_schema_versions_is_adopted_and_a_newer_one_refused(t
     SqliteQueryStore(db).close()
     SqliteRequestStore(db).close()
     versions = rows(db, "SELECT component, version FROM schema_versions ORDER BY 1")
-    assert [tuple(r) for r in versions] == [("querylog", 1), ("requests", 1)]
+    assert [tuple(r) for r in versions] == [("querylog", 1), ("reports", 1), ("requests", 1)]
     assert len(rows(db)) == 1  # the old rows are kept
     conn = sqlite3.connect(db)
     with conn:

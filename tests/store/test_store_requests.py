@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
+from resolver.rollup import RollupFold
 from resolver.store import sqlite as sqlite_store
 from resolver.store.overlay import add_overlay_allow, read_overlay
 from resolver.store.sqlite import SqliteRequestStore
+from resolver.supervisor import CountedRequests
 
 
 def test_unblock_requests_dedupe_cap_and_decide(tmp_path: Path, monkeypatch):
@@ -61,3 +65,24 @@ def test_overlay_is_yaml_deduplicated_and_replaced_atomically(tmp_path: Path):
     path.write_text("allow: 3\n")
     with pytest.raises(ValueError, match="allow"):
         read_overlay(path)
+
+
+def test_requests_have_their_own_retention_and_their_decisions_are_counted(tmp_path: Path):
+    fold = RollupFold(ZoneInfo("Asia/Ho_Chi_Minh"))
+    store = CountedRequests(SqliteRequestStore(tmp_path / "r.sqlite"), fold)
+    kept = store.add_unblock("a.example", "students", "adult", "")
+    decided = store.add_unblock("b.example", "students", "adult", "")
+    rejected = store.add_unblock("c.example", "students", "adult", "")
+    assert kept and decided and rejected
+    assert store.set_unblock_status(decided, "approved")
+    assert store.set_unblock_status(rejected, "rejected")
+    assert not store.set_unblock_status(rejected, "approved")  # already decided: not counted
+    assert store.add_content_report("http://bad.example/", "note") is not None
+    counts = {kind: n for (_, kind), n in fold.take().requests.items()}
+    assert counts == {"unblock_approved": 1, "unblock_rejected": 1, "content_report": 1}
+    now = time.time()
+    assert store.expire(now - 3600, now - 3600) == 0  # all younger than the cut
+    assert store.expire(now + 1, now + 1) == 3  # the two decided requests and the report
+    assert [r["id"] for r in store.list_unblock()] == [kept]  # pending ones wait for an answer
+    assert store.list_content_reports() == []
+    store.close()
