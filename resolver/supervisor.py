@@ -27,7 +27,7 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -297,6 +297,12 @@ class Supervisor:
         self.holder = SnapshotHolder(self.own)
         self.generation = 0
         self.listen = concrete_listeners(cfg.listen)
+        enc = cfg.encrypted
+        self.cfg = cfg = replace(cfg, encrypted=replace(
+            enc, dot_listen=tuple(concrete_listeners(enc.dot_listen)),
+            doh_listen=tuple(concrete_listeners(enc.doh_listen)),
+            doq_listen=tuple(concrete_listeners(enc.doq_listen)),
+        ))  # fmt: skip
         self.pool = WorkerPool(self, worker_count(cfg.workers))
         self.querylog: QueryLog | None = None
         if cfg.querylog.enabled:
@@ -348,7 +354,9 @@ class Supervisor:
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
         await self.pool.start()
         for listening in self.pool.slots[0].listening:
-            log.warning("listening dns=%s udp+tcp workers=%d", listening, len(self.pool.slots))
+            kind, _, address = listening.rpartition(" ")
+            log.warning("listening dns=%s %s workers=%d", address, kind or "udp+tcp",
+                        len(self.pool.slots))  # fmt: skip
 
     async def start_http(self) -> None:
         from resolver.http.admin import make_admin_app
@@ -440,10 +448,14 @@ class Supervisor:
 
     async def _reload_loop(self, accept_shrink: bool) -> dict[str, Any]:
         self.notifier.reloading()
+        certificate = await self._reload_tls()
         result = await self._reload_once(accept_shrink)
         while self._again:
             self._again = False
+            certificate = await self._reload_tls()
             result = await self._reload_once(accept_shrink)
+        if certificate:
+            result = self.last_reload = {**result, "certificate_error": certificate}
         self.notifier.ready(self.systemd_status())
         return result
 
@@ -455,6 +467,19 @@ class Supervisor:
         if self.last_reload and not self.last_reload["ok"]:
             text += f"; last reload failed: {self.last_reload['error']}"[:300]
         return text
+
+    async def _reload_tls(self) -> str:
+        """Every worker reads the certificate and key again for new encrypted connections;
+        the error ("" if none). A worker that cannot keeps serving the old ones."""
+        if not self.cfg.encrypted.enabled:
+            return ""
+        errors = [
+            reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
+        ]
+        if errors:
+            self.own.dropped["tls-reload-failed"] += 1
+            log.error("certificate reload failed, keeping the old one: %s", "; ".join(errors))
+        return "; ".join(errors)
 
     async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
         started = time.monotonic()
@@ -527,7 +552,9 @@ class Supervisor:
             "policy": str(self.cfg.policy) if self.cfg.policy else None,
             "list_sizes": dict(self.own.list_sizes),
             "uptime": round(time.time() - self.started, 1),
-            "listeners": [f"dns udp+tcp {a}" for a in self.pool.slots[0].listening]
+            "listeners": [
+                f"dns {a}" if " " in a else f"dns udp+tcp {a}" for a in self.pool.slots[0].listening
+            ]
             + self.http_listeners,
             "upstreams": [u.address for u in stats.upstreams.values()],
             "cache_entries": stats.cache_size,
