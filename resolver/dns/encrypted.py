@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resolver.dns.doh import PATH, DohApp, DohServer, hypercorn_config
 from resolver.dns.handler import Handler
@@ -35,6 +35,9 @@ from resolver.dns.tls import (
 )
 from resolver.dns.wire import svcb_rdata
 from resolver.stats import Stats
+
+if TYPE_CHECKING:
+    from resolver.dns.doq import DoqServer
 
 log = logging.getLogger(__name__)
 DDR_NAME = "_dns.resolver.arpa"
@@ -57,7 +60,7 @@ class EncryptedListeners:
         self.servers: list[asyncio.AbstractServer] = []
         self.dot: DotServer | None = None
         self.doh: DohServer | None = None
-        self.doq: list[Any] = []
+        self.doq: list[DoqServer] = []
 
     async def start(self, number: int, tcp_socket: Any, udp_socket: Any) -> list[str]:
         """Bind this worker's encrypted listeners (socket makers from `resolver.worker`);
@@ -98,12 +101,10 @@ class EncryptedListeners:
         if cfg.doq_listen and number == DOQ_WORKER:
             from resolver.dns.doq import DoqServer
 
-            contexts = self.contexts["doq"] = TlsContexts(cfg, ALPN_DOQ)
             for host, port in cfg.doq_listen:
                 doq = DoqServer(
-                    self.handler, self.inflight, self.stats, contexts, base,
-                    idle=self.tcp.idle_timeout, handshake=cfg.handshake_timeout,
-                )  # fmt: skip
+                    self.handler, self.inflight, self.stats, cfg, base, idle=self.tcp.idle_timeout
+                )
                 await doq.start(udp_socket(host, port))
                 self.doq.append(doq)
                 bound.append(f"doq {_show(host, port)}")
@@ -116,6 +117,8 @@ class EncryptedListeners:
         info = certificate_info(_cert(self.cfg))
         for kind, contexts in self.contexts.items():
             contexts.current = fresh[kind]
+        for doq in self.doq:
+            doq.reload()
         self.info = info
         self.handler.ddr = ddr_records(self.cfg, info)
 
