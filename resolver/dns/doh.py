@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PATH = "/dns-query"
 MAX_MESSAGE = 65_535  # the largest DNS message (RFC 1035 4.2.2 framing)
 MIN_MESSAGE = 12  # a header
+DISCARD_LIMIT = 1 << 20  # bytes of a refused HTTP/2 body read and dropped (see _discard)
 DNS_MESSAGE = "application/dns-message"
 
 Scope = MutableMapping[str, Any]
@@ -65,9 +66,12 @@ class DohApp:
             return
         if scope["type"] != "http":
             return
+        request = _Request(receive)
         try:
-            status, body, headers = await self._answer(scope, receive)
+            status, body, headers = await self._answer(scope, request)
         except HttpError as exc:
+            if scope.get("http_version") == "2" and not request.done:
+                await _discard(request)
             self.stats.dropped[f"doh-{exc.reason}"] += 1
             status, body = exc.status, exc.text.encode() + b"\n"
             headers = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -145,11 +149,14 @@ def _from_get(query_string: bytes) -> bytes:
 async def _from_post(scope: Scope, receive: Receive) -> bytes:
     headers = dict(scope["headers"])
     ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-    if ctype != DNS_MESSAGE.encode():
-        raise HttpError(415, "content-type", f"Content-Type must be {DNS_MESSAGE}")
     length = headers.get(b"content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_MESSAGE):
-        raise HttpError(413, "too-large", f"a DNS message is at most {MAX_MESSAGE} bytes")
+    refusal = None
+    if ctype != DNS_MESSAGE.encode():
+        refusal = HttpError(415, "content-type", f"Content-Type must be {DNS_MESSAGE}")
+    elif length is not None and (not length.isdigit() or int(length) > MAX_MESSAGE):
+        refusal = HttpError(413, "too-large", f"a DNS message is at most {MAX_MESSAGE} bytes")
+    if refusal is not None:
+        raise refusal
     body = bytearray()
     more = True
     while more:
@@ -163,6 +170,29 @@ async def _from_post(scope: Scope, receive: Receive) -> bytes:
     if len(body) < MIN_MESSAGE:
         raise HttpError(400, "malformed", "the body is too short for a DNS message")
     return bytes(body)
+
+
+class _Request:
+    """`receive` that notes when the request body has been read to its end."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.done = False
+
+    async def __call__(self) -> MutableMapping[str, Any]:
+        message = await self.receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+
+async def _discard(request: _Request) -> None:
+    """Read and drop the rest of an HTTP/2 request body we refuse, up to DISCARD_LIMIT bytes:
+    hypercorn fails the whole connection when body data arrives for a stream already answered.
+    Nothing is kept; a body beyond the limit is answered (and its connection lost) as is."""
+    seen = 0
+    while seen <= DISCARD_LIMIT and not request.done:
+        seen += len((await request()).get("body", b""))
 
 
 def _max_age(answer: bytes) -> int:

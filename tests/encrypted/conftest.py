@@ -33,7 +33,9 @@ def internet(
 ) -> Iterator[Encrypted]:
     directory = tmp_path_factory.mktemp("internet")
     factory = ResolverFactory(directory)
-    yield start(factory, directory, _session_authority, ["10.0.0.0/8"])
+    yield start(
+        factory, directory, _session_authority, ["10.0.0.0/8"], encrypted={"handshake_timeout": 2}
+    )
     problems = factory.stop_all()
     if problems:
         pytest.fail("\n\n".join(problems))
