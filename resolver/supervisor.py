@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -48,6 +48,9 @@ from resolver.policy.snapshot import PolicySnapshot
 from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
 from resolver.store.querylog import QueryLog
+
+if TYPE_CHECKING:
+    from resolver.http.devices import DeviceSetup
 
 log = logging.getLogger("resolver")
 READY_TIMEOUT = 300.0  # seconds a worker may take to map the snapshot and bind
@@ -611,6 +614,21 @@ class Supervisor:
         name = host.lower().rstrip(".")
         decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
         return decision if decision.action in _BLOCKED else None
+
+    def device_setups(self) -> list[DeviceSetup]:
+        from resolver.dns.tls import certificate_info
+        from resolver.http.devices import device_setups
+
+        enc, snapshot = self.cfg.encrypted, self.holder.current
+        if snapshot is None or not enc.enabled or enc.tls_cert is None:
+            return []
+        try:
+            name = certificate_info(enc.tls_cert).base_name(enc.server_name)
+        except (OSError, ValueError):
+            return []
+        doh = [port for _, port in enc.doh_listen]
+        dot = [port for _, port in enc.dot_listen]
+        return device_setups(snapshot.device_paths(), doh, dot, name)
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
         from resolver.lists.normalize import InvalidName, normalize_name

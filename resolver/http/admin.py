@@ -86,6 +86,7 @@ def make_admin_app(
     `sessions` defaults to 8-hour logins that end after 30 minutes unused.
     """
     from resolver.http.dashboard import setup_dashboard  # the dashboard pages live beside
+    from resolver.http.devices import setup_devices
 
     app = web.Application(client_max_size=MAX_BODY, middlewares=[access_middleware])
     app[CONFIG] = AdminConfig(
@@ -114,6 +115,7 @@ def make_admin_app(
     r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.yaml", openapi)
     setup_dashboard(app)
+    setup_devices(app)
     return app
 
 

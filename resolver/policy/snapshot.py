@@ -172,12 +172,9 @@ class PolicySnapshot:
                 return cat
         return None
 
-    def identity_of(self, device: str) -> str:
-        """The DoH path identity (`profile/identity`) of device `device`."""
-        for key, profile in self.identities.items():
-            if profile.device == device and "/" in key:
-                return key
-        raise KeyError(device)
+    def device_paths(self) -> dict[str, str]:
+        """Device name -> its DoH path identity (`profile/token`), for its set-up page."""
+        return {p.device: key for key, p in self.identities.items() if p.device and "/" in key}
 
     def check_expectations(self) -> list[str]:
         """Failures of the policy's own `expect` samples, one line each."""

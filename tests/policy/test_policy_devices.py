@@ -87,7 +87,7 @@ def test_identities_select_profile_and_devices(snap) -> None:  # type: ignore[no
     assert ids[f"family/{AN}"] is ids[f"{AN}-family"] is snap.devices["an-phone"]
     assert ids[f"family/{BINH}"] is snap.devices["binh-tablet"]
     assert "family" not in ids and "an-phone" not in ids  # names are not identities by default
-    assert snap.identity_of("an-phone") == f"family/{AN}"
+    assert snap.device_paths() == {"an-phone": f"family/{AN}", "binh-tablet": f"family/{BINH}"}
     assert snap.check_expectations() == []
 
 
