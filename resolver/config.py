@@ -621,10 +621,12 @@ def apply_overrides(
         except ValueError as exc:
             problems.append(Problem("--workers", 1, 1, str(exc)))
     enc = cfg.encrypted
-    for kind, values in (("dot", dot_listen), ("doh", doh_listen), ("doq", doq_listen)):
-        if values:
-            parsed = parse(f"{kind}-listen", values, DEFAULT_PORTS[kind])
-            enc = replace(enc, **{f"{kind}_listen": parsed})
+    if dot_listen:
+        enc = replace(enc, dot_listen=parse("dot-listen", dot_listen, DEFAULT_PORTS["dot"]))
+    if doh_listen:
+        enc = replace(enc, doh_listen=parse("doh-listen", doh_listen, DEFAULT_PORTS["doh"]))
+    if doq_listen:
+        enc = replace(enc, doq_listen=parse("doq-listen", doq_listen, DEFAULT_PORTS["doq"]))
     if tls_cert:
         enc = replace(enc, tls_cert=Path(tls_cert))
     if tls_key:

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), Chromium and the
-# PostgreSQL server (the query-log tests run their own throwaway cluster with initdb/pg_ctl).
+# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), kdig for DNS over
+# TLS and HTTPS (knot-dnsutils), curl (DoH over HTTP/2), Chromium and the PostgreSQL server (the query-log tests run their own throwaway cluster with initdb/pg_ctl).
 # With arguments, installs just those packages. Does nothing for what is already present.
 set -eu
 if [ "$#" -gt 0 ]; then
@@ -8,6 +8,8 @@ if [ "$#" -gt 0 ]; then
 else
     want=""
     command -v dig >/dev/null 2>&1 || want="$want bind9-dnsutils"
+    command -v kdig >/dev/null 2>&1 || want="$want knot-dnsutils"
+    command -v curl >/dev/null 2>&1 || want="$want curl"
     command -v chromium >/dev/null 2>&1 || want="$want chromium"
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || want="$want postgresql"
 fi

@@ -247,8 +247,9 @@ class DohServer:
     def start(self) -> None:
         from hypercorn.asyncio import serve
 
-        coro = serve(self.app, self.config, shutdown_trigger=self.stopping.wait, mode="asgi")
-        self.task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        app: Any = self.app  # an ASGI 3 app; hypercorn's types spell out every event
+        coro = serve(app, self.config, shutdown_trigger=self.stopping.wait, mode="asgi")
+        self.task = asyncio.get_running_loop().create_task(coro)
 
     async def stop(self) -> None:
         self.stopping.set()

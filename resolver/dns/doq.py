@@ -136,7 +136,7 @@ def _note_server_name(conn: DoqConnection, quic: QuicConnection) -> None:
         input_buf.seek(start)
         handle_hello(input_buf, *rest)
 
-    tls._server_handle_hello = server_handle_hello  # type: ignore[method-assign]
+    tls._server_handle_hello = server_handle_hello  # type: ignore[method-assign,assignment]
 
 
 class DoqServer:

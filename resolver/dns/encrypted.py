@@ -156,7 +156,7 @@ def ddr_records(cfg: EncryptedConfig, info: CertificateInfo) -> dict[str, list[b
         return {}
     listens = [*cfg.dot_listen, *cfg.doh_listen, *cfg.doq_listen]
     hints = tuple(covered_addresses(info, listens))
-    records = []
+    records: list[bytes] = []
     endpoints = (
         (ALPN_DOQ, cfg.doq_listen, None),
         (ALPN_DOT, cfg.dot_listen, None),

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolver.dns.server import TcpConnection, TcpServer
+from resolver.dns.handler import Handler
+from resolver.dns.server import InFlight, TcpConfig, TcpConnection, TcpServer
+from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
 HostPort = tuple[str, int]
@@ -148,8 +150,17 @@ class DotServer(TcpServer):
     has finished; one that never does was cut off at `handshake_timeout` or was not TLS at all,
     and is counted here when its time is up."""
 
-    def __init__(self, *args: Any, base_name: str, handshake_timeout: float, **kwargs: Any):
-        super().__init__(*args, label="dot", **kwargs)
+    def __init__(
+        self,
+        handler: Handler,
+        inflight: InFlight,
+        stats: Stats,
+        config: TcpConfig,
+        *,
+        base_name: str,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(handler, inflight, stats, config, label="dot")
         self.base_name = base_name
         self.handshake_timeout = handshake_timeout
         self.handshaking = 0
