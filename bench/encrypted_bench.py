@@ -2,11 +2,10 @@
 
 Every server answers the same 1,000 names from its cache (one warm-up pass first), so the run
 measures what each transport costs, not upstream work. Ours serves UDP, TCP, DoT and DoH from
-one worker process; Unbound serves UDP, DoT and DoH (`tls-port`, `https-port`, one thread). Each
-server is pinned to CPU 0,
-dnsperf (`-m udp|tcp|dot|doh`) to CPU 1. "CPU us/q" is the server's CPU time (user + system,
-every process of it) during the run divided by the queries it answered: on a shared machine the
-ratios to our own UDP row are what to compare, not the absolute figures.
+one worker process; Unbound serves UDP, DoT and DoH (`tls-port`, `https-port`, one thread).
+Each server is pinned to CPU 0, dnsperf (`-m udp|tcp|dot|doh`) to CPU 1. "CPU us/q" is the
+server's CPU time (user + system, every process of it) during the run divided by the queries it
+answered: on a shared machine the ratios to our own UDP row are what to compare.
 """
 
 from __future__ import annotations
