@@ -4,8 +4,12 @@ with real clients: dnspython (DoT, DoH over HTTP/2, DoQ through aioquic), kdig, 
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
+import urllib.request
 
+import dns.message
 import dns.rcode
 import pytest
 from encrypted_support import (
@@ -99,8 +103,6 @@ def test_metrics_count_each_transport_under_the_parent_profile(internet: Encrypt
 
 
 def _metrics_text(enc: Encrypted) -> str:
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{enc.admin}/metrics", timeout=5) as resp:
         return resp.read().decode()
 
@@ -157,3 +159,29 @@ def test_curl_resolves_through_doh_over_http2(internet: Encrypted) -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert run.returncode == 6, (run.returncode, run.stderr)  # could not resolve host
+
+
+def test_dot_pipelines_like_tcp(internet: Encrypted) -> None:
+    """Ten queries written at once on one TLS connection: ten answers, matched by ID."""
+    queries = []
+    for i in range(10):
+        q = dns.message.make_query(f"p{i}.w.example.org", "A")
+        q.id = 1000 + i
+        queries.append(q)
+    payload = b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries))
+    with (
+        socket.create_connection(("127.0.0.1", internet.dot), timeout=10) as raw,
+        internet.context().wrap_socket(raw, server_hostname=sni(AN_TOKEN)) as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "dot"
+        tls.sendall(payload)
+        answers = {}
+        buffer = b""
+        while len(answers) < 10:
+            buffer += tls.recv(65536)
+            while len(buffer) >= 2 and len(buffer) >= 2 + struct.unpack("!H", buffer[:2])[0]:
+                size = struct.unpack("!H", buffer[:2])[0]
+                reply = dns.message.from_wire(buffer[2 : 2 + size])
+                buffer = buffer[2 + size :]
+                answers[reply.id] = addresses(reply)
+    assert answers == {1000 + i: [ALLOWED_ADDRESS] for i in range(10)}
