@@ -116,7 +116,7 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"policy {args.policy_command}"
     if args.command == "lists":
         return f"lists {args.lists_command}"
-    return args.command
+    return str(args.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
