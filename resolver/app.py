@@ -25,6 +25,11 @@ def serve_command(args: argparse.Namespace) -> int:
             admin_listen=args.admin_listen,
             log_level=args.log_level,
             workers=args.workers,
+            dot_listen=args.dot_listen,
+            doh_listen=args.doh_listen,
+            doq_listen=args.doq_listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)

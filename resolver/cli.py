@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", metavar="N|auto", help="DNS worker processes (auto: one per CPU)"
     )
+    for kind, what in (
+        ("dot", "DNS over TLS"),
+        ("doh", "DNS over HTTPS"),
+        ("doq", "DNS over QUIC"),
+    ):
+        serve.add_argument(
+            f"--{kind}-listen", action="append", metavar="ADDR:PORT", help=f"{what} (repeatable)"
+        )
+    serve.add_argument("--tls-cert", metavar="FILE", help="certificate (PEM) for DoT/DoH/DoQ")
+    serve.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
     worker = sub.add_parser("serve-worker")  # started by `serve` only, never by hand
     worker.add_argument("--control-fd", type=int, required=True)
 
@@ -57,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="why is this name blocked (or not) for this client?")
     explain.add_argument("--policy", required=True, metavar="POLICY")
-    explain.add_argument("--client", required=True, metavar="IP")
+    explain.add_argument("--client", default="127.0.0.1", metavar="IP")
+    explain.add_argument(
+        "--device", metavar="NAME", help="as this device asks (its encrypted-DNS identity)"
+    )
     explain.add_argument("--at", metavar="ISO-8601", help="evaluate at this time (default: now)")
     explain.add_argument("--type", default="A", metavar="QTYPE")
     explain.add_argument("--json", action="store_true")

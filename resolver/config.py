@@ -16,6 +16,7 @@ from resolver.dns.acl import DEFAULT_ALLOW
 from resolver.dns.cache import CacheConfig
 from resolver.dns.ratelimit import ACTIONS, RateLimitConfig, RateOverride
 from resolver.dns.server import TcpConfig
+from resolver.dns.tls import DEFAULT_PORTS, EncryptedConfig, certificate_info, server_context
 from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
 from resolver.yamlsource import (
@@ -103,6 +104,7 @@ class ServerConfig:
     admin: AdminConfig = field(default_factory=AdminConfig)
     querylog: QueryLogConfig = field(default_factory=QueryLogConfig)
     organisation: OrganisationConfig = field(default_factory=OrganisationConfig)
+    encrypted: EncryptedConfig = field(default_factory=EncryptedConfig)
     log_level: str = "warning"
     workers: int | str = 1  # worker processes: a number, or "auto" (one per CPU we may use)
     source: str = "<defaults>"
@@ -111,6 +113,7 @@ class ServerConfig:
 _TOP_KEYS = (
     "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access", "policy",
     "blockpage", "admin", "querylog", "organisation", "log_level", "workers",
+    "dot_listen", "doh_listen", "doq_listen", "tls_cert", "tls_key", "encrypted",
 )  # fmt: skip
 _RATES = {  # rate limit keys, also allowed in each override
     "client_qps": (1, 10_000_000),
@@ -395,6 +398,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             texts[key] = value.strip()
     cfg = replace(cfg, organisation=OrganisationConfig(**texts))
 
+    cfg = replace(cfg, encrypted=_encrypted(check, data, base))
     level = check.choice(
         ("log_level",), data.get("log_level", "warning"), ("debug", "info", "warning", "error")
     )
@@ -403,6 +407,57 @@ def _build(doc: Document, base: Path) -> ServerConfig:
     if not check.ok:
         raise ConfigError(check.problems)
     return cfg
+
+
+def _encrypted(check: Checker, data: dict[str, Any], base: Path) -> EncryptedConfig:
+    """`dot_listen`, `doh_listen`, `doq_listen`, `tls_cert`, `tls_key`, `encrypted:`."""
+    section = check.mapping(("encrypted",), data.get("encrypted"), ("server_name",
+                            "handshake_timeout"))  # fmt: skip
+    listens = {
+        kind: _hostports(check, (f"{kind}_listen",), data.get(f"{kind}_listen", []), port)
+        for kind, port in DEFAULT_PORTS.items()
+    }
+    files = {}
+    for key in ("tls_cert", "tls_key"):
+        if data.get(key) is not None and check.type_ok((key,), data[key], str):
+            files[key] = base / data[key]
+    server_name = section.get("server_name", "")
+    if not check.type_ok(("encrypted", "server_name"), server_name, str):
+        server_name = ""
+    cfg = EncryptedConfig(
+        dot_listen=listens["dot"],
+        doh_listen=listens["doh"],
+        doq_listen=listens["doq"],
+        tls_cert=files.get("tls_cert"),
+        tls_key=files.get("tls_key"),
+        server_name=str(server_name).lower().rstrip("."),
+        handshake_timeout=_int(check, ("encrypted", "handshake_timeout"), section, 10, 1, 300),
+    )
+    problem = encrypted_problem(cfg)
+    if problem is not None:
+        key, message = problem
+        check.error((key,) if key in data else (), message)
+    return cfg
+
+
+def encrypted_problem(cfg: EncryptedConfig) -> tuple[str, str] | None:
+    """(key, message) when the encrypted listeners cannot start: no certificate, a file that
+    cannot be read, a key that does not match; None when they can (or none is configured)."""
+    if not cfg.enabled:
+        return None
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        first = next(k for k in ("dot", "doh", "doq") if getattr(cfg, f"{k}_listen"))
+        return f"{first}_listen", f"{first}_listen needs tls_cert and tls_key (PEM files)"
+    try:
+        server_context(cfg.tls_cert, cfg.tls_key, ())
+        info = certificate_info(cfg.tls_cert)
+    except OSError as exc:
+        return "tls_cert", f"cannot read the certificate or key: {exc.strerror or exc}"
+    except ValueError as exc:
+        return "tls_cert", f"{cfg.tls_cert} is not a PEM certificate: {exc}"
+    if not info.base_name(cfg.server_name):
+        return "tls_cert", "the certificate names no host: set encrypted.server_name"
+    return None
 
 
 MAX_WORKERS = 256
@@ -565,6 +620,11 @@ def apply_overrides(
     admin_listen: Sequence[str] | None = None,
     log_level: str | None = None,
     workers: str | None = None,
+    dot_listen: Sequence[str] | None = None,
+    doh_listen: Sequence[str] | None = None,
+    doq_listen: Sequence[str] | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> ServerConfig:
     """Command-line flags win over the file. Raises `ConfigError` naming the bad flag."""
     problems: list[Problem] = []
@@ -598,6 +658,22 @@ def apply_overrides(
             cfg = replace(cfg, workers=parse_workers(workers))
         except ValueError as exc:
             problems.append(Problem("--workers", 1, 1, str(exc)))
+    enc = cfg.encrypted
+    if dot_listen:
+        enc = replace(enc, dot_listen=parse("dot-listen", dot_listen, DEFAULT_PORTS["dot"]))
+    if doh_listen:
+        enc = replace(enc, doh_listen=parse("doh-listen", doh_listen, DEFAULT_PORTS["doh"]))
+    if doq_listen:
+        enc = replace(enc, doq_listen=parse("doq-listen", doq_listen, DEFAULT_PORTS["doq"]))
+    if tls_cert:
+        enc = replace(enc, tls_cert=Path(tls_cert))
+    if tls_key:
+        enc = replace(enc, tls_key=Path(tls_key))
+    if enc != cfg.encrypted:
+        problem = encrypted_problem(enc)
+        if problem is not None:
+            problems.append(Problem(f"--{problem[0].replace('_', '-')}", 1, 1, problem[1]))
+        cfg = replace(cfg, encrypted=enc)
     if not cfg.upstreams:
         cfg = replace(cfg, upstreams=resolv_conf_upstreams())
         if not cfg.upstreams:

@@ -32,9 +32,9 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -56,6 +56,9 @@ from resolver.stats import Stats
 from resolver.store.audit import AuditEntry, list_facts, record_list_version
 from resolver.store.base import RequestStore
 from resolver.store.querylog import QueryLog
+
+if TYPE_CHECKING:
+    from resolver.http.devices import DeviceSetup
 
 log = logging.getLogger("resolver")
 READY_TIMEOUT = 300.0  # seconds a worker may take to map the snapshot and bind
@@ -323,6 +326,12 @@ class Supervisor:
         self.holder = SnapshotHolder(self.own)
         self.generation = 0
         self.listen = concrete_listeners(cfg.listen)
+        enc = cfg.encrypted
+        self.cfg = cfg = replace(cfg, encrypted=replace(
+            enc, dot_listen=tuple(concrete_listeners(enc.dot_listen)),
+            doh_listen=tuple(concrete_listeners(enc.doh_listen)),
+            doq_listen=tuple(concrete_listeners(enc.doq_listen)),
+        ))  # fmt: skip
         self.pool = WorkerPool(self, worker_count(cfg.workers))
         self.querylog: QueryLog | None = None
         self.rollups: RollupFold | None = None
@@ -382,7 +391,9 @@ class Supervisor:
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
         await self.pool.start()
         for listening in self.pool.slots[0].listening:
-            log.warning("listening dns=%s udp+tcp workers=%d", listening, len(self.pool.slots))
+            kind, _, address = listening.rpartition(" ")
+            log.warning("listening dns=%s %s workers=%d", address, kind or "udp+tcp",
+                        len(self.pool.slots))  # fmt: skip
 
     async def start_http(self) -> None:
         from resolver.http.admin import make_admin_app
@@ -514,10 +525,14 @@ class Supervisor:
 
     async def _reload_loop(self, accept_shrink: bool) -> dict[str, Any]:
         self.notifier.reloading()
+        certificate = await self._reload_tls()
         result = await self._reload_once(accept_shrink)
         while self._again:
             self._again = False
+            certificate = await self._reload_tls()
             result = await self._reload_once(accept_shrink)
+        if certificate:
+            result = self.last_reload = {**result, "certificate_error": certificate}
         self.notifier.ready(self.systemd_status())
         return result
 
@@ -529,6 +544,19 @@ class Supervisor:
         if self.last_reload and not self.last_reload["ok"]:
             text += f"; last reload failed: {self.last_reload['error']}"[:300]
         return text
+
+    async def _reload_tls(self) -> str:
+        """Every worker reads the certificate and key again for new encrypted connections;
+        the error ("" if none). A worker that cannot keeps serving the old ones."""
+        if not self.cfg.encrypted.enabled:
+            return ""
+        errors = [
+            reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
+        ]
+        if errors:
+            self.own.dropped["tls-reload-failed"] += 1
+            log.error("certificate reload failed, keeping the old one: %s", "; ".join(errors))
+        return "; ".join(errors)
 
     async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
         cause, self._causes = "+".join(self._causes) or "api", []
@@ -646,7 +674,9 @@ class Supervisor:
             "policy": str(self.cfg.policy) if self.cfg.policy else None,
             "list_sizes": dict(self.own.list_sizes),
             "uptime": round(time.time() - self.started, 1),
-            "listeners": [f"dns udp+tcp {a}" for a in self.pool.slots[0].listening]
+            "listeners": [
+                f"dns {a}" if " " in a else f"dns udp+tcp {a}" for a in self.pool.slots[0].listening
+            ]
             + self.http_listeners,
             "upstreams": [u.address for u in stats.upstreams.values()],
             "cache_entries": stats.cache_size,
@@ -709,6 +739,21 @@ class Supervisor:
         name = host.lower().rstrip(".")
         decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
         return decision if decision.action in _BLOCKED else None
+
+    def device_setups(self) -> list[DeviceSetup]:
+        from resolver.dns.tls import certificate_info
+        from resolver.http.devices import device_setups
+
+        enc, snapshot = self.cfg.encrypted, self.holder.current
+        if snapshot is None or not enc.enabled or enc.tls_cert is None:
+            return []
+        try:
+            name = certificate_info(enc.tls_cert).base_name(enc.server_name)
+        except (OSError, ValueError):
+            return []
+        doh = [port for _, port in enc.doh_listen]
+        dot = [port for _, port in enc.dot_listen]
+        return device_setups(snapshot.device_paths(), doh, dot, name)
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
         from resolver.lists.normalize import InvalidName, normalize_name

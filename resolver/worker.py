@@ -25,6 +25,7 @@ import socket
 import sys
 import time
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from resolver import logs
@@ -33,7 +34,7 @@ from resolver.control import Channel, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
-from resolver.dns.ratelimit import RateLimiter
+from resolver.dns.ratelimit import RateLimiter, for_identities
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
 from resolver.holder import SnapshotHolder
@@ -43,6 +44,9 @@ from resolver.procstats import LagProbe, ProcessSampler
 from resolver.rollup import Rollup
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
+
+if TYPE_CHECKING:
+    from resolver.dns.encrypted import EncryptedListeners
 
 log = logging.getLogger("resolver.worker")
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
@@ -104,12 +108,14 @@ class Worker:
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
             identity=f"safe-resolver worker {number}",
             limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
+            identity_limiter=identity_limiter(cfg),
         )
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
         self.udp_transports: list[asyncio.BaseTransport] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
+        self.encrypted = encrypted_listeners(self)
 
     async def start(self, listen: list[tuple[str, int]]) -> list[str]:
         """Bind every listener (SO_REUSEPORT beside the other workers); what was bound."""
@@ -124,6 +130,8 @@ class Worker:
             server = await loop.create_server(self.tcp, sock=tcp_socket(host, port), backlog=1024)
             self.tcp_servers.append(server)
             bound.append(f"{host}:{port}")
+        if self.encrypted is not None:
+            bound += await self.encrypted.start(self.number, tcp_socket, udp_socket)
         return bound
 
     async def handle(self, message: Message) -> Message | None:
@@ -148,6 +156,8 @@ class Worker:
         if op == "stats":
             self.stats.cache_size = len(self.handler.cache)
             return {"stats": self.stats}
+        if op == "tls":
+            return reload_tls(self)
         if op == "stop":
             self.stopping.set()
             return {}
@@ -186,15 +196,50 @@ class Worker:
         for server in self.tcp_servers:
             server.close()
         self.tcp.close_idle()
+        if self.encrypted is not None:
+            self.encrypted.close()
         await self.inflight.drain(SHUTDOWN_GRACE)
         for transport in self.udp_transports:
             transport.close()
         for server in self.tcp_servers:
             await server.wait_closed()
+        if self.encrypted is not None:
+            await self.encrypted.stop()
         self.relay.flush()
         self.push_stats()
         await self.channel.drain()
         self.holder.close()
+
+
+# -- encrypted DNS (resolver.dns.encrypted): DoT, DoH, DoQ beside the plain listeners ------------
+
+
+def identity_limiter(cfg: ServerConfig) -> RateLimiter | None:
+    """Rate limits per encrypted-DNS identity (a device's token), when both are on."""
+    if not (cfg.ratelimit.enabled and cfg.encrypted.enabled):
+        return None
+    return RateLimiter(for_identities(cfg.ratelimit))
+
+
+def encrypted_listeners(worker: Worker) -> EncryptedListeners | None:
+    if not worker.cfg.encrypted.enabled:
+        return None
+    from resolver.dns.encrypted import EncryptedListeners
+
+    return EncryptedListeners(
+        worker.cfg.encrypted, worker.cfg.tcp, worker.handler, worker.inflight, worker.stats
+    )
+
+
+def reload_tls(worker: Worker) -> Message:
+    """The supervisor's reload: read the certificate and key again for new connections."""
+    if worker.encrypted is None:
+        return {}
+    try:
+        worker.encrypted.reload_tls()
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return {"ok": False, "error": f"certificate: {exc}"}
+    return {}
 
 
 def udp_socket(host: str, port: int) -> socket.socket:

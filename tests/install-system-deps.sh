@@ -1,9 +1,10 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), Chromium, the
-# PostgreSQL server (the query-log tests run their own throwaway cluster with initdb/pg_ctl) and
-# promtool (checks and unit-tests deploy/prometheus's alert rules). promtool is taken out of
-# Debian's `prometheus` package into /usr/local/bin, so no Prometheus server gets installed
-# (on a machine with systemd the package would start one).
+# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), kdig for DNS over
+# TLS and HTTPS (knot-dnsutils), curl (DoH over HTTP/2), Chromium, the PostgreSQL server (the
+# query-log tests run their own throwaway cluster with initdb/pg_ctl) and promtool (checks and
+# unit-tests deploy/prometheus's alert rules). promtool is taken out of Debian's `prometheus`
+# package into /usr/local/bin, so no Prometheus server gets installed (on a machine with systemd
+# the package would start one).
 # With arguments, installs just those packages. Does nothing for what is already present.
 set -eu
 promtool=""
@@ -12,6 +13,8 @@ if [ "$#" -gt 0 ]; then
 else
     want=""
     command -v dig >/dev/null 2>&1 || want="$want bind9-dnsutils"
+    command -v kdig >/dev/null 2>&1 || want="$want knot-dnsutils"
+    command -v curl >/dev/null 2>&1 || want="$want curl"
     command -v chromium >/dev/null 2>&1 || want="$want chromium"
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || want="$want postgresql"
     command -v promtool >/dev/null 2>&1 || promtool=yes

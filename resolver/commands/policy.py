@@ -84,7 +84,9 @@ def explain_command(args: argparse.Namespace) -> int:
             return 2
         when = parsed
     try:
-        report = explain_report(snapshot, args.client, args.name, args.type, when, rule_line)
+        report = explain_report(
+            snapshot, args.client, args.name, args.type, when, rule_line, args.device
+        )
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -92,7 +94,10 @@ def explain_command(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     r = report
-    print(f"client   {r['client']} -> profile {r['profile']}")
+    if r["device"]:
+        print(f"device   {r['device']} -> profile {r['profile']}")
+    else:
+        print(f"client   {r['client']} -> profile {r['profile']}")
     print(
         f"time     {r['at']}; schedules active: {', '.join(r['schedules_active']) or 'none'}"
         f"{'; internet OFF' if r['internet_off'] else ''}"
@@ -121,7 +126,7 @@ def _load_expectations(path: str, snapshot: PolicySnapshot) -> list | None:
     if isinstance(rows, dict):
         check.mapping((), rows, ["expect"])
         rows, at = rows.get("expect"), ("expect",)
-    samples = read_expectations(check, at, rows, snapshot.timezone)
+    samples = read_expectations(check, at, rows, snapshot.timezone, snapshot.devices)
     if not check.ok:
         _print_problems(check.problems)
         return None
@@ -141,14 +146,15 @@ def policy_test_command(args: argparse.Namespace) -> int:
         print(json.dumps({
             "passed": len(results) - failed,
             "failed": failed,
-            "rows": [{"where": s.where, "client": s.client, "name": s.name, "expect": s.action,
-                      "ok": not msg, "message": msg} for s, msg in results],
+            "rows": [{"where": s.where, "client": s.client, "device": s.device, "name": s.name,
+                      "expect": s.action, "ok": not msg, "message": msg} for s, msg in results],
         }, indent=2))  # fmt: skip
     else:
         for sample, msg in results:
             status = "FAIL" if msg else "pass"
             detail = f"  {msg}" if msg else ""
-            print(f"{status}  {sample.client:<16} {sample.name:<32} {sample.action:<8}{detail}")
+            who = f"device:{sample.device}" if sample.device else sample.client
+            print(f"{status}  {who:<16} {sample.name:<32} {sample.action:<8}{detail}")
         print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -6,10 +6,14 @@ The stages run in this fixed order; the first that answers ends the query:
                for an opcode other than QUERY) or drop
   2. access    client not in the allowed networks -> REFUSED with RA clear (never an open
                resolver); then, for UDP, the client's and its prefix's rate limits (ratelimit.py):
-               over them -> TC=1 with the question only, or no answer
+               over them -> TC=1 with the question only, or no answer. Encrypted DNS (DoT, DoH,
+               DoQ) passes the identity the client presented: a known one picks the profile or
+               device, whatever the address, under its own rate limit (-> REFUSED); an unknown
+               or missing one is served only to an address the access list allows
   3. guards    opcode != QUERY -> NOTIMP (QR and opcode only); EDNS version > 0 -> BADVERS;
                `id.server` CH TXT -> which worker answered; other class != IN -> REFUSED;
-               ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
+               ANY -> one HINFO (RFC 8482); `_dns.resolver.arpa` SVCB with encrypted
+               listeners on -> our own DoT/DoH/DoQ endpoints (DDR); zone transfers -> NOTIMP
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
@@ -37,6 +41,7 @@ from resolver.dns.synth import (
     EDE_FILTERED,
     EDE_NO_REACHABLE_AUTHORITY,
     EDE_NOT_SUPPORTED,
+    EDE_PROHIBITED,
     EDE_STALE_ANSWER,
     NOTIMP,
     NXDOMAIN,
@@ -67,6 +72,8 @@ log = logging.getLogger(__name__)
 
 Answer = bytes | Coroutine[Any, Any, bytes | None] | None
 TYPE_HTTPS = 65
+TYPE_SVCB = 64
+DDR_TTL = 300  # seconds clients may keep our DDR designation
 TYPE_ANY = 255
 ZONE_TRANSFERS = frozenset((251, 252, 253, 254))  # IXFR, AXFR, MAILB, MAILA
 REWRITE_TYPES = frozenset((TYPE_A, TYPE_AAAA, TYPE_HTTPS))
@@ -104,9 +111,10 @@ class RollupSink(Protocol):
     ) -> None: ...
 
 
-# decide(snapshot, client, qname, qtype, now, ecs, key, memo); `now` is Unix time (datetime also
-# accepted); `key` is the query's `name_key` pair, read with the packet.
-Decide = Callable[[Any, str, str, int, float, str | None, NameKey, Any], Decision]
+# decide(snapshot, client, qname, qtype, now, ecs, key, memo, chosen); `now` is Unix time
+# (datetime also accepted); `key` is the query's `name_key` pair, read with the packet; `chosen`
+# the profile an encrypted-DNS identity selected (None: the client's address picks).
+Decide = Callable[[Any, str, str, int, float, str | None, NameKey, Any, Any], Decision]
 
 
 class Handler:
@@ -125,6 +133,7 @@ class Handler:
         blockpage_v6: list[bytes] | None = None,
         identity: str = "safe-resolver",
         limiter: RateLimiter | None = None,
+        identity_limiter: RateLimiter | None = None,
     ) -> None:
         self.acl = acl
         self.limiter = limiter
@@ -138,6 +147,10 @@ class Handler:
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
         self.identity = identity
+        self.identity_limiter = identity_limiter
+        # DDR (RFC 9462): SVCB records naming our encrypted endpoints, by query name; set by
+        # `resolver.dns.encrypted` when encrypted listeners are on, else empty.
+        self.ddr: dict[str, list[bytes]] = {}
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -147,8 +160,13 @@ class Handler:
 
     # -- the pipeline -------------------------------------------------------------------------
 
-    def answer(self, data: bytes, client: str, transport: str) -> Answer:
-        """Bytes to send now, a coroutine producing them, or None to stay silent."""
+    def answer(
+        self, data: bytes, client: str, transport: str, identity: str | None = None
+    ) -> Answer:
+        """Bytes to send now, a coroutine producing them, or None to stay silent.
+
+        `identity` is None for plain DNS; on encrypted DNS, what the client presented (a DoH
+        path after /dns-query/, the first label of the TLS server name; "" for none)."""
         started = time.monotonic()
         # 1. read (memoized: clients repeat the same bytes but for the ID)
         query = self._parsed.get(data[2:])
@@ -174,8 +192,23 @@ class Handler:
             # packet is read; paths that await take a private parse instead (see _private).
             query.qid = (data[0] << 8) | data[1]
         # 2. access
-        if not self.acl.allows(client):
-            return self._done(query, client, not_served(query), transport, started, "refused")
+        chosen = None
+        if identity is None:
+            if not self.acl.allows(client):
+                return self._done(query, client, not_served(query), transport, started, "refused")
+        else:
+            chosen = self.identified(identity)
+            if chosen is None:
+                if not self.acl.allows(client):
+                    self.stats.dropped["identity-unknown"] += 1
+                    resp = not_served(query, (EDE_PROHIBITED, "unknown identity"))
+                    return self._done(query, client, resp, transport, started, "refused")
+            else:
+                if chosen.device:
+                    client = "device:" + chosen.device  # what the query log pseudonymizes
+                over = self._over_identity_limit(query, identity, started)
+                if over is not None:
+                    return over
         limiter = self.limiter
         if limiter is not None and transport == "udp":
             scope = limiter.check(client, started)
@@ -196,6 +229,11 @@ class Handler:
             return self._done(query, client, resp, transport, started, "refused")
         if qtype == TYPE_ANY:
             return self._done(query, client, any_answer(query), transport, started, "allowed")
+        if qtype == TYPE_SVCB and self.ddr:
+            designation = self.ddr.get(query.qname)
+            if designation is not None:  # DDR: upgrade to our own encrypted endpoints
+                resp = address_answer(query, TYPE_SVCB, designation, DDR_TTL)
+                return self._done(query, client, resp, transport, started, "allowed")
         if qtype in ZONE_TRANSFERS:
             return self._done(
                 query, client, error_response(query, NOTIMP), transport, started, "notimp"
@@ -214,6 +252,7 @@ class Handler:
                     query.ecs,
                     query.key,
                     serving[1],
+                    chosen,
                 )
                 if decision.action is not Action.ALLOW:
                     return self._apply(query, client, decision, transport, started)
@@ -229,6 +268,21 @@ class Handler:
         self.stats.cache_misses += 1
         # 6. forward
         return self._forward(_private(query), client, key, transport, started, decision)
+
+    def identified(self, identity: str) -> Any:
+        """The profile or device variant `identity` selects in the policy serving now, or None."""
+        serving = self.policy.serving if self.policy is not None else None
+        if serving is None or not identity:
+            return None
+        return serving[0].identities.get(identity)
+
+    def _over_identity_limit(self, query: Query, identity: str, now: float) -> bytes | None:
+        """REFUSED when `identity` is over its rate (a leaked token used by many), else None."""
+        limiter = self.identity_limiter
+        if limiter is None or limiter.check(identity, now) is None:
+            return None
+        self.stats.ratelimited[("identity", "refuse")] += 1
+        return not_served(query, (EDE_PROHIBITED, "rate limited"))
 
     def _limited(self, query: Query, scope: str, action: str) -> bytes | None:
         """Over a rate limit: TC=1 and the question only (no bigger than the query), so a real

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from resolver.netaddr import client_ip
@@ -90,6 +90,12 @@ def _bucket(qps: int, burst: int) -> tuple[float, float]:
 
 
 _UNLIMITED = _Rule(-1, (0.0, _INF), (0.0, _INF))
+
+
+def for_identities(config: RateLimitConfig) -> RateLimitConfig:
+    """Limits keyed by encrypted-DNS identity rather than address: each identity gets the
+    client rate; identities share no prefix bucket (they are not addresses) and no override."""
+    return replace(config, prefix_qps=10_000_000, prefix_burst=100_000_000, overrides=())
 
 
 class RateLimiter:

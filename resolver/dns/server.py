@@ -97,11 +97,19 @@ class UdpServer(asyncio.DatagramProtocol):
 class TcpServer:
     """Factory for TCP connections; tracks them so the cap and shutdown can see them all."""
 
-    def __init__(self, handler: Handler, inflight: InFlight, stats: Stats, config: TcpConfig):
+    def __init__(
+        self,
+        handler: Handler,
+        inflight: InFlight,
+        stats: Stats,
+        config: TcpConfig,
+        label: str = "tcp",
+    ):
         self.handler = handler
         self.inflight = inflight
         self.stats = stats
         self.config = config
+        self.label = label  # the transport in metrics and the query log: "tcp", or "dot"
         # Least recently active first: a complete query moves its connection to the end.
         self.connections: OrderedDict[TcpConnection, None] = OrderedDict()
         # Every connection reads into this one buffer and copies its bytes out at once: a read
@@ -110,6 +118,10 @@ class TcpServer:
 
     def __call__(self) -> TcpConnection:
         return TcpConnection(self)
+
+    def identify(self, transport: asyncio.BaseTransport) -> str | None:
+        """The encrypted-DNS identity a connection presented; None for plain TCP."""
+        return None
 
     def admit(self, conn: TcpConnection) -> bool:
         """Track a new connection; at the cap, close the idlest one not busy answering to make
@@ -146,6 +158,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.config = server.config
         self.transport: asyncio.Transport | None = None
         self.client = ""
+        self.identity: str | None = None
         self.buffer = bytearray()
         self.pending = 0
         self.queued_bytes = 0
@@ -160,6 +173,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.transport = stream = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
+        self.identity = self.server.identify(transport)
         if not self.server.admit(self):
             self.closing = True
             transport.close()
@@ -280,7 +294,8 @@ class TcpConnection(asyncio.BufferedProtocol):
     def _handle(self, message: bytes) -> bool:
         """Answer one message, now or when ready; False if it gets no answer."""
         try:
-            result = self.server.handler.answer(message, self.client, "tcp")
+            server = self.server
+            result = server.handler.answer(message, self.client, server.label, self.identity)
         except Exception:
             self.server.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")

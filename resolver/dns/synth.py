@@ -20,6 +20,7 @@ ADVERTISED_UDP_SIZE = 1232  # DNS Flag Day 2020: no IP fragmentation
 EDE_STALE_ANSWER = 3
 EDE_CENSORED = 16  # blocked because an outside authority requires it (the mandated list)
 EDE_FILTERED = 17  # blocked because the client's own filtering profile asks for it
+EDE_PROHIBITED = 18  # the client may not ask us (unknown encrypted-DNS identity, over its rate)
 EDE_NOT_SUPPORTED = 21
 EDE_NO_REACHABLE_AUTHORITY = 22
 
@@ -77,10 +78,10 @@ def error_response(query: Query, rcode: int, ede: tuple[int, str] | None = None)
     return _finish(query, rcode, reply_flags(query.flags, rcode), b"", 0, ede)
 
 
-def not_served(query: Query) -> bytes:
+def not_served(query: Query, ede: tuple[int, str] | None = None) -> bytes:
     """REFUSED for a client outside the access list: RA clear, recursion is not offered to it."""
     flags = QR | (query.flags & (OPCODE_MASK | RD)) | REFUSED
-    return _finish(query, REFUSED, flags, b"", 0, None)
+    return _finish(query, REFUSED, flags, b"", 0, ede)
 
 
 def notimp(query: Query) -> bytes:

@@ -58,3 +58,38 @@ def address_rdata(target: str, qtype: int) -> bytes | None:
     if (qtype == 1 and addr.version == 4) or (qtype == 28 and addr.version == 6):
         return addr.packed
     return None
+
+
+# SvcParamKeys (RFC 9460 14.3.2; dohpath RFC 9461 5)
+SVC_ALPN, SVC_PORT, SVC_IPV4HINT, SVC_IPV6HINT, SVC_DOHPATH = 1, 3, 4, 6, 7
+
+
+def svcb_rdata(
+    priority: int,
+    target: str,
+    *,
+    alpn: tuple[str, ...] = (),
+    port: int | None = None,
+    addresses: tuple[str, ...] = (),
+    dohpath: str | None = None,
+) -> bytes:
+    """The RDATA of one SVCB record (RFC 9460 2.2): priority, uncompressed target name, then
+    the SvcParams in increasing key order."""
+    params: list[tuple[int, bytes]] = []
+    if alpn:
+        params.append((SVC_ALPN, b"".join(bytes((len(a),)) + a.encode() for a in alpn)))
+    if port is not None:
+        params.append((SVC_PORT, struct.pack("!H", port)))
+    ips = [ipaddress.ip_address(a) for a in addresses]
+    v4 = b"".join(ip.packed for ip in ips if ip.version == 4)
+    v6 = b"".join(ip.packed for ip in ips if ip.version == 6)
+    if v4:
+        params.append((SVC_IPV4HINT, v4))
+    if v6:
+        params.append((SVC_IPV6HINT, v6))
+    if dohpath is not None:
+        params.append((SVC_DOHPATH, dohpath.encode()))
+    out = struct.pack("!H", priority) + encode_name(target)
+    for key, value in params:
+        out += struct.pack("!HH", key, len(value)) + value
+    return out

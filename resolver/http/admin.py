@@ -33,6 +33,7 @@ from aiohttp import web
 from resolver.http import metrics
 from resolver.http.admin_keys import ACCESS, CONFIG, SESSION_COOKIE, AdminConfig
 from resolver.http.dashboard import setup_dashboard
+from resolver.http.devices import setup_devices
 from resolver.http.i18n import category_label
 from resolver.http.ports import ResolverControl
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
@@ -95,6 +96,7 @@ def make_admin_app(
     r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.yaml", openapi)
     setup_dashboard(app)
+    setup_devices(app)
     return app
 
 

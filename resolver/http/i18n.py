@@ -55,6 +55,41 @@ TEXT: dict[str, dict[str, str]] = {
         "err_full": "Hộp thư yêu cầu đang đầy. Hãy liên hệ trực tiếp với nhà trường.",
         "err_input": "Nội dung gửi không hợp lệ.",
         "err_not_blocked": "Trang này hiện không bị chặn.",
+        "dev_title": "Cài đặt thiết bị",
+        "dev_list_title": "Thiết bị của gia đình",
+        "dev_none": "Chính sách chưa khai báo thiết bị nào (mục devices:).",
+        "dev_unknown": "Không có thiết bị này trong chính sách.",
+        "dev_all": "Tất cả thiết bị",
+        "dev_device": "Thiết bị",
+        "dev_profile": "Hồ sơ lọc",
+        "dev_lead": (
+            "Làm theo một trong các cách dưới đây trên thiết bị của con. Sau đó thiết bị luôn "
+            "được lọc nội dung, kể cả khi dùng 4G hay Wi-Fi bên ngoài."
+        ),
+        "dev_secret": (
+            "Giữ kín các địa chỉ trên trang này: chúng chứa mã riêng của thiết bị. "
+            "Ai có mã này sẽ dùng được bộ lọc như thiết bị của con."
+        ),
+        "dev_apple": "iPhone, iPad, Mac",
+        "dev_apple_how": (
+            "Mở trang này bằng Safari trên thiết bị, tải hồ sơ cấu hình, rồi vào Cài đặt → "
+            "Đã tải về hồ sơ → Cài đặt."
+        ),
+        "dev_apple_doh": "Tải hồ sơ (DNS qua HTTPS)",
+        "dev_apple_dot": "Tải hồ sơ (DNS qua TLS)",
+        "dev_android": "Android",
+        "dev_android_how": (
+            "Vào Cài đặt → Mạng và Internet → DNS riêng tư (Private DNS) → Tên máy chủ của nhà "
+            "cung cấp DNS riêng tư, rồi nhập:"
+        ),
+        "dev_dot_port": "Android chỉ dùng cổng 853: máy chủ này nghe DNS qua TLS ở cổng khác.",
+        "dev_doh": "Windows 11 và trình duyệt",
+        "dev_doh_how": (
+            "Windows 11: Cài đặt → Mạng → DNS → Mã hoá DNS (DNS qua HTTPS) → mẫu thủ công. "
+            "Chrome, Edge, Firefox: Cài đặt → Bảo mật → DNS an toàn → Tuỳ chỉnh. Dán địa chỉ:"
+        ),
+        "dev_qr": "Quét mã để mở địa chỉ trên điện thoại",
+        "dev_no_listener": "Máy chủ chưa bật DNS mã hoá (dot_listen, doh_listen).",
     },
     "en": {
         "title": "This page is blocked",
@@ -93,6 +128,46 @@ TEXT: dict[str, dict[str, str]] = {
         "err_full": "The request box is full. Please contact the school directly.",
         "err_input": "The form contents are not valid.",
         "err_not_blocked": "This page is not blocked at the moment.",
+        "dev_title": "Set up a device",
+        "dev_list_title": "Family devices",
+        "dev_none": "The policy declares no devices yet (the devices: section).",
+        "dev_unknown": "There is no such device in the policy.",
+        "dev_all": "All devices",
+        "dev_device": "Device",
+        "dev_profile": "Filtering profile",
+        "dev_lead": (
+            "Follow one of the ways below on your child's device. From then on it is filtered "
+            "everywhere, on mobile data and on other Wi-Fi networks too."
+        ),
+        "dev_secret": (
+            "Keep the addresses on this page private: they hold the device's own code. "
+            "Anyone who has it can use the filter as this device."
+        ),
+        "dev_apple": "iPhone, iPad, Mac",
+        "dev_apple_how": (
+            "Open this page in Safari on the device, download the configuration profile, then "
+            "go to Settings → Profile Downloaded → Install."
+        ),
+        "dev_apple_doh": "Download profile (DNS over HTTPS)",
+        "dev_apple_dot": "Download profile (DNS over TLS)",
+        "dev_android": "Android",
+        "dev_android_how": (
+            "Go to Settings → Network & internet → Private DNS → Private DNS provider hostname, "
+            "and enter:"
+        ),
+        "dev_dot_port": (
+            "Android only uses port 853: this server listens for DNS over TLS on another."
+        ),
+        "dev_doh": "Windows 11 and browsers",
+        "dev_doh_how": (
+            "Windows 11: Settings → Network → DNS → DNS over HTTPS → manual template. "
+            "Chrome, Edge, Firefox: Settings → Privacy and security → Secure DNS → Custom. "
+            "Paste the address:"
+        ),
+        "dev_qr": "Scan to open the address on the phone",
+        "dev_no_listener": (
+            "Encrypted DNS is not switched on on this server (dot_listen, doh_listen)."
+        ),
     },
 }
 

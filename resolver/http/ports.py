@@ -8,10 +8,13 @@ data.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from resolver.policy.decision import Decision
 from resolver.stats import Stats
+
+if TYPE_CHECKING:
+    from resolver.http.devices import DeviceSetup
 
 
 class ResolverControl(Protocol):
@@ -60,4 +63,9 @@ class ResolverControl(Protocol):
         the configured overlay path, then schedules `reload()`. Raises ValueError for an unknown
         profile or an invalid name.
         """
+        ...
+
+    def device_setups(self) -> list[DeviceSetup]:
+        """Each device of the policy with the encrypted endpoints it is set up with (empty
+        when no encrypted listener is on or no policy is loaded)."""
         ...

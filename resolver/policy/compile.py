@@ -9,7 +9,7 @@ index built here every time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
@@ -105,7 +105,9 @@ def assemble(
     if errors:
         raise PolicyError(errors + warnings)
     profiles = _profiles(spec, bits)
-    own = _own_index(spec, profiles)
+    devices = _devices(spec, profiles)
+    identities = _identities(spec, profiles, devices)
+    own = _own_index(spec, profiles, devices)
     if mandated is not None:
         _warn_shadowed(spec, mandated, warnings)
     sizes = {cat: 0 for cat in used}
@@ -159,6 +161,8 @@ def assemble(
         cache_dir=cache_dir,
         overlay=spec.overlay,
         keep_ratio=keep_ratio,
+        devices=devices,
+        identities=identities,
     )
 
 
@@ -179,13 +183,64 @@ def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
     return out
 
 
-def _own_index(spec: PolicySpec, profiles: dict[str, Profile]) -> CategoryIndex | None:
-    """The profiles' allow, deny and keyword rules: small, rebuilt on every compile."""
+def _devices(spec: PolicySpec, profiles: dict[str, Profile]) -> dict[str, Profile]:
+    """Each device as a variant of its profile: numbered after the profiles, with bits of its
+    own in the own-rules index and its schedules added to the profile's."""
+    out = {}
+    for i, (name, d) in enumerate(spec.devices.items(), len(profiles)):
+        parent = profiles[d.profile]
+        extra = tuple(spec.schedules[s] for s in d.schedules if s not in spec.profiles[d.profile]
+                      .schedules)  # fmt: skip
+        out[name] = replace(
+            parent, num=i, allow_bit=3 * i, deny_bit=3 * i + 1, keyword_bit=3 * i + 2,
+            schedules=parent.schedules + extra, device=name,
+        )  # fmt: skip
+    return out
+
+
+def _identities(
+    spec: PolicySpec, profiles: dict[str, Profile], devices: dict[str, Profile]
+) -> dict[str, Profile]:
+    """What selects a profile on encrypted DNS: a profile's token (or, under `identities:
+    names`, its id); for a device `PROFILE/IDENTITY` (the DoH path) and `IDENTITY-PROFILE`
+    (the first label of the DoT/DoQ server name, Android's Private DNS form)."""
+    out: dict[str, Profile] = {}
+    problems = []
+
+    def add(key: str, profile: Profile, where: str) -> None:
+        other = out.get(key)
+        if other is not None and other is not profile:
+            file, line, column = where.rsplit(":", 2)
+            message = f"identity {key!r} would select two profiles or devices"
+            problems.append(Problem(file, int(line), int(column), message))
+        out[key] = profile
+
+    for pid, p in spec.profiles.items():
+        if p.token:
+            add(p.token, profiles[pid], p.where)
+        if spec.identities == "names":
+            add(pid, profiles[pid], p.where)
+    for name, d in spec.devices.items():
+        add(f"{d.profile}/{d.identity}", devices[name], d.where)
+        add(f"{d.identity}-{d.profile}", devices[name], d.where)
+    if problems:
+        raise PolicyError(problems)
+    return out
+
+
+def _own_index(
+    spec: PolicySpec, profiles: dict[str, Profile], devices: dict[str, Profile]
+) -> CategoryIndex | None:
+    """The profiles' (and devices') allow, deny and keyword rules: small, rebuilt on every
+    compile. A device has its profile's rules and its own under its own bits."""
     builder = IndexBuilder()
     empty = True
-    for pid, p in spec.profiles.items():
-        compiled = profiles[pid]
-        for bit, rules in ((compiled.allow_bit, p.allow), (compiled.deny_bit, p.deny)):
+    owners = [(profiles[pid], p.allow, p.deny, p) for pid, p in spec.profiles.items()]
+    for name, d in spec.devices.items():
+        p = spec.profiles[d.profile]
+        owners.append((devices[name], [*p.allow, *d.allow], [*p.deny, *d.deny], p))
+    for compiled, allow, deny, p in owners:
+        for bit, rules in ((compiled.allow_bit, allow), (compiled.deny_bit, deny)):
             for rule in rules:
                 builder.add(bit, [Entry(rule.name, rule.scope, RuleAction.BLOCK)], rule.where)
                 empty = False

@@ -200,17 +200,20 @@ def decide(
     ecs: str | None = None,
     key: NameKey | None = None,
     memo: DecisionMemo | None = None,
+    chosen: Profile | None = None,
 ) -> Decision:
     """The decision for `client` asking `qname` (lower-case, no trailing dot) type `qtype`.
 
     `now` is an aware datetime (a naive one is wall-clock time in the policy's zone) or, cheaper,
     a Unix timestamp. `ecs` is the EDNS Client Subnet, honoured only from trusted forwarders.
     `key` is `qname`'s `name_key` pair: the DNS packet reader hands it over ready-made. `memo` is
-    the serving process's memo for `snap`; without one the call remembers nothing.
+    the serving process's memo for `snap`; without one the call remembers nothing. `chosen` is
+    the profile (or device variant) an encrypted-DNS identity selected, from `snap`: it replaces
+    the one the client's address would pick.
     """
     if memo is None:
         memo = DecisionMemo(snap)
-    profile = memo.clients.get(client) if ecs is None else None
+    profile = chosen or (memo.clients.get(client) if ecs is None else None)
     if profile is None:
         profile = memo.profile(client, ecs)
     if type(now) is float or type(now) is int:
@@ -285,7 +288,8 @@ def _own_block(q: Query, bit: int, tier: Tier) -> Decision:
 def check_sample(snap: PolicySnapshot, sample: Expectation) -> str:
     """'' when the sample holds, else a one-line failure."""
     when = sample.at if sample.at is not None else datetime.now(snap.timezone)
-    got = decide(snap, sample.client, sample.name, sample.qtype, when)
+    chosen = snap.devices[sample.device] if sample.device else None
+    got = decide(snap, sample.client, sample.name, sample.qtype, when, chosen=chosen)
     problems = []
     if got.action.value != sample.action:
         problems.append(f"got {got.action.value} ({got.tier.value}), expected {sample.action}")
@@ -293,4 +297,5 @@ def check_sample(snap: PolicySnapshot, sample: Expectation) -> str:
         problems.append(f"category {got.category}, expected {sample.category}")
     if not problems:
         return ""
-    return f"{sample.where}: {sample.client} {sample.name}: {'; '.join(problems)}"
+    who = f"device {sample.device}" if sample.device else sample.client
+    return f"{sample.where}: {who} {sample.name}: {'; '.join(problems)}"

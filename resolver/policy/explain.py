@@ -25,18 +25,23 @@ def explain_report(
     qtype: str,
     when: datetime,
     line_of: LineOf | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Profile, schedule state, decision, rule, list and line, as one JSON-ready mapping.
+    """Profile, schedule state, decision, rule, list and line, as one JSON-ready mapping; with
+    `device`, as that device (its identity) asks.
 
-    Raises ValueError for an unknown query type.
+    Raises ValueError for an unknown query type or device.
     """
     number = qtype_number(qtype)
     if number is None:
         raise ValueError(f"unknown query type {qtype!r}")
     name = name.lower().rstrip(".")
-    profile = snapshot.profile_for_client(client)
+    if device is not None and device not in snapshot.devices:
+        raise ValueError(f"unknown device {device!r}")
+    chosen = snapshot.devices[device] if device is not None else None
+    profile = chosen or snapshot.profile_for_client(client)
     state = profile.compute_state(when.timestamp())
-    decision = decide(snapshot, client, name, number, when)
+    decision = decide(snapshot, client, name, number, when, chosen=chosen)
     rule, source = decision.rule, decision.source
     if rule is None and decision.category is not None:
         # List blocks are shared decisions without the rule: find it now (slow path).
@@ -52,6 +57,7 @@ def explain_report(
         "type": qtype.upper(),
         "at": when.isoformat(),
         "profile": profile.id,
+        "device": profile.device or None,
         "schedules_active": list(state.active),
         "internet_off": state.internet_off,
         "safe_search": {"search": state.search, "youtube": state.youtube},

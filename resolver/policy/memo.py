@@ -27,7 +27,7 @@ class DecisionMemo:
         self.clients: dict[str, Profile] = {}  # client address -> profile
         self.ecs: dict[str, Profile] = {}  # "client|subnet" -> profile
         self.blocks: dict[tuple[int, str, int], Decision] = {}  # shared block decisions
-        count = len(snapshot.profiles)
+        count = snapshot.profile_count
         self.states: list[tuple[int, State | None]] = [(-1, None)] * count  # (minute, state)
         self.shared: list[dict[Any, Decision]] = [{} for _ in range(count)]  # rewrites, NODATA
 

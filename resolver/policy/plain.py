@@ -25,7 +25,7 @@ from resolver.policy.schema import Expectation
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import Problem
 
-FORMAT = 1
+FORMAT = 2
 
 
 def snapshot_to_plain(snap: PolicySnapshot) -> dict[str, Any]:
@@ -61,6 +61,8 @@ def snapshot_to_plain(snap: PolicySnapshot) -> dict[str, Any]:
         "own_keywords": snap.own_keywords,
         "special_names": sorted(snap.special_names),
         "keep_ratio": snap.keep_ratio,
+        "devices": [_profile(p) for p in snap.devices.values()],
+        "identities": [(key, p.device, p.id) for key, p in snap.identities.items()],
     }
 
 
@@ -79,6 +81,11 @@ def snapshot_from_plain(
     profiles = {p.id: p for p in (_profile_from(row) for row in plain["profiles"])}
     ss = plain["safesearch"]
     engines = {eid: Engine(eid, setting, dict(targets)) for eid, setting, targets in ss["engines"]}
+    devices = {p.device: p for p in (_profile_from(row) for row in plain["devices"])}
+    identities = {
+        key: devices[device] if device else profiles[pid]
+        for key, device, pid in plain["identities"]
+    }
     return PolicySnapshot(
         generation=generation,
         source=plain["source"],
@@ -109,6 +116,8 @@ def snapshot_from_plain(
         own_keywords=bool(plain["own_keywords"]),
         special_names=frozenset(plain["special_names"]),
         keep_ratio=float(plain["keep_ratio"]),
+        devices=devices,
+        identities=identities,
     )
 
 
@@ -127,6 +136,7 @@ def _profile(p: Profile) -> dict[str, Any]:
         "bypass": p.bypass,
         "schedules": [_schedule(s) for s in p.schedules],
         "cat_bits": dict(p.cat_bits),
+        "device": p.device,
     }
 
 
@@ -148,6 +158,7 @@ def _profile_from(row: dict[str, Any]) -> Profile:
         bypass=bool(row["bypass"]),
         schedules=tuple(_schedule_from(s) for s in row["schedules"]),
         cat_bits=dict(row["cat_bits"]),
+        device=str(row["device"]),
     )
 
 
@@ -184,18 +195,18 @@ def _schedule_from(row: dict[str, Any]) -> Schedule:
 
 def _expectation(e: Expectation) -> tuple[Any, ...]:
     at = None if e.at is None else (e.at.isoformat(), _zone_key(e.at))
-    return (e.client, e.name, e.qtype, at, e.action, e.category, e.where)
+    return (e.client, e.name, e.qtype, at, e.action, e.category, e.where, e.device)
 
 
 def _expectation_from(row: tuple[Any, ...]) -> Expectation:
-    client, name, qtype, at, action, category, where = row
+    client, name, qtype, at, action, category, where, device = row
     when = None
     if at is not None:
         text, zone = at
         when = datetime.fromisoformat(text)
         if zone is not None:
             when = when.astimezone(ZoneInfo(zone))
-    return Expectation(client, name, int(qtype), when, action, category, where)
+    return Expectation(client, name, int(qtype), when, action, category, where, device)
 
 
 def _zone_key(when: datetime) -> str | None:

@@ -7,7 +7,9 @@ policy/README.md documents each key; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+import secrets
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,15 +32,22 @@ MANDATED = "mandated"
 
 TOP_KEYS = (
     "version", "timezone", "clients", "profiles", "schedules", "mandated", "bypass", "lists",
-    "expect", "overlay", "safesearch",
+    "expect", "overlay", "safesearch", "devices", "identities",
 )  # fmt: skip
 PROFILE_KEYS = (
     "age", "under16", "block", "unblock", "deny", "allow", "keywords", "safe_search",
-    "block_mode", "block_ttl", "schedules", "log", "bypass", "description",
+    "block_mode", "block_ttl", "schedules", "log", "bypass", "description", "token",
 )  # fmt: skip
+DEVICE_KEYS = ("profile", "token", "schedules", "allow", "deny", "description")
 SCHEDULE_KEYS = ("windows", "timezone", "except", "extra", "block", "safe_search", "internet")
 BYPASS_KEYS = ("firefox_canary", "icloud_private_relay", "ddr", "block_doh", "https_svcb")
 EXPECT_ACTIONS = tuple(a.value for a in Action)
+IDENTITY_MODES = ("tokens", "names")
+# A device or profile token is one DNS label (it goes into the DoT server name) that nobody can
+# guess: 16 or more lower-case letters and digits (16 of them are 82 bits).
+TOKEN = re.compile(r"[a-z0-9]{16,48}")
+# A device name is a DNS label too (its setup page, and its DoT name under `identities: names`).
+DEVICE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,23 @@ class ProfileSpec:
     log: bool
     bypass: bool  # bypass-prevention switches apply to this profile
     where: str
+    token: str | None = None  # identity for DoH/DoT/DoQ without a device (`/dns-query/TOKEN`)
+
+
+@dataclass(slots=True)
+class DeviceSpec:
+    """One child's device: a profile plus its own schedules and allow/deny entries.
+
+    `identity` is what the device presents (DoH path, TLS server name): its token, or its name
+    under `identities: names`."""
+
+    name: str
+    profile: str
+    identity: str
+    schedules: tuple[str, ...]
+    allow: list[NameRule]
+    deny: list[NameRule]
+    where: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +106,7 @@ class Expectation:
     action: str
     category: str | None
     where: str
+    device: str | None = None  # asked by this device (its identity) instead of by address
 
 
 @dataclass(slots=True)
@@ -102,6 +129,8 @@ class PolicySpec:
     safesearch: Path | None
     lists_at: tuple[int, int] = (1, 1)
     warnings: list[Problem] = field(default_factory=list)
+    devices: dict[str, DeviceSpec] = field(default_factory=dict)
+    identities: str = "tokens"  # or "names": names and profile ids identify (private network)
 
 
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
@@ -253,6 +282,11 @@ class _Reader:
         networks, default, forwarders = self.clients(root.get("clients"), profiles, base)
         table, overlaps = networks.table()
         check.problems += overlaps
+        identities = (
+            check.choice(("identities",), root.get("identities", "tokens"), IDENTITY_MODES)
+            or "tokens"
+        )
+        devices = self.devices(root.get("devices"), profiles, schedules, identities)
         mandated = check.mapping(
             ("mandated",), root.get("mandated"), ["sources", "block_mode", "block_ttl", "allow"]
         )
@@ -279,7 +313,7 @@ class _Reader:
         lists = check.mapping(("lists",), root.get("lists"), None)
         overlay = self._path(base, "overlay", root.get("overlay"))
         safesearch = self._path(base, "safesearch", root.get("safesearch"))
-        expect = read_expectations(check, ("expect",), root.get("expect"), tz)
+        expect = read_expectations(check, ("expect",), root.get("expect"), tz, devices)
         spec = PolicySpec(
             Path(self.doc.file),
             tz,
@@ -299,6 +333,7 @@ class _Reader:
             safesearch,
         )
         spec.lists_at = self.doc.where(("lists",))
+        spec.devices, spec.identities = devices, identities
         self.warn_unreachable(spec, networks.used)
         return spec
 
@@ -401,17 +436,7 @@ class _Reader:
             level, youtube = self._levels(
                 (*at, "safe_search"), spec.get("safe_search"), (chosen.safe_search, chosen.youtube)
             )
-            names = []
-            for i, name in enumerate(
-                self.check.str_list((*at, "schedules"), spec.get("schedules"))
-            ):
-                if name not in schedules:
-                    self.check.error(
-                        (*at, "schedules", i),
-                        f"unknown schedule {name!r}{suggest(name, schedules)}",
-                    )
-                else:
-                    names.append(name)
+            names = self._schedule_names((*at, "schedules"), spec.get("schedules"), schedules)
             out[str(pid)] = ProfileSpec(
                 str(pid), chosen, frozenset(categories),
                 self._rules((*at, "deny"), spec.get("deny")),
@@ -424,9 +449,86 @@ class _Reader:
                 self._bool((*at, "log"), spec.get("log"), True),
                 use_bypass,
                 self.where(at),
+                self._token((*at, "token"), spec.get("token")),
             )  # fmt: skip
         if not out and self.check.ok:
             self.check.error(("profiles",), "the policy defines no profiles")
+        return out
+
+    def _schedule_names(
+        self, path: Path_, value: Any, schedules: dict[str, Schedule]
+    ) -> tuple[str, ...]:
+        names = []
+        for i, name in enumerate(self.check.str_list(path, value)):
+            if name not in schedules:
+                self.check.error((*path, i), f"unknown schedule {name!r}{suggest(name, schedules)}")
+            else:
+                names.append(name)
+        return tuple(names)
+
+    def _token(self, path: Path_, value: Any) -> str | None:
+        if value is None or not self.check.type_ok(path, value, str):
+            return None
+        if not TOKEN.fullmatch(value):
+            self.check.error(
+                path,
+                "a token is 16 to 48 lower-case letters and digits, so nobody can guess it "
+                f"(for example {new_token()})",
+            )
+            return None
+        return str(value)
+
+    def devices(
+        self,
+        value: Any,
+        profiles: dict[str, ProfileSpec],
+        schedules: dict[str, Schedule],
+        identities: str,
+    ) -> dict[str, DeviceSpec]:
+        """`devices: {an-phone: {profile, token, schedules, allow, deny}}`."""
+        check = self.check
+        out: dict[str, DeviceSpec] = {}
+        seen: dict[str, str] = {}  # identity -> device, so two devices never share one
+        for name, spec in check.mapping(("devices",), value, None).items():
+            at = ("devices", name)
+            spec = check.mapping(at, spec, DEVICE_KEYS, required=["profile"])
+            if not DEVICE_NAME.fullmatch(str(name)):
+                check.error(
+                    at,
+                    f"device name {name!r}: use lower-case letters, digits and '-' (a DNS "
+                    "label of at most 32 characters), e.g. an-phone",
+                    key=True,
+                )
+                continue
+            pid = spec.get("profile")
+            if pid is None:
+                continue
+            if not check.type_ok((*at, "profile"), pid, str, what="a profile name"):
+                continue
+            if pid not in profiles:
+                check.error((*at, "profile"), f"unknown profile {pid!r}{suggest(pid, profiles)}")
+                continue
+            token = self._token((*at, "token"), spec.get("token"))
+            if token is None and "token" not in spec and identities != "names":
+                check.error(
+                    at,
+                    f"device {name!r} needs a token, its identity on encrypted DNS (for example "
+                    f"token: {new_token()}); or set `identities: names` on a private network",
+                    key=True,
+                )
+            identity = token or str(name)
+            if identity in seen:
+                check.error((*at, "token"), f"device {name!r} has the token of {seen[identity]!r}")
+            seen[identity] = str(name)
+            out[str(name)] = DeviceSpec(
+                str(name),
+                pid,
+                identity,
+                self._schedule_names((*at, "schedules"), spec.get("schedules"), schedules),
+                self._rules((*at, "allow"), spec.get("allow")),
+                self._rules((*at, "deny"), spec.get("deny")),
+                self.where(at),
+            )
         return out
 
     def _rules(self, path: Path_, value: Any) -> list[NameRule]:
@@ -502,6 +604,8 @@ class _Reader:
 
     def warn_unreachable(self, spec: PolicySpec, used: set[str]) -> None:
         used = used | {spec.default_profile}
+        used |= {d.profile for d in spec.devices.values()}
+        used |= {pid for pid, p in spec.profiles.items() if p.token}
         for pid in spec.profiles:
             if pid not in used:
                 self.check.warn(
@@ -519,18 +623,33 @@ class _Reader:
                     )
 
 
-def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> list[Expectation]:
-    """Sample rows `{client, name, type?, at?, action|expect, category?}` (policy or test file)."""
+def new_token() -> str:
+    """A fresh random identity token (the policy errors suggest one)."""
+    return secrets.token_hex(12)
+
+
+def read_expectations(
+    check: Checker,
+    path: Path_,
+    value: Any,
+    tz: ZoneInfo,
+    devices: Collection[str] = (),
+) -> list[Expectation]:
+    """Sample rows `{client, name, type?, at?, action|expect, category?, device?}` (policy or
+    test file); `device` must be one of `devices`."""
     out: list[Expectation] = []
     if value is None:
         return out
     if not check.type_ok(path, value, list):
         return out
-    keys = ["client", "name", "type", "at", "action", "expect", "category", "note"]
+    keys = ["client", "name", "type", "at", "action", "expect", "category", "note", "device"]
     for i, row in enumerate(value):
         at = (*path, i)
-        row = check.mapping(at, row, keys, required=["client", "name"])
+        row = check.mapping(at, row, keys, required=["name"])
         if not row:
+            continue
+        if "client" not in row and "device" not in row:
+            check.error(at, "each sample needs `client` (an address) or `device`")
             continue
         wanted = row.get("action", row.get("expect"))
         if wanted is None:
@@ -539,7 +658,7 @@ def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> 
         action = check.choice(
             (*at, "action" if "action" in row else "expect"), wanted, EXPECT_ACTIONS
         )
-        client = parse_network(row["client"])
+        client = parse_network(row.get("client", "127.0.0.1"))
         if isinstance(client, str) or client.num_addresses != 1:
             check.error((*at, "client"), f"bad client address {row['client']!r}")
             continue
@@ -556,6 +675,12 @@ def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> 
         name, reason = name_or_reason(str(row["name"]))
         if reason:
             check.error((*at, "name"), f"bad name {row['name']!r} ({reason})")
+        device = row.get("device")
+        if device is not None and str(device) not in devices:
+            check.error(
+                (*at, "device"), f"unknown device {device!r}{suggest(str(device), devices)}"
+            )
+            continue
         if action and qtype is not None and not reason:
             out.append(
                 Expectation(
@@ -566,6 +691,7 @@ def read_expectations(check: Checker, path: Path_, value: Any, tz: ZoneInfo) -> 
                     action,
                     row.get("category"),
                     check.where(at),
+                    None if device is None else str(device),
                 )
             )
     return out

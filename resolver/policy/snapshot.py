@@ -54,6 +54,9 @@ class Profile:
     bypass: bool
     schedules: tuple[Schedule, ...]
     cat_bits: dict[str, int]
+    # A device's variant of profile `id` (its own schedules and allow/deny bits) carries the
+    # device's name; decisions, metrics and reports still name the profile.
+    device: str = ""
     allow_default: Decision = field(init=False)
     allow_listed: Decision = field(init=False)
     internet_off: Decision = field(init=False)
@@ -124,10 +127,19 @@ class PolicySnapshot:
     own_keywords: bool = False  # some profile has keyword rules
     special_names: frozenset[str] = frozenset()  # safe-search and bypass names (exact)
     keep_ratio: float = 0.5  # `lists.min_keep_ratio`: how far the mandated list may shrink
+    devices: dict[str, Profile] = field(default_factory=dict)  # device name -> its variant
+    # What a client may present on encrypted DNS (a DoH path after /dns-query/, the first label
+    # of the TLS server name) -> the profile or device variant it selects.
+    identities: dict[str, Profile] = field(default_factory=dict)
 
     @property
     def profile_ids(self) -> list[str]:
         return list(self.profiles)
+
+    @property
+    def profile_count(self) -> int:
+        """Profiles and device variants: the range of `Profile.num`."""
+        return len(self.profiles) + len(self.devices)
 
     def _by_address(self, text: str) -> Profile:
         ip = client_ip(text)
@@ -155,6 +167,10 @@ class PolicySnapshot:
             if bits >> bit & 1:
                 return cat
         return None
+
+    def device_paths(self) -> dict[str, str]:
+        """Device name -> its DoH path identity (`profile/token`), for its set-up page."""
+        return {p.device: key for key, p in self.identities.items() if p.device and "/" in key}
 
     def check_expectations(self) -> list[str]:
         """Failures of the policy's own `expect` samples, one line each."""

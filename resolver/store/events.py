@@ -33,5 +33,5 @@ class QueryEvent(NamedTuple):
     category: str | None  # category id that caused a block, else None
     rcode: int
     latency_ms: float
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp", "dot", "doh" or "doq"
     cached: bool

@@ -51,15 +51,6 @@ async def servers(tmp_path: Path, monkeypatch):
     _catalogue_names.cache_clear()
 
 
-@pytest.fixture
-async def browser():
-    playwright = pytest.importorskip("playwright.async_api")
-    async with playwright.async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        await b.close()
-
-
 async def new_page(browser, errors: list[str]):
     # A Vietnamese browser: Accept-Language vi-VN (Chromium's default would be en-US).
     page = await browser.new_page(viewport={"width": 1000, "height": 1100}, locale="vi-VN")

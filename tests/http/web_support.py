@@ -12,12 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from resolver.http.devices import DeviceSetup, device_setups
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats, UpstreamStats
 from resolver.store.events import QueryEvent
 from resolver.store.overlay import add_overlay_allow
 
 PROFILE_OF = {"127.0.0.1": "students", "::1": "students"}
+AN_TOKEN = "an0phone0token0123456"
 
 
 def _block(profile: str, category: str | None, tier: Tier = Tier.CATEGORY) -> Decision:
@@ -109,6 +111,10 @@ class ControlImpl:
     def block_reason(self, client: str, host: str) -> Decision | None:
         decision = self.blocked.get(host)
         return decision if decision and client in PROFILE_OF else None
+
+    def device_setups(self) -> list[DeviceSetup]:
+        paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
+        return device_setups(paths, [443], [853], "dns.example.vn")
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
         if profile not in PROFILE_OF.values():

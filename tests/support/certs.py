@@ -13,14 +13,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_cert(directory: Path, name: str = "admin.school.lan") -> tuple[Path, Path]:
-    """(cert.pem, key.pem) valid for a day for `name`, localhost and 127.0.0.1."""
+def make_cert(
+    directory: Path, name: str = "admin.school.lan", *, wildcard: bool = False
+) -> tuple[Path, Path]:
+    """(cert.pem, key.pem) valid for a day for `name` (and `*.name` with `wildcard`),
+    localhost and 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     alt = x509.SubjectAlternativeName([
-        x509.DNSName(name), x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.DNSName(name), *([x509.DNSName(f"*.{name}")] if wildcard else []),
+        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ])  # fmt: skip
     cert = (
         x509.CertificateBuilder()
