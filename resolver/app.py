@@ -32,6 +32,8 @@ from resolver.policy.decision import Action, Decision
 from resolver.reload import PolicyHolder
 from resolver.stats import Stats
 from resolver.store.querylog import QueryLog
+from resolver.transfer.manager import TransferManager
+from resolver.transfer.notify import NotifySink
 from resolver.yamlsource import ConfigError
 
 log = logging.getLogger("resolver")
@@ -102,6 +104,11 @@ class Service:
             blockpage_v4=v4,
             blockpage_v6=v6,
         )
+        # Zone-transfer list sources (resolver/transfer): pulled at start, on NOTIFY, on refresh.
+        self.transfers: TransferManager | None = None
+        if cfg.policy is not None:
+            self.transfers = TransferManager(cfg.policy, self.counters, self.reload)
+            self.handler.notify_sink = NotifySink(self.transfers, self.counters)
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.counters, cfg.tcp)
         self.udp_transports: list[asyncio.BaseTransport] = []
@@ -176,6 +183,8 @@ class Service:
         log.warning("listening %s=%s %s", name, shown, proto)
 
     async def stop(self) -> None:
+        if self.transfers is not None:
+            await self.transfers.stop()
         for server in self.tcp_servers:
             server.close()
         self.tcp.close_idle()
@@ -194,7 +203,10 @@ class Service:
     async def reload(self) -> dict[str, Any]:
         if self.holder is None:
             return {"ok": False, "generation": 0, "error": "no policy configured", "duration": 0}
-        return await self.holder.reload()
+        result = await self.holder.reload()
+        if self.transfers is not None and self.transfers.running:
+            await self.transfers.configure()  # sources added, changed or removed
+        return result
 
     def status(self) -> dict[str, Any]:
         snapshot = self.holder.current if self.holder else None
@@ -209,6 +221,7 @@ class Service:
             "cache_entries": len(self.cache),
             "profiles": list(snapshot.profile_ids) if snapshot else [],
             "last_reload": self.holder.last_result if self.holder else {},
+            "transfers": self.transfers.status() if self.transfers else [],
         }
 
     def explain(
@@ -315,6 +328,8 @@ async def serve(cfg: ServerConfig) -> int:
             await service.querylog.start()
         await service.start_dns()
         await service.start_http()
+        if service.transfers is not None:
+            await service.transfers.start()
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         await service.stop()

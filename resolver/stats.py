@@ -48,6 +48,25 @@ class UpstreamStats:
 
 
 @dataclass(slots=True)
+class TransferStats:
+    """One zone-transfer list source, as `resolver.transfer.manager` keeps it current."""
+
+    source: str
+    category: str
+    zone: str
+    primary: str
+    serial: int | None = None  # of the last good copy
+    rules: int = 0  # in the last good copy
+    last_success: float = 0.0  # unix time the copy was last found current (0: never)
+    last_change: float = 0.0  # unix time a new version last went in
+    last_error: str = ""  # "" while the last attempt succeeded
+    next_refresh: float = 0.0  # unix time of the next scheduled check
+    attempts: int = 0
+    completed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by style
+    failures: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
+
+
+@dataclass(slots=True)
 class Stats:
     """All counters of one resolver process."""
 
@@ -77,6 +96,8 @@ class Stats:
     list_updated: dict[str, float] = field(default_factory=dict)  # category -> unix time
     querylog_dropped: int = 0
     querylog_written: int = 0
+    transfers: dict[str, TransferStats] = field(default_factory=dict)  # by list source id
+    notifies: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by outcome
 
     def observe_latency(self, seconds: float) -> None:
         """Add one answer's latency to the histogram (non-cumulative buckets)."""

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils) and Chromium.
+# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), Chromium and
+# knotd (knot, the primary the zone-transfer tests pull from).
 # With arguments, installs just those packages. Does nothing for what is already present.
 set -eu
 if [ "$#" -gt 0 ]; then
@@ -8,6 +9,7 @@ else
     want=""
     command -v dig >/dev/null 2>&1 || want="$want bind9-dnsutils"
     command -v chromium >/dev/null 2>&1 || want="$want chromium"
+    command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || want="$want knot"
 fi
 [ -z "$want" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

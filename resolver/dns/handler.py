@@ -6,6 +6,8 @@ The stages run in this fixed order; the first that answers ends the query:
   2. access    client not in the allowed networks -> REFUSED (never an open resolver)
   3. guards    opcode != QUERY -> NOTIMP; EDNS version > 0 -> BADVERS; class != IN -> REFUSED;
                ANY -> one HINFO (RFC 8482); zone transfers -> NOTIMP
+               (NOTIFY, opcode 4, goes to `notify_sink` when zones are transferred, before
+               the access check too: a primary need not be a client)
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
@@ -60,6 +62,7 @@ Answer = bytes | Coroutine[Any, Any, bytes | None] | None
 TYPE_HTTPS = 65
 TYPE_ANY = 255
 ZONE_TRANSFERS = frozenset((251, 252, 253, 254))  # IXFR, AXFR, MAILB, MAILA
+OPCODE_NOTIFY = 4
 REWRITE_TYPES = frozenset((TYPE_A, TYPE_AAAA, TYPE_HTTPS))
 QTYPE_NAMES: dict[int, str] = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
@@ -82,6 +85,12 @@ class PolicySource(Protocol):
 
 class QueryLogSink(Protocol):
     def submit(self, event: QueryEvent) -> None: ...
+
+
+class NotifySink(Protocol):
+    """Answers NOTIFY from zone-transfer primaries (resolver.transfer.notify); None: not ours."""
+
+    def notify(self, query: Query, data: bytes, client: str) -> bytes | None: ...
 
 
 # decide(snapshot, client, qname, qtype, now, ecs, key); `now` is Unix time (datetime also
@@ -112,6 +121,7 @@ class Handler:
         self.querylog = querylog
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
+        self.notify_sink: NotifySink | None = None  # set when the policy transfers zones
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -147,12 +157,17 @@ class Handler:
             query.qid = (data[0] << 8) | data[1]
         # 2. access
         if not self.acl.allows(client):
+            if query.opcode == OPCODE_NOTIFY and (resp := self._notify(query, data, client)):
+                return self._done(query, client, resp, transport, started, _rcode_action(resp))
             return self._done(
                 query, client, error_response(query, REFUSED), transport, started, "refused"
             )
         # 3. guards
         qtype = query.qtype
         if query.flags & 0x7800:
+            # NOTIFY from a zone-transfer primary (RFC 1996): resolver/transfer/notify.py
+            if query.opcode == OPCODE_NOTIFY and (resp := self._notify(query, data, client)):
+                return self._done(query, client, resp, transport, started, _rcode_action(resp))
             return self._done(
                 query, client, error_response(query, NOTIMP), transport, started, "notimp"
             )
@@ -196,6 +211,11 @@ class Handler:
         self.stats.cache_misses += 1
         # 6. forward
         return self._forward(_private(query), client, key, transport, started, decision)
+
+    def _notify(self, query: Query, data: bytes, client: str) -> bytes | None:
+        """The transfer manager's answer to a NOTIFY; None when no zone is transferred."""
+        sink = self.notify_sink
+        return None if sink is None else sink.notify(query, data, client)
 
     def _now_wall(self, monotonic_now: float) -> float:
         """Wall-clock Unix time for schedules, read at most once per second."""
@@ -407,6 +427,10 @@ class Handler:
                 )
             )
         return resp
+
+
+def _rcode_action(resp: bytes) -> str:
+    return "allowed" if resp[3] & 0x0F == 0 else "refused"
 
 
 def _ede_for(decision: Decision) -> tuple[int, str] | None:
