@@ -107,7 +107,7 @@ class Service:
         # Zone-transfer list sources (resolver/transfer): pulled at start, on NOTIFY, on refresh.
         self.transfers: TransferManager | None = None
         if cfg.policy is not None:
-            self.transfers = TransferManager(cfg.policy, self.counters, self.reload)
+            self.transfers = TransferManager(cfg.policy, self.counters, self.reload, self.holder)
             self.handler.notify_sink = NotifySink(self.transfers, self.counters)
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.counters, cfg.tcp)
@@ -203,9 +203,13 @@ class Service:
     async def reload(self) -> dict[str, Any]:
         if self.holder is None:
             return {"ok": False, "generation": 0, "error": "no policy configured", "duration": 0}
+        transfers = self.transfers
+        mark = transfers.mark() if transfers is not None else 0
         result = await self.holder.reload()
-        if self.transfers is not None and self.transfers.running:
-            await self.transfers.configure()  # sources added, changed or removed
+        if transfers is not None and transfers.running:
+            if result["ok"]:
+                await transfers.fold(mark)  # zone-transfer increments now compiled in
+            await transfers.configure()  # sources added, changed or removed
         return result
 
     def status(self) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class PolicyHolder:
         self._worker = reload_thread()
         self.spare_seconds = SPARE_SECONDS
         self._spare_timer: asyncio.TimerHandle | None = None
+        # Called with each snapshot just before it goes live (zone-transfer increments not
+        # compiled into it yet: resolver.transfer.overlay).
+        self.prepare: list[Callable[[PolicySnapshot], None]] = []
 
     def load_initial(self) -> None:
         """First load, before serving: errors propagate (the process must not start on them)."""
@@ -164,6 +167,8 @@ class PolicyHolder:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def _install(self, snapshot: PolicySnapshot, seconds: float) -> None:
+        for prepare in self.prepare:
+            prepare(snapshot)
         self.current = snapshot
         # Move everything alive now, the new index's millions of containers included, out of
         # the cyclic collector's reach: otherwise the next full collection, triggered by any

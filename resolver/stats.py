@@ -62,6 +62,7 @@ class TransferStats:
     last_error: str = ""  # "" while the last attempt succeeded
     next_refresh: float = 0.0  # unix time of the next scheduled check
     attempts: int = 0
+    increments: int = 0  # IXFRs served at once from a small index beside the compiled one
     completed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by style
     failures: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
 

@@ -138,6 +138,10 @@ def _transfer_families(s: Stats) -> Iterator[Metric]:
         P + "transfer_attempts", "Zone-transfer rounds started (SOA check, then IXFR/AXFR)",
         labels=["source"],
     )  # fmt: skip
+    increments = CounterMetricFamily(
+        P + "transfer_increments", "IXFRs of the mandated list served at once, before the "
+        "rebuild of its index", labels=["source"],
+    )  # fmt: skip
     completed = CounterMetricFamily(
         P + "transfer_completed", "Zone-transfer rounds that succeeded, by style "
         "(ixfr, axfr, up-to-date)", labels=["source", "style"],
@@ -159,6 +163,7 @@ def _transfer_families(s: Stats) -> Iterator[Metric]:
     now = time.time()
     for t in transfers:
         attempts.add_metric([t.source], t.attempts)
+        increments.add_metric([t.source], t.increments)
         for style, count in list(t.completed.items()):
             completed.add_metric([t.source, style], count)
         for reason, count in list(t.failures.items()):
@@ -168,7 +173,7 @@ def _transfer_families(s: Stats) -> Iterator[Metric]:
         rules.add_metric([t.source], t.rules)
         if t.last_success:
             age.add_metric([t.source], now - t.last_success)
-    yield from (attempts, completed, failures, serial, rules, age)
+    yield from (attempts, increments, completed, failures, serial, rules, age)
     notifies = CounterMetricFamily(
         P + "notify", "NOTIFY messages received, by outcome", labels=["outcome"]
     )

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import functools
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -43,8 +45,10 @@ from resolver.lists.catalogue import (
     resolve_sources,
 )
 from resolver.policy.schema import MANDATED, read_policy
+from resolver.reload import PolicyHolder
 from resolver.stats import Stats, TransferStats
 from resolver.transfer.audit import record_version
+from resolver.transfer.overlay import Increments
 from resolver.transfer.pull import Job
 from resolver.transfer.xfr import TransferFailed, keyring, query_serial
 from resolver.update.runner import read_meta
@@ -64,12 +68,20 @@ Reload = Callable[[], Awaitable[dict[str, Any]]]
 class TransferManager:
     """Every transfer source of the policy, each kept current by its own task."""
 
-    def __init__(self, policy: Path, stats: Stats, reload: Reload) -> None:
+    def __init__(
+        self, policy: Path, stats: Stats, reload: Reload, holder: PolicyHolder | None = None
+    ) -> None:
         self.policy = policy
         self.stats = stats
         self.reload = reload
+        self.holder = holder
         self.pullers: dict[str, Puller] = {}
         self.running = False
+        self.increments = Increments()  # mandated-list IXFRs live before their rebuild
+        self._sequence = itertools.count(1)
+        self._increments_lock = asyncio.Lock()
+        if holder is not None:
+            holder.prepare.append(self.increments.apply)
 
     async def start(self) -> None:
         """Read the policy's transfer sources and pull each at once, in the background."""
@@ -86,8 +98,10 @@ class TransferManager:
         for sid in [
             sid for sid, p in self.pullers.items() if p.identity != _identity(wanted.get(sid))
         ]:
-            self.pullers.pop(sid).cancel()
+            gone = self.pullers.pop(sid)
+            gone.cancel()
             self.stats.transfers.pop(sid, None)
+            await self._change_increments(functools.partial(self.increments.forget, gone.copy))
         for sid, source in wanted.items():
             if sid in self.pullers:
                 self.pullers[sid].settings = settings
@@ -107,6 +121,35 @@ class TransferManager:
                 with contextlib.suppress(asyncio.CancelledError):
                     await puller.task
 
+    async def put_live(self, source: str, increment: dict[str, Any]) -> int | None:
+        """Serve an IXFR's changes to the mandated list now, before the rebuild that folds
+        them in; its sequence number for `fold`, None when there is no compiled list to
+        change (the reload alone then brings it)."""
+        holder = self.holder
+        if holder is None or holder.current is None or holder.current.mandated is None:
+            return None
+        sequence = next(self._sequence)
+        await self._change_increments(lambda: self.increments.add(sequence, source, increment))
+        return sequence
+
+    def mark(self) -> int:
+        """The last increment put live so far: a reload requested now reads every copy
+        written up to it (`fold` after the reload succeeds)."""
+        return max((p[0] for p in self.increments.pending), default=0)
+
+    async def fold(self, sequence: int) -> None:
+        """A reload requested after increment `sequence` went live has succeeded: the
+        compiled index holds it and every one before."""
+        if any(p[0] <= sequence for p in self.increments.pending):
+            await self._change_increments(lambda: self.increments.fold(sequence))
+
+    async def _change_increments(self, change: Callable[[], None]) -> None:
+        async with self._increments_lock:
+            change()
+            await asyncio.to_thread(self.increments.compose)
+            if self.holder is not None and self.holder.current is not None:
+                self.increments.apply(self.holder.current)
+
     def for_notify(self, client: str, zone: str) -> tuple[bool, list[Puller]]:
         """(client is a configured primary, the sources it serves `zone` for)."""
         address = _address(client)
@@ -124,6 +167,7 @@ class Puller:
         assert source.transfer is not None
         self.source = source
         self.spec = source.transfer
+        self.copy = str(source.local_path)  # the list file as the compiled index names it
         self.identity = _identity(source)
         self.host = _address(self.spec.host)
         self.settings = settings
@@ -165,6 +209,7 @@ class Puller:
             "last_error": s.last_error or None,
             "next_refresh": _iso(s.next_refresh),
             "attempts": s.attempts,
+            "increments": s.increments,
             "completed": dict(s.completed),
             "failures": dict(s.failures),
         }
@@ -258,9 +303,15 @@ class Puller:
             style=outcome["style"],
         )
         self._recovered()
-        result = await self.manager.reload()
+        sequence = None
+        increment = outcome.get("increment")
+        if increment is not None and self.source.category == MANDATED:
+            sequence = await self.manager.put_live(self.copy, increment)
+            state.increments += sequence is not None
+        result = await self.manager.reload()  # folds the increment in (Service.reload)
         if not result.get("ok"):
-            error = f"serial {state.serial} is stored but the reload failed: {result.get('error')}"
+            live = "is live as an increment" if sequence is not None else "is stored"
+            error = f"serial {state.serial} {live}, but the reload failed: {result.get('error')}"
             self._failed("reload", error, count=False)
 
     def _succeeded(self, style: str) -> None:

@@ -18,19 +18,22 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from resolver.fileio import atomic_write
 from resolver.lists.catalogue import TransferSpec, TsigKey
+from resolver.lists.model import RuleAction
 from resolver.lists.reader import parse_lines
 from resolver.transfer.xfr import TransferFailed, keyring, transfer
-from resolver.transfer.zone import CompactZone
+from resolver.transfer.zone import APEX, CompactZone
 from resolver.update.runner import meta_path, read_meta
 
 TRANSFER_LIFETIME = 1800.0  # seconds one transfer may take in all (a 10M-record AXFR included)
+INCREMENT_LIMIT = 50_000  # changed names an IXFR may carry and still go live as an increment
 
 
 @dataclass(slots=True)
@@ -93,38 +96,26 @@ def pull(job: Job, *, lifetime: float = TRANSFER_LIFETIME) -> dict[str, Any]:
 
 
 def _commit(job: Job, zone: CompactZone, style: str) -> dict[str, Any]:
-    """Check the new version as RPZ; replace the copy and its sidecar only if it is sound."""
+    """Check the new version; replace the copy and its sidecar only if it is sound."""
     soa = zone.soa()
     assert soa is not None  # a completed transfer always holds the apex SOA
-    size = _Size()
-    result = parse_lines(size.count(zone.lines()), "rpz")
-    records = size.lines - 1  # the $ORIGIN line aside
-    if size.bytes > job.max_bytes or records > job.spec.max_records:
-        raise TransferFailed(
-            "oversized",
-            f"serial {soa.serial} would make the zone {size.bytes} bytes, {records} records "
-            f"(limits: lists.max_bytes {job.max_bytes}, max_records {job.spec.max_records})",
-        )
-    rules = len(result.entries)
+    last = read_meta(job.copy)
+    counted = _increment(zone, last) if style == "ixfr" else None
+    if counted is None:
+        result = parse_lines(zone.lines(), "rpz")
+        counted = len(result.entries), result.reject_counts(), None
+    rules, rejects, increment = counted
     if rules == 0:
-        counts = result.reject_counts()
-        raise TransferFailed("empty", f"serial {soa.serial} holds no usable rule {counts}")
-    last = int(read_meta(job.copy).get("rules", 0))
-    if last and rules < job.min_keep_ratio * last:
+        raise TransferFailed("empty", f"serial {soa.serial} holds no usable rule {rejects}")
+    before = int(last.get("rules", 0))
+    if before and rules < job.min_keep_ratio * before:
         raise TransferFailed(
             "shrink",
-            f"serial {soa.serial} would shrink the list from {last} to {rules} rules "
+            f"serial {soa.serial} would shrink the list from {before} to {rules} rules "
             f"(below lists.min_keep_ratio {job.min_keep_ratio:g}); last good copy kept",
         )
-    digest = hashlib.sha256()
-
-    def chunks() -> Any:
-        for line in zone.lines():
-            data = line.encode("ascii")
-            digest.update(data)
-            yield data
-
-    atomic_write(job.copy, chunks())
+    size = _Size(job, int(soa.serial))
+    atomic_write(job.copy, size.encode(zone.lines()))
     meta = {
         "zone": job.spec.zone,
         "primary": job.spec.primary,
@@ -133,27 +124,83 @@ def _commit(job: Job, zone: CompactZone, style: str) -> dict[str, Any]:
         "retry": int(soa.retry),
         "expire": int(soa.expire),
         "rules": rules,
-        "rejects": result.reject_counts(),
+        "rejects": rejects,
         "style": style,
-        "sha256": digest.hexdigest(),
+        "sha256": size.digest.hexdigest(),
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write(meta_path(job.copy), json.dumps(meta, indent=2, sort_keys=True).encode())
-    return {"status": "updated", "serial": meta["serial"], "rules": rules}
+    return {"status": "updated", "serial": meta["serial"], "rules": rules, "increment": increment}
+
+
+def _increment(
+    zone: CompactZone, last: dict[str, Any]
+) -> tuple[int, dict[str, int], dict[str, Any] | None] | None:
+    """(rules, rejects, increment) of an IXFR'd zone from the names it changed alone: the
+    last good copy's counts, minus the changed triggers' old rules, plus their new ones.
+    None when that cannot be done (no counts stored, too many changes): parse it all.
+
+    The increment names every trigger whose rules changed (`removed`: the old rules at these
+    names no longer hold) and their rules now (`added`), for the server to put live before
+    the full rebuild (`resolver.transfer.overlay`). None when a change removes an exception
+    (`rpz-passthru`), which the overlay cannot express."""
+    if zone.before is None or not last.get("rules"):
+        return None
+    triggers = {owner.removeprefix("*.") for owner in zone.before if owner != APEX}
+    if len(triggers) > INCREMENT_LIMIT:
+        return None
+    before = zone.before
+    old = parse_lines(_trigger_lines(zone, triggers, lambda o: before.get(o, zone.owners.get(o))))
+    new = parse_lines(_trigger_lines(zone, triggers, zone.owners.get))
+    rules = int(last["rules"]) - len(old.entries) + len(new.entries)
+    rejects = Counter(last.get("rejects") or {})
+    rejects.subtract(old.reject_counts())
+    rejects.update(new.reject_counts())
+    increment = None
+    if not any(e.action is RuleAction.ALLOW for e in old.entries):
+        increment = {
+            "removed": sorted({e.name for e in (*old.entries, *new.entries)}),
+            "added": [[e.name, e.scope.value, e.action.value, e.target] for e in new.entries],
+        }
+    return rules, {k: v for k, v in rejects.items() if v > 0}, increment
+
+
+def _trigger_lines(
+    zone: CompactZone, triggers: set[str], text: Callable[[str], str | None]
+) -> Iterator[str]:
+    """The zone-file lines of `triggers` (each name and its `*.` wildcard) as `text` gives them."""
+    yield f"$ORIGIN {zone.origin.to_text()}\n"
+    for trigger in triggers:
+        for owner in (trigger, f"*.{trigger}"):
+            records = text(owner)
+            if records is not None:
+                yield from (f"{owner} {line}\n" for line in records.split("\n"))
 
 
 class _Size:
-    """Counts the zone text on its way to the parser (an IXFR is small, its result may not be)."""
+    """Encodes the zone on its way to disk, hashing it and refusing it past the size limits
+    (an IXFR is small; the zone it makes may not be)."""
 
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.lines = 0
+    def __init__(self, job: Job, serial: int) -> None:
+        self.job = job
+        self.serial = serial
+        self.digest = hashlib.sha256()
 
-    def count(self, lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
-            self.bytes += len(line)
-            self.lines += 1
-            yield line
+    def encode(self, lines: Iterator[str]) -> Iterator[bytes]:
+        size = 0
+        limit, max_records = self.job.max_bytes, self.job.spec.max_records
+        for records, line in enumerate(lines):  # from 0: the $ORIGIN line is not a record
+            data = line.encode("ascii")
+            size += len(data)
+            if size > limit or records > max_records:
+                raise TransferFailed(
+                    "oversized",
+                    f"serial {self.serial} would make the zone over {size} bytes, "
+                    f"{records} records (limits: lists.max_bytes {limit}, "
+                    f"max_records {max_records})",
+                )
+            self.digest.update(data)
+            yield data
 
 
 if __name__ == "__main__":  # the child process

@@ -2,17 +2,21 @@
 
 dnspython's `dns.xfr.Inbound` runs the transfer state machine (IXFR deltas, an IXFR answered
 AXFR-style, the serial checks, TSIG on the first and last message); the message loop is ours
-because it must count what arrives: a zone over `max_bytes` or `max_records` is cut off while it
-streams in, never held whole. Every failure comes out as `TransferFailed` with a reason from
-`REASONS` (the metric's bounded label set) and a message for the operator.
+because it must count what arrives (a zone over `max_bytes` or `max_records` is cut off while it
+streams in) and keep reading while dnspython parses (`_Receiver`). Every failure comes out as
+`TransferFailed` with a reason from `REASONS` (the metric's bounded label set) and a message for
+the operator.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import queue
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,36 +115,34 @@ def transfer(
             dns.xfr.Inbound(zone, rdtype, serial) as inbound,
         ):
             sock.sendall(_LENGTH.pack(len(wire)) + wire)
+            receiver = _Receiver(sock, deadline, max_bytes)
             tsig_ctx = None
             first = True
             done = False
-            while not done:
-                data = _read_message(sock, deadline)
-                received.bytes += len(data) + 2
-                if received.bytes > max_bytes:
-                    raise TransferFailed(
-                        "oversized", f"zone over lists.max_bytes ({max_bytes} bytes)"
+            try:
+                while not done:
+                    reply = dns.message.from_wire(
+                        receiver.next(),
+                        keyring=query.keyring,
+                        request_mac=query.mac,
+                        xfr=True,
+                        origin=zone.origin,
+                        tsig_ctx=tsig_ctx,
+                        multi=True,
+                        one_rr_per_rrset=rdtype == dns.rdatatype.IXFR,
                     )
-                reply = dns.message.from_wire(
-                    data,
-                    keyring=query.keyring,
-                    request_mac=query.mac,
-                    xfr=True,
-                    origin=zone.origin,
-                    tsig_ctx=tsig_ctx,
-                    multi=True,
-                    one_rr_per_rrset=rdtype == dns.rdatatype.IXFR,
-                )
-                if not query.is_response(reply, xfr_continuation=not first):
-                    raise TransferFailed("malformed", "a reply that does not match our query")
-                received.records += sum(len(rrset) for rrset in reply.answer)
-                if received.records > spec.max_records:
-                    raise TransferFailed(
-                        "oversized", f"zone over max_records ({spec.max_records} records)"
-                    )
-                first = False
-                done = inbound.process_message(reply)
-                tsig_ctx = reply.tsig_ctx
+                    if not query.is_response(reply, xfr_continuation=not first):
+                        raise TransferFailed("malformed", "a reply that does not match our query")
+                    received.records += sum(len(rrset) for rrset in reply.answer)
+                    if received.records > spec.max_records:
+                        raise TransferFailed(
+                            "oversized", f"zone over max_records ({spec.max_records} records)"
+                        )
+                    first = False
+                    done = inbound.process_message(reply)
+                    tsig_ctx = reply.tsig_ctx
+            finally:
+                received.bytes = receiver.stop()
             if received.style == "ixfr" and not inbound.incremental:
                 received.style = "axfr"  # the primary answered the IXFR with the whole zone
     except _EXPECTED as exc:
@@ -176,20 +178,66 @@ async def query_serial(
     raise TransferFailed("malformed", f"no SOA for {spec.zone} in the primary's answer")
 
 
-def _read_message(sock: socket.socket, deadline: float) -> bytes:
-    (length,) = _LENGTH.unpack(_read(sock, 2, deadline))
-    return _read(sock, length, deadline)
+class _Receiver:
+    """Drains the connection on a thread of its own while the caller parses.
 
+    Parsing runs at dnspython's pace (tens of microseconds a record, at idle priority), while a
+    primary sending a large zone gives a silent peer well under a second per write (Knot's
+    `tcp-io-timeout` is 500 ms) before it hangs up. So messages are read as they come and queued,
+    counted against `max_bytes` as they arrive.
+    """
 
-def _read(sock: socket.socket, count: int, deadline: float) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        sock.settimeout(min(MESSAGE_TIMEOUT, _left(deadline)))
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            raise TransferFailed("truncated", "the primary closed the connection mid-transfer")
-        data += chunk
-    return bytes(data)
+    def __init__(self, sock: socket.socket, deadline: float, max_bytes: int) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.queue: queue.SimpleQueue[bytes | BaseException] = queue.SimpleQueue()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="xfr-receive", daemon=True)
+        self.thread.start()
+
+    def next(self) -> bytes:
+        """The next message; raises what ended the stream (EOF, a timeout, the size cap)."""
+        try:
+            item = self.queue.get(timeout=_left(self.deadline))
+        except queue.Empty:
+            raise TimeoutError from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> int:
+        """End the reading thread; the bytes received."""
+        self.stopping = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join()
+        return self.bytes
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping:
+                (length,) = _LENGTH.unpack(self._read(2))
+                data = self._read(length)
+                self.bytes += length + 2
+                if self.bytes > self.max_bytes:
+                    raise TransferFailed(
+                        "oversized", f"zone over lists.max_bytes ({self.max_bytes} bytes)"
+                    )
+                self.queue.put(data)
+        except BaseException as exc:  # handed to the parsing side, which raises it
+            self.queue.put(exc)
+
+    def _read(self, count: int) -> bytes:
+        data = bytearray()
+        while len(data) < count:
+            self.sock.settimeout(min(MESSAGE_TIMEOUT, _left(self.deadline)))
+            chunk = self.sock.recv(count - len(data))
+            if not chunk:
+                raise TransferFailed("truncated", "the primary closed the connection mid-transfer")
+            data += chunk
+        return bytes(data)
 
 
 def _left(deadline: float) -> float:

@@ -32,6 +32,9 @@ class CompactZone(dns.transaction.TransactionManager):
     def __init__(self, origin: str) -> None:
         self.origin = dns.name.from_text(origin)  # absolute
         self.owners: dict[str, str] = {}
+        # The owners incremental transfers changed, with their text before the first change
+        # (None: the owner was absent); None once a full transfer replaced everything.
+        self.before: dict[str, str | None] | None = {}
 
     # -- what the transfer code asks ----------------------------------------------------------
 
@@ -166,6 +169,11 @@ class _Transaction(dns.transaction.Transaction):
             return
         zone = self.zone
         owners = {} if self.replacement else zone.owners
+        if self.replacement:
+            zone.before = None
+        elif zone.before is not None:
+            for owner in self.changes:
+                zone.before.setdefault(owner, owners.get(owner))
         for owner, text in self.changes.items():
             if text is None:
                 owners.pop(owner, None)

@@ -134,6 +134,7 @@ def test_transfer_at_start_then_update_notify_ixfr_and_bad_tsig(
     wait_for(lambda: not blocked(rp, "old.w.example.org"), "the removed name is free", rp)
     state = status(admin)
     assert state["serial"] == serial and state["completed"].get("ixfr") == 1
+    assert state["increments"] == 1  # served at once, before the rebuild of the index
     assert "IXFR, outgoing" in primary.output()
     assert metric(admin, "safe_resolver_transfer_completed_total", style="ixfr") == 1
     assert metric(admin, "safe_resolver_transfer_serial", source="authority") == serial
@@ -236,3 +237,35 @@ def test_oversized_update_is_refused_and_the_list_kept(
     wait_for(lambda: metric(admin, failures, reason="oversized") == 1, "oversized refused", rp)
     assert blocked(rp, "n19.w.example.org") and not blocked(rp, "more0.w.example.org")
     assert status(admin)["rules"] == 20 and "lists.max_bytes" in status(admin)["last_error"]
+
+
+def test_an_ixfr_goes_live_even_while_the_policy_cannot_be_rebuilt(
+    knot: Knot, resolver_proc: ResolverFactory, authority: Authority, tmp_path: Path
+) -> None:
+    """The increment path at work: the full rebuild fails (the operator broke the policy
+    file), yet the authority's change is enforced; the repaired policy folds it in."""
+    port = free_port()
+    primary = knot({ZONE: rpz_zone(ZONE, ["one.w.example.org", "two.w.example.org"])},
+                   notify_port=port)  # fmt: skip
+    policy_path = policy(tmp_path, primary.address)
+    rp, admin = start_resolver(resolver_proc, authority, policy_path, port)
+    wait_for(lambda: blocked(rp, "one.w.example.org"), "the first transfer", rp)
+    good = policy_path.read_text()
+    policy_path.write_text(good.replace("age: unrestricted", "age: sometimes"))
+
+    primary.update(ZONE, add=["three.w.example.org"], remove=["one.w.example.org"])
+    wait_for(lambda: blocked(rp, "three.w.example.org"), "the increment goes live", rp)
+    assert not blocked(rp, "one.w.example.org") and blocked(rp, "two.w.example.org")
+    wait_for(lambda: "reload failed" in (status(admin)["last_error"] or ""), "the reload fails", rp)
+    assert status(admin)["increments"] == 1
+
+    policy_path.write_text(good)
+    with urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{admin}/api/v1/reload", data=b""), timeout=60
+    ) as resp:
+        assert json.loads(resp.read())["ok"] is True
+    assert blocked(rp, "three.w.example.org") and not blocked(rp, "one.w.example.org")
+    primary.update(ZONE, add=["four.w.example.org"])  # the next one folds everything in
+    wait_for(lambda: blocked(rp, "four.w.example.org"), "the next increment", rp)
+    wait_for(lambda: status(admin)["last_error"] is None, "a clean rebuild", rp)
+    assert blocked(rp, "three.w.example.org") and blocked(rp, "two.w.example.org")

@@ -51,6 +51,7 @@ def test_axfr_then_ixfr_and_up_to_date(knot: Knot, tmp_path: Path) -> None:
     primary = knot({ZONE: rpz_zone(ZONE, names(50))})
     first = pull(job(tmp_path, primary.port))
     assert first["status"] == "updated" and first["style"] == "axfr"
+    assert first["increment"] is None  # a full transfer: the full rebuild brings it
     assert first["serial"] == 1 and first["rules"] == 50
     copy = tmp_path / "lists" / "authority.rpz"
     meta = read_meta(copy)
@@ -62,12 +63,29 @@ def test_axfr_then_ixfr_and_up_to_date(knot: Knot, tmp_path: Path) -> None:
     second = pull(job(tmp_path, primary.port))
     assert second["status"] == "updated" and second["style"] == "ixfr"
     assert second["rules"] == 50  # one removed, one added (apex and below fold into one rule)
+    # What changed, for the server to serve at once (counted from the changed names alone).
+    assert second["increment"] == {
+        "removed": ["bad0.example", "fresh.example"],
+        "added": [["fresh.example", "subtree", "nxdomain", None]],
+    }
     entries = {e.name for e in read_list(copy, "rpz").entries}
     assert "fresh.example" in entries and "bad0.example" not in entries
+    assert len(entries) == second["rules"]
     assert "IXFR, outgoing" in primary.output()
 
     third = pull(job(tmp_path, primary.port))
     assert third["status"] == "unchanged" and third["style"] == "up-to-date"
+
+
+def test_an_ixfr_removing_an_exception_leaves_it_to_the_full_rebuild(
+    knot: Knot, tmp_path: Path
+) -> None:
+    primary = knot({ZONE: rpz_zone(ZONE, names(5))})
+    primary.update(ZONE, add=["ok.bad1.example"], rdata="rpz-passthru.")
+    assert pull(job(tmp_path, primary.port))["rules"] == 6
+    primary.update(ZONE, remove=["ok.bad1.example"], add=["new.example"])
+    outcome = pull(job(tmp_path, primary.port))
+    assert outcome["style"] == "ixfr" and outcome["rules"] == 6 and outcome["increment"] is None
 
 
 def test_bad_tsig_is_refused_and_the_copy_kept(knot: Knot, tmp_path: Path) -> None:
