@@ -51,7 +51,7 @@ from resolver.transfer.audit import record_version
 from resolver.transfer.overlay import Increments
 from resolver.transfer.pull import Job
 from resolver.transfer.xfr import TransferFailed, keyring, query_serial
-from resolver.update.runner import read_meta
+from resolver.update.meta import read_meta
 from resolver.worker import WorkerFailed, run_idle
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from resolver.lists.model import RuleAction
 from resolver.lists.reader import parse_lines
 from resolver.transfer.xfr import TransferFailed, keyring, transfer
 from resolver.transfer.zone import APEX, CompactZone
-from resolver.update.runner import meta_path, read_meta
+from resolver.update.meta import meta_path, read_meta
 
 TRANSFER_LIFETIME = 1800.0  # seconds one transfer may take in all (a 10M-record AXFR included)
 INCREMENT_LIMIT = 50_000  # changed names an IXFR may carry and still go live as an increment

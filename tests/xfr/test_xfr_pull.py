@@ -20,7 +20,7 @@ from resolver.lists.catalogue import TransferSpec, TsigKey
 from resolver.lists.reader import read_list
 from resolver.transfer.pull import Job, pull
 from resolver.transfer.zone import CompactZone
-from resolver.update.runner import read_meta
+from resolver.update.meta import read_meta
 
 ZONE = "rpz.test"
 Knot = Callable[..., KnotPrimary]
