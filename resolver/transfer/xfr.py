@@ -18,6 +18,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,16 +122,18 @@ def transfer(
             done = False
             try:
                 while not done:
-                    reply = dns.message.from_wire(
-                        receiver.next(),
-                        keyring=query.keyring,
-                        request_mac=query.mac,
-                        xfr=True,
-                        origin=zone.origin,
-                        tsig_ctx=tsig_ctx,
-                        multi=True,
-                        one_rr_per_rrset=rdtype == dns.rdatatype.IXFR,
-                    )
+                    data, arrived = receiver.next()
+                    with _tsig_clock(arrived):
+                        reply = dns.message.from_wire(
+                            data,
+                            keyring=query.keyring,
+                            request_mac=query.mac,
+                            xfr=True,
+                            origin=zone.origin,
+                            tsig_ctx=tsig_ctx,
+                            multi=True,
+                            one_rr_per_rrset=rdtype == dns.rdatatype.IXFR,
+                        )
                     if not query.is_response(reply, xfr_continuation=not first):
                         raise TransferFailed("malformed", "a reply that does not match our query")
                     received.records += sum(len(rrset) for rrset in reply.answer)
@@ -192,13 +195,15 @@ class _Receiver:
         self.deadline = deadline
         self.max_bytes = max_bytes
         self.bytes = 0
-        self.queue: queue.SimpleQueue[bytes | BaseException] = queue.SimpleQueue()
+        # (message, unix time it arrived) or what ended the stream
+        self.queue: queue.SimpleQueue[tuple[bytes, float] | BaseException] = queue.SimpleQueue()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="xfr-receive", daemon=True)
         self.thread.start()
 
-    def next(self) -> bytes:
-        """The next message; raises what ended the stream (EOF, a timeout, the size cap)."""
+    def next(self) -> tuple[bytes, float]:
+        """The next message and when it arrived; raises what ended the stream (EOF, a
+        timeout, the size cap)."""
         try:
             item = self.queue.get(timeout=_left(self.deadline))
         except queue.Empty:
@@ -225,7 +230,7 @@ class _Receiver:
                     raise TransferFailed(
                         "oversized", f"zone over lists.max_bytes ({self.max_bytes} bytes)"
                     )
-                self.queue.put(data)
+                self.queue.put((data, time.time()))
         except BaseException as exc:  # handed to the parsing side, which raises it
             self.queue.put(exc)
 
@@ -238,6 +243,30 @@ class _Receiver:
                 raise TransferFailed("truncated", "the primary closed the connection mid-transfer")
             data += chunk
         return bytes(data)
+
+
+@contextlib.contextmanager
+def _tsig_clock(arrived: float) -> Iterator[None]:
+    """dnspython checks a TSIG's time against the clock when it parses the message; a large
+    zone is parsed minutes after it arrived (the receiver runs ahead), which would fail the
+    check past the signer's fudge (300 s). RFC 8945 5.2.3 checks the time at receipt: parse
+    with the clock dnspython reads set to the message's arrival. The transfer process alone
+    does this, on its one parsing thread."""
+    namespace = vars(dns.message)
+    real = namespace["time"]
+    namespace["time"] = _Clock(arrived)
+    try:
+        yield
+    finally:
+        namespace["time"] = real
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
 
 
 def _left(deadline: float) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,12 +14,15 @@ import dns.message
 import dns.name
 import dns.rdata
 import dns.rrset
+import dns.tsig
+import dns.tsigkeyring
 import pytest
 from support.knot import KEY_NAME, SECRET, KnotPrimary, rpz_zone, write_secret
 
 from resolver.lists.catalogue import TransferSpec, TsigKey
 from resolver.lists.reader import read_list
 from resolver.transfer.pull import Job, pull
+from resolver.transfer.xfr import _tsig_clock
 from resolver.transfer.zone import CompactZone
 from resolver.update.meta import read_meta
 
@@ -213,3 +217,20 @@ def test_compact_zone_round_trip(tmp_path: Path) -> None:
     assert CompactZone.load(path, "other.test.") is None
     entries = {(e.name, e.target) for e in read_list(path, "rpz").entries}
     assert ("a.example", None) in entries and ("b", "192.0.2.1") in entries
+
+
+def test_tsig_time_is_checked_at_arrival() -> None:
+    """A big zone is parsed long after it arrived: its signatures' time is checked against
+    the arrival (RFC 8945 5.2.3), not against the moment dnspython gets to them."""
+    keys = dns.tsigkeyring.from_text({KEY_NAME: ("hmac-sha256", SECRET)})
+    query = dns.message.make_query(f"{ZONE}.", "SOA")
+    query.use_tsig(keys, KEY_NAME)
+    query.to_wire()
+    reply = dns.message.make_response(query)
+    long_ago = time.time() - 3600
+    with _tsig_clock(long_ago):
+        wire = reply.to_wire()  # signed an hour ago
+    with pytest.raises(dns.tsig.BadTime):
+        dns.message.from_wire(wire, keyring=keys, request_mac=query.mac)
+    with _tsig_clock(long_ago + 5):  # arrived 5 s after it was signed
+        assert dns.message.from_wire(wire, keyring=keys, request_mac=query.mac).had_tsig
