@@ -272,7 +272,10 @@ class Puller:
             outcome: dict[str, Any] = json.loads(output.splitlines()[-1])
         except (WorkerFailed, OSError, ValueError, IndexError) as exc:
             raise TransferFailed("worker", f"transfer process: {exc}") from None
-        log.info("transfer source=%s %s", self.source.id, outcome)
+        shown = {key: value for key, value in outcome.items() if key != "increment"}
+        if outcome.get("increment"):
+            shown["increment_names"] = len(outcome["increment"]["removed"])
+        log.info("transfer source=%s %s", self.source.id, shown)
         return outcome
 
     def _child(self, job: str) -> str:

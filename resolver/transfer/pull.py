@@ -1,11 +1,12 @@
 """Pull one zone into its last good copy: the job the transfer manager runs in a child process.
 
 `python -m resolver.transfer.pull JOB_JSON` loads the stored copy, brings it up to the primary's
-version (IXFR from the stored serial, AXFR when there is none), parses the result as RPZ and
-replaces the copy only when it is sound: at least one rule, and no fewer than `min_keep_ratio`
-of the last good copy's rules (an authority's broken export must not unblock half the mandated
-list; an operator who expects the shrink lowers `lists.min_keep_ratio` and reloads). The copy
-and its sidecar `<id>.meta.json` are replaced atomically. It prints one JSON line: the outcome.
+version (IXFR from the stored serial, AXFR when there is none), counts its rules (after an IXFR
+from the changed names alone) and replaces the copy only when it is sound: at least one rule, no
+fewer than `min_keep_ratio` of the last good copy's rules (an authority's broken export must not
+unblock half the mandated list; an operator who expects the shrink lowers `lists.min_keep_ratio`
+and reloads), within the size limits. The copy and its sidecar `<id>.meta.json` are replaced
+atomically. It prints one JSON line: the outcome, with an IXFR's increment for the server.
 
 A child process, because parsing a million transferred records with dnspython costs over a
 minute of CPU that would otherwise hold the server's GIL; it runs at idle priority on the CPUs
