@@ -113,7 +113,8 @@ def _commit(job: Job, zone: CompactZone, style: str) -> dict[str, Any]:
         raise TransferFailed(
             "shrink",
             f"serial {soa.serial} would shrink the list from {before} to {rules} rules "
-            f"(below lists.min_keep_ratio {job.min_keep_ratio:g}); last good copy kept",
+            f"(below lists.min_keep_ratio {job.min_keep_ratio:g}); last good copy kept "
+            "(to accept it: lower lists.min_keep_ratio and reload)",
         )
     size = _Size(job, int(soa.serial))
     atomic_write(job.copy, size.encode(zone.lines()))
