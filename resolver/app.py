@@ -332,8 +332,6 @@ async def serve(cfg: ServerConfig) -> int:
             await service.querylog.start()
         await service.start_dns()
         await service.start_http()
-        if service.transfers is not None:
-            await service.transfers.start()
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         await service.stop()
@@ -342,6 +340,8 @@ async def serve(cfg: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(service.reload()))
+    if service.transfers is not None:
+        await service.transfers.start()  # after the handlers: it reads the policy in a thread
     await service.stopping.wait()
     log.warning("stopping: finishing %d queries in flight", len(service.inflight.tasks))
     await service.stop()
