@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ class SnapshotHolder:
         self.path: Path | None = None
         self._prepared: tuple[int, Path, PolicySnapshot] | None = None
         self._thread = low_priority_thread()
+        # What every snapshot gets before it serves: zone-transfer increments not compiled in
+        # yet beside its mandated index (resolver.transfer.overlay). `refresh` re-applies it.
+        self.transform: Callable[[PolicySnapshot], PolicySnapshot] | None = None
 
     async def prepare(self, generation: int, path: Path | str) -> PolicySnapshot:
         """Map and check snapshot file `path` as `generation`; raises SnapshotFileError."""
@@ -61,6 +65,8 @@ class SnapshotHolder:
             snapshot: PolicySnapshot = await self.in_thread(map_snapshot, Path(path), generation)
         finally:
             sys.setswitchinterval(interval)
+        if self.transform is not None:
+            snapshot = self.transform(snapshot)
         self._prepared = (generation, Path(path), snapshot)
         return snapshot
 
@@ -104,6 +110,14 @@ class SnapshotHolder:
         if old is not None:
             self._free(old)
         return True
+
+    def refresh(self) -> None:
+        """Serve the current snapshot again through `transform` (new increments): the same
+        mapped indexes, so nothing is freed."""
+        if self.current is None or self.transform is None:
+            return
+        self.current = self.transform(self.current)
+        self.serving = (self.current, DecisionMemo(self.current))
 
     def abort(self, generation: int | None = None) -> None:
         """Drop the prepared snapshot (only `generation`'s, if given)."""

@@ -64,6 +64,26 @@ _UPSTREAM_COUNTERS = tuple(
 
 
 @dataclass(slots=True)
+class TransferStats:
+    """One zone-transfer list source, as `resolver.transfer.manager` keeps it current."""
+
+    source: str
+    category: str
+    zone: str
+    primary: str
+    serial: int | None = None  # of the last good copy
+    rules: int = 0  # in the last good copy
+    last_success: float = 0.0  # unix time the copy was last found current (0: never)
+    last_change: float = 0.0  # unix time a new version last went in
+    last_error: str = ""  # "" while the last attempt succeeded
+    next_refresh: float = 0.0  # unix time of the next scheduled check
+    attempts: int = 0
+    increments: int = 0  # IXFRs served at once from a small index beside the compiled one
+    completed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by style
+    failures: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by reason
+
+
+@dataclass(slots=True)
 class Stats:
     """All counters of one resolver process."""
 
@@ -114,6 +134,8 @@ class Stats:
     # "supervisor", "worker-N" -> resources; each process fills its own, the supervisor's view
     # holds every live one (never summed by `add`: they are per process).
     processes: dict[str, ProcessSample] = field(default_factory=dict)
+    transfers: dict[str, TransferStats] = field(default_factory=dict)  # by list source id
+    notifies: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by outcome
 
     def add(self, other: Stats) -> None:
         """Add `other`'s counters to these (one worker's share of the traffic): every number
@@ -153,6 +175,6 @@ SERVICE_FIELDS = frozenset((
     "reload_last_error", "policy_generation", "list_sizes", "list_updated", "querylog_written",
     "querylog_failed_batches", "http_connections", "http_closed", "http_bad_requests",
     "reload_last_ok", "rollup_writes", "rollup_failed_writes", "rollup_written_at", "list_stale",
-    "processes",
+    "processes", "transfers",
 ))  # fmt: skip
 _ADDED = tuple(f.name for f in fields(Stats) if f.name not in SERVICE_FIELDS)

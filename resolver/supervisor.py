@@ -43,6 +43,7 @@ from resolver import __version__
 from resolver.build.listfile import rule_line
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
+from resolver.dns.packet import Malformed, read_query
 from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
 from resolver.policy.decide import decide
@@ -56,6 +57,9 @@ from resolver.stats import Stats
 from resolver.store.audit import AuditEntry, list_facts, record_list_version
 from resolver.store.base import RequestStore
 from resolver.store.querylog import QueryLog
+from resolver.transfer.manager import TransferManager
+from resolver.transfer.notify import NotifySink
+from resolver.transfer.overlay import Increments
 
 if TYPE_CHECKING:
     from resolver.http.devices import DeviceSetup
@@ -146,6 +150,8 @@ class WorkerPool:
             "op": "hello", "config": self.sup.cfg, "worker": slot.number,
             "path": str(holder.path) if holder.path else None,
             "generation": self.sup.generation, "listen": self.sup.listen,
+            "primaries": self.sup.primaries(),
+            "increments": self.sup.increments(),
         })  # fmt: skip
         slot.generation = self.sup.generation
         loop = asyncio.get_running_loop()
@@ -173,7 +179,15 @@ class WorkerPool:
         elif op == "failed":
             slot.failed = str(message["error"])
             slot.ready.set()
+        elif op == "notify":
+            return {"answer": self.sup.answer_notify(message["data"], message["client"])}
         return None
+
+    def tell(self, message: Message) -> None:
+        """A notice to every live worker (no reply awaited)."""
+        for slot in self._live():
+            assert slot.channel is not None
+            slot.channel.notify(message)
 
     async def _watch(self, slot: Slot, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
@@ -364,6 +378,19 @@ class Supervisor:
         self.sampler = ProcessSampler()
         self.stopping = asyncio.Event()
         self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
+        # Zone-transfer list sources (resolver/transfer): pulled at start, on NOTIFY (which a
+        # worker passes up here), on the zone's refresh timer.
+        self.transfers: TransferManager | None = None
+        self.notify_sink: NotifySink | None = None
+        if cfg.policy is not None:
+            self.transfers = TransferManager(
+                cfg.policy,
+                self.own,
+                lambda: self.reload(cause="transfer"),
+                self.holder,
+                self._increments_changed,
+            )
+            self.notify_sink = NotifySink(self.transfers, self.own)
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -382,6 +409,30 @@ class Supervisor:
         self._note_reload(result, 0.0)
         await self._audit_reload("start", self.last_reload)
         return []
+
+    def primaries(self) -> list[str]:
+        """The zone-transfer primaries' addresses: a worker passes their NOTIFYs up here."""
+        if self.transfers is None:
+            return []
+        return sorted({puller.host for puller in self.transfers.pullers.values()})
+
+    def increments(self) -> list[Any]:
+        """The IXFR increments every serving process puts beside its mandated index."""
+        return list(self.transfers.increments.pending) if self.transfers is not None else []
+
+    def answer_notify(self, data: bytes, client: str) -> bytes | None:
+        """A worker's NOTIFY, answered by the transfer manager (None: no zone is transferred,
+        or not a query the reader accepts)."""
+        if self.notify_sink is None:
+            return None
+        try:
+            query = read_query(data)
+        except Malformed:
+            return None
+        return self.notify_sink.notify(query, data, client)
+
+    async def _increments_changed(self, increments: Increments) -> None:
+        self.pool.tell({"op": "increments", "pending": list(increments.pending)})
 
     async def start(self) -> None:
         self._background(self.lag.run(self.stopping))
@@ -500,6 +551,8 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
+        if self.transfers is not None:
+            await self.transfers.stop()
         for task in list(self._tasks):
             task.cancel()
         await self.pool.stop()
@@ -526,14 +579,28 @@ class Supervisor:
     async def _reload_loop(self, accept_shrink: bool) -> dict[str, Any]:
         self.notifier.reloading()
         certificate = await self._reload_tls()
-        result = await self._reload_once(accept_shrink)
+        result = await self._reload_transfers(accept_shrink)
         while self._again:
             self._again = False
             certificate = await self._reload_tls()
-            result = await self._reload_once(accept_shrink)
+            result = await self._reload_transfers(accept_shrink)
         if certificate:
             result = self.last_reload = {**result, "certificate_error": certificate}
         self.notifier.ready(self.systemd_status())
+        return result
+
+    async def _reload_transfers(self, accept_shrink: bool) -> dict[str, Any]:
+        """A reload, with the zone-transfer sources followed: IXFR increments put live before
+        it began are compiled in once it succeeds (dropped from the overlay), and sources the
+        new policy adds, changes or removes start or stop."""
+        transfers = self.transfers
+        mark = transfers.mark() if transfers is not None else 0
+        result = await self._reload_once(accept_shrink)
+        if transfers is not None and transfers.running:
+            if result["ok"]:
+                await transfers.fold(mark)
+            await transfers.configure()
+            self.pool.tell({"op": "primaries", "addresses": self.primaries()})
         return result
 
     def systemd_status(self) -> str:
@@ -682,6 +749,7 @@ class Supervisor:
             "cache_entries": stats.cache_size,
             "profiles": list(snapshot.profile_ids) if snapshot else [],
             "last_reload": self.last_reload,
+            "transfers": self.transfers.status() if self.transfers is not None else [],
             "workers": self.pool.status(),
             "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
         }
@@ -723,6 +791,9 @@ class Supervisor:
         total.http_connections = own.http_connections  # the web apps run here only
         total.http_closed = own.http_closed
         total.http_bad_requests = own.http_bad_requests
+        total.transfers = own.transfers  # the transfer manager runs here only
+        for outcome, count in own.notifies.items():
+            total.notifies[outcome] += count
         return total
 
     async def refresh_stats(self) -> None:
@@ -905,6 +976,9 @@ async def serve(cfg: ServerConfig) -> int:
     # this loop, while the supervisor replaces a worker whose own loop stops reporting.
     sup.notifier.ready(sup.systemd_status())
     sup.notifier.start_watchdog()
+    if sup.transfers is not None:
+        await sup.transfers.start()  # pulls in the background; NOTIFYs reach it from now on
+        sup.pool.tell({"op": "primaries", "addresses": sup.primaries()})
     await sup.stopping.wait()
     sup.notifier.stopping()
     log.warning("stopping: draining %d workers", len(sup.pool.slots))

@@ -25,12 +25,12 @@ import socket
 import sys
 import time
 from datetime import tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from resolver import logs
 from resolver.config import ServerConfig
-from resolver.control import Channel, Message
+from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
@@ -44,6 +44,7 @@ from resolver.procstats import LagProbe, ProcessSampler
 from resolver.rollup import Rollup
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
+from resolver.transfer.overlay import Increments
 
 if TYPE_CHECKING:
     from resolver.dns.encrypted import EncryptedListeners
@@ -81,6 +82,31 @@ class LogRelay:
             self.channel.notify({"op": "log", "events": batch})
 
 
+class NotifyRelay:
+    """The handler's NOTIFY sink in a worker: a NOTIFY goes up to the supervisor, whose transfer
+    manager knows the primaries, zones and keys, and its answer comes back. Only while some
+    zone is transferred (the supervisor says which primaries there are)."""
+
+    TIMEOUT = 5.0  # seconds the supervisor may take to answer
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.primaries: frozenset[str] = frozenset()
+
+    def wants(self, client: str) -> bool:
+        return bool(self.primaries)
+
+    async def notify(self, data: bytes, client: str) -> bytes | None:
+        try:
+            reply = await self.channel.request(
+                {"op": "notify", "data": data, "client": client}, self.TIMEOUT
+            )
+        except (ChannelClosed, TimeoutError):
+            return None
+        answer = reply.get("answer")
+        return answer if isinstance(answer, bytes) else None
+
+
 class Worker:
     """One worker's DNS side: handler, cache, forwarder, listeners and its snapshot holder."""
 
@@ -90,6 +116,9 @@ class Worker:
         self.channel = channel
         self.stats = Stats()
         self.holder = SnapshotHolder(self.stats)
+        self.increments = Increments()  # zone-transfer IXFRs not compiled in yet
+        self.holder.transform = self.increments.apply
+        self.notify = NotifyRelay(channel)
         self.relay = LogRelay(channel, self.stats, cfg.querylog.queue_size)
         self.rollup = Rollup() if cfg.querylog.enabled else None
         self.lag = LagProbe()
@@ -110,6 +139,7 @@ class Worker:
             limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
             identity_limiter=identity_limiter(cfg),
         )
+        self.handler.notify_sink = self.notify
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
         self.udp_transports: list[asyncio.BaseTransport] = []
@@ -133,6 +163,12 @@ class Worker:
         if self.encrypted is not None:
             bound += await self.encrypted.start(self.number, tcp_socket, udp_socket)
         return bound
+
+    async def set_increments(self, pending: list[Any]) -> None:
+        """Serve the supervisor's pending IXFR increments beside the mandated index."""
+        self.increments.pending = list(pending)
+        await self.holder.in_thread(self.increments.compose)
+        self.holder.refresh()
 
     async def handle(self, message: Message) -> Message | None:
         """The supervisor's requests."""
@@ -158,6 +194,12 @@ class Worker:
             return {"stats": self.stats}
         if op == "tls":
             return reload_tls(self)
+        if op == "primaries":
+            self.notify.primaries = frozenset(message["addresses"])
+            return None
+        if op == "increments":
+            await self.set_increments(message["pending"])
+            return None
         if op == "stop":
             self.stopping.set()
             return {}
@@ -332,6 +374,9 @@ async def run(control_fd: int) -> int:
     logs.setup(cfg.log_level, f"worker-{number}")
     worker = Worker(cfg, number, channel)
     try:
+        worker.notify.primaries = frozenset(first.get("primaries") or ())
+        if first.get("increments"):
+            await worker.set_increments(first["increments"])
         if first.get("path"):
             await worker.holder.prepare(first["generation"], first["path"])
             worker.holder.commit(first["generation"])

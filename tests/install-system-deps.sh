@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), kdig for DNS over
+# Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), knotd (knot, the
+# primary the zone-transfer tests pull from), kdig for DNS over
 # TLS and HTTPS (knot-dnsutils), curl (DoH over HTTP/2), Chromium, the PostgreSQL server (the
 # query-log tests run their own throwaway cluster with initdb/pg_ctl) and promtool (checks and
 # unit-tests deploy/prometheus's alert rules). promtool is taken out of Debian's `prometheus`
@@ -18,6 +19,7 @@ else
     command -v chromium >/dev/null 2>&1 || want="$want chromium"
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || want="$want postgresql"
     command -v promtool >/dev/null 2>&1 || promtool=yes
+    command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || want="$want knot"
 fi
 [ -z "$want" ] && [ -z "$promtool" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 IDLE = os.sched_param(0)
@@ -32,9 +33,10 @@ class ChildFailed(Exception):
     """The child exited with an error status or was killed."""
 
 
-def run_idle(module: str, *args: str) -> str:
+def run_idle(module: str, *args: str, on_start: Callable[[int], None] | None = None) -> str:
     """Run `python -m module *args` as a SCHED_IDLE child and return its standard output.
-    Blocks until the child exits: call it from a thread, never from the event loop."""
+    Blocks until the child exits: call it from a thread, never from the event loop.
+    `on_start` gets the child's pid (a caller that may need to stop it early keeps it)."""
     read_end, write_end = os.pipe()
     try:
         pid = os.posix_spawn(
@@ -48,6 +50,8 @@ def run_idle(module: str, *args: str) -> str:
         raise
     finally:
         os.close(write_end)
+    if on_start is not None:
+        on_start(pid)
     with contextlib.suppress(OSError):  # exited already, or a sandbox refuses: it runs anyway
         os.sched_setscheduler(pid, os.SCHED_IDLE, IDLE)
     with contextlib.suppress(OSError):  # exited, or the cgroup allows none of those CPUs

@@ -22,6 +22,7 @@ from resolver.build import lastgood, snapshotfile
 from resolver.build.indexes import ListInput, cached_index, digest, save_index
 from resolver.lists.catalogue import (
     CatalogueError,
+    ListsSettings,
     Source,
     lists_settings,
     load_catalogue,
@@ -88,6 +89,21 @@ def build_snapshot(path: Path | str) -> Built:
 
 def _compile(path: Path, *, persist: bool) -> _Compiled:
     started = time.perf_counter()
+    spec, sources, settings = policy_sources(path)
+    table = _safesearch(spec)
+    index_plan = plan(spec)
+    cache_dir = settings.dir / INDEX_CACHE
+    warnings: list[Problem] = list(spec.warnings)
+    lists = _inputs(sources, cache_dir, warnings, str(path))
+    return _assemble(
+        spec, table, index_plan, lists, cache_dir, settings.min_keep_ratio, warnings, persist,
+        started,
+    )  # fmt: skip
+
+
+def policy_sources(path: Path) -> tuple[PolicySpec, list[Source], ListsSettings]:
+    """The validated policy, every list source it uses (mandated ones included) and its lists
+    settings; raises `PolicyError` with every problem found."""
     catalogue = load_catalogue()
     categories = frozenset(catalogue.categories) | {MANDATED}
     try:
@@ -97,7 +113,6 @@ def _compile(path: Path, *, persist: bool) -> _Compiled:
     spec, problems = read_policy(doc, categories, _read_overlay, _read_lines)
     if spec is None:
         raise PolicyError(problems)
-    table = _safesearch(spec)
     index_plan = plan(spec)
     base = path.parent
     try:
@@ -106,13 +121,7 @@ def _compile(path: Path, *, persist: bool) -> _Compiled:
         settings = lists_settings(spec.lists, base)
     except CatalogueError as exc:
         raise PolicyError([Problem(str(path), *spec.lists_at, f"lists: {exc}")]) from None
-    cache_dir = settings.dir / INDEX_CACHE
-    warnings: list[Problem] = list(spec.warnings)
-    lists = _inputs(sources, cache_dir, warnings, str(path))
-    return _assemble(
-        spec, table, index_plan, lists, cache_dir, settings.min_keep_ratio, warnings, persist,
-        started,
-    )  # fmt: skip
+    return spec, sources, settings
 
 
 def _assemble(

@@ -36,7 +36,7 @@ from resolver.match.packed import PackedNames
 from resolver.match.tables import DictNames
 
 MAGIC = b"SRMATCH\0"
-VERSION = 10
+VERSION = 11
 CHUNK = 16_384
 # Bytes per checksum or write call over the region. The kernel here (PREEMPT_NONE, HZ=250)
 # makes a woken thread wait for a system call on its core to return: large single calls

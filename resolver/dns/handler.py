@@ -14,6 +14,8 @@ The stages run in this fixed order; the first that answers ends the query:
                `id.server` CH TXT -> which worker answered; other class != IN -> REFUSED;
                ANY -> one HINFO (RFC 8482); `_dns.resolver.arpa` SVCB with encrypted
                listeners on -> our own DoT/DoH/DoQ endpoints (DDR); zone transfers -> NOTIMP
+               (NOTIFY, opcode 4, from a zone-transfer primary goes to `notify_sink`, before the
+               access check too: a primary need not be a client)
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
@@ -76,6 +78,7 @@ TYPE_SVCB = 64
 DDR_TTL = 300  # seconds clients may keep our DDR designation
 TYPE_ANY = 255
 ZONE_TRANSFERS = frozenset((251, 252, 253, 254))  # IXFR, AXFR, MAILB, MAILA
+OPCODE_NOTIFY = 4
 REWRITE_TYPES = frozenset((TYPE_A, TYPE_AAAA, TYPE_HTTPS))
 QTYPE_NAMES: dict[int, str] = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
@@ -109,6 +112,15 @@ class RollupSink(Protocol):
     def count(
         self, profile: str, category: str, tier: str, action: str, qname: str, n: int = 1
     ) -> None: ...
+
+
+class NotifySink(Protocol):
+    """Answers NOTIFY from zone-transfer primaries (in a worker: asks the supervisor, which runs
+    resolver.transfer.notify); None when it is not for us."""
+
+    def wants(self, client: str) -> bool: ...
+
+    async def notify(self, data: bytes, client: str) -> bytes | None: ...
 
 
 # decide(snapshot, client, qname, qtype, now, ecs, key, memo, chosen); `now` is Unix time
@@ -151,6 +163,7 @@ class Handler:
         # DDR (RFC 9462): SVCB records naming our encrypted endpoints, by query name; set by
         # `resolver.dns.encrypted` when encrypted listeners are on, else empty.
         self.ddr: dict[str, list[bytes]] = {}
+        self.notify_sink: NotifySink | None = None  # set when the policy transfers zones
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -193,6 +206,11 @@ class Handler:
             query.qid = (data[0] << 8) | data[1]
         # 2. access
         chosen = None
+        if query.flags & OPCODE_MASK == OPCODE_NOTIFY << 11:
+            # NOTIFY from a zone-transfer primary (RFC 1996), whether or not it is a client.
+            notified = self._notify(query, data, client, transport, started)
+            if notified is not None:
+                return notified
         if identity is None:
             if not self.acl.allows(client):
                 return self._done(query, client, not_served(query), transport, started, "refused")
@@ -289,6 +307,30 @@ class Handler:
         client retries over TCP where it is answered; or, with action drop, nothing."""
         self.stats.ratelimited[(scope, action)] += 1
         return None if action == "drop" else truncated(query)
+
+    def _notify(
+        self, query: Query, data: bytes, client: str, transport: str, started: float
+    ) -> Answer | None:
+        """The transfer manager's answer to a NOTIFY from a configured primary, or None (not
+        ours: the usual REFUSED or NOTIMP follows)."""
+        sink = self.notify_sink
+        if sink is None or not sink.wants(client):
+            return None
+        return self._notified(sink, _private(query), data, client, transport, started)
+
+    async def _notified(
+        self,
+        sink: NotifySink,
+        query: Query,
+        data: bytes,
+        client: str,
+        transport: str,
+        started: float,
+    ) -> bytes | None:
+        resp = await sink.notify(data, client)
+        if resp is None:
+            resp = not_served(query)
+        return self._done(query, client, resp, transport, started, _rcode_action(resp))
 
     def _now_wall(self, monotonic_now: float) -> float:
         """Wall-clock Unix time for schedules, read at most once per second."""
@@ -505,6 +547,10 @@ class Handler:
                 )
             )
         return resp
+
+
+def _rcode_action(resp: bytes) -> str:
+    return "allowed" if resp[3] & 0x0F == 0 else "refused"
 
 
 def _ede_for(decision: Decision) -> tuple[int, str] | None:

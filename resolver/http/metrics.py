@@ -9,6 +9,7 @@ category, upstream address from the config, malformed reason): never a domain or
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -155,6 +156,58 @@ class StatsCollector(Collector):
         yield from _http_families(s)
         yield from _report_families(s)
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
+        yield from _transfer_families(s)
+
+
+def _transfer_families(s: Stats) -> Iterator[Metric]:
+    """Zone-transfer list sources (labelled by the policy's source id) and NOTIFYs received."""
+    transfers = list(s.transfers.values())
+    attempts = CounterMetricFamily(
+        P + "transfer_attempts", "Zone-transfer rounds started (SOA check, then IXFR/AXFR)",
+        labels=["source"],
+    )  # fmt: skip
+    increments = CounterMetricFamily(
+        P + "transfer_increments", "IXFRs of the mandated list served at once, before the "
+        "rebuild of its index", labels=["source"],
+    )  # fmt: skip
+    completed = CounterMetricFamily(
+        P + "transfer_completed", "Zone-transfer rounds that succeeded, by style "
+        "(ixfr, axfr, up-to-date)", labels=["source", "style"],
+    )  # fmt: skip
+    failures = CounterMetricFamily(
+        P + "transfer_failures", "Zone-transfer rounds refused or failed, by reason "
+        "(the last good copy kept serving)", labels=["source", "reason"],
+    )  # fmt: skip
+    serial = GaugeMetricFamily(
+        P + "transfer_serial", "SOA serial of the zone's last good copy", labels=["source"]
+    )
+    rules = GaugeMetricFamily(
+        P + "transfer_rules", "Rules in the zone's last good copy", labels=["source"]
+    )
+    age = GaugeMetricFamily(
+        P + "transfer_seconds_since_success",
+        "Seconds since the copy was last found current at the primary", labels=["source"],
+    )  # fmt: skip
+    now = time.time()
+    for t in transfers:
+        attempts.add_metric([t.source], t.attempts)
+        increments.add_metric([t.source], t.increments)
+        for style, count in list(t.completed.items()):
+            completed.add_metric([t.source, style], count)
+        for reason, count in list(t.failures.items()):
+            failures.add_metric([t.source, reason], count)
+        if t.serial is not None:
+            serial.add_metric([t.source], t.serial)
+        rules.add_metric([t.source], t.rules)
+        if t.last_success:
+            age.add_metric([t.source], now - t.last_success)
+    yield from (attempts, increments, completed, failures, serial, rules, age)
+    notifies = CounterMetricFamily(
+        P + "notify", "NOTIFY messages received, by outcome", labels=["outcome"]
+    )
+    for outcome, count in list(s.notifies.items()):
+        notifies.add_metric([outcome], count)
+    yield notifies
 
 
 def _http_families(s: Stats) -> Iterator[Metric]:

@@ -3,12 +3,14 @@
 A category is one bit for the matching core; its rules come from the project's curated core
 list (`blocklists/core/<id>.txt`, always present, so a fresh install blocks the obvious with
 no internet), the catalogue's default sources (fetched by `lists update`) and the sources an
-operator adds in the policy's `lists:` section. This module only names files: it never
-fetches, and it reads YAML with pyyaml's safe loader (data only, no I/O framework).
+operator adds in the policy's `lists:` section: a local `path`, a `url`, or an RPZ zone pulled
+from a primary server by zone `transfer` (`resolver.transfer`). This module only names files:
+it never fetches, and it reads YAML with pyyaml's safe loader (data only, no I/O framework).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from resolver.lists.normalize import name_or_reason
 from resolver.lists.reader import check_format
 
 CATALOGUE_ENV = "SAFE_RESOLVER_BLOCKLISTS"  # overrides the bundled `blocklists/` folder
@@ -24,7 +27,14 @@ DEFAULT_LISTS_DIR = "var/lists"
 DEFAULT_MIN_KEEP_RATIO = 0.5
 DEFAULT_MAX_BYTES = 200_000_000
 _SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}").fullmatch
-_SOURCE_KEYS = frozenset({"id", "category", "url", "path", "format", "licence"})
+_SOURCE_KEYS = frozenset({"id", "category", "url", "path", "transfer", "format", "licence"})
+_TRANSFER_KEYS = frozenset({"primary", "zone", "tsig", "max_records"})
+_TSIG_KEYS = frozenset({"name", "algorithm", "secret_file"})
+# RFC 8945 section 6: HMAC-SHA256 is mandatory; MD5 and SHA-1 are not offered.
+TSIG_ALGORITHMS = frozenset({"hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"})
+DEFAULT_TSIG_ALGORITHM = "hmac-sha256"
+DEFAULT_MAX_RECORDS = 10_000_000  # resource records one zone transfer may carry
+DNS_PORT = 53
 _LISTS_KEYS = frozenset({"dir", "catalogue_sources", "min_keep_ratio", "max_bytes", "sources"})
 
 
@@ -60,6 +70,32 @@ class Catalogue:
 
 
 @dataclass(frozen=True, slots=True)
+class TsigKey:
+    """A TSIG key (RFC 8945) by reference: the secret stays in its file, read when used."""
+
+    name: str
+    algorithm: str
+    secret_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSpec:
+    """Where a zone-transfer source pulls its RPZ zone from."""
+
+    host: str  # the primary's IP address (never a name: we would resolve it through ourselves)
+    port: int
+    zone: str  # lower case, no trailing dot
+    tsig: TsigKey | None
+    max_records: int
+
+    @property
+    def primary(self) -> str:
+        """`ADDR:PORT` as the policy writes it (`[ADDR]:PORT` for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     """One list file feeding one category, as the compiler and `lists update` see it."""
 
@@ -69,6 +105,7 @@ class Source:
     local_path: Path  # the file to read: the fetched copy, or the operator's / core file
     url: str | None = None  # fetched by `lists update` into local_path
     path: Path | None = None  # an operator's local file (never fetched)
+    transfer: TransferSpec | None = None  # pulled by zone transfer into local_path
     present: bool = True  # False: not fetched yet (the compiler skips it and says so)
     licence: str = ""
     core: bool = False  # the project's curated core list
@@ -225,7 +262,9 @@ def _operator_sources(raw: Any, catalogue: Catalogue, folder: Path, base_dir: Pa
     for index, item in enumerate(raw):
         at = f"lists.sources[{index}]"
         if not isinstance(item, dict):
-            raise CatalogueError(f"{at}: expected a mapping with id, category, url or path")
+            raise CatalogueError(
+                f"{at}: expected a mapping with id, category and url, path or transfer"
+            )
         extra = sorted(set(item) - _SOURCE_KEYS)
         if extra:
             raise CatalogueError(f"{at}: unknown keys {extra}; allowed: {sorted(_SOURCE_KEYS)}")
@@ -242,9 +281,25 @@ def _operator_sources(raw: Any, catalogue: Catalogue, folder: Path, base_dir: Pa
         fmt = _format(item, at)
         licence = str(item.get("licence", ""))
         has_url, has_path = "url" in item, "path" in item
-        if has_url == has_path:
-            raise CatalogueError(f"{at}: give exactly one of 'url' or 'path'")
-        if has_url:
+        if sum((has_url, has_path, "transfer" in item)) != 1:
+            raise CatalogueError(f"{at}: give exactly one of 'url', 'path' or 'transfer'")
+        if "transfer" in item:
+            if fmt not in ("auto", "rpz"):
+                raise CatalogueError(f"{at}.format: a zone transfer delivers rpz, not {fmt!r}")
+            spec = _transfer(item["transfer"], f"{at}.transfer", base_dir)
+            local = transfer_copy(folder, sid)
+            out.append(
+                Source(
+                    id=sid,
+                    category=category,
+                    format="rpz",
+                    local_path=local,
+                    present=local.is_file(),
+                    licence=licence,
+                    transfer=spec,
+                )
+            )
+        elif has_url:
             url = _text(item, "url", at)
             if not url.startswith(("http://", "https://")):
                 raise CatalogueError(f"{at}.url: expected an http:// or https:// URL, got {url!r}")
@@ -269,6 +324,69 @@ def _operator_sources(raw: Any, catalogue: Catalogue, folder: Path, base_dir: Pa
 def fetched_copy(folder: Path, source_id: str) -> Path:
     """Where `lists update` keeps the last good copy of a URL source."""
     return folder / f"{source_id}.list"
+
+
+def transfer_copy(folder: Path, source_id: str) -> Path:
+    """Where the zone-transfer client keeps the last good copy of a transferred zone."""
+    return folder / f"{source_id}.rpz"
+
+
+def _transfer(raw: Any, at: str, base_dir: Path) -> TransferSpec:
+    """`transfer: {primary: "ADDR[:PORT]", zone: NAME, tsig: {...}, max_records: N}`."""
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{at}: expected a mapping with primary, zone and tsig")
+    extra = sorted(set(raw) - _TRANSFER_KEYS)
+    if extra:
+        raise CatalogueError(f"{at}: unknown keys {extra}; allowed: {sorted(_TRANSFER_KEYS)}")
+    host, port = _primary(_text(raw, "primary", at), f"{at}.primary")
+    zone, reason = name_or_reason(_text(raw, "zone", at))
+    if reason:
+        raise CatalogueError(f"{at}.zone: not a DNS zone name ({reason})")
+    limit = raw.get("max_records", DEFAULT_MAX_RECORDS)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise CatalogueError(f"{at}.max_records: expected a positive integer, got {limit!r}")
+    tsig = None if raw.get("tsig") is None else _tsig(raw["tsig"], f"{at}.tsig", base_dir)
+    return TransferSpec(host=host, port=port, zone=zone, tsig=tsig, max_records=limit)
+
+
+def _primary(text: str, at: str) -> tuple[str, int]:
+    """ADDR, ADDR:PORT, [V6ADDR]:PORT or a bare IPv6 address; the port defaults to 53."""
+    host, port = text, str(DNS_PORT)
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise CatalogueError(f"{at}: expected [ADDR]:PORT, got {text!r}")
+        port = rest[1:] or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise CatalogueError(
+            f"{at}: expected an IP address (ADDR or ADDR:PORT), got {text!r}"
+        ) from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise CatalogueError(f"{at}: port must be 1-65535, got {port!r}")
+    return str(address), int(port)
+
+
+def _tsig(raw: Any, at: str, base_dir: Path) -> TsigKey:
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{at}: expected a mapping with name, algorithm and secret_file")
+    extra = sorted(set(raw) - _TSIG_KEYS)
+    if extra:
+        raise CatalogueError(f"{at}: unknown keys {extra}; allowed: {sorted(_TSIG_KEYS)}")
+    algorithm = str(raw.get("algorithm", DEFAULT_TSIG_ALGORITHM)).lower().rstrip(".")
+    if algorithm not in TSIG_ALGORITHMS:
+        raise CatalogueError(
+            f"{at}.algorithm: {algorithm!r} is not one of {sorted(TSIG_ALGORITHMS)}"
+        )
+    secret = Path(_text(raw, "secret_file", at))
+    return TsigKey(
+        name=_text(raw, "name", at).lower().rstrip("."),
+        algorithm=algorithm,
+        secret_file=secret if secret.is_absolute() else base_dir / secret,
+    )
 
 
 def _fetched(sid: str, category: str, url: str, fmt: str, licence: str, folder: Path) -> Source:

@@ -12,7 +12,6 @@ from resolver.match.records import (
     DOMAIN_ACTIONS,
     SCOPE_CODE,
     SCOPES,
-    SPECIAL_ACTIONS,
     RecordTable,
     assign_records,
     code,
@@ -67,13 +66,12 @@ class IndexBuilder:
         }
         for entry in entries:
             action = entry.action
-            if action in SPECIAL_ACTIONS:
+            if action is RuleAction.REWRITE:  # NXDOMAIN and NODATA are in the rule codes
                 item = (SCOPE_CODE[entry.scope], action, entry.target, src)
                 bucket = special.setdefault(entry.name, [])
                 if item not in bucket:
                     bucket.append(item)
-                if action is RuleAction.REWRITE:
-                    continue
+                continue
             rule = codes[entry.scope, action]
             name = entry.name
             prev = rules.get(name)

@@ -19,7 +19,15 @@ import ahocorasick
 from resolver.lists.model import RuleAction, Scope
 from resolver.match.key import name_key
 from resolver.match.packed import PackedNames
-from resolver.match.records import BELOW, DOMAIN_ACTIONS, EXACT, SCOPES, Record, decode
+from resolver.match.records import (
+    BELOW,
+    DOMAIN_ACTIONS,
+    EXACT,
+    NXDOMAIN_CODE,
+    SCOPES,
+    Record,
+    decode,
+)
 from resolver.match.tables import DictNames
 
 
@@ -73,6 +81,10 @@ class CategoryIndex:
         self._sources = sources
         self._records = records
         self._special = special
+        # Some record carries an NXDOMAIN or NODATA rule (RPZ): `special` must look at codes.
+        self._answers = any(
+            decode(rule)[2] >= NXDOMAIN_CODE for record in records for rule in record.codes
+        )
         self._keyword_rules = keywords
         self._total, self._per_bit = counts
         self.names = names
@@ -107,15 +119,16 @@ class CategoryIndex:
 
     def special(self, name: str) -> Special | None:
         """The most specific REWRITE/NXDOMAIN/NODATA rule covering `name` whose bit is not
-        excepted for it, or None. On one name EXACT wins over SUBTREE, then the order added."""
-        table = self._special
-        if not table:
+        excepted for it, or None. On one name EXACT wins over SUBTREE, then list order.
+
+        NXDOMAIN and NODATA are rule codes of the name's record (an RPZ list of a million
+        `CNAME .` rules costs no table of its own); only rewrites, which carry a target, sit in
+        the special table."""
+        if not self._special and not self._answers:
             return None
         allowed = -1
         for suffix, is_self in _suffixes(name):
-            items = table.get(suffix)
-            if items is None:
-                continue
+            items = self._special_items(suffix)
             for scope, action, target, src in items:
                 if (scope == BELOW) if is_self else (scope == EXACT):
                     continue
@@ -125,6 +138,20 @@ class CategoryIndex:
                 if not allowed >> bit & 1:
                     return Special(action, target, bit, suffix, self._sources[src][1])
         return None
+
+    def _special_items(self, suffix: str) -> list[tuple[int, RuleAction, str | None, int]]:
+        """The NXDOMAIN, NODATA and rewrite rules on `suffix` itself, EXACT first."""
+        items = list(self._special.get(suffix, ()))
+        if self._answers:
+            rid = self._get(suffix)
+            if rid is not None:
+                for rule in self._records[rid].codes:
+                    src, scope, action = decode(rule)
+                    if action >= NXDOMAIN_CODE:
+                        items.append((scope, DOMAIN_ACTIONS[action], None, src))
+        if len(items) > 1:
+            items.sort(key=lambda item: (item[0], item[3]))
+        return items
 
     def _allowed_bits(self, name: str) -> int:
         allowed = 0
@@ -151,8 +178,6 @@ class CategoryIndex:
         hits = list(self._domain_hits(name))
         for suffix, is_self in _suffixes(name):
             for scope, action, target, src in self._special.get(suffix, ()):
-                if action is not RuleAction.REWRITE:
-                    continue  # NXDOMAIN/NODATA already listed as domain rules
                 if (scope == BELOW) if is_self else (scope == EXACT):
                     continue
                 bit, source = self._sources[src]

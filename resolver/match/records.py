@@ -25,8 +25,8 @@ SCOPES = (Scope.EXACT, Scope.SUBTREE, Scope.BELOW)
 SCOPE_CODE = {scope: n for n, scope in enumerate(SCOPES)}
 DOMAIN_ACTIONS = (RuleAction.BLOCK, RuleAction.ALLOW, RuleAction.NXDOMAIN, RuleAction.NODATA)
 ACTION_CODE = {action: n for n, action in enumerate(DOMAIN_ACTIONS)}
-SPECIAL_ACTIONS = frozenset({RuleAction.REWRITE, RuleAction.NXDOMAIN, RuleAction.NODATA})
 EXACT, SUBTREE, BELOW = 0, 1, 2
+NXDOMAIN_CODE = ACTION_CODE[RuleAction.NXDOMAIN]  # this and above: answer codes (NODATA too)
 ALLOW = 1
 
 

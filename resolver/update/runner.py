@@ -25,6 +25,7 @@ from resolver.build.listfile import read_list
 from resolver.fileio import atomic_write, fsync_dir
 from resolver.lists.catalogue import ListsSettings, Source
 from resolver.update.fetch import fetch_to_file
+from resolver.update.meta import meta_path, read_meta
 
 FETCH_TIMEOUT = 300.0  # seconds for one whole download
 _BROKEN = frozenset({"truncated-file", "corrupt-file", "unreadable-file"})
@@ -46,21 +47,6 @@ class Progress(Protocol):
     def start(self, source: Source, index: int, total: int) -> None: ...
     def advance(self, size: int) -> None: ...
     def done(self, outcome: Outcome) -> None: ...
-
-
-def meta_path(copy: Path) -> Path:
-    return copy.with_name(copy.stem + ".meta.json")
-
-
-def read_meta(copy: Path) -> dict[str, Any]:
-    """The stored metadata of a fetched copy; {} when missing, unreadable or orphaned."""
-    if not copy.is_file():
-        return {}  # without the copy, conditional headers would fetch nothing
-    try:
-        data = json.loads(meta_path(copy).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 async def update_sources(

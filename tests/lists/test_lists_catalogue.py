@@ -104,7 +104,7 @@ def test_resolve_sources(tmp_path: Path) -> None:
     ("section", "message"),
     [
         ({"sources": [{"id": "a", "category": "nope", "url": "https://x"}]}, "sources[0].category"),
-        ({"sources": [{"id": "a", "category": "adult"}]}, "exactly one of 'url' or 'path'"),
+        ({"sources": [{"id": "a", "category": "adult"}]}, "'url', 'path' or 'transfer'"),
         ({"sources": [{"id": "a", "category": "adult", "url": "ftp://x"}]}, "sources[0].url"),
         (
             {"sources": [{"id": "a", "category": "adult", "url": "https://x", "format": "csv"}]},

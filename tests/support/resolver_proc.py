@@ -161,9 +161,10 @@ class ResolverFactory:
         upstreams: list[str],
         *extra_args: str,
         wait: bool = True,
+        port: int | None = None,
         **overrides: Any,
     ) -> ResolverProc:
-        port = free_port()
+        port = port or free_port()
         n = len(self.running)
         config = merge(BASE_CONFIG, {"listen": [f"127.0.0.1:{port}"], "upstreams": upstreams})
         config = merge(config, overrides)
