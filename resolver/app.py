@@ -25,6 +25,7 @@ def serve_command(args: argparse.Namespace) -> int:
             admin_listen=args.admin_listen,
             log_level=args.log_level,
             workers=args.workers,
+            proxy_protocol_from=args.proxy_protocol_from,
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)

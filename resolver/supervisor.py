@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,7 @@ from resolver import __version__
 from resolver.build.child import ChildFailed, build_in_child
 from resolver.build.listfile import rule_line
 from resolver.build.snapshotfile import SnapshotFileError
+from resolver.bundlepoll import BundlePoller
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.holder import SnapshotHolder
@@ -296,6 +298,9 @@ class Supervisor:
         self.own = Stats()  # the supervisor's own counters: reloads, query log
         self.holder = SnapshotHolder(self.own)
         self.generation = 0
+        # The policy file builds read: the configured one, or the newest verified bundle's.
+        self.policy_path: Path | None = cfg.policy
+        self.bundles = BundlePoller(cfg.bundle, self.own) if cfg.bundle else None
         self.listen = concrete_listeners(cfg.listen)
         self.pool = WorkerPool(self, worker_count(cfg.workers))
         self.querylog: QueryLog | None = None
@@ -325,28 +330,54 @@ class Supervisor:
 
     async def load_initial(self) -> list[str]:
         """Build and map the policy before anything binds; returns the build's error lines
-        (empty when it went live)."""
-        if self.cfg.policy is None:
+        (empty when it went live). With a bundle: the newest verified one that builds (after
+        one fetch, when the policy host answers), else the one that served last."""
+        candidates = [self.cfg.policy] if self.cfg.policy is not None else []
+        if self.bundles is not None:
+            await self.bundles.fetch_first()
+            candidates = self.bundles.candidates()
+            if not candidates:
+                return [f"no policy bundle yet: {self.bundles.last_error or 'none fetched'}"]
+        errors: list[str] = []
+        for policy in candidates:
+            try:
+                result = await self.holder.in_thread(build_in_child, str(policy))
+            except ChildFailed as exc:
+                errors.append(str(exc))
+                continue
+            if not result.get("ok"):
+                errors += [str(line) for line in result.get("errors", ["the build failed"])]
+                log.error("policy %s does not build; trying the next", policy)
+                continue
+            for line in result.get("warnings", []):
+                log.warning("%s", line)
+            self.generation = 1
+            await self.holder.prepare(1, result["snapshot"])
+            self.holder.commit(1)
+            self._note_reload(result, 0.0)
+            self._served(policy)
             return []
-        try:
-            result = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
-        except ChildFailed as exc:
-            return [str(exc)]
-        if not result.get("ok"):
-            return [str(line) for line in result.get("errors", ["the build failed"])]
-        for line in result.get("warnings", []):
-            log.warning("%s", line)
-        self.generation = 1
-        await self.holder.prepare(1, result["snapshot"])
-        self.holder.commit(1)
-        self._note_reload(result, 0.0)
-        return []
+        return errors
+
+    def _served(self, policy: Path) -> None:
+        self.policy_path = policy
+        if self.bundles is not None:
+            self.bundles.served(policy)
+
+    async def use_policy(self, policy: Path) -> dict[str, Any]:
+        """Make `policy` (a newly verified bundle's) the one builds read, and reload. On
+        failure the old generation keeps serving and `policy` stays the wanted one: a later
+        reload (SIGHUP, `accept_shrink`) tries it again."""
+        self.policy_path = policy
+        return await self.reload()
 
     async def start(self) -> None:
         if self.querylog is not None:
             await self.querylog.start()
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
         await self.pool.start()
+        if self.bundles is not None:
+            self.bundles.start(self.use_policy)
         for listening in self.pool.slots[0].listening:
             log.warning("listening dns=%s udp+tcp workers=%d", listening, len(self.pool.slots))
 
@@ -420,6 +451,8 @@ class Supervisor:
             log.warning("listening %s=%s %s", name, shown, proto)
 
     async def stop(self) -> None:
+        if self.bundles is not None:
+            await self.bundles.stop()
         await self.pool.stop()
         for runner in self.http_runners:
             await runner.cleanup()
@@ -449,7 +482,7 @@ class Supervisor:
 
     def systemd_status(self) -> str:
         """The line `systemctl status` shows: the policy generation, a failed reload's error."""
-        if self.cfg.policy is None:
+        if self.policy_path is None:
             return "serving without a policy"
         text = f"serving policy generation {self.generation}"
         if self.last_reload and not self.last_reload["ok"]:
@@ -458,10 +491,11 @@ class Supervisor:
 
     async def _reload_once(self, accept_shrink: bool) -> dict[str, Any]:
         started = time.monotonic()
-        if self.cfg.policy is None:
+        policy = self.policy_path
+        if policy is None:
             return self._failed(started, "no policy configured")
         try:
-            built = await self.holder.in_thread(build_in_child, str(self.cfg.policy))
+            built = await self.holder.in_thread(build_in_child, str(policy))
         except ChildFailed as exc:
             return self._failed(started, str(exc))
         if not built.get("ok"):
@@ -486,6 +520,7 @@ class Supervisor:
             log.warning("%s", line)
         log.warning("policy reloaded generation=%d seconds=%.3f", generation, seconds)
         self._note_reload(built, seconds)
+        self._served(policy)
         return self.last_reload
 
     def _note_reload(self, built: dict[str, Any], seconds: float) -> None:
@@ -524,7 +559,7 @@ class Supervisor:
         return {
             "version": __version__,
             "policy_generation": self.generation,
-            "policy": str(self.cfg.policy) if self.cfg.policy else None,
+            "policy": str(self.policy_path) if self.policy_path else None,
             "list_sizes": dict(self.own.list_sizes),
             "uptime": round(time.time() - self.started, 1),
             "listeners": [f"dns udp+tcp {a}" for a in self.pool.slots[0].listening]
@@ -535,6 +570,8 @@ class Supervisor:
             "last_reload": self.last_reload,
             "workers": self.pool.status(),
             "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
+            "bundle": self.bundles.status() if self.bundles else None,
+            "proxy_protocol_from": list(self.cfg.proxy_protocol_from),
         }
 
     async def explain(
@@ -557,7 +594,9 @@ class Supervisor:
         own = self.own
         total.started = own.started
         for name in ("reloads", "reload_failures", "reload_seconds_last", "reload_last_error",
-                     "querylog_written", "querylog_failed_batches"):  # fmt: skip
+                     "querylog_written", "querylog_failed_batches", "bundle_checks",
+                     "bundle_refused", "bundle_sha256", "bundle_version", "bundle_applied",
+                     "bundle_checked"):  # fmt: skip
             setattr(total, name, getattr(own, name))
         total.querylog_dropped += own.querylog_dropped
         total.policy_generation = self.generation
@@ -590,6 +629,10 @@ class Supervisor:
         from resolver.store.overlay import add_overlay_allow
 
         snapshot = self._snapshot()
+        if self.bundles is not None:
+            raise ValueError(
+                "this server takes its policy from a bundle: approve on the policy host"
+            )
         if profile not in snapshot.profiles:
             raise ValueError(f"unknown profile {profile!r}")
         if snapshot.overlay is None:

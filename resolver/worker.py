@@ -27,6 +27,7 @@ from resolver.control import Channel, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
+from resolver.dns.proxygate import ProxyGate
 from resolver.dns.ratelimit import RateLimiter
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
@@ -83,8 +84,8 @@ class Worker:
             cache=AnswerCache(cfg.cache),
             forwarder=Forwarder(list(cfg.upstreams), cfg.upstream, self.stats),
             stats=self.stats,
-            policy=self.holder if cfg.policy is not None else None,
-            decide=decide if cfg.policy is not None else None,
+            policy=self.holder if cfg.serves_policy else None,
+            decide=decide if cfg.serves_policy else None,
             querylog=self.relay if cfg.querylog.enabled else None,
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
@@ -92,7 +93,8 @@ class Worker:
             limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
         )
         self.inflight = InFlight()
-        self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
+        self.gate = ProxyGate(cfg.proxy_protocol_from, self.stats)
+        self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp, self.gate)
         self.udp_transports: list[asyncio.BaseTransport] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
@@ -103,7 +105,7 @@ class Worker:
         bound = []
         for host, port in listen:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.handler, self.inflight, self.stats),
+                lambda: UdpServer(self.handler, self.inflight, self.stats, self.gate),
                 sock=udp_socket(host, port),
             )
             self.udp_transports.append(transport)
