@@ -67,7 +67,10 @@ class BundlePoller:
         self.latest: Record | None = None  # newest verified (the one wanted)
         self.refused_sha = ""  # the last bundle refused, so the same bytes are not tried again
         self.refused_etag = ""
-        self.last_error = ""
+        # Why the last poll failed (cleared by the next that reaches the host), and why the
+        # bundle the host publishes is not serving (kept until another bundle comes or serves).
+        self.fetch_error = ""
+        self.refusal = ""
         self._log = Throttled(log)
         self._task: asyncio.Task[None] | None = None
         self._load_state()
@@ -89,6 +92,10 @@ class BundlePoller:
         }
         atomic_write(self.cfg.dir / STATE, json.dumps(state, indent=1).encode())
 
+    @property
+    def last_error(self) -> str:
+        return self.fetch_error or self.refusal
+
     def candidates(self) -> list[Path]:
         """Policy files to start with, best first: the newest verified bundle, then the one
         that served last."""
@@ -109,10 +116,10 @@ class BundlePoller:
             return
         if self.applied is None or record.sha256 != self.applied.sha256:
             self.applied = record
+            self.refusal = ""
             self.stats.bundle_applied = time.time()
             log.warning("policy bundle serving version=%s sha256=%s", record.version, record.sha256)
         self.stats.bundle_sha256, self.stats.bundle_version = record.sha256, record.version
-        self.last_error = ""
         self._save_state()
         self._prune()
 
@@ -158,7 +165,7 @@ class BundlePoller:
         result = await self.apply(Path(new.policy))
         if not result.get("ok"):
             self.stats.bundle_refused["policy"] += 1
-            self.last_error = f"version {new.version}: {result.get('error')}"
+            self.refusal = f"version {new.version}: {result.get('error')}"
 
     async def _check(self) -> Record | None:
         """Fetch the bundle; the new verified Record, or None (unchanged, refused, failed)."""
@@ -176,10 +183,11 @@ class BundlePoller:
                 )  # fmt: skip
             if fetched.status == "failed":
                 self.stats.bundle_checks["failed"] += 1
-                self.last_error = f"cannot fetch {cfg.url}: {fetched.error}"
-                self._log.warning("policy bundle: %s", self.last_error)
+                self.fetch_error = f"cannot fetch {cfg.url}: {fetched.error}"
+                self._log.warning("policy bundle: %s", self.fetch_error)
                 return None
             self.stats.bundle_checked = time.time()
+            self.fetch_error = ""
             if fetched.status == "not-modified":
                 self.stats.bundle_checks["unchanged"] += 1
                 return None
@@ -210,15 +218,16 @@ class BundlePoller:
         except BundleError as exc:
             self.refused_sha, self.refused_etag = sha, etag
             self.stats.bundle_refused[exc.reason] += 1
-            self.last_error = f"bundle {sha[:16]} refused ({exc.reason}): {exc}"
-            self._log.warning("policy bundle: %s; the serving policy stays", self.last_error)
+            self.refusal = f"bundle {sha[:16]} refused ({exc.reason}): {exc}"
+            self._log.warning("policy bundle: %s; the serving policy stays", self.refusal)
             return None
         except OSError as exc:
             self.stats.bundle_checks["failed"] += 1
-            self.last_error = f"cannot unpack the bundle: {exc}"
-            self._log.warning("policy bundle: %s", self.last_error)
+            self.fetch_error = f"cannot unpack the bundle: {exc}"
+            self._log.warning("policy bundle: %s", self.fetch_error)
             return None
         self.stats.bundle_checks["new"] += 1
+        self.refusal = ""
         self.latest = Record(sha, unpacked.version, str(unpacked.policy), etag, last_modified)
         self._save_state()
         log.warning("policy bundle fetched version=%s sha256=%s", unpacked.version, sha)
