@@ -1,14 +1,14 @@
-"""`python -m bench [dns|match|policy|reload] [options]`: run one benchmark, or all of them in turn.
+"""`python -m bench [dns|match|policy|reload|isp] [options]`: run one benchmark, or all in turn.
 
 With no benchmark named, every one runs; `--quick` is passed on to each (dns: 3 s runs;
-match: 100k rules only; policy: 100k rules instead of 1M; reload: 200k rules).
+match: 100k rules only; policy: 100k rules instead of 1M; reload: 200k rules; isp: 3 s runs).
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import dns_bench, match_bench, policy_bench, reload_stall
+from bench import dns_bench, isp_bench, match_bench, policy_bench, reload_stall
 
 
 def policy(argv: list[str]) -> int:
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "match": match_bench.main,
     "policy": policy,
     "reload": reload_stall.main,
+    "isp": isp_bench.main,
 }
 
 
@@ -35,7 +36,9 @@ def main(argv: list[str]) -> int:
         return 0
     unknown = [a for a in argv if a != "--quick"]
     if unknown:
-        print(f"unknown arguments {unknown}; use `python -m bench dns|match|policy|reload --help`")
+        print(
+            f"unknown arguments {unknown}; use `python -m bench dns|match|policy|reload|isp --help`"
+        )
         return 2
     status = 0
     for name, run in BENCHMARKS.items():

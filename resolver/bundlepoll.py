@@ -41,7 +41,7 @@ from resolver.update.fetch import fetch_to_file
 log = logging.getLogger("resolver.bundle")
 STATE = "state.json"
 VERSIONS = "versions"
-INDEX_CACHE = "index-cache"
+SHARED_CACHE = "index-cache"  # one index cache (and last good copies) for every bundle
 FIRST_FETCH_TIMEOUT = 30.0  # seconds a start waits for the policy host before using what it has
 
 Apply = Callable[[Path], Awaitable[dict[str, Any]]]
@@ -90,7 +90,10 @@ class BundlePoller:
             "applied": asdict(self.applied) if self.applied else None,
             "latest": asdict(self.latest) if self.latest else None,
         }
-        atomic_write(self.cfg.dir / STATE, json.dumps(state, indent=1).encode())
+        try:
+            atomic_write(self.cfg.dir / STATE, json.dumps(state, indent=1).encode())
+        except OSError as exc:  # the bundles serve on; a restart may start from an older one
+            self._log.warning("policy bundle: cannot save %s: %s", STATE, exc)
 
     @property
     def last_error(self) -> str:
@@ -149,7 +152,10 @@ class BundlePoller:
             # A little earlier than the interval at random, so many resolvers started together
             # do not poll in step, and a change still reaches each within one interval.
             await asyncio.sleep(self.cfg.interval * random.uniform(0.9, 1.0))
-            await self.poll()
+            try:
+                await self.poll()
+            except Exception:  # a bug must cost one poll, never the polling
+                log.exception("policy bundle poll failed")
 
     async def fetch_first(self) -> None:
         """At start: fetch and verify once (briefly), so a restart serves the newest bundle."""
@@ -170,7 +176,13 @@ class BundlePoller:
     async def _check(self) -> Record | None:
         """Fetch the bundle; the new verified Record, or None (unchanged, refused, failed)."""
         cfg = self.cfg
-        cfg.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.stats.bundle_checks["failed"] += 1
+            self.fetch_error = f"cannot use {cfg.dir}: {exc.strerror or exc}"
+            self._log.warning("policy bundle: %s", self.fetch_error)
+            return None
         download = cfg.dir / f".download-{secrets.token_hex(4)}"
         latest = self.latest
         etags = [e for e in (latest.etag if latest else "", self.refused_etag) if e]
@@ -212,7 +224,7 @@ class BundlePoller:
             return None
         try:
             unpacked: Unpacked = await asyncio.to_thread(
-                verify_and_unpack, download, cfg.dir / VERSIONS, cfg.dir / INDEX_CACHE,
+                verify_and_unpack, download, cfg.dir / VERSIONS, cfg.dir / SHARED_CACHE,
                 sha256=cfg.sha256, public_key=cfg.public_key, max_bytes=cfg.max_bytes,
             )  # fmt: skip
         except BundleError as exc:

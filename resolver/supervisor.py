@@ -347,7 +347,8 @@ class Supervisor:
                 continue
             if not result.get("ok"):
                 errors += [str(line) for line in result.get("errors", ["the build failed"])]
-                log.error("policy %s does not build; trying the next", policy)
+                if policy != candidates[-1]:
+                    log.error("bundle policy %s does not build; trying the one before", policy)
                 continue
             for line in result.get("warnings", []):
                 log.warning("%s", line)

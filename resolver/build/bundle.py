@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import yaml
 
-from resolver.build.compile import compile_policy
+from resolver.build.compile import INDEX_CACHE, compile_policy
 from resolver.fileio import fsync_dir
 from resolver.lists.catalogue import lists_settings
 from resolver.policy.compile import PolicyError
@@ -48,7 +48,6 @@ FORMAT = "safe-resolver-bundle/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 POLICY = "policy.yaml"
-INDEX_CACHE = "index-cache"  # the build's cache folder inside `lists.dir` (build.compile)
 MAX_MEMBERS = 100_000
 MAX_MANIFEST = 64 * 1024 * 1024
 MAX_VERSION = 64  # characters of a bundle's version label kept (it becomes a metric label)
@@ -185,6 +184,13 @@ def make_bundle(policy: Path, out: Path, key: Path | None = None, version: str =
         for i, source in enumerate(_sources(data, section)):
             if "path" in source:
                 source["path"] = take(f"{section}.sources[{i}].path", source["path"]) or ""
+            tsig = _section(source, ("transfer", "tsig"))
+            secret = tsig.get("secret_file") if tsig else None
+            if isinstance(secret, str) and not Path(secret).is_absolute():
+                missing.append(
+                    f"{section}.sources[{i}].transfer.tsig.secret_file: {secret}: a TSIG secret "
+                    "is never bundled; install it on every instance and give its absolute path"
+                )
     lists_dir = lists_settings(data.get("lists") or {}, base).dir.resolve()
     for summary in snapshot.sources:
         path = Path(summary["path"]).resolve()

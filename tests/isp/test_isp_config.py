@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from isp_support import keypair
+from support.resolver_proc import REPO
 
 from resolver.config import apply_overrides, load_config
 from resolver.yamlsource import ConfigError
@@ -60,3 +61,18 @@ def test_good_keys(tmp_path: Path) -> None:
 )
 def test_mistakes_are_reported(tmp_path: Path, text: str, message: str) -> None:
     assert message in _load(tmp_path, text)
+
+
+def test_the_recipe_instance_config_loads(tmp_path: Path) -> None:
+    """deploy/isp/config.yaml, with its /etc/safe-resolver files made here."""
+    _, pub, raw = keypair(tmp_path, "bundle")
+    (tmp_path / "admin.token").write_text("x" * 32 + "\n")
+    (tmp_path / "querylog.dsn").write_text("host=/run/postgresql dbname=safe user=resolver\n")
+    text = (REPO / "deploy" / "isp" / "config.yaml").read_text()
+    path = tmp_path / "config.yaml"
+    path.write_text(text.replace("/etc/safe-resolver/", f"{tmp_path}/"))
+    cfg = load_config(path)
+    assert cfg.proxy_protocol_from == ("10.0.53.1/32",) and "10.0.53.1/32" in cfg.access
+    assert cfg.bundle is not None and cfg.bundle.public_key == raw and cfg.policy is None
+    assert cfg.querylog.backend == "postgresql" and cfg.workers == "auto"
+    assert pub.exists()
