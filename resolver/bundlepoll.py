@@ -255,7 +255,7 @@ class BundlePoller:
             "applied": self.stats.bundle_applied or None,
             "pending": (
                 {"version": latest.version, "sha256": latest.sha256}
-                if latest and latest != applied
+                if latest and (applied is None or latest.sha256 != applied.sha256)
                 else None
             ),
             "last_check": self.stats.bundle_checked or None,

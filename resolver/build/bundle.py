@@ -212,7 +212,7 @@ def make_bundle(policy: Path, out: Path, key: Path | None = None, version: str =
     )
     if load_yaml_text(text, POLICY).data != data:  # what the instances will read
         raise ValueError(f"{policy}: the policy does not survive rewriting its paths")
-    return _write(out, text.encode(), files, key, version)
+    return pack(out, text.encode(), files, key, version)
 
 
 def _section(data: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
@@ -227,9 +227,9 @@ def _sources(data: Any, section: str) -> list[dict[str, Any]]:
     return [s for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
 
 
-def _write(
-    out: Path, policy: bytes, files: dict[str, Path], key: Path | None, version: str
-) -> Made:
+def pack(out: Path, policy: bytes, files: dict[str, Path], key: Path | None, version: str) -> Made:
+    """Write a bundle of `policy` (the rewritten YAML) and `files` (name -> file) to `out`,
+    atomically, signed with `key` when given. No checks: `make_bundle` makes them first."""
     signer = load_private_key(key) if key is not None else None
     created = time.time()
     hashes = {POLICY: hashlib.sha256(policy).hexdigest()}

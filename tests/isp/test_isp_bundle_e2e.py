@@ -30,7 +30,7 @@ from isp_support import (
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port, metric
 
-from resolver.build.bundle import make_bundle
+from resolver.build.bundle import make_bundle, pack
 
 INTERVAL = 1
 MANDATED = [f"banned{i}.w.example.org" for i in range(10)]
@@ -183,3 +183,22 @@ def test_a_pinned_bundle_is_the_only_one_used(
         assert _profile(rp, "one.w.example.org", FAMILY) == "family"
     finally:
         host.stop()
+
+
+def test_a_signed_bundle_that_does_not_build_never_serves(fleet: Any) -> None:
+    """Signed by the right key but broken (written past `bundle make`'s checks): refused by
+    the reload, and a restart falls back to the bundle that served before it."""
+    host, _, start, tmp_path = fleet
+    rp, admin = start(0)
+    assert _version(admin) == "v1"
+    key = tmp_path / "key.pem"
+    broken = b"version: 1\nclients: {default: nobody}\nprofiles: {}\n"
+    host.publish(pack(tmp_path / "broken.tar.gz", broken, {}, key, "broken").path)
+    wait_metric(admin, "safe_resolver_bundle_refused_total", 1, reason="policy")
+    assert api(admin, "status")["bundle"]["pending"]["version"] == "broken"
+    rp.terminate()
+    again, admin = start(0)
+    status = api(admin, "status")["bundle"]
+    assert status["version"] == "v1" and status["pending"]["version"] == "broken"
+    assert "does not build" in again.output()
+    assert _profile(again, "one.w.example.org", FAMILY) == "family"
