@@ -1,9 +1,9 @@
-"""`python -m bench [dns|match|policy|reload|networks|encrypted|xfr] [options]`: one benchmark,
+"""`python -m bench [dns|match|policy|reload|networks|encrypted|xfr|isp] [options]`: one benchmark,
 or all in turn.
 
 With no benchmark named, every one runs; `--quick` is passed on to each (dns: 3 s runs;
 match: 100k rules only; policy: 100k rules instead of 1M; reload: 200k rules; networks: 10k and
-100k networks only; encrypted: 3 s runs; xfr: 100k rules).
+100k networks only; encrypted: 3 s runs; xfr: 100k rules; isp: 3 s runs).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "encrypted": "bench.encrypted_bench:main",
     "networks": "bench.networks_bench:main",
     "xfr": "bench.xfr_bench:main",
+    "isp": "bench.isp_bench:main",
 }
 
 

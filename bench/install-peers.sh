@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the load tool and the peer resolvers the DNS benchmark compares against, only when
 # missing: dnsperf, dnsmasq, unbound, knot-resolver (+ lua-cqueues), pdns-recursor, bind9, dig,
-# knot (knotd, the zone-transfer benchmark's primary).
+# knot (knotd, the zone-transfer benchmark's primary),
+# and dnsdist (the ISP benchmark's load balancer).
 # The bench runs every peer as a plain process with its own config on a loopback high port, so
 # no system service may be left running or enabled: a policy-rc.d that answers 101 keeps the
 # postinst scripts from starting them, units are disabled when systemd runs, and any daemon
@@ -19,6 +20,7 @@ need rec_control pdns-recursor
 need named bind9
 need dig bind9-dnsutils
 need knotd knot  # the primary of the zone-transfer benchmark
+need dnsdist dnsdist
 # kresd needs lua-cqueues to watch (and reload) an RPZ file; it is only a Recommends.
 dpkg -s lua-cqueues >/dev/null 2>&1 || want="$want lua-cqueues"
 [ -z "$want" ] && { echo "peers already installed"; exit 0; }
@@ -32,7 +34,7 @@ else
 fi
 want=$(printf '%s\n' $want | sort -u | tr '\n' ' ')
 echo "installing: $want"
-daemons="unbound named kresd pdns_recursor pdns_server dnsmasq knotd"
+daemons="unbound named kresd pdns_recursor pdns_server dnsmasq knotd dnsdist"
 pids() { for d in $daemons; do pgrep -x "$d" || true; done; }
 before=$(pids)
 $SUDO apt-get update -qq
@@ -49,7 +51,7 @@ status=0
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     -o DPkg::Lock::Timeout=600 $want >/dev/null || status=$?
 [ -n "$created" ] && $SUDO rm -f "$rc"
-units="unbound unbound-resolvconf named bind9 pdns-recursor kresd.target kresd@1 kres-cache-gc dnsmasq knot"
+units="unbound unbound-resolvconf named bind9 pdns-recursor kresd.target kresd@1 kres-cache-gc dnsmasq knot dnsdist"
 if [ -d /run/systemd/system ]; then
     for unit in $units; do
         $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true

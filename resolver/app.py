@@ -30,6 +30,7 @@ def serve_command(args: argparse.Namespace) -> int:
             doq_listen=args.doq_listen,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            proxy_protocol_from=args.proxy_protocol_from,
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -23,6 +23,8 @@ HANDLERS: dict[str, str] = {
     "report": "resolver.commands.report:report_command",
     "purge": "resolver.commands.report:purge_command",
     "audit": "resolver.commands.report:audit_command",
+    "bundle make": "resolver.commands.bundle:make_command",
+    "bundle verify": "resolver.commands.bundle:verify_command",
 }
 
 
@@ -58,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
     serve.add_argument("--tls-cert", metavar="FILE", help="certificate (PEM) for DoT/DoH/DoQ")
     serve.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
+    serve.add_argument(
+        "--proxy-protocol-from", action="append", metavar="CIDR",
+        help="load balancer whose PROXY v2 headers are accepted (repeatable)",
+    )  # fmt: skip
     worker = sub.add_parser("serve-worker")  # started by `serve` only, never by hand
     worker.add_argument("--control-fd", type=int, required=True)
 
@@ -122,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--tz", default="Asia/Ho_Chi_Minh", metavar="ZONE", help="times shown in")
     audit.add_argument("--db", metavar="FILE")
     audit.add_argument("--config", metavar="FILE")
+    bundle = sub.add_parser("bundle", help="policy bundles for many servers").add_subparsers(
+        dest="bundle_command", required=True, metavar="SUBCOMMAND"
+    )
+    make = bundle.add_parser("make", help="check a policy and pack it with its files")
+    make.add_argument("--policy", required=True, metavar="POLICY")
+    make.add_argument("--key", metavar="KEY.pem", help="Ed25519 private key to sign with")
+    make.add_argument("--version", default="", metavar="LABEL", help="default: the UTC time")
+    make.add_argument("-o", "--output", required=True, metavar="BUNDLE.tar.gz")
+    verify = bundle.add_parser("verify", help="verify a bundle as a resolver would")
+    verify.add_argument("bundle", metavar="BUNDLE.tar.gz")
+    verify.add_argument("--public-key", metavar="KEY", help="PEM file or base64 raw key")
+    verify.add_argument("--sha256", metavar="HEX", help="the pinned sha256 of the file")
     return parser
 
 
@@ -130,6 +148,8 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"policy {args.policy_command}"
     if args.command == "lists":
         return f"lists {args.lists_command}"
+    if args.command == "bundle":
+        return f"bundle {args.bundle_command}"
     return str(args.command)
 
 

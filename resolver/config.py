@@ -6,6 +6,8 @@ before anything binds a socket. Command-line flags override the file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -91,6 +93,20 @@ class OrganisationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BundleConfig:
+    """Where the policy comes from on an ISP's resolvers: a bundle published by one policy
+    host (`safe-resolver bundle make`), polled and verified before use (resolver.bundlepoll)."""
+
+    url: str
+    interval: int = 60  # seconds between polls
+    sha256: str | None = None  # a fixed bundle: the sha256 of its file
+    public_key: bytes | None = None  # the Ed25519 key (32 raw bytes) its manifest is signed with
+    dir: Path = Path("var/bundle")  # unpacked bundles and the shared index cache
+    max_bytes: int = 256 * 1024 * 1024  # largest bundle file accepted
+    timeout: int = 60  # seconds one download may take
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen: tuple[HostPort, ...] = ()
     upstreams: tuple[HostPort, ...] = ()
@@ -99,7 +115,10 @@ class ServerConfig:
     tcp: TcpConfig = field(default_factory=TcpConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     access: tuple[str, ...] = DEFAULT_ALLOW
+    # Load balancers whose PROXY v2 headers name the client (resolver.dns.proxygate)
+    proxy_protocol_from: tuple[str, ...] = ()
     policy: Path | None = None
+    bundle: BundleConfig | None = None  # the policy comes from a signed bundle at a URL
     blockpage: BlockPageConfig = field(default_factory=BlockPageConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     querylog: QueryLogConfig = field(default_factory=QueryLogConfig)
@@ -109,11 +128,17 @@ class ServerConfig:
     workers: int | str = 1  # worker processes: a number, or "auto" (one per CPU we may use)
     source: str = "<defaults>"
 
+    @property
+    def serves_policy(self) -> bool:
+        """A policy file or a policy bundle: False only when filtering is off altogether."""
+        return self.policy is not None or self.bundle is not None
+
 
 _TOP_KEYS = (
-    "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access", "policy",
-    "blockpage", "admin", "querylog", "organisation", "log_level", "workers",
-    "dot_listen", "doh_listen", "doq_listen", "tls_cert", "tls_key", "encrypted",
+    "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access",
+    "proxy_protocol_from", "policy", "bundle", "blockpage", "admin", "querylog", "organisation",
+    "log_level", "workers", "dot_listen", "doh_listen", "doq_listen", "tls_cert", "tls_key",
+    "encrypted",
 )  # fmt: skip
 _RATES = {  # rate limit keys, also allowed in each override
     "client_qps": (1, 10_000_000),
@@ -244,8 +269,19 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                 check.error(("access", "allow", i), f"{net!r} is not a network (CIDR)")
         cfg = replace(cfg, access=tuple(nets))
 
+    proxies = check.str_list(("proxy_protocol_from",), data.get("proxy_protocol_from"))
+    for i, net in enumerate(proxies):
+        problem = proxy_network_problem(net)
+        if problem:
+            check.error(("proxy_protocol_from", i), problem)
+    cfg = replace(cfg, proxy_protocol_from=tuple(proxies))
+
     if data.get("policy") is not None and check.type_ok(("policy",), data["policy"], str):
         cfg = replace(cfg, policy=base / data["policy"])
+    if data.get("bundle") is not None:
+        cfg = replace(cfg, bundle=_bundle(check, data["bundle"], base))
+        if cfg.policy is not None:
+            check.error(("bundle",), "give policy or bundle, not both: a bundle carries the policy")
 
     bp = check.mapping(
         ("blockpage",),
@@ -463,6 +499,86 @@ def encrypted_problem(cfg: EncryptedConfig) -> tuple[str, str] | None:
 MAX_WORKERS = 256
 
 
+def proxy_network_problem(text: str) -> str | None:
+    """Why `text` cannot be a `proxy_protocol_from` network, or None."""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return f"{text!r} is not a network (CIDR)"
+    if net.prefixlen == 0:
+        return f"{text}: every address could then claim to be any client; list the balancers"
+    return None
+
+
+_BUNDLE_KEYS = ("url", "interval", "sha256", "public_key", "dir", "max_bytes", "timeout")
+
+
+def _bundle(check: Checker, raw: Any, base: Path) -> BundleConfig | None:
+    """`bundle: {url, interval, sha256 | public_key, dir, max_bytes, timeout}`."""
+    spec = check.mapping(("bundle",), raw, _BUNDLE_KEYS, required=("url",))
+    url = spec.get("url")
+    if not isinstance(url, str):
+        if url is not None:  # missing: reported by `required`
+            check.type_ok(("bundle", "url"), url, str)
+        return None
+    if not url.startswith(("http://", "https://")):
+        check.error(("bundle", "url"), f"expected an http:// or https:// URL, not {url!r}")
+    if ("sha256" in spec) == ("public_key" in spec):
+        check.error(("bundle",), "a bundle is used only once verified: give public_key or sha256")
+        return None
+    sha256 = spec.get("sha256")
+    if sha256 is not None and not (
+        isinstance(sha256, str)
+        and len(sha256) == 64
+        and all(c in "0123456789abcdefABCDEF" for c in sha256)
+    ):
+        check.error(("bundle", "sha256"), "expected the 64 hex digits of a SHA-256")
+        return None
+    public_key = None
+    if "public_key" in spec and check.type_ok(("bundle", "public_key"), spec["public_key"], str):
+        public_key = _public_key(check, spec["public_key"], base)
+    dir_ = spec.get("dir", "var/bundle")
+    check.type_ok(("bundle", "dir"), dir_, str)
+    return BundleConfig(
+        url=url,
+        interval=_int(check, ("bundle", "interval"), spec, 60, 1, 86_400),
+        sha256=sha256.lower() if isinstance(sha256, str) else None,
+        public_key=public_key,
+        dir=base / str(dir_),
+        max_bytes=_int(check, ("bundle", "max_bytes"), spec, 256 << 20, 1024, 64 << 30),
+        timeout=_int(check, ("bundle", "timeout"), spec, 60, 1, 3600),
+    )
+
+
+def _public_key(check: Checker, value: str, base: Path) -> bytes | None:
+    """A PEM public key or the base64 of a raw one, inline or in a file (a path)."""
+    from resolver.build.bundle import parse_public_key
+
+    text = value.strip()
+    if not text.startswith("-----BEGIN") and not _raw_key(text):
+        try:
+            text = (base / value).read_text()
+        except OSError as exc:
+            check.error(("bundle", "public_key"), f"cannot read {value}: {exc.strerror}")
+            return None
+    try:
+        return parse_public_key(text)
+    except ImportError:
+        check.error(
+            ("bundle", "public_key"), "needs cryptography: pip install 'safe-resolver[bundle]'"
+        )
+    except ValueError as exc:
+        check.error(("bundle", "public_key"), f"not a usable Ed25519 public key: {exc}")
+    return None
+
+
+def _raw_key(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except binascii.Error:
+        return False
+
+
 def _workers(check: Checker, value: Any) -> int | str:
     """`workers: N` (1..MAX_WORKERS) or `workers: auto`."""
     if value == "auto":
@@ -625,6 +741,7 @@ def apply_overrides(
     doq_listen: Sequence[str] | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    proxy_protocol_from: Sequence[str] | None = None,
 ) -> ServerConfig:
     """Command-line flags win over the file. Raises `ConfigError` naming the bad flag."""
     problems: list[Problem] = []
@@ -643,7 +760,15 @@ def apply_overrides(
     if upstreams:
         cfg = replace(cfg, upstreams=parse("upstream", upstreams, 53))
     if policy:
+        if cfg.bundle is not None:
+            problems.append(Problem("--policy", 1, 1, "the config takes its policy from a bundle"))
         cfg = replace(cfg, policy=Path(policy))
+    if proxy_protocol_from:
+        for net in proxy_protocol_from:
+            problem = proxy_network_problem(net)
+            if problem:
+                problems.append(Problem("--proxy-protocol-from", 1, 1, problem))
+        cfg = replace(cfg, proxy_protocol_from=tuple(proxy_protocol_from))
     if blockpage_listen:
         bp = replace(cfg.blockpage, listen=parse("blockpage-listen", blockpage_listen, None))
         cfg = replace(cfg, blockpage=bp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -32,3 +33,33 @@ def setup(level: str, process: str = "") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel("WARNING")
+
+
+class Throttled:
+    """A warning that may repeat without bound (every bad packet from a misconfigured peer):
+    logged at most once per `interval` seconds, each line saying how many were left out since.
+    The clock is injectable for tests."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> bool:
+        """Log now, or count it for the next line; True when it was logged."""
+        now, last = self._clock(), self._last
+        if last is not None and now - last < self.interval:
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            msg += f" ({self._suppressed} more in the last {now - (last or now):.0f} s)"
+        self.logger.warning(msg, *args)
+        self._last, self._suppressed = now, 0
+        return True

@@ -104,6 +104,9 @@ class Stats:
     # UDP queries over a rate limit: (scope, action) -> count; scope client or prefix, action
     # truncate or drop
     ratelimited: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # Datagrams and TCP connections dropped at the PROXY v2 gate (resolver.dns.proxygate), by
+    # reason: untrusted, missing, or how the header was malformed
+    proxy_refused: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     cache_hits: int = 0
     cache_misses: int = 0
     cache_stale_served: int = 0
@@ -136,6 +139,14 @@ class Stats:
     processes: dict[str, ProcessSample] = field(default_factory=dict)
     transfers: dict[str, TransferStats] = field(default_factory=dict)  # by list source id
     notifies: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))  # by outcome
+    # Policy bundles (resolver.bundlepoll), the supervisor's: polls by result (unchanged, new,
+    # failed), bundles refused by reason, and the bundle serving now
+    bundle_checks: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bundle_refused: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bundle_sha256: str = ""
+    bundle_version: str = ""
+    bundle_applied: float = 0.0  # Unix time the serving bundle went live
+    bundle_checked: float = 0.0  # Unix time of the last poll that reached the policy host
 
     def add(self, other: Stats) -> None:
         """Add `other`'s counters to these (one worker's share of the traffic): every number
@@ -176,5 +187,7 @@ SERVICE_FIELDS = frozenset((
     "querylog_failed_batches", "http_connections", "http_closed", "http_bad_requests",
     "reload_last_ok", "rollup_writes", "rollup_failed_writes", "rollup_written_at", "list_stale",
     "processes", "transfers",
+    "bundle_checks", "bundle_refused", "bundle_sha256", "bundle_version", "bundle_applied",
+    "bundle_checked",
 ))  # fmt: skip
 _ADDED = tuple(f.name for f in fields(Stats) if f.name not in SERVICE_FIELDS)

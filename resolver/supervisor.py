@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,7 @@ from aiohttp import web
 
 from resolver import __version__
 from resolver.build.listfile import rule_line
+from resolver.bundlepoll import BundlePoller
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.packet import Malformed, read_query
@@ -339,6 +341,9 @@ class Supervisor:
         self.own = Stats()  # the supervisor's own counters: reloads, query log
         self.holder = SnapshotHolder(self.own)
         self.generation = 0
+        # The policy file builds read: the configured one, or the newest verified bundle's.
+        self.policy_path: Path | None = cfg.policy
+        self.bundles = BundlePoller(cfg.bundle, self.own) if cfg.bundle else None
         self.listen = concrete_listeners(cfg.listen)
         enc = cfg.encrypted
         self.cfg = cfg = replace(cfg, encrypted=replace(
@@ -382,9 +387,9 @@ class Supervisor:
         # worker passes up here), on the zone's refresh timer.
         self.transfers: TransferManager | None = None
         self.notify_sink: NotifySink | None = None
-        if cfg.policy is not None:
+        if cfg.policy is not None or self.bundles is not None:
             self.transfers = TransferManager(
-                cfg.policy,
+                lambda: self.policy_path,
                 self.own,
                 lambda: self.reload(cause="transfer"),
                 self.holder,
@@ -396,19 +401,43 @@ class Supervisor:
 
     async def load_initial(self) -> list[str]:
         """Build and map the policy before anything binds; returns the build's error lines
-        (empty when it went live)."""
-        if self.cfg.policy is None:
+        (empty when it went live). With a bundle: the newest verified one that builds (after
+        one fetch, when the policy host answers), else the one that served last."""
+        candidates = [self.cfg.policy] if self.cfg.policy is not None else []
+        if self.bundles is not None:
+            await self.bundles.fetch_first()
+            candidates = self.bundles.candidates()
+            if not candidates:
+                return [f"no policy bundle yet: {self.bundles.last_error or 'none fetched'}"]
+        errors: list[str] = []
+        for policy in candidates:
+            result = await self.holder.build(policy, 1)
+            if not result["ok"]:
+                errors += [str(line) for line in result["errors"]]
+                if policy != candidates[-1]:
+                    log.error("bundle policy %s does not build; trying the one before", policy)
+                continue
+            for line in result.get("warnings", []):
+                log.warning("%s", line)
+            self.generation = 1
+            self.holder.commit(1)
+            self._note_reload(result, 0.0)
+            self._served(policy)
+            await self._audit_reload("start", self.last_reload)
             return []
-        result = await self.holder.build(self.cfg.policy, 1)
-        if not result["ok"]:
-            return [str(line) for line in result["errors"]]
-        for line in result.get("warnings", []):
-            log.warning("%s", line)
-        self.generation = 1
-        self.holder.commit(1)
-        self._note_reload(result, 0.0)
-        await self._audit_reload("start", self.last_reload)
-        return []
+        return errors
+
+    def _served(self, policy: Path) -> None:
+        self.policy_path = policy
+        if self.bundles is not None:
+            self.bundles.served(policy)
+
+    async def use_policy(self, policy: Path) -> dict[str, Any]:
+        """Make `policy` (a newly verified bundle's) the one builds read, and reload. On
+        failure the old generation keeps serving and `policy` stays the wanted one: a later
+        reload (SIGHUP, `accept_shrink`) tries it again."""
+        self.policy_path = policy
+        return await self.reload()
 
     def primaries(self) -> list[str]:
         """The zone-transfer primaries' addresses: a worker passes their NOTIFYs up here."""
@@ -441,6 +470,8 @@ class Supervisor:
             await self.querylog.start()
         await self.start_http()  # first: whoever sees DNS answer can use the apps too
         await self.pool.start()
+        if self.bundles is not None:
+            self.bundles.start(self.use_policy)
         for listening in self.pool.slots[0].listening:
             kind, _, address = listening.rpartition(" ")
             log.warning("listening dns=%s %s workers=%d", address, kind or "udp+tcp",
@@ -551,6 +582,8 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
+        if self.bundles is not None:
+            await self.bundles.stop()
         if self.transfers is not None:
             await self.transfers.stop()
         for task in list(self._tasks):
@@ -605,7 +638,7 @@ class Supervisor:
 
     def systemd_status(self) -> str:
         """The line `systemctl status` shows: the policy generation, a failed reload's error."""
-        if self.cfg.policy is None:
+        if self.policy_path is None:
             return "serving without a policy"
         text = f"serving policy generation {self.generation}"
         if self.last_reload and not self.last_reload["ok"]:
@@ -633,10 +666,11 @@ class Supervisor:
 
     async def _reload_attempt(self, accept_shrink: bool) -> dict[str, Any]:
         started = time.monotonic()
-        if self.cfg.policy is None:
+        policy = self.policy_path
+        if policy is None:
             return self._failed(started, "no policy configured")
         generation = self.generation + 1
-        built = await self.holder.build(self.cfg.policy, generation)
+        built = await self.holder.build(policy, generation)
         if not built["ok"]:
             return self._failed(started, "\n".join(built["errors"]))
         path = str(built["snapshot"])
@@ -655,6 +689,7 @@ class Supervisor:
             log.warning("%s", line)
         log.warning("policy reloaded generation=%d seconds=%.3f", generation, seconds)
         self._note_reload(built, seconds)
+        self._served(policy)
         return self.last_reload
 
     def _note_reload(self, built: dict[str, Any], seconds: float) -> None:
@@ -738,7 +773,7 @@ class Supervisor:
         return {
             "version": __version__,
             "policy_generation": self.generation,
-            "policy": str(self.cfg.policy) if self.cfg.policy else None,
+            "policy": str(self.policy_path) if self.policy_path else None,
             "list_sizes": dict(self.own.list_sizes),
             "uptime": round(time.time() - self.started, 1),
             "listeners": [
@@ -752,6 +787,8 @@ class Supervisor:
             "transfers": self.transfers.status() if self.transfers is not None else [],
             "workers": self.pool.status(),
             "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
+            "bundle": self.bundles.status() if self.bundles else None,
+            "proxy_protocol_from": list(self.cfg.proxy_protocol_from),
         }
 
     async def explain(
@@ -775,7 +812,9 @@ class Supervisor:
         total.started = own.started
         for name in ("reloads", "reload_failures", "reload_seconds_last", "reload_last_error",
                      "reload_last_ok", "querylog_written", "querylog_failed_batches",
-                     "rollup_writes", "rollup_failed_writes", "rollup_written_at"):  # fmt: skip
+                     "rollup_writes", "rollup_failed_writes", "rollup_written_at", "bundle_checks",
+                     "bundle_refused", "bundle_sha256", "bundle_version", "bundle_applied",
+                     "bundle_checked"):  # fmt: skip
             setattr(total, name, getattr(own, name))
         total.processes = dict(own.processes)
         for slot in self.pool.slots:
@@ -831,6 +870,10 @@ class Supervisor:
         from resolver.store.overlay import add_overlay_allow
 
         snapshot = self._snapshot()
+        if self.bundles is not None:
+            raise ValueError(
+                "this server takes its policy from a bundle: approve on the policy host"
+            )
         if profile not in snapshot.profiles:
             raise ValueError(f"unknown profile {profile!r}")
         if snapshot.overlay is None:

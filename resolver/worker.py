@@ -34,6 +34,7 @@ from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
+from resolver.dns.proxygate import ProxyGate
 from resolver.dns.ratelimit import RateLimiter, for_identities
 from resolver.dns.server import InFlight, TcpServer, UdpServer
 from resolver.dns.upstream import Forwarder
@@ -129,8 +130,8 @@ class Worker:
             cache=AnswerCache(cfg.cache),
             forwarder=Forwarder(list(cfg.upstreams), cfg.upstream, self.stats),
             stats=self.stats,
-            policy=self.holder if cfg.policy is not None else None,
-            decide=decide if cfg.policy is not None else None,
+            policy=self.holder if cfg.serves_policy else None,
+            decide=decide if cfg.serves_policy else None,
             querylog=self.relay if cfg.querylog.enabled else None,
             rollup=self.rollup,
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
@@ -141,7 +142,8 @@ class Worker:
         )
         self.handler.notify_sink = self.notify
         self.inflight = InFlight()
-        self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
+        self.gate = ProxyGate(cfg.proxy_protocol_from, self.stats)
+        self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp, self.gate)
         self.udp_transports: list[asyncio.BaseTransport] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
@@ -153,7 +155,7 @@ class Worker:
         bound = []
         for host, port in listen:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.handler, self.inflight, self.stats),
+                lambda: UdpServer(self.handler, self.inflight, self.stats, self.gate),
                 sock=udp_socket(host, port),
             )
             self.udp_transports.append(transport)

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages the tests drive for real: dig (bind9-dnsutils), knotd (knot, the
-# primary the zone-transfer tests pull from), kdig for DNS over
-# TLS and HTTPS (knot-dnsutils), curl (DoH over HTTP/2), Chromium, the PostgreSQL server (the
-# query-log tests run their own throwaway cluster with initdb/pg_ctl) and promtool (checks and
-# unit-tests deploy/prometheus's alert rules). promtool is taken out of Debian's `prometheus`
-# package into /usr/local/bin, so no Prometheus server gets installed (on a machine with systemd
-# the package would start one).
+# primary the zone-transfer tests pull from), kdig for DNS over TLS and HTTPS (knot-dnsutils),
+# curl (DoH over HTTP/2), Chromium, the PostgreSQL server (the query-log tests run their own
+# throwaway cluster with initdb/pg_ctl), dnsdist (the ISP recipe's load balancer, run
+# unprivileged on a loopback port) and promtool (checks and unit-tests deploy/prometheus's alert
+# rules). promtool is taken out of Debian's `prometheus` package into /usr/local/bin, so no
+# Prometheus server gets installed (on a machine with systemd the package would start one).
 # With arguments, installs just those packages. Does nothing for what is already present.
 set -eu
 promtool=""
@@ -20,6 +20,7 @@ else
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || want="$want postgresql"
     command -v promtool >/dev/null 2>&1 || promtool=yes
     command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || want="$want knot"
+    command -v dnsdist >/dev/null 2>&1 || want="$want dnsdist"
 fi
 [ -z "$want" ] && [ -z "$promtool" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

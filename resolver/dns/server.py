@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from resolver.dns.handler import Handler
+from resolver.dns.proxygate import SIGNATURE, ProxyGate, Refused
 from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,29 @@ class InFlight:
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, inflight: InFlight, stats: Stats) -> None:
+    def __init__(self, handler: Handler, inflight: InFlight, stats: Stats, gate: ProxyGate) -> None:
         self.handler = handler
         self.inflight = inflight
         self.stats = stats
+        self.gate = gate
+        self.balancers = gate.trusted  # None unless proxy_protocol_from is set
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        client = addr[0]
+        # PROXY v2: from a trusted load balancer, the query and the client it relays for;
+        # from anyone else a header is refused. The answer goes back to the balancer (addr).
+        balancers = self.balancers
+        if data.startswith(SIGNATURE) or (balancers is not None and balancers.allows(client)):
+            opened = self.gate.open_datagram(data, client)
+            if opened is None:
+                return
+            data, client = opened
         try:
-            result = self.handler.answer(data, addr[0], "udp")
+            result = self.handler.answer(data, client, "udp")
         except Exception:  # a bug must cost one query, never the listener
             self.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")
@@ -103,13 +115,17 @@ class TcpServer:
         inflight: InFlight,
         stats: Stats,
         config: TcpConfig,
+        gate: ProxyGate | None = None,
         label: str = "tcp",
-    ):
+    ) -> None:
+        """`gate`: the PROXY v2 gate (plain TCP); None where no load balancer speaks PROXY v2
+        (DoT: its streams are opened by TLS)."""
         self.handler = handler
         self.inflight = inflight
         self.stats = stats
         self.config = config
         self.label = label  # the transport in metrics and the query log: "tcp", or "dot"
+        self.gate = gate
         # Least recently active first: a complete query moves its connection to the end.
         self.connections: OrderedDict[TcpConnection, None] = OrderedDict()
         # Every connection reads into this one buffer and copies its bytes out at once: a read
@@ -159,6 +175,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.identity: str | None = None
+        # The PROXY v2 gate has passed this connection (proxygate.py), or there is none.
+        self.opened = server.gate is None
         self.buffer = bytearray()
         self.pending = 0
         self.queued_bytes = 0
@@ -237,7 +255,29 @@ class TcpConnection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.buffer += self.server.read_buffer[:nbytes]
-        self._pump()
+        if self.opened or self._open():
+            self._pump()
+
+    def _open(self) -> bool:
+        """The PROXY v2 gate, once per connection: from a trusted load balancer the stream
+        starts with a header naming the client; from anyone else it must not. False while
+        more bytes are needed, or when the connection was refused and closed."""
+        gate = self.server.gate
+        assert gate is not None  # `opened` starts True without one
+        try:
+            opened = gate.open_stream(bytes(self.buffer), self.client)
+        except Refused:
+            self.shut()
+            return False
+        if opened is None:
+            if len(self.buffer) > self.config.max_queued_bytes:
+                self.server.stats.dropped["tcp-oversized"] += 1
+                self.shut()
+            return False
+        self.client, skip = opened
+        del self.buffer[:skip]
+        self.opened = True
+        return True
 
     def _blocked(self) -> bool:
         cfg = self.config

@@ -155,6 +155,7 @@ class StatsCollector(Collector):
         yield limited
         yield from _http_families(s)
         yield from _report_families(s)
+        yield from _isp_families(s)
         yield GaugeMetricFamily(P + "start_time_seconds", "Process start (unix time)", s.started)
         yield from _transfer_families(s)
 
@@ -268,6 +269,49 @@ def _report_families(s: Stats) -> Iterator[Metric]:
         for process, sample in processes:
             family.add_metric([process], getattr(sample, attr))
         yield family
+
+
+def _isp_families(s: Stats) -> Iterator[Metric]:
+    """PROXY v2 refusals, and the policy bundle: polls, refusals, the bundle serving."""
+    proxy = CounterMetricFamily(
+        P + "proxy_refused",
+        "Datagrams and TCP connections dropped at the PROXY v2 gate, by reason",
+        labels=["reason"],
+    )
+    for reason, count in list(s.proxy_refused.items()):
+        proxy.add_metric([reason], count)
+    yield proxy
+    checks = CounterMetricFamily(
+        P + "bundle_checks", "Polls of the policy bundle by result (unchanged, new, failed)",
+        labels=["result"],
+    )  # fmt: skip
+    for result, count in list(s.bundle_checks.items()):
+        checks.add_metric([result], count)
+    yield checks
+    refused = CounterMetricFamily(
+        P + "bundle_refused",
+        "Policy bundles refused (hash, signature, format, files, size; policy: the build failed)",
+        labels=["reason"],
+    )
+    for reason, count in list(s.bundle_refused.items()):
+        refused.add_metric([reason], count)
+    yield refused
+    if s.bundle_sha256:
+        info = GaugeMetricFamily(
+            P + "bundle_info", "The policy bundle serving now (1)", labels=["version", "sha256"]
+        )
+        info.add_metric([s.bundle_version, s.bundle_sha256], 1)
+        yield info
+        yield GaugeMetricFamily(
+            P + "bundle_applied_timestamp_seconds", "When the serving bundle went live",
+            s.bundle_applied,
+        )  # fmt: skip
+    if s.bundle_checked:
+        yield GaugeMetricFamily(
+            P + "bundle_last_check_timestamp_seconds",
+            "The last poll that reached the policy host",
+            s.bundle_checked,
+        )
 
 
 def make_registry(get_stats: Callable[[], Stats]) -> CollectorRegistry:

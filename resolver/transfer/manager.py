@@ -65,13 +65,14 @@ class TransferManager:
 
     def __init__(
         self,
-        policy: Path,
+        policy: Callable[[], Path | None],
         stats: Stats,
         reload: Reload,
         holder: SnapshotHolder | None = None,
         changed: Callable[[Increments], Awaitable[None]] | None = None,
     ) -> None:
-        """`changed(increments)` runs after the pending increments changed (composed): the
+        """`policy()` is the policy file builds read now (the configured one, or the serving
+        bundle's). `changed(increments)` runs after the pending increments changed (composed): the
         supervisor serves them in its own holder and hands them to every worker."""
         self.policy = policy
         self.stats = stats
@@ -93,7 +94,10 @@ class TransferManager:
 
     async def configure(self) -> None:
         """Follow the policy's transfer sources after a reload (changed ones start over)."""
-        found = await asyncio.to_thread(transfer_sources, self.policy)
+        policy = self.policy()
+        if policy is None:
+            return
+        found = await asyncio.to_thread(transfer_sources, policy)
         if found is None or not self.running:
             return  # an unusable policy: the reload reports it, the running sources go on
         sources, settings = found
