@@ -1,18 +1,25 @@
 """Forwarding to upstream resolvers: random IDs and ports, reply checks, failover, coalescing.
 
-Every upstream query gets its own *connected* UDP socket, so a fresh random source port chosen
-by the kernel (which also drops datagrams from any other address or port), and a fresh 16-bit
-ID from the OS random source. Raw non-blocking sockets cost ~12 µs per query under uvloop against
-~58 µs for an asyncio endpoint. A reply is accepted only if its ID and question are ours;
-anything else is counted as spoofed and ignored while we keep waiting.
+Sockets. Each upstream has a pool of POOL_SIZE (8) *connected* UDP sockets, each bound by the
+kernel to its own random ephemeral port (and the kernel drops datagrams from any other address
+or port). A query goes out on the socket its random 16-bit ID (from the OS random source) picks;
+a socket carries many queries at once and hands each reply to the query with that ID and
+question: anything else is counted as spoofed and ignored while we keep waiting. A socket takes
+at most SOCKET_QUERIES (100) queries and new ones for at most SOCKET_SECONDS (5 s); then it is
+retired, closed when its last query is done, and a fresh socket on a fresh random port takes its
+place. So RFC 5452's odds stay what a socket per query gives (a forged reply must guess the
+port its target query waits on, among ~28k, and the ID and question), while no port stays open
+long enough to be found by side channels (SADDNS); and the miss path pays one send instead of
+socket, connect, register, send, unregister and close per query (1.2x the forwarded q/s, see
+bench/README.md).
 
-Each exchange has one deadline, the client's time budget (`query_budget_ms`), shared by every
-attempt and by the TCP retry of a truncated reply. An attempt that has not been answered after
-`timeout_ms` is followed by the next one (to the next upstream), but keeps listening: a late
-reply to any attempt of the exchange is as good as a prompt one. The exchange fails when the
-last attempt has had its `timeout_ms` too, or at the deadline, whichever comes first. REFUSED
-or SERVFAIL, a refused port or a broken TCP reply move on to the next attempt at once.
-Identical queries in flight share one upstream exchange.
+Deadline. Each exchange has one deadline, the client's time budget (`query_budget_ms`), shared
+by every attempt and by the TCP retry of a truncated reply. An attempt that has not been
+answered after `timeout_ms` is followed by the next one (to the next upstream), but keeps
+listening: a late reply to any attempt of the exchange is as good as a prompt one. The exchange
+fails when the last attempt has had its `timeout_ms` too, or at the deadline, whichever comes
+first. REFUSED or SERVFAIL, a refused port or a broken TCP reply move on to the next attempt at
+once. Identical queries in flight share one upstream exchange.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from resolver.stats import Stats, UpstreamStats
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("!H")
+POOL_SIZE = 8  # connected UDP sockets per upstream, each on its own random port
+SOCKET_QUERIES = 100  # queries one socket carries before it is replaced
+SOCKET_SECONDS = 5.0  # seconds one socket takes new queries before it is replaced
+SOCKET_RCVBUF = 1 << 20  # a burst of replies for many queries lands on one socket
 _TRY_NEXT = frozenset((2, 5))  # SERVFAIL, REFUSED
 
 
@@ -73,6 +84,7 @@ class Upstream:
         self.down_until = 0.0
         self.srtt = 0.05  # smoothed round-trip time, seconds
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.pool: list[_UdpSocket | None] = [None] * POOL_SIZE
 
     def is_up(self, now: float) -> bool:
         return self.down_until <= now
@@ -95,18 +107,134 @@ class Upstream:
 
 
 class _Attempt:
-    """One query sent to one upstream over its own connected UDP socket."""
+    """One query sent to one upstream, waiting on one of its pooled sockets."""
 
-    __slots__ = ("answered", "qid", "sent", "sock", "timed_out", "upstream", "wire")
+    __slots__ = (
+        "answered",
+        "name_lower",
+        "qid",
+        "sent",
+        "sock",
+        "timed_out",
+        "type_class",
+        "upstream",
+        "waiter",
+        "wire",
+    )
 
-    def __init__(self, upstream: Upstream, qid: int, wire: bytes, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        qid: int,
+        wire: bytes,
+        waiter: _Waiter,
+        name_lower: bytes,
+        type_class: bytes,
+    ) -> None:
         self.upstream = upstream
         self.qid = qid
         self.wire = wire
-        self.sock = sock
+        self.waiter = waiter
+        self.name_lower = name_lower
+        self.type_class = type_class
+        self.sock: _UdpSocket | None = None
         self.sent = time.monotonic()
-        self.answered = False  # a reply or an error was delivered; the socket is no longer read
+        self.answered = False  # a reply or an error was delivered
         self.timed_out = False  # counted as a timeout already (it may still answer late)
+
+    def release(self) -> None:
+        """Stop waiting for a reply (answered or abandoned)."""
+        if self.sock is not None:
+            self.sock.forget(self)
+            self.sock = None
+
+
+class _UdpSocket:
+    """A connected UDP socket to one upstream that carries many queries, told apart by ID.
+
+    `connect` binds it to a random ephemeral port (the kernel's choice) and makes the kernel drop
+    datagrams from any other address or port. It takes at most SOCKET_QUERIES queries and new
+    ones for at most SOCKET_SECONDS, then is retired and closed once its last query is done.
+    """
+
+    __slots__ = ("_loop", "expires", "fd", "pending", "retired", "sock", "stats", "uses_left")
+
+    def __init__(self, upstream: Upstream, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RCVBUF)
+            sock.connect((upstream.host, upstream.port))
+            loop.add_reader(sock.fileno(), self._readable)
+        except OSError:
+            sock.close()
+            raise
+        self._loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.stats = upstream.stats
+        self.pending: dict[int, _Attempt] = {}  # by query ID
+        self.uses_left = SOCKET_QUERIES
+        self.expires = now + SOCKET_SECONDS
+        self.retired = False
+        loop.call_later(SOCKET_SECONDS, self.retire)
+
+    def usable(self, now: float) -> bool:
+        return not self.retired and self.uses_left > 0 and now < self.expires
+
+    def send(self, attempt: _Attempt) -> None:
+        self.uses_left -= 1
+        self.sock.send(attempt.wire)
+        self.pending[attempt.qid] = attempt
+        attempt.sock = self
+
+    def forget(self, attempt: _Attempt) -> None:
+        if self.pending.get(attempt.qid) is attempt:
+            del self.pending[attempt.qid]
+        if self.retired and not self.pending:
+            self._close()
+
+    def retire(self) -> None:
+        """Take no new queries; close once the ones in flight are done."""
+        if not self.retired:
+            self.retired = True
+            if not self.pending:
+                self._close()
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            self._loop.remove_reader(self.fd)
+            self.sock.close()
+            self.fd = -1
+
+    def _readable(self) -> None:
+        """Read every waiting datagram; each that is really an answer goes to its query."""
+        pending = self.pending
+        while True:
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # ICMP port unreachable and the like: no telling which query it was for.
+                for attempt in list(pending.values()):
+                    attempt.sock = None
+                    attempt.waiter.deliver(attempt, exc)
+                pending.clear()
+                return
+            waiting = pending.get(data[0] << 8 | data[1]) if len(data) >= 12 else None
+            if waiting is not None:
+                qend = 12 + len(waiting.name_lower) + 4
+                if (
+                    len(data) >= qend
+                    and data[2] & 0x80
+                    and question_matches(data, qend, waiting.name_lower, waiting.type_class)
+                ):
+                    del pending[waiting.qid]
+                    waiting.sock = None
+                    waiting.waiter.deliver(waiting, data)
+                    continue
+            self.stats.spoofed += 1
 
 
 class _Waiter:
@@ -142,31 +270,6 @@ class _Waiter:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _on_readable(attempt: _Attempt, waiter: _Waiter, name_lower: bytes, type_class: bytes) -> None:
-    """Read every waiting datagram; the first that is really our answer is delivered."""
-    sock = attempt.sock
-    qend = 12 + len(name_lower) + 4
-    qid = attempt.qid
-    while not attempt.answered:
-        try:
-            data = sock.recv(65535)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # ICMP port unreachable and the like: this attempt has failed
-            waiter.deliver(attempt, exc)
-            break
-        if (
-            len(data) >= qend
-            and (data[0] << 8 | data[1]) == qid
-            and data[2] & 0x80
-            and question_matches(data, qend, name_lower, type_class)
-        ):
-            waiter.deliver(attempt, data)
-            break
-        attempt.upstream.stats.spoofed += 1
-    asyncio.get_running_loop().remove_reader(sock.fileno())
 
 
 class Forwarder:
@@ -258,7 +361,7 @@ class Forwarder:
                 events, waiter.events = waiter.events, []
                 for attempt, result in events:
                     pending.remove(attempt)
-                    attempt.sock.close()
+                    attempt.release()
                     upstream = attempt.upstream
                     if isinstance(result, OSError):
                         last_error = self._failed(upstream, result)
@@ -295,11 +398,8 @@ class Forwarder:
                 if not attempt.timed_out:
                     self._timed_out(attempt, now)
         finally:
-            loop = asyncio.get_running_loop()
             for attempt in pending:
-                if not attempt.answered:
-                    loop.remove_reader(attempt.sock.fileno())
-                attempt.sock.close()
+                attempt.release()
         if fallback is not None:
             return fallback
         raise UpstreamFailure(last_error)
@@ -313,23 +413,20 @@ class Forwarder:
         name_lower: bytes,
         type_class: bytes,
     ) -> _Attempt:
-        """Send one attempt from a fresh connected socket whose replies go to `waiter`."""
-        loop = asyncio.get_running_loop()
+        """Send one attempt on one of the upstream's sockets; its reply goes to `waiter`."""
         upstream.stats.queries += 1
-        sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
-        watching = False
-        try:
-            sock.setblocking(False)
-            sock.connect((upstream.host, upstream.port))
-            attempt = _Attempt(upstream, qid, wire, sock)
-            loop.add_reader(sock.fileno(), _on_readable, attempt, waiter, name_lower, type_class)
-            watching = True
-            sock.send(wire)
-        except OSError:
-            if watching:
-                loop.remove_reader(sock.fileno())
-            sock.close()
-            raise
+        slot = qid % POOL_SIZE
+        sock = upstream.pool[slot]
+        now = time.monotonic()
+        if sock is None or not sock.usable(now):
+            if sock is not None:
+                sock.retire()
+            sock = upstream.pool[slot] = _UdpSocket(upstream, asyncio.get_running_loop(), now)
+        while qid in sock.pending:  # an ID this socket is already waiting for: pick another
+            qid = self._ids.next()
+            wire = qid.to_bytes(2, "big") + wire[2:]
+        attempt = _Attempt(upstream, qid, wire, waiter, name_lower, type_class)
+        sock.send(attempt)
         return attempt
 
     def _failed(self, upstream: Upstream, exc: BaseException) -> str:
