@@ -1,14 +1,15 @@
-"""`python -m bench [dns|match|policy|reload] [options]`: run one benchmark, or all of them in turn.
+"""`python -m bench [dns|match|policy|reload|upstream] [options]`: one benchmark, or all in turn.
 
 With no benchmark named, every one runs; `--quick` is passed on to each (dns: 3 s runs;
-match: 100k rules only; policy: 100k rules instead of 1M; reload: 200k rules).
+match: 100k rules only; policy: 100k rules instead of 1M; reload: 200k rules; upstream: 5,000
+exchanges).
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import dns_bench, match_bench, policy_bench, reload_stall
+from bench import dns_bench, match_bench, policy_bench, reload_stall, upstream_bench
 
 
 def policy(argv: list[str]) -> int:
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "match": match_bench.main,
     "policy": policy,
     "reload": reload_stall.main,
+    "upstream": upstream_bench.main,
 }
 
 
@@ -35,7 +37,8 @@ def main(argv: list[str]) -> int:
         return 0
     unknown = [a for a in argv if a != "--quick"]
     if unknown:
-        print(f"unknown arguments {unknown}; use `python -m bench dns|match|policy|reload --help`")
+        names = "|".join(BENCHMARKS)
+        print(f"unknown arguments {unknown}; use `python -m bench {names} --help`")
         return 2
     status = 0
     for name, run in BENCHMARKS.items():

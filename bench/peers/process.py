@@ -6,6 +6,7 @@ before their block list is loaded, and their start-up time must include the list
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 PROBE = "probe.bench.test"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NXDOMAIN = 3
 
 
@@ -73,6 +75,17 @@ class Server:
             return None
         match = re.search(r"VmRSS:\s+(\d+) kB", status)
         return int(match.group(1)) if match else None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server has used so far (from /proc: other load does not count)."""
+        if self.proc is None:
+            return None
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
