@@ -8,6 +8,7 @@ below what a silent upstream used to cost (attempts x timeout: 4.5 s by default)
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import dns.edns
 import dns.message
@@ -15,6 +16,9 @@ import dns.rcode
 import pytest
 from support.authority import Authority, Fault, raw_record, raw_reply
 from support.resolver_proc import ResolverFactory, ResolverProc, unique_name
+
+from resolver.config import load_config
+from resolver.yamlsource import ConfigError
 
 BUDGET = 2.0  # the defaults: query_budget_ms 2000, stale_answer_ms 1800
 STALE_AT = 1.8
@@ -129,3 +133,11 @@ def test_stale_not_used_when_the_refresh_answers_in_time(
     resp, _ = timed(rp, name)
     assert resp.answer[0].ttl <= 1  # the fresh answer (TTL 1), not the stale one (TTL 30)
     assert not [o for o in resp.options if o.otype == dns.edns.EDE]
+
+
+def test_stale_answer_after_the_budget_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("upstream:\n  query_budget_ms: 1500\n  stale_answer_ms: 1800\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert f"{config}:3:" in str(caught.value) and "stale_answer_ms" in str(caught.value)
