@@ -260,14 +260,16 @@ class Stats:
 
 def parse_stats(out: str) -> Stats:
     """The numbers of dnsperf's summary."""
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    qps = re.search(r"Queries per second:\s+([\d.]+)", out)
     latency = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)", out)
+    if qps is None or latency is None:
+        raise RuntimeError(f"no dnsperf summary in: {out[-500:]}")
     lost = re.search(r"Queries lost:\s+(\d+) \(([\d.]+)%\)", out)
     codes = re.search(r"Response codes:\s+(.*)", out)
     nx = re.search(r"NXDOMAIN \d+ \(([\d.]+)%\)", codes.group(1)) if codes else None
     completed = re.search(r"Queries completed:\s+(\d+)", out)
     return Stats(
-        qps,
+        float(qps.group(1)),
         float(latency.group(1)) * 1000,
         float(latency.group(2)) * 1000,
         int(lost.group(1)) if lost else 0,

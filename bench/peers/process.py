@@ -37,7 +37,7 @@ class Server:
     start_timeout: float = 30.0
     reload: Callable[[Server], None] | None = None  # triggers a reload of config and lists
     reload_how: str = ""  # what `reload` does, or why there is none
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     start_s: float | None = None  # from exec to the first right answer
 
@@ -100,7 +100,7 @@ class Server:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
+        port: int = udp.getsockname()[1]
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", port))
         return port
@@ -126,7 +126,7 @@ def ask(port: int, name: str, timeout: float = 0.5) -> int | None:
 
 def wait_answering(
     port: int,
-    proc: subprocess.Popen,
+    proc: subprocess.Popen[bytes],
     timeout: float = 30.0,
     name: str = PROBE,
     rcode: int | None = None,
