@@ -75,6 +75,7 @@ class Result:
     max_ms: float | None = None
     lost: int | None = None  # reload runs: queries that timed out
     reload_s: float | None = None  # reload runs: trigger to the new rule answering NXDOMAIN
+    cpu_us: float | None = None  # the server's CPU time per answered query in the full-speed run
 
 
 class Run:
@@ -187,7 +188,7 @@ SCENARIOS: list[Scenario] = [
         miss_queries,
         warm=False,
         loop_file=False,
-        servers={"safe-resolver": ours, "dnsmasq": dnsmasq},
+        servers={"safe-resolver": ours, "dnsmasq": dnsmasq, "unbound": PEERS["unbound"]},
     ),
     Scenario(
         "blocked",
@@ -254,22 +255,27 @@ class Stats:
     lost: int
     lost_pct: float
     nxdomain_pct: float
+    completed: int
 
 
 def parse_stats(out: str) -> Stats:
     """The numbers of dnsperf's summary."""
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    qps = re.search(r"Queries per second:\s+([\d.]+)", out)
     latency = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)", out)
+    if qps is None or latency is None:
+        raise RuntimeError(f"no dnsperf summary in: {out[-500:]}")
     lost = re.search(r"Queries lost:\s+(\d+) \(([\d.]+)%\)", out)
     codes = re.search(r"Response codes:\s+(.*)", out)
     nx = re.search(r"NXDOMAIN \d+ \(([\d.]+)%\)", codes.group(1)) if codes else None
+    completed = re.search(r"Queries completed:\s+(\d+)", out)
     return Stats(
-        qps,
+        float(qps.group(1)),
         float(latency.group(1)) * 1000,
         float(latency.group(2)) * 1000,
         int(lost.group(1)) if lost else 0,
         float(lost.group(2)) if lost else 0.0,
         float(nx.group(1)) if nx else 0.0,
+        int(completed.group(1)) if completed else 0,
     )
 
 
@@ -285,7 +291,12 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
     if scenario.warm:
         dnsperf(server.port, queries, max(settings.warmup, 5), settings, once=True)
     once = not scenario.loop_file
+    cpu_before = server.cpu_seconds()
     stats = parse_stats(dnsperf(server.port, queries, settings.duration, settings, once=once))
+    cpu_after = server.cpu_seconds()
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and stats.completed:
+        cpu_us = (cpu_after - cpu_before) / stats.completed * 1e6
     lat_queries = queries
     if once:  # the p99 run needs names nobody asked yet: take them from the end of the file
         lat_queries = queries.with_suffix(".tail.txt")
@@ -308,6 +319,7 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
         start_s=server.start_s,
         nxdomain_pct=stats.nxdomain_pct,
         max_ms=stats.max_ms,
+        cpu_us=cpu_us,
     )
 
 

@@ -153,6 +153,8 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "attempts": (1, 10),
         "tcp_timeout_ms": (100, 120_000),
         "down_after": (1, 100),
+        "query_budget_ms": (200, 60_000),
+        "stale_answer_ms": (100, 60_000),
     },
     "cache": {
         "size": (0, 50_000_000),
@@ -249,7 +251,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         cfg,
         listen=_hostports(check, ("listen",), data.get("listen", [DEFAULT_LISTEN]), None),
         upstreams=_hostports(check, ("upstreams",), data.get("upstreams", []), 53),
-        upstream=UpstreamConfig(**_ints(check, data, "upstream")),
+        upstream=_upstream(check, data),
         tcp=TcpConfig(**_ints(check, data, "tcp")),
     )
     cfg = replace(cfg, ratelimit=_ratelimit(check, data))
@@ -712,6 +714,17 @@ def _ints(
         if key in raw:
             out[key] = _int(check, (section, key), raw, 0, low, high)
     return out
+
+
+def _upstream(check: Checker, data: dict[str, Any]) -> UpstreamConfig:
+    upstream = UpstreamConfig(**_ints(check, data, "upstream"))
+    if upstream.stale_answer_ms > upstream.query_budget_ms:
+        check.error(
+            ("upstream", "stale_answer_ms"),
+            f"stale_answer_ms ({upstream.stale_answer_ms}) must not exceed query_budget_ms "
+            f"({upstream.query_budget_ms}): a stale answer is sent within the query's budget",
+        )
+    return upstream
 
 
 def _hostports(

@@ -113,6 +113,7 @@ def unbound(upstream: int, port: int, workdir: Path, lists: Blocklist | None = N
         '  do-not-query-localhost: no\n  module-config: "iterator"\n'
         "  access-control: 127.0.0.0/8 allow\n  so-reuseport: no\n"
         "  num-queries-per-thread: 4096\n  outgoing-range: 8192\n"
+        '  local-zone: "test." nodefault\n'  # bench names are under .test: forward them
         "  msg-cache-size: 128m\n  rrset-cache-size: 256m\n"
         f"{include}"
         "remote-control:\n"

@@ -6,6 +6,7 @@ before their block list is loaded, and their start-up time must include the list
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 PROBE = "probe.bench.test"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NXDOMAIN = 3
 
 
@@ -35,7 +37,7 @@ class Server:
     start_timeout: float = 30.0
     reload: Callable[[Server], None] | None = None  # triggers a reload of config and lists
     reload_how: str = ""  # what `reload` does, or why there is none
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     start_s: float | None = None  # from exec to the first right answer
 
@@ -74,6 +76,17 @@ class Server:
         match = re.search(r"VmRSS:\s+(\d+) kB", status)
         return int(match.group(1)) if match else None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server has used so far (from /proc: other load does not count)."""
+        if self.proc is None:
+            return None
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -87,7 +100,7 @@ class Server:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
+        port: int = udp.getsockname()[1]
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", port))
         return port
@@ -113,7 +126,7 @@ def ask(port: int, name: str, timeout: float = 0.5) -> int | None:
 
 def wait_answering(
     port: int,
-    proc: subprocess.Popen,
+    proc: subprocess.Popen[bytes],
     timeout: float = 30.0,
     name: str = PROBE,
     rcode: int | None = None,

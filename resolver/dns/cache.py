@@ -14,15 +14,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resolver.dns.message import Reply
+from resolver.dns.message import MAX_MESSAGE, BadReply, Reply, without_opt
 from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
-from resolver.dns.synth import NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN
+from resolver.dns.synth import EDE_STALE_ANSWER, NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN, opt_record
 
 CacheKey = tuple[str, int, int, bool]
 _ID_FLAGS = struct.Struct("!HH")
 _COUNTS = struct.Struct("!HHHH")
 _TTL = struct.Struct("!I")
-STALE_TTL = 30  # RFC 8767 section 4: TTL of answers served stale
+STALE_TTL = 30  # RFC 8767 section 4: every record of a stale answer gets this TTL
+_OPT_ROOM = len(opt_record(True, (EDE_STALE_ANSWER, "")))  # the largest OPT render() appends
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,9 @@ class AnswerCache:
         return entry
 
     def put(self, key: CacheKey, reply: Reply, now: float) -> Entry:
-        """Make an entry for a validated reply and store it if it is cacheable (TTL above 0)."""
+        """Make an entry for a validated reply and store it if it is cacheable (TTL above 0).
+
+        Raises BadReply for a reply that could not be rendered within a DNS message."""
         ttl = self._cache_ttl(reply)
         entry = self.entry_from(reply, now, self.config, ttl or 0)
         if ttl:
@@ -119,6 +122,8 @@ class AnswerCache:
     @staticmethod
     def entry_from(reply: Reply, now: float, cfg: CacheConfig, ttl: int = 0) -> Entry:
         """An entry for a validated reply: OPT cut out, TTLs clamped, living `ttl` seconds."""
+        if reply.opt is not None and reply.opt[1] != len(reply.data):
+            reply = without_opt(reply)  # records follow the OPT: they need their names moved
         data = reply.data
         qend = reply.qend
         offsets = reply.ttl_offsets
@@ -131,6 +136,8 @@ class AnswerCache:
             arcount -= 1
         else:
             body = data[qend:]
+        if qend + len(body) + _OPT_ROOM > MAX_MESSAGE:
+            raise BadReply("too-big")  # with our OPT it would not fit a TCP message
         rel = tuple(o - qend for o in offsets)
         # Clamp to [min_ttl, max_ttl], and never promise more than the entry lives: a negative
         # answer's SOA must not tell clients to cache it past negative_max_ttl.
@@ -207,7 +214,7 @@ def render(entry: Entry, query: Query, now: float, stale: bool = False) -> bytes
     if not (query.do or query.flags & AD):
         flags &= ~AD  # RFC 6840 5.8: AD only for clients that asked for DNSSEC information
     if stale:
-        body = _with_ttls(entry, lambda ttl: min(ttl, STALE_TTL))
+        body = _with_ttls(entry, lambda ttl: STALE_TTL)
     else:
         sec = int(now)
         if sec != entry.cur_sec:

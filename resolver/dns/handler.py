@@ -19,7 +19,8 @@ The stages run in this fixed order; the first that answers ends the query:
   4. policy    the snapshot is read once per query, so a reload mid-query cannot mix two
                policies; block / NXDOMAIN / NODATA / REFUSED / rewrite answers are built here
   5. cache     byte-level hit: patch ID, flags and TTLs, echo the client's question
-  6. forward   coalesced upstream exchange; reply validated, cached, then served like a hit
+  6. forward   coalesced upstream exchange; reply validated, cached, then served like a hit;
+               SERVFAIL (or stale data) within the query's time budget, whatever upstreams do
 
 RA is set exactly when recursion is offered: a QUERY from a client in the access list.
 Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose target is not
@@ -28,6 +29,7 @@ cached) return a coroutine, which the transport awaits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -41,6 +43,7 @@ from resolver.dns.synth import (
     ADVERTISED_UDP_SIZE,
     EDE_CENSORED,
     EDE_FILTERED,
+    EDE_NETWORK_ERROR,
     EDE_NO_REACHABLE_AUTHORITY,
     EDE_NOT_SUPPORTED,
     EDE_PROHIBITED,
@@ -64,7 +67,7 @@ from resolver.dns.synth import (
     unreadable,
 )
 from resolver.dns.upstream import Forwarder, UpstreamFailure
-from resolver.dns.wire import ComposeError, address_rdata, compose_rewrite
+from resolver.dns.wire import address_rdata, compose_rewrite
 from resolver.match.key import NameKey
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats
@@ -170,6 +173,8 @@ class Handler:
         self._ede: dict[int, tuple[Decision, tuple[int, str] | None]] = {}
         self._wall_sec = -1
         self._wall = time.time()
+        # Refreshes that outlived the stale answer they were racing (RFC 8767 section 5).
+        self._refreshing: set[asyncio.Task[Entry | None]] = set()
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -349,7 +354,7 @@ class Handler:
         started: float,
         decision: Decision | None,
     ) -> bytes | None:
-        entry, stale = await self._fetch(query, key, query.data[12 : query.qend - 4].lower())
+        entry, stale = await self._fetch(query, key, started)
         if entry is None:
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "no upstream"))
             return self._done(query, client, resp, transport, started, "servfail", decision)
@@ -359,36 +364,57 @@ class Handler:
         return self._done(query, client, resp, transport, started, "allowed", decision)
 
     async def _fetch(
-        self, query: Query, key: CacheKey, name_lower: bytes
+        self, query: Query, key: CacheKey, started: float
     ) -> tuple[Entry | None, bool]:
         """Cache entry for `key` after asking upstream; (None, False) on failure.
 
-        Serves stale (RFC 8767) when upstreams fail and the configuration allows it.
+        Everything ends by the query's time budget. With serve_stale (RFC 8767) an expired entry
+        is answered when upstreams fail, or at the client response timer (`stale_answer_ms`)
+        while the refresh goes on in the background until the budget to update the cache.
         """
         now = time.monotonic()
         if self.cache.servfail_cached(key, now):
             return self._stale(key, now)
+        cfg = self.forwarder.config
+        refresh = self._refresh(query, key, started + cfg.query_budget_ms / 1000)
+        if self.cache.get_stale(key, now) is None:
+            entry = await refresh
+        else:
+            task = asyncio.ensure_future(refresh)
+            stale_at = started + min(cfg.stale_answer_ms, cfg.query_budget_ms) / 1000
+            await asyncio.wait((task,), timeout=max(stale_at - now, 0))
+            if not task.done():
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshing.discard)
+                return self._stale(key, time.monotonic())
+            entry = task.result()
+        if entry is None:
+            return self._stale(key, time.monotonic())
+        return entry, False
+
+    async def _refresh(self, query: Query, key: CacheKey, deadline: float) -> Entry | None:
+        """Ask upstream by `deadline` and cache the reply; None (counted) when none is usable."""
+        name_lower = query.data[12 : query.qend - 4].lower()
         type_class = query.data[query.qend - 4 : query.qend]
         try:
             reply = await self.forwarder.resolve(
-                name_lower, type_class, query.do, bool(query.flags & CD)
+                name_lower, type_class, query.do, bool(query.flags & CD), deadline
             )
-            info = scan_reply(reply)
-        except UpstreamFailure as exc:
+            now = time.monotonic()
+            entry = self.cache.put(key, scan_reply(reply), now)
+        except UpstreamFailure as exc:  # counted per upstream by the forwarder
             log.debug("upstream failure for %s: %s", query.qname, exc)
             self.cache.put_servfail(key, time.monotonic())
-            return self._stale(key, time.monotonic())
+            return None
         except BadReply as exc:
             self.stats.dropped[f"upstream-{exc.reason}"] += 1
             self.cache.put_servfail(key, time.monotonic())
-            return self._stale(key, time.monotonic())
-        now = time.monotonic()
-        if info.rcode == SERVFAIL:
+            return None
+        if entry.flags & 0x000F == SERVFAIL:
             # Every upstream failed to resolve it: ask again only after servfail_ttl (RFC 2308 7.1).
             self.cache.put_servfail(key, now)
-        entry = self.cache.put(key, info, now)
         self.stats.cache_size = len(self.cache)
-        return entry, False
+        return entry
 
     def _stale(self, key: CacheKey, now: float) -> tuple[Entry | None, bool]:
         entry = self.cache.get_stale(key, now)
@@ -482,19 +508,29 @@ class Handler:
     ) -> bytes | None:
         target = decision.target or ""
         type_class = query.data[query.qend - 4 : query.qend]
+        deadline = started + self.forwarder.config.query_budget_ms / 1000
         try:
+            name = encode_name(target).lower()
             reply = await self.forwarder.resolve(
-                encode_name(target), type_class, query.do, bool(query.flags & CD)
+                name, type_class, query.do, bool(query.flags & CD), deadline
             )
-            scan_reply(reply)
-            composed = compose_rewrite(query, target, reply, decision.ttl)
-            info = scan_reply(composed)
-        except (UpstreamFailure, BadReply, ComposeError, ValueError) as exc:
+            info = compose_rewrite(query, target, scan_reply(reply), decision.ttl)
+            now = time.monotonic()
+            entry = self.cache.put(key, info, now)
+        except UpstreamFailure as exc:  # counted per upstream by the forwarder
             log.debug("rewrite of %s to %s failed: %s", query.qname, target, exc)
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "rewrite target"))
             return self._done(query, client, resp, transport, started, "servfail", decision)
-        now = time.monotonic()
-        resp = render(self.cache.put(key, info, now), query, now)
+        except BadReply as exc:  # the target's reply, or the answer made of it, is unusable
+            self.stats.dropped[f"upstream-{exc.reason}"] += 1
+            ede = (EDE_NETWORK_ERROR, "unusable upstream reply")
+            resp = error_response(query, SERVFAIL, ede)
+            return self._done(query, client, resp, transport, started, "servfail", decision)
+        except ValueError:  # a target the policy should never have let through
+            self.stats.dropped["rewrite-target"] += 1
+            resp = error_response(query, SERVFAIL, (EDE_NETWORK_ERROR, "bad rewrite target"))
+            return self._done(query, client, resp, transport, started, "servfail", decision)
+        resp = render(entry, query, now)
         return self._done(query, client, resp, transport, started, "rewritten", decision)
 
     # -- bookkeeping -----------------------------------------------------------------------------

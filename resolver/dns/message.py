@@ -1,8 +1,9 @@
 """Bounded walk over an upstream reply: validate its structure and find what the cache needs.
 
-Upstream replies are untrusted bytes. Before anything else touches them (the cache, or dnslib on
-the slow path) this walk checks every name with a bounded number of backward-only pointer hops,
-every record length, and records where each TTL sits so cached answers can be aged in place.
+Upstream replies are untrusted bytes. Before anything else touches them (the cache, or the
+safe-search composer in `wire.py`) this walk checks every name with a bounded number of
+backward-only pointer hops, every record length, and records where each TTL sits so cached
+answers can be aged in place.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ _SOA_TAIL = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
 TYPE_SOA = 6
 TYPE_CNAME = 5
 MAX_POINTER_HOPS = 32
-# Types whose RDATA holds a (compressible) name, and the offset where that name starts.
-_RDATA_NAME_AT = {2: 0, 5: 0, 6: 0, 12: 0, 15: 2, 33: 6, 39: 0}  # NS CNAME SOA PTR MX SRV DNAME
+MAX_MESSAGE = 65_535  # what a TCP length prefix can carry
+# Types whose RDATA holds (compressible) names: (bytes before the names, names, bytes after).
+RDATA_NAMES: dict[int, tuple[int, int, int]] = {
+    2: (0, 1, 0),  # NS
+    5: (0, 1, 0),  # CNAME
+    6: (0, 2, 20),  # SOA: MNAME RNAME, then serial refresh retry expire minimum
+    12: (0, 1, 0),  # PTR
+    15: (2, 1, 0),  # MX: preference, exchange
+    33: (6, 1, 0),  # SRV: priority weight port, target
+    39: (0, 1, 0),  # DNAME
+}
+_IN_RDATA_SIZE = {1: 4, 28: 16}  # class IN A and AAAA: fixed RDATA lengths
 MAX_RECORDS = 1024
 
 
@@ -65,9 +76,21 @@ class Reply:
 def name_end(data: bytes, pos: int) -> int:
     """Offset just past a possibly-compressed name, after checking where its pointers lead.
 
-    Pointers must point backwards, and at most MAX_POINTER_HOPS are followed, so loops and
-    hop-chains that make other parsers spin are refused here.
+    Pointers must point backwards, past the header, and at most MAX_POINTER_HOPS are followed,
+    so loops and hop-chains that make other parsers spin are refused here.
     """
+    return _walk_name(data, pos, None)
+
+
+def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
+    """(the name at `pos` in uncompressed wire form, the offset just past it): the same checks
+    as `name_end`, for copying a name into another message where its pointers mean nothing."""
+    out = bytearray()
+    end = _walk_name(data, pos, out)
+    return bytes(out), end
+
+
+def _walk_name(data: bytes, pos: int, out: bytearray | None) -> int:
     end = len(data)
     result = -1
     hops = 0
@@ -77,6 +100,8 @@ def name_end(data: bytes, pos: int) -> int:
             raise BadReply("truncated")
         length = data[pos]
         if length == 0:
+            if out is not None:
+                out.append(0)
             return pos + 1 if result < 0 else result
         kind = length & 0xC0
         if kind == 0xC0:
@@ -85,6 +110,8 @@ def name_end(data: bytes, pos: int) -> int:
             target = ((length & 0x3F) << 8) | data[pos + 1]
             if target >= pos:
                 raise BadReply("forward-pointer")
+            if target < 12:  # our answer has another header: the name would change
+                raise BadReply("pointer-into-header")
             hops += 1
             if hops > MAX_POINTER_HOPS:
                 raise BadReply("pointer-hops")
@@ -95,8 +122,10 @@ def name_end(data: bytes, pos: int) -> int:
         if kind:
             raise BadReply("bad-label")
         wire_len += length + 1
-        if wire_len > 255:
+        if wire_len > 254:  # 255 octets with the root label's zero byte (RFC 1035 2.3.4)
             raise BadReply("name-too-long")
+        if out is not None:
+            out += data[pos : pos + length + 1]
         pos += length + 1
 
 
@@ -127,14 +156,14 @@ def scan_reply(data: bytes) -> Reply:
         pos = name_end(data, pos)
         if pos + 10 > len(data):
             raise BadReply("truncated")
-        rtype, _rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
         rdata = pos + 10
         end = rdata + rdlen
         if end > len(data):
             raise BadReply("truncated")
-        skip = _RDATA_NAME_AT.get(rtype)
-        # Names inside RDATA get the same checks: dnslib follows them on the slow path.
-        if skip is not None and rdlen and name_end(data, rdata + skip) > end:
+        if rtype in RDATA_NAMES:
+            _check_names(data, rtype, rdata, end)
+        elif rclass == 1 and _IN_RDATA_SIZE.get(rtype, rdlen) != rdlen:
             raise BadReply("bad-rdata")
         if rtype == TYPE_OPT:
             if reply.opt is not None or index < authority_end:
@@ -148,19 +177,76 @@ def scan_reply(data: bytes) -> Reply:
                 if reply.min_ttl is None or ttl < reply.min_ttl:
                     reply.min_ttl = ttl
             elif index < authority_end and rtype == TYPE_SOA:
-                reply.neg_ttl = min(ttl, _soa_minimum(data, rdata, end))
+                reply.neg_ttl = min(ttl, _soa_minimum(data, end))
         pos = end
     if pos != len(data):
         raise BadReply("trailing-bytes")
     return reply
 
 
-def _soa_minimum(data: bytes, rdata: int, end: int) -> int:
-    pos = name_end(data, rdata)
-    pos = name_end(data, pos)
-    if pos + 20 != end:
-        raise BadReply("bad-soa")
-    return _SOA_TAIL.unpack_from(data, pos)[4]
+def copy_record(data: bytes, pos: int) -> tuple[bytes, bytes, int]:
+    """The validated record at `pos` for another message: (owner, the rest, offset past it).
+
+    Names are written out uncompressed (the owner, and those in RDATA of the types in
+    RDATA_NAMES), because compression pointers mean nothing outside the message they came from.
+    Any other RDATA is opaque and copied as it is.
+    """
+    owner, pos = read_name(data, pos)
+    rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
+    start = pos + 10
+    end = start + rdlen
+    shape = RDATA_NAMES.get(rtype)
+    if shape is None:
+        rdata = data[start:end]
+    else:
+        before, names, _after = shape  # scan_reply checked the shape
+        pos = start + before
+        parts = [data[start:pos]]
+        for _ in range(names):
+            name, pos = read_name(data, pos)
+            parts.append(name)
+        parts.append(data[pos:end])
+        rdata = b"".join(parts)
+    return owner, _RR_FIXED.pack(rtype, rclass, ttl, len(rdata)) + rdata, end
+
+
+def without_opt(reply: Reply) -> Reply:
+    """The reply with its OPT record taken out, validated again.
+
+    Cutting the OPT's bytes out is enough when it is the last record, as it nearly always is;
+    records after it may point into what moves, so they are copied with their names written out.
+    """
+    assert reply.opt is not None
+    data = reply.data
+    start, end = reply.opt
+    parts = [
+        HEADER.pack(reply.qid, reply.flags, 1, reply.ancount, reply.nscount, reply.arcount - 1),
+        data[12:start],
+    ]
+    pos = end
+    while pos < len(data):
+        owner, rest, pos = copy_record(data, pos)
+        parts += (owner, rest)
+    return scan_reply(b"".join(parts))
+
+
+def _check_names(data: bytes, rtype: int, start: int, end: int) -> None:
+    """RDATA with names must have exactly its type's shape: its names get the same checks as
+    owner names, since a rewrite copies them out (`wire.py`) and clients follow them."""
+    before, names, after = RDATA_NAMES[rtype]
+    pos = start + before
+    for _ in range(names):
+        if pos >= end:
+            raise BadReply("bad-rdata")
+        pos = name_end(data, pos)
+    if pos + after != end:
+        raise BadReply("bad-rdata")
+
+
+def _soa_minimum(data: bytes, end: int) -> int:
+    """MINIMUM, the last of the SOA's five 32-bit fields (its shape is checked already)."""
+    minimum: int = _SOA_TAIL.unpack_from(data, end - 20)[4]
+    return minimum
 
 
 def question_matches(reply: bytes, qend: int, name_lower: bytes, type_class: bytes) -> bool:

@@ -23,6 +23,7 @@ EDE_FILTERED = 17  # blocked because the client's own filtering profile asks for
 EDE_PROHIBITED = 18  # the client may not ask us (unknown encrypted-DNS identity, over its rate)
 EDE_NOT_SUPPORTED = 21
 EDE_NO_REACHABLE_AUTHORITY = 22
+EDE_NETWORK_ERROR = 23  # an upstream's reply could not be used
 
 _OPT = struct.Struct(
     "!BHHIH"

@@ -1,12 +1,25 @@
 """Forwarding to upstream resolvers: random IDs and ports, reply checks, failover, coalescing.
 
-Every upstream query gets its own *connected* UDP socket, so a fresh random source port chosen
-by the kernel (which also drops datagrams from any other address or port), and a fresh 16-bit
-ID from the OS random source. Raw non-blocking sockets cost ~12 µs per query under uvloop against
-~58 µs for an asyncio endpoint. A reply is accepted only if its ID and question are ours;
-anything else is counted as spoofed and ignored while we keep waiting. A truncated reply is
-retried over TCP; REFUSED or SERVFAIL moves on to the next upstream. Identical queries in
-flight share one upstream exchange.
+Sockets. Each upstream has a pool of POOL_SIZE (8) *connected* UDP sockets, each bound by the
+kernel to its own random ephemeral port (and the kernel drops datagrams from any other address
+or port). A query goes out on the socket its random 16-bit ID (from the OS random source) picks;
+a socket carries many queries at once and hands each reply to the query with that ID and
+question: anything else is counted as spoofed and ignored while we keep waiting. A socket takes
+at most SOCKET_QUERIES (100) queries and new ones for at most SOCKET_SECONDS (5 s); then it is
+retired, closed when its last query is done, and a fresh socket on a fresh random port takes its
+place. So RFC 5452's odds stay what a socket per query gives (a forged reply must guess the
+port its target query waits on, among ~28k, and the ID and question), while no port stays open
+long enough to be found by side channels (SADDNS); and the miss path pays one send instead of
+socket, connect, register, send, unregister and close per query (1.2x the forwarded q/s, see
+bench/README.md).
+
+Deadline. Each exchange has one deadline, the client's time budget (`query_budget_ms`), shared
+by every attempt and by the TCP retry of a truncated reply. An attempt that has not been
+answered after `timeout_ms` is followed by the next one (to the next upstream), but keeps
+listening: a late reply to any attempt of the exchange is as good as a prompt one. The exchange
+fails when the last attempt has had its `timeout_ms` too, or at the deadline, whichever comes
+first. REFUSED or SERVFAIL, a refused port or a broken TCP reply move on to the next attempt at
+once. Identical queries in flight share one upstream exchange.
 """
 
 from __future__ import annotations
@@ -26,21 +39,26 @@ from resolver.stats import Stats, UpstreamStats
 
 log = logging.getLogger(__name__)
 
-MAX_TCP_MESSAGE = 65535
 _LEN = struct.Struct("!H")
+POOL_SIZE = 8  # connected UDP sockets per upstream, each on its own random port
+SOCKET_QUERIES = 100  # queries one socket carries before it is replaced
+SOCKET_SECONDS = 5.0  # seconds one socket takes new queries before it is replaced
+SOCKET_RCVBUF = 1 << 20  # a burst of replies for many queries lands on one socket
 _TRY_NEXT = frozenset((2, 5))  # SERVFAIL, REFUSED
 
 
 class UpstreamFailure(Exception):
-    """No upstream produced a usable answer."""
+    """No upstream produced a usable answer within the time budget."""
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    timeout_ms: int = 1500  # per attempt
+    timeout_ms: int = 800  # wait this long for an attempt before sending the next one
     attempts: int = 3  # tries per query, moving to the next upstream each time
-    tcp_timeout_ms: int = 3000
+    tcp_timeout_ms: int = 1500  # a truncated reply's retry over TCP (within the budget)
     down_after: int = 3  # consecutive failures before an upstream is considered down
+    query_budget_ms: int = 2000  # every client query is answered within this, SERVFAIL at worst
+    stale_answer_ms: int = 1800  # with cache.serve_stale: answer stale data after this (RFC 8767)
 
 
 class _RandomIds:
@@ -55,35 +73,6 @@ class _RandomIds:
         return self._ids.pop()
 
 
-def _on_readable(
-    sock: socket.socket,
-    future: asyncio.Future[bytes],
-    qid: int,
-    name_lower: bytes,
-    type_class: bytes,
-    stats: UpstreamStats,
-) -> None:
-    """Read every waiting datagram; the first that is really our answer completes `future`."""
-    qend = 12 + len(name_lower) + 4
-    while not future.done():
-        try:
-            data = sock.recv(65535)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # ICMP port unreachable and the like: fail at once
-            future.set_exception(ConnectionRefusedError(str(exc)))
-            return
-        if (
-            len(data) >= qend
-            and (data[0] << 8 | data[1]) == qid
-            and data[2] & 0x80
-            and question_matches(data, qend, name_lower, type_class)
-        ):
-            future.set_result(data)
-            return
-        stats.spoofed += 1
-
-
 class Upstream:
     """One upstream server and what we know of its health."""
 
@@ -95,6 +84,7 @@ class Upstream:
         self.down_until = 0.0
         self.srtt = 0.05  # smoothed round-trip time, seconds
         self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.pool: list[_UdpSocket | None] = [None] * POOL_SIZE
 
     def is_up(self, now: float) -> bool:
         return self.down_until <= now
@@ -116,6 +106,172 @@ class Upstream:
             self.stats.healthy = False
 
 
+class _Attempt:
+    """One query sent to one upstream, waiting on one of its pooled sockets."""
+
+    __slots__ = (
+        "answered",
+        "name_lower",
+        "qid",
+        "sent",
+        "sock",
+        "timed_out",
+        "type_class",
+        "upstream",
+        "waiter",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        qid: int,
+        wire: bytes,
+        waiter: _Waiter,
+        name_lower: bytes,
+        type_class: bytes,
+    ) -> None:
+        self.upstream = upstream
+        self.qid = qid
+        self.wire = wire
+        self.waiter = waiter
+        self.name_lower = name_lower
+        self.type_class = type_class
+        self.sock: _UdpSocket | None = None
+        self.sent = time.monotonic()
+        self.answered = False  # a reply or an error was delivered
+        self.timed_out = False  # counted as a timeout already (it may still answer late)
+
+    def release(self) -> None:
+        """Stop waiting for a reply (answered or abandoned)."""
+        if self.sock is not None:
+            self.sock.forget(self)
+            self.sock = None
+
+
+class _UdpSocket:
+    """A connected UDP socket to one upstream that carries many queries, told apart by ID.
+
+    `connect` binds it to a random ephemeral port (the kernel's choice) and makes the kernel drop
+    datagrams from any other address or port. It takes at most SOCKET_QUERIES queries and new
+    ones for at most SOCKET_SECONDS, then is retired and closed once its last query is done.
+    """
+
+    __slots__ = ("_loop", "expires", "fd", "pending", "retired", "sock", "stats", "uses_left")
+
+    def __init__(self, upstream: Upstream, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RCVBUF)
+            sock.connect((upstream.host, upstream.port))
+            loop.add_reader(sock.fileno(), self._readable)
+        except OSError:
+            sock.close()
+            raise
+        self._loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.stats = upstream.stats
+        self.pending: dict[int, _Attempt] = {}  # by query ID
+        self.uses_left = SOCKET_QUERIES
+        self.expires = now + SOCKET_SECONDS
+        self.retired = False
+        loop.call_later(SOCKET_SECONDS, self.retire)
+
+    def usable(self, now: float) -> bool:
+        return not self.retired and self.uses_left > 0 and now < self.expires
+
+    def send(self, attempt: _Attempt) -> None:
+        self.uses_left -= 1
+        self.sock.send(attempt.wire)
+        self.pending[attempt.qid] = attempt
+        attempt.sock = self
+
+    def forget(self, attempt: _Attempt) -> None:
+        if self.pending.get(attempt.qid) is attempt:
+            del self.pending[attempt.qid]
+        if self.retired and not self.pending:
+            self._close()
+
+    def retire(self) -> None:
+        """Take no new queries; close once the ones in flight are done."""
+        if not self.retired:
+            self.retired = True
+            if not self.pending:
+                self._close()
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            self._loop.remove_reader(self.fd)
+            self.sock.close()
+            self.fd = -1
+
+    def _readable(self) -> None:
+        """Read every waiting datagram; each that is really an answer goes to its query."""
+        pending = self.pending
+        while True:
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # ICMP port unreachable and the like: no telling which query it was for.
+                for attempt in list(pending.values()):
+                    attempt.sock = None
+                    attempt.waiter.deliver(attempt, exc)
+                pending.clear()
+                return
+            waiting = pending.get(data[0] << 8 | data[1]) if len(data) >= 12 else None
+            if waiting is not None:
+                qend = 12 + len(waiting.name_lower) + 4
+                if (
+                    len(data) >= qend
+                    and data[2] & 0x80
+                    and question_matches(data, qend, waiting.name_lower, waiting.type_class)
+                ):
+                    del pending[waiting.qid]
+                    waiting.sock = None
+                    waiting.waiter.deliver(waiting, data)
+                    continue
+            self.stats.spoofed += 1
+
+
+class _Waiter:
+    """What the attempts of one exchange report (a reply, or the error that ended them)."""
+
+    __slots__ = ("_loop", "_wakeup", "events")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._wakeup: asyncio.Future[None] | None = None
+        self.events: list[tuple[_Attempt, bytes | OSError]] = []
+
+    def deliver(self, attempt: _Attempt, result: bytes | OSError) -> None:
+        attempt.answered = True
+        self.events.append((attempt, result))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until something is delivered or `timeout` seconds have passed."""
+        if self.events or timeout <= 0:
+            return
+        wakeup = self._wakeup = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _wake, wakeup)
+        try:
+            await wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Forwarder:
     def __init__(self, servers: list[tuple[str, int]], config: UpstreamConfig, stats: Stats):
         if not servers:
@@ -129,10 +285,15 @@ class Forwarder:
             self.upstreams.append(Upstream(host, port, ustats))
         self._ids = _RandomIds()
         self._inflight: dict[tuple[bytes, bytes, bool, bool], asyncio.Future[bytes]] = {}
-        self._closing = False
 
-    async def resolve(self, name_lower: bytes, type_class: bytes, do: bool, cd: bool) -> bytes:
-        """Reply bytes for the question; identical questions in flight share one exchange."""
+    async def resolve(
+        self, name_lower: bytes, type_class: bytes, do: bool, cd: bool, deadline: float
+    ) -> bytes:
+        """Reply bytes for the question by `deadline` (time.monotonic()), or UpstreamFailure.
+
+        Identical questions in flight share one exchange, which ends by the first asker's
+        deadline, so never after a later one's.
+        """
         key = (name_lower, type_class, do, cd)
         shared = self._inflight.get(key)
         if shared is not None:
@@ -140,7 +301,7 @@ class Forwarder:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            reply = await self._exchange(name_lower, type_class, do, cd)
+            reply = await self._exchange(name_lower, type_class, do, cd, deadline)
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, Exception) else UpstreamFailure("stopped"))
             future.exception()  # mark retrieved: waiters may be gone
@@ -159,85 +320,154 @@ class Forwarder:
         up.sort(key=lambda u: u.srtt)
         return up + [u for u in self.upstreams if not u.is_up(now)]
 
-    async def _exchange(self, name_lower: bytes, type_class: bytes, do: bool, cd: bool) -> bytes:
+    async def _exchange(
+        self, name_lower: bytes, type_class: bytes, do: bool, cd: bool, deadline: float
+    ) -> bytes:
         cfg = self.config
+        waiter = _Waiter(asyncio.get_running_loop())
         order = self._order(time.monotonic())
-        last_error = "no upstream tried"
+        flags = RD | (CD if cd else 0)
+        question = name_lower + type_class + (OPT_DO if do else OPT_PLAIN)
+        retry = cfg.timeout_ms / 1000
+        pending: list[_Attempt] = []
         fallback: bytes | None = None
-        for attempt in range(cfg.attempts):
-            upstream = order[attempt % len(order)]
-            qid = self._ids.next()
-            wire = (
-                HEADER.pack(qid, RD | (CD if cd else 0), 1, 0, 0, 1)
-                + name_lower
-                + type_class
-                + (OPT_DO if do else OPT_PLAIN)
-            )
-            started = time.monotonic()
-            upstream.stats.queries += 1
-            try:
-                reply = await self._udp(upstream, qid, wire, name_lower, type_class)
-                if reply[2] & (TC >> 8):
-                    upstream.stats.truncated += 1
-                    reply = await self._tcp(upstream, qid, wire, name_lower, type_class)
-            except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
-                if isinstance(exc, TimeoutError):
-                    upstream.stats.timeouts += 1
-                upstream.record_failure(time.monotonic(), cfg.down_after)
-                last_error = f"{upstream.stats.address}: {type(exc).__name__}"
-                continue
-            upstream.record_success(time.monotonic() - started)
-            if reply[3] & 0x0F in _TRY_NEXT and attempt + 1 < cfg.attempts:
-                # This server will not (REFUSED) or could not (SERVFAIL) answer: ask the next,
-                # and fall back to this reply if nobody does better.
-                fallback = reply
-                continue
-            return reply
+        last_error = "no upstream answered in time"
+        sent = 0
+        next_send = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline or (sent == cfg.attempts and now >= next_send):
+                    break  # the budget is spent, or the last attempt had its time too
+                if sent < cfg.attempts and (not pending or now >= next_send):
+                    for late in pending:
+                        if not late.timed_out and now - late.sent >= retry:
+                            self._timed_out(late, now)
+                    upstream = order[sent % len(order)]
+                    sent += 1
+                    next_send = now + retry
+                    qid = self._ids.next()
+                    wire = HEADER.pack(qid, flags, 1, 0, 0, 1) + question
+                    try:
+                        pending.append(
+                            self._send(upstream, qid, wire, waiter, name_lower, type_class)
+                        )
+                    except OSError as exc:
+                        last_error = self._failed(upstream, exc)
+                    continue
+                if not pending:
+                    break  # every attempt failed at once and none is left
+                await waiter.wait(min(next_send, deadline) - now)
+                events, waiter.events = waiter.events, []
+                for attempt, result in events:
+                    pending.remove(attempt)
+                    attempt.release()
+                    upstream = attempt.upstream
+                    if isinstance(result, OSError):
+                        last_error = self._failed(upstream, result)
+                        if sent < cfg.attempts:
+                            next_send = 0.0  # the next attempt goes out at once
+                        continue
+                    reply = result
+                    if reply[2] & (TC >> 8):
+                        upstream.stats.truncated += 1
+                        try:
+                            reply = await self._tcp(
+                                upstream,
+                                attempt.qid,
+                                attempt.wire,
+                                name_lower,
+                                type_class,
+                                deadline,
+                            )
+                        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                            last_error = self._failed(upstream, exc)
+                            if sent < cfg.attempts:
+                                next_send = 0.0
+                            continue
+                    upstream.record_success(time.monotonic() - attempt.sent)
+                    if reply[3] & 0x0F in _TRY_NEXT and sent < cfg.attempts:
+                        # This server will not (REFUSED) or could not (SERVFAIL) answer: ask the
+                        # next, and fall back to this reply if nobody does better.
+                        fallback = reply
+                        next_send = 0.0
+                        continue
+                    return reply
+            now = time.monotonic()
+            for attempt in pending:
+                if not attempt.timed_out:
+                    self._timed_out(attempt, now)
+        finally:
+            for attempt in pending:
+                attempt.release()
         if fallback is not None:
             return fallback
         raise UpstreamFailure(last_error)
 
-    async def _udp(
-        self, upstream: Upstream, qid: int, wire: bytes, name_lower: bytes, type_class: bytes
-    ) -> bytes:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
-        sock = socket.socket(upstream.family, socket.SOCK_DGRAM)
-        fd = sock.fileno()
-        watching = False
-        try:
-            sock.setblocking(False)
-            sock.connect((upstream.host, upstream.port))
-            loop.add_reader(
-                fd, _on_readable, sock, future, qid, name_lower, type_class, upstream.stats
-            )
-            watching = True
-            sock.send(wire)
-            return await asyncio.wait_for(future, self.config.timeout_ms / 1000)
-        finally:
-            if watching:
-                loop.remove_reader(fd)
-            sock.close()
+    def _send(
+        self,
+        upstream: Upstream,
+        qid: int,
+        wire: bytes,
+        waiter: _Waiter,
+        name_lower: bytes,
+        type_class: bytes,
+    ) -> _Attempt:
+        """Send one attempt on one of the upstream's sockets; its reply goes to `waiter`."""
+        upstream.stats.queries += 1
+        slot = qid % POOL_SIZE
+        sock = upstream.pool[slot]
+        now = time.monotonic()
+        if sock is None or not sock.usable(now):
+            if sock is not None:
+                sock.retire()
+            sock = upstream.pool[slot] = _UdpSocket(upstream, asyncio.get_running_loop(), now)
+        while qid in sock.pending:  # an ID this socket is already waiting for: pick another
+            qid = self._ids.next()
+            wire = qid.to_bytes(2, "big") + wire[2:]
+        attempt = _Attempt(upstream, qid, wire, waiter, name_lower, type_class)
+        sock.send(attempt)
+        return attempt
+
+    def _failed(self, upstream: Upstream, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            upstream.stats.timeouts += 1
+        upstream.record_failure(time.monotonic(), self.config.down_after)
+        return f"{upstream.stats.address}: {type(exc).__name__}"
+
+    def _timed_out(self, attempt: _Attempt, now: float) -> None:
+        attempt.timed_out = True
+        attempt.upstream.stats.timeouts += 1
+        attempt.upstream.record_failure(now, self.config.down_after)
 
     async def _tcp(
-        self, upstream: Upstream, qid: int, wire: bytes, name_lower: bytes, type_class: bytes
+        self,
+        upstream: Upstream,
+        qid: int,
+        wire: bytes,
+        name_lower: bytes,
+        type_class: bytes,
+        deadline: float,
     ) -> bytes:
-        async with asyncio.timeout(self.config.tcp_timeout_ms / 1000):
+        """The same query over TCP, for a truncated reply. Our one query is the only thing on
+        the connection, so the first frame must be its answer: anything else fails the attempt."""
+        timeout = min(self.config.tcp_timeout_ms / 1000, deadline - time.monotonic())
+        async with asyncio.timeout(max(timeout, 0)):
             reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
             try:
                 writer.write(_LEN.pack(len(wire)) + wire)
                 await writer.drain()
-                while True:
-                    (length,) = _LEN.unpack(await reader.readexactly(2))
-                    reply = await reader.readexactly(length)
-                    qend = 12 + len(name_lower) + 4
-                    if (
-                        length >= qend
-                        and (reply[0] << 8 | reply[1]) == qid
-                        and reply[2] & (QR >> 8)
-                        and question_matches(reply, qend, name_lower, type_class)
-                    ):
-                        return reply
-                    upstream.stats.spoofed += 1
+                (length,) = _LEN.unpack(await reader.readexactly(2))
+                reply = await reader.readexactly(length)
             finally:
                 writer.close()
+        qend = 12 + len(name_lower) + 4
+        if (
+            length >= qend
+            and (reply[0] << 8 | reply[1]) == qid
+            and reply[2] & (QR >> 8)
+            and question_matches(reply, qend, name_lower, type_class)
+        ):
+            return reply
+        upstream.stats.spoofed += 1
+        raise ConnectionError("TCP reply does not match the query")

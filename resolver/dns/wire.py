@@ -1,7 +1,15 @@
-"""The one module that uses dnslib: re-packing whole records on the slow path.
+"""Safe-search answers composed from an upstream reply's validated bytes, without re-parsing them.
 
-Only bytes already validated by `message.scan_reply` (bounded, backward-only pointers, checked
-lengths) reach dnslib here, and the composed answers are cached as bytes afterwards.
+The one module that uses dnslib, for the one record we write ourselves on this path. A rewrite
+answer is a CNAME from the question name to the target (a dnslib `RR`, packed after our own
+header and question so its owner compresses to the question), followed by the answer records of
+the target's own upstream reply, copied from a reply `message.scan_reply` has validated: they
+never go through a parser. Only names are rewritten, since compression pointers mean nothing
+outside their own message (`message.copy_record`); an owner that is the target itself becomes a
+pointer to the CNAME's RDATA. Other RDATA is opaque and copied as it is, as a forwarded reply
+would be, so no record an upstream can send (an NSEC with an empty type bitmap, an unknown type)
+can make composing fail; what `scan_reply` refuses (RDATA without its type's shape, such as an
+A record with RDLENGTH 0) never gets here.
 """
 
 from __future__ import annotations
@@ -9,44 +17,52 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from dnslib import DNSBuffer, DNSError, DNSLabelError, DNSRecord
+from dnslib import CNAME, QTYPE, RR, DNSBuffer, DNSError, DNSLabel, DNSLabelError
 
+from resolver.dns.message import BadReply, Reply, copy_record, scan_reply
 from resolver.dns.packet import HEADER, Query, encode_name
 from resolver.dns.synth import reply_flags
 
-_RR_HEAD = struct.Struct("!HHHIH")
+_RR_HEAD = struct.Struct("!HHHIH")  # owner pointer, type, class, ttl, rdlength
+_POINTER = struct.Struct("!H")
 TYPE_CNAME = 5
 
 
-class ComposeError(Exception):
-    """The target's reply could not be re-packed (counted; the client gets SERVFAIL)."""
-
-
-def compose_rewrite(query: Query, target: str, target_reply: bytes | None, ttl: int) -> bytes:
-    """CNAME from the question name to `target`, followed by the target's own answer records.
+def compose_rewrite(query: Query, target: str, upstream: Reply, ttl: int) -> Reply:
+    """CNAME from the question name to `target`, then the target's answer records, validated.
 
     This is how safe search works: www.google.com.vn -> forcesafesearch.google.com plus that
     name's addresses, so clients that do not chase CNAMEs themselves still connect. The answer
-    carries no OPT record (the caller adds its own) and echoes the question as the client sent it.
+    carries the target's RCODE, no OPT record (the cache renders its own) and the question as the
+    client sent it. `upstream` is the scanned reply for `target` (`scan_reply`).
     """
-    target_wire = encode_name(target)
-    cname = _RR_HEAD.pack(0xC00C, TYPE_CNAME, 1, ttl, len(target_wire)) + target_wire
-    rcode = 0
-    records = []
+    target_wire = encode_name(target).lower()
+    question = query.data[12 : query.qend]
+    head = HEADER.pack(
+        query.qid, reply_flags(query.flags, upstream.rcode), 1, 1 + upstream.ancount, 0, 0
+    )
     try:
-        if target_reply is not None:
-            upstream = DNSRecord.parse(target_reply)
-            rcode = upstream.header.rcode
-            records = upstream.rr
-        # Pack after our own prefix so dnslib's compression pointers get the right offsets.
-        buffer = DNSBuffer()
-        buffer.append(bytes(12) + query.data[12 : query.qend] + cname)
-        for record in records:
-            record.pack(buffer)
-    except (DNSError, DNSLabelError, RecursionError, UnicodeError, ValueError) as exc:
-        raise ComposeError(str(exc)) from exc
-    header = HEADER.pack(query.qid, reply_flags(query.flags, rcode), 1, 1 + len(records), 0, 0)
-    return header + bytes(buffer.data[12:])
+        cname, target_at = _cname_record(head + question, query.qname, target, ttl)
+    except (DNSError, DNSLabelError, UnicodeError, ValueError) as exc:
+        raise BadReply("compose") from exc
+    target_pointer = _POINTER.pack(0xC000 | target_at)
+    parts = [head, question, cname]
+    pos = upstream.qend
+    for _ in range(upstream.ancount):
+        owner, rest, pos = copy_record(upstream.data, pos)
+        parts += (target_pointer if owner.lower() == target_wire else owner, rest)
+    return scan_reply(b"".join(parts))  # BadReply here is counted like any unusable reply
+
+
+def _cname_record(prefix: bytes, owner: str, target: str, ttl: int) -> tuple[bytes, int]:
+    """The CNAME record `owner` -> `target` as it follows `prefix` (our header and question,
+    whose name it points at), and the offset of its target name in the message."""
+    buffer = DNSBuffer(prefix)
+    buffer.offset = len(prefix)
+    if owner:
+        buffer.names[tuple(DNSLabel(owner).label)] = 12  # the question name: a pointer to it
+    RR(owner or ".", QTYPE.CNAME, ttl=ttl, rdata=CNAME(target)).pack(buffer)
+    return bytes(buffer.data[len(prefix) :]), buffer.names[tuple(DNSLabel(target).label)]
 
 
 def address_rdata(target: str, qtype: int) -> bytes | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+
 import dns.message
 import dns.rcode
 import dns.rrset
 
 from resolver.dns.cache import AnswerCache, CacheConfig, render
 from resolver.dns.message import scan_reply
-from resolver.dns.packet import read_query
+from resolver.dns.packet import encode_name, read_query
 
 
 def make_reply(name: str, rdtype: str = "A", answers=(), authority=(), rcode=0, aa=False) -> bytes:
@@ -106,7 +108,8 @@ def test_serve_stale_window_and_servfail_memory() -> None:
     stale = cache.get_stale(key, 50.0)
     assert stale is not None
     query, _ = client_query("s.example")
-    assert dns.message.from_wire(render(stale, query, 50.0, stale=True)).answer[0].ttl == 10
+    # RFC 8767 section 4: a stale answer's records carry 30 s, whatever their original TTL
+    assert dns.message.from_wire(render(stale, query, 50.0, stale=True)).answer[0].ttl == 30
     assert cache.get_stale(key, 111.0) is None
     cache.put_servfail(key, 0.0)
     assert cache.servfail_cached(key, 4.0)
@@ -130,3 +133,20 @@ def test_flush_one_name_or_everything() -> None:
     assert cache.flush("A.example.") == 1
     assert len(cache) == 1
     assert cache.flush() == 1 and len(cache) == 0
+
+
+def test_records_after_the_opt_keep_their_names_when_it_is_cut_out() -> None:
+    """OPT first in the additional section, then glue whose second owner points at the first:
+    cutting the OPT's 11 bytes out must not leave that pointer aiming 11 bytes off."""
+    head = struct.pack("!6H", 1, 0x8180, 1, 1, 0, 3) + encode_name("g.example") + b"\0\1\0\1"
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
+    opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    glue_at = len(head) + len(answer) + len(opt)
+    glue = encode_name("ns1.g.example") + struct.pack("!HHIH", 1, 1, 300, 4) + bytes(4)
+    again = struct.pack("!H", 0xC000 | glue_at) + struct.pack("!HHIH", 28, 1, 300, 16) + bytes(16)
+    info = scan_reply(head + answer + opt + glue + again)
+    entry = AnswerCache(CacheConfig()).put(("g.example", 1, 1, False), info, 0.0)
+    for edns in (None, 0):
+        msg = served(entry, "g.example", now=1.0, use_edns=edns)
+        assert [r.name.to_text() for r in msg.additional] == ["ns1.g.example."] * 2
+        assert [rd.to_text() for rd in msg.answer[0]] == ["192.0.2.1"]

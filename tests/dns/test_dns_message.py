@@ -75,6 +75,10 @@ HEAD = struct.pack("!6H", 1, 0x8180, 1, 1, 0, 0) + encode_name("a.example") + b"
             "trailing-bytes",
         ),
         (HEAD + b"\x80\x0c", "bad-label"),
+        (
+            HEAD + b"\xc0\x02" + b"\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04\x01\x02\x03\x04",
+            "pointer-into-header",  # the ID and flags change when the answer is rendered
+        ),
     ],
 )
 def test_hostile_replies(data: bytes, reason: str) -> None:

@@ -107,4 +107,6 @@ def test_upstream_ids_and_ports_random(shared_resolver: ResolverProc, authority:
     seen = [s for s in authority.seen() if s.transport == "udp"]
     assert len(seen) >= n
     assert len({s.qid for s in seen}) >= n - 2  # 16-bit IDs: a collision or two is chance
-    assert len({s.src_port for s in seen}) >= n // 2
+    # Spread over the upstream's pool of sockets (8, each on a random port; their rotation is
+    # tested in tests/dns/test_dns_upstream_pool.py).
+    assert len({s.src_port for s in seen}) >= 4

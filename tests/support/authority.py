@@ -4,7 +4,9 @@ It listens on 127.0.0.1 (UDP and TCP with 2-byte framing, RFC 7766) on its own t
 loop, so sync and async tests alike can drive it, and it can misbehave on demand (delay, drop,
 truncate, spoof, garbage, error rcodes) per name or globally. Every query it receives is recorded,
 so tests can assert what the resolver actually forwarded (caching, coalescing, ID and port
-randomness, DO bit, 0x20 case).
+randomness, DO bit, 0x20 case). `Fault(raw=...)` sends any bytes a test builds from the query
+(hostile replies), and `Fault(tcp=...)` misbehaves differently over TCP (e.g. TC=1 over UDP, then
+garbage over TCP).
 
 Run standalone: ``python -m tests.support.authority --port 5300 [--zone FILE]``.
 """
@@ -20,6 +22,7 @@ import struct
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dnslib import QTYPE, RCODE, RD, RR, A, DNSLabel, DNSQuestion, DNSRecord
@@ -110,7 +113,9 @@ class Fault:
     other_source: str | None = None  # "port" | "address": genuine reply from another socket
     garbage: bool = False  # reply with the right ID, QR set, then random bytes
     rcode: int | None = None  # e.g. RCODE.SERVFAIL, RCODE.REFUSED
+    raw: Callable[[bytes], bytes] | None = None  # reply with raw(query bytes), whatever it is
     udp_only: bool = True  # faults other than delay/drop apply to UDP only unless False
+    tcp: Fault | None = None  # how to misbehave over TCP instead (udp_only is then moot)
 
 
 @dataclass(frozen=True)
@@ -312,7 +317,11 @@ class Authority:
             )
         )
         fault = self._fault_for(qname)
-        applies = fault is not None and (transport == "udp" or not fault.udp_only)
+        if fault is not None and fault.tcp is not None and transport == "tcp":
+            fault = fault.tcp
+            applies = True
+        else:
+            applies = fault is not None and (transport == "udp" or not fault.udp_only)
         reply = self.answer(query, do=bool(opt and opt.edns_do))
         if opt is not None:
             reply.add_ar(
@@ -324,6 +333,8 @@ class Authority:
             if transport == "udp" and len(packed) > limit:  # too big for the asker: TC=1
                 packed = self._truncated(query)
             return [packed], fault
+        if fault.raw is not None:
+            return [fault.raw(data)], fault
         if fault.rcode is not None:
             reply = query.reply(ra=0, aa=0)
             reply.header.rcode = fault.rcode
@@ -459,6 +470,24 @@ class _Udp(asyncio.DatagramProtocol):
                 alt.sendto(reply, addr)
             else:
                 self.transport.sendto(reply, addr)
+
+
+def raw_reply(*answers: bytes, flags: int = 0x8480) -> Callable[[bytes], bytes]:
+    """For `Fault(raw=...)`: the query's ID and question, then these answer records as bytes."""
+
+    def build(query: bytes) -> bytes:
+        qend = 12
+        while query[qend]:
+            qend += query[qend] + 1
+        head = query[:2] + struct.pack("!5H", flags, 1, len(answers), 0, 0)
+        return head + query[12 : qend + 5] + b"".join(answers)
+
+    return build
+
+
+def raw_record(rtype: int, rdata: bytes, ttl: int = 300) -> bytes:
+    """One record owned by the question name (pointer 0xC00C), class IN."""
+    return struct.pack("!HHHIH", 0xC00C, rtype, 1, ttl, len(rdata)) + rdata
 
 
 def _key(name: str) -> str:
