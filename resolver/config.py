@@ -808,9 +808,10 @@ def apply_overrides(
     if tls_key:
         enc = replace(enc, tls_key=Path(tls_key))
     if enc != cfg.encrypted:
-        problem = encrypted_problem(enc)
-        if problem is not None:
-            problems.append(Problem(f"--{problem[0].replace('_', '-')}", 1, 1, problem[1]))
+        flag_problem = encrypted_problem(enc)
+        if flag_problem is not None:
+            flag, message = flag_problem
+            problems.append(Problem(f"--{flag.replace('_', '-')}", 1, 1, message))
         cfg = replace(cfg, encrypted=enc)
     if not cfg.upstreams:
         cfg = replace(cfg, upstreams=resolv_conf_upstreams())

@@ -12,13 +12,14 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from resolver.build.compile import compile_policy
 from resolver.build.listfile import rule_line
 from resolver.policy.compile import PolicyError
 from resolver.policy.decide import check_sample
 from resolver.policy.explain import explain_report
-from resolver.policy.schema import parse_time, read_expectations
+from resolver.policy.schema import Expectation, parse_time, read_expectations
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.yamlsource import Checker, ConfigError, Problem, load_yaml
 
@@ -115,14 +116,14 @@ def explain_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_expectations(path: str, snapshot: PolicySnapshot) -> list | None:
+def _load_expectations(path: str, snapshot: PolicySnapshot) -> list[Expectation] | None:
     try:
         doc = load_yaml(path)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
     check = Checker(doc)
-    rows, at = doc.data, ()
+    rows, at = doc.data, cast(tuple[str, ...], ())
     if isinstance(rows, dict):
         check.mapping((), rows, ["expect"])
         rows, at = rows.get("expect"), ("expect",)

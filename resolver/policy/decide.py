@@ -216,11 +216,10 @@ def decide(
     profile = chosen or (memo.clients.get(client) if ecs is None else None)
     if profile is None:
         profile = memo.profile(client, ecs)
-    if type(now) is float or type(now) is int:
-        t = now
+    if isinstance(now, datetime):
+        t = (now if now.tzinfo else now.replace(tzinfo=snap.timezone)).timestamp()
     else:
-        when: datetime = now  # type: ignore[assignment]
-        t = (when if when.tzinfo else when.replace(tzinfo=snap.timezone)).timestamp()
+        t = now
     cached = memo.states[profile.num]
     state = cached[1] if cached[0] == t // 60 and cached[1] is not None else memo.state(profile, t)
     qkey, dots = name_key(qname) if key is None else key

@@ -111,7 +111,7 @@ def list_facts(source: dict[str, Any]) -> dict[str, Any]:
     """What the files say about a list the snapshot names (`sources` entry): where it was
     fetched from and when (`lists update` and zone transfers keep a `.meta.json` beside the
     copy), its zone and serial, and its modification time. Reads files: call in a thread."""
-    from resolver.update.runner import read_meta
+    from resolver.update.meta import read_meta
 
     path = Path(source["path"])
     meta = read_meta(path)
