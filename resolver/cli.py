@@ -22,6 +22,7 @@ HANDLERS: dict[str, str] = {
     "lists compile": "resolver.commands.policy:compile_command",
     "report": "resolver.commands.report:report_command",
     "purge": "resolver.commands.report:purge_command",
+    "version": "resolver.commands.version:version_command",
 }
 
 
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--config", metavar="FILE")
     purge.add_argument("--older-than", type=int, metavar="DAYS")
     purge.add_argument("--all", action="store_true", help="delete every row")
+
+    version = sub.add_parser("version", help="the version and the UDP path `serve` would use")
+    version.add_argument("--config", metavar="FILE", help="server YAML (its udp and workers)")
+    version.add_argument("--workers", metavar="N|auto", help="as `serve --workers`")
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from resolver.dns.acl import DEFAULT_ALLOW
 from resolver.dns.cache import CacheConfig
 from resolver.dns.server import TcpConfig
+from resolver.dns.udp import UdpConfig
 from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
 from resolver.yamlsource import Checker, ConfigError, Document, Problem, load_yaml, load_yaml_text
@@ -72,6 +73,7 @@ class ServerConfig:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    udp: UdpConfig = field(default_factory=UdpConfig)
     access: tuple[str, ...] = DEFAULT_ALLOW
     policy: Path | None = None
     blockpage: BlockPageConfig = field(default_factory=BlockPageConfig)
@@ -83,8 +85,8 @@ class ServerConfig:
 
 
 _TOP_KEYS = (
-    "listen", "upstreams", "upstream", "cache", "tcp", "access", "policy", "blockpage", "admin",
-    "querylog", "log_level", "workers",
+    "listen", "upstreams", "upstream", "cache", "tcp", "udp", "access", "policy", "blockpage",
+    "admin", "querylog", "log_level", "workers",
 )  # fmt: skip
 _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
     # key -> (minimum, maximum)
@@ -107,6 +109,11 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "max_connections": (1, 1_000_000),
         "max_queued_bytes": (1_024, 16_777_216),
         "max_pending": (1, 10_000),
+    },
+    "udp": {
+        "batch": (1, 1_024),
+        "fast_answers": (0, 50_000_000),
+        "fast_clients": (0, 50_000_000),
     },
 }
 
@@ -185,6 +192,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         upstreams=_hostports(check, ("upstreams",), data.get("upstreams", []), 53),
         upstream=UpstreamConfig(**_ints(check, data, "upstream")),
         tcp=TcpConfig(**_ints(check, data, "tcp")),
+        udp=UdpConfig(**_ints(check, data, "udp")),
     )
     cache = _ints(check, data, "cache", extra=("serve_stale",))
     stale = cache.pop("serve_stale", False)

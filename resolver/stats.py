@@ -71,6 +71,7 @@ class Stats:
     cache_misses: int = 0
     cache_stale_served: int = 0
     cache_size: int = 0
+    fast_answers: int = 0  # of the queries above, those the UDP fast path repeated (fastpath.py)
     upstreams: dict[str, UpstreamStats] = field(default_factory=dict)
     mandated_hits: int = 0
     reloads: int = 0
@@ -106,6 +107,7 @@ class Stats:
         self.cache_misses += other.cache_misses
         self.cache_stale_served += other.cache_stale_served
         self.cache_size += other.cache_size
+        self.fast_answers += other.fast_answers
         self.mandated_hits += other.mandated_hits
         self.querylog_dropped += other.querylog_dropped
         for label, theirs in other.upstreams.items():

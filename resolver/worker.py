@@ -26,8 +26,11 @@ from resolver.config import ServerConfig
 from resolver.control import Channel, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
+from resolver.dns.fastanswers import FastAnswers
+from resolver.dns.fastpath import PyFastPath, describe, new_fastpath
 from resolver.dns.handler import Handler
-from resolver.dns.server import InFlight, TcpServer, UdpServer
+from resolver.dns.server import InFlight, TcpServer
+from resolver.dns.udp import UdpListener
 from resolver.dns.upstream import Forwarder
 from resolver.holder import SnapshotHolder
 from resolver.policy.decide import decide
@@ -77,6 +80,11 @@ class Worker:
         self.holder = SnapshotHolder(self.stats)
         self.relay = LogRelay(channel, self.stats, cfg.querylog.queue_size)
         addresses = [ipaddress.ip_address(a) for a in blockpage_addresses(cfg)]
+        udp = cfg.udp
+        self.fastpath = new_fastpath(udp.batch, udp.fast_answers, udp.fast_clients)
+        self.fast = FastAnswers(self.fastpath, self.holder if cfg.policy is not None else None)
+        compiled = not isinstance(self.fastpath, PyFastPath)
+        self.datapath = describe(compiled, udp.batch, udp.fast_answers)
         self.handler = Handler(
             acl=AccessList(cfg.access),
             cache=AnswerCache(cfg.cache),
@@ -88,10 +96,11 @@ class Worker:
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
             identity=f"safe-resolver worker {number}",
+            fast=self.fast,
         )
         self.inflight = InFlight()
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp)
-        self.udp_transports: list[asyncio.BaseTransport] = []
+        self.udp_listeners: list[UdpListener] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
 
@@ -100,11 +109,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         bound = []
         for host, port in listen:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.handler, self.inflight, self.stats),
-                sock=udp_socket(host, port),
-            )
-            self.udp_transports.append(transport)
+            sock = udp_socket(host, port)
+            listener = UdpListener(sock, self.fastpath, self.handler, self.inflight, self.stats)
+            self.udp_listeners.append(listener)
             server = await loop.create_server(self.tcp, sock=tcp_socket(host, port), backlog=1024)
             self.tcp_servers.append(server)
             bound.append(f"{host}:{port}")
@@ -121,16 +128,18 @@ class Worker:
             if not self.holder.commit(generation):  # started after the prepare round
                 await self.holder.prepare(generation, message["path"])
                 self.holder.commit(generation)
+            self.fast.clear()  # in the same turn of the loop: no answer of the old policy after
             return {"generation": generation}
         if op == "abort":
             self.holder.abort(message.get("generation"))
             return {}
         if op == "flush":
             count = self.handler.cache.flush(message.get("name"))
+            self.fast.clear()
             self.stats.cache_size = len(self.handler.cache)
             return {"flushed": count}
         if op == "stats":
-            self.stats.cache_size = len(self.handler.cache)
+            self.collect_stats()
             return {"stats": self.stats}
         if op == "stop":
             self.stopping.set()
@@ -151,16 +160,21 @@ class Worker:
                     await self.stopping.wait()
 
     def push_stats(self) -> None:
-        self.stats.cache_size = len(self.handler.cache)
+        self.collect_stats()
         self.channel.notify({"op": "stats", "stats": self.stats})
+
+    def collect_stats(self) -> None:
+        """Bring the counters up to date: the fast path's answers, the cache's size."""
+        self.fast.harvest_into(self.stats)
+        self.stats.cache_size = len(self.handler.cache)
 
     async def stop(self) -> None:
         for server in self.tcp_servers:
             server.close()
         self.tcp.close_idle()
         await self.inflight.drain(SHUTDOWN_GRACE)
-        for transport in self.udp_transports:
-            transport.close()
+        for listener in self.udp_listeners:
+            listener.close()
         for server in self.tcp_servers:
             await server.wait_closed()
         self.relay.flush()
@@ -270,7 +284,9 @@ async def run(control_fd: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stopping.set)
-    channel.notify({"op": "ready", "pid": os.getpid(), "listening": listening})
+    channel.notify(
+        {"op": "ready", "pid": os.getpid(), "listening": listening, "datapath": worker.datapath}
+    )
     pushing = loop.create_task(worker.push_loop())
     gone = loop.create_task(channel.closed.wait())
     stopping = loop.create_task(worker.stopping.wait())

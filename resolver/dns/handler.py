@@ -13,7 +13,9 @@ The stages run in this fixed order; the first that answers ends the query:
   6. forward   coalesced upstream exchange; reply validated, cached, then served like a hit
 
 Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose target is not
-cached) return a coroutine, which the transport awaits.
+cached) return a coroutine, which the transport awaits. Synchronous UDP answers of stages 3-5
+are offered to the fast path (`resolver.dns.fastanswers`), which repeats them to later queries
+with the same bytes from clients of the same profile without coming here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
+from resolver.dns.fastanswers import FOREVER, FastAnswers
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import CD, Malformed, Query, encode_name, read_query
 from resolver.dns.synth import (
@@ -107,6 +110,7 @@ class Handler:
         blockpage_v4: list[bytes] | None = None,
         blockpage_v6: list[bytes] | None = None,
         identity: str = "safe-resolver",
+        fast: FastAnswers | None = None,
     ) -> None:
         self.acl = acl
         self.cache = cache
@@ -118,6 +122,7 @@ class Handler:
         self.blockpage_v4 = blockpage_v4 or []
         self.blockpage_v6 = blockpage_v6 or []
         self.identity = identity
+        self.fast = fast  # answers it may repeat without us (resolver.dns.fastanswers)
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -167,7 +172,7 @@ class Handler:
         if query.qclass != 1:
             if query.qclass == CLASS_CH and qtype == 16 and query.qname in IDENTITY_NAMES:
                 resp = txt_answer(query, self.identity)
-                return self._done(query, client, resp, transport, started, "allowed")
+                return self._done(query, client, resp, transport, started, "allowed", until=FOREVER)
             ede = (EDE_NOT_SUPPORTED, "only class IN is served")
             resp = error_response(query, REFUSED, ede)
             return self._done(query, client, resp, transport, started, "refused")
@@ -200,7 +205,7 @@ class Handler:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "cached", decision, cached=True
+                query, client, resp, transport, started, "cached", decision, True, entry.expires
             )
         self.stats.cache_misses += 1
         # 6. forward
@@ -297,7 +302,7 @@ class Handler:
         else:
             resp = self._blocked(query, decision, ede)
         label = "refused" if action is Action.REFUSED else "blocked"
-        return self._done(query, client, resp, transport, started, label, decision)
+        return self._done(query, client, resp, transport, started, label, decision, until=FOREVER)
 
     def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str] | None) -> bytes:
         mode = decision.block_mode
@@ -324,8 +329,9 @@ class Handler:
         target = decision.target or ""
         if query.qtype not in REWRITE_TYPES:
             return self._done(
-                query, client, nodata(query), transport, started, "rewritten", decision
-            )
+                query, client, nodata(query), transport, started, "rewritten", decision,
+                until=FOREVER,
+            )  # fmt: skip
         if _is_ip(target):
             # Rewrite to an address (RPZ A/AAAA, Yandex): answer it, or NODATA for the other family.
             literal = address_rdata(target, query.qtype)
@@ -334,15 +340,18 @@ class Handler:
                 if literal is not None
                 else nodata(query)
             )
-            return self._done(query, client, resp, transport, started, "rewritten", decision)
+            return self._done(
+                query, client, resp, transport, started, "rewritten", decision, until=FOREVER
+            )
         key: CacheKey = (f"{query.qname}\0{target}", query.qtype, 1, query.do)
         entry = self.cache.get(key, started)
         if entry is not None:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "rewritten", decision, cached=True
-            )
+                query, client, resp, transport, started, "rewritten", decision, True,
+                entry.expires,
+            )  # fmt: skip
         return self._compose(_private(query), client, decision, key, transport, started)
 
     async def _compose(
@@ -383,8 +392,10 @@ class Handler:
         action: str,
         decision: Decision | None = None,
         cached: bool = False,
+        until: float = 0.0,
     ) -> bytes:
-        """Fit the answer to the transport, count it, log it."""
+        """Fit the answer to the transport, count it, log it (or offer it to the fast path:
+        `until` is when the answer's source stops standing behind it, 0 for never)."""
         # RFC 6891: never more than the client's UDP size, nor more than we advertise.
         limit = min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512
         if transport == "udp" and len(resp) > limit:
@@ -394,10 +405,10 @@ class Handler:
         stats.observe_latency(elapsed)
         qtype_name = QTYPE_NAMES.get(query.qtype, "other")
         if decision is None:
-            stats.queries[(transport, qtype_name, action, "", "")] += 1
+            key = (transport, qtype_name, action, "", "")
         else:
-            category = decision.category or ""
-            stats.queries[(transport, qtype_name, action, decision.profile, category)] += 1
+            key = (transport, qtype_name, action, decision.profile, decision.category or "")
+        stats.queries[key] += 1
         if self.querylog is not None and (decision is None or decision.log):
             self.querylog.submit(
                 QueryEvent(
@@ -415,6 +426,8 @@ class Handler:
                     cached,
                 )
             )
+        elif until and self.fast is not None and transport == "udp":
+            self.fast.offer(query, client, resp, until, started, self._wall, key, decision, cached)
         return resp
 
 

@@ -1,9 +1,8 @@
-"""UDP and TCP transports (RFC 1035, RFC 7766) around the `Handler`.
+"""The TCP transport (RFC 1035, RFC 7766) around the `Handler`, and the in-flight task set.
 
-UDP answers synchronously whenever the handler can (cache hits, blocks, errors) and spawns a
-task only for upstream work. TCP reads 2-byte framed messages, handles several queries per
-connection concurrently and writes each answer as it is ready (out of order), closes idle
-connections, caps connections and the bytes a connection may have queued.
+TCP reads 2-byte framed messages, handles several queries per connection concurrently and
+writes each answer as it is ready (out of order), closes idle connections, caps connections and
+the bytes a connection may have queued. UDP is `resolver.dns.udp`.
 """
 
 from __future__ import annotations
@@ -43,44 +42,6 @@ class InFlight:
     async def drain(self, timeout: float) -> None:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
-
-
-class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, inflight: InFlight, stats: Stats) -> None:
-        self.handler = handler
-        self.inflight = inflight
-        self.stats = stats
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        try:
-            result = self.handler.answer(data, addr[0], "udp")
-        except Exception:  # a bug must cost one query, never the listener
-            self.stats.dropped["internal-error"] += 1
-            log.exception("query handling failed")
-            return
-        if result is None:
-            return
-        if result.__class__ is bytes:
-            self.transport.sendto(result, addr)  # type: ignore[union-attr]
-        else:
-            self.inflight.spawn(self._send_later(result, addr))  # type: ignore[arg-type]
-
-    async def _send_later(self, pending: object, addr: tuple) -> None:  # type: ignore[type-arg]
-        try:
-            resp = await pending  # type: ignore[misc]
-        except Exception:
-            self.stats.dropped["internal-error"] += 1
-            log.exception("query handling failed")
-            return
-        if resp is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(resp, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.stats.dropped["udp-send-error"] += 1
 
 
 class TcpServer:
