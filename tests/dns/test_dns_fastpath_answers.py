@@ -1,0 +1,304 @@
+"""What the handler hands to the fast path, until when, and how its answers are counted.
+
+A repeated answer must be the answer the handler would give: the tests ask the same query
+again (another ID, another name case) through the fast path and through the handler and
+compare the bytes. What must reach Python every time (logged decisions, ECS, TCP, guards,
+refused clients) is never stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.edns
+import dns.message
+import dns.rrset
+import pytest
+from support.fastpath import IMPLEMENTATIONS, answer_to, key_of, query, wire
+
+from resolver.dns.acl import AccessList
+from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.fastanswers import FOREVER, FastAnswers
+from resolver.dns.fastpath import PyFastPath
+from resolver.dns.handler import Handler
+from resolver.dns.message import scan_reply
+from resolver.dns.packet import read_query
+from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.policy.decision import Action, BlockMode, Decision, Tier
+from resolver.stats import Stats
+from resolver.store.events import QueryEvent
+
+MINUTE = 600_000.0  # a whole Unix minute (10,000 minutes after the epoch)
+KIDS = Decision(Action.ALLOW, Tier.DEFAULT, "kids")
+DECISIONS = {
+    "blocked.example": Decision(Action.BLOCK, Tier.CATEGORY, "kids", "adult", BlockMode.NULL),
+    "nx.example": Decision(Action.BLOCK, Tier.CATEGORY, "kids", "adult", BlockMode.NXDOMAIN),
+    "mandated.example": Decision(Action.BLOCK, Tier.MANDATED, "kids", "mandated"),
+    "ddr.example": Decision(Action.NODATA, Tier.BYPASS, "kids"),
+    "yandex.example": Decision(Action.REWRITE, Tier.SAFESEARCH, "kids", target="213.180.193.56"),
+    "quiet.example": Decision(Action.BLOCK, Tier.CATEGORY, "kids", "adult", log=False),
+}
+
+
+@dataclass
+class Profile:
+    num: int
+
+
+@dataclass
+class Snapshot:
+    """What FastAnswers reads of a policy snapshot: the client's profile number."""
+
+    profiles: dict[str, int] = field(default_factory=lambda: {"127.0.0.1": 4})
+
+    def profile_object(self, client: str) -> Profile:
+        return Profile(self.profiles.get(client, 0))
+
+
+@dataclass
+class Holder:
+    current: Any = field(default_factory=Snapshot)
+
+
+class Recording(PyFastPath):
+    """The twin, remembering every `put`."""
+
+    def __init__(self) -> None:
+        super().__init__(batch=8, answers=100, clients=100)
+        self.puts: list[tuple[int, bytes, bytes, float, int]] = []
+
+    def put(self, klass: int, key: bytes, answer: bytes, valid_until: float, stats_id: int) -> bool:
+        self.puts.append((klass, key, answer, valid_until, stats_id))
+        return super().put(klass, key, answer, valid_until, stats_id)
+
+
+def fake_decide(snap: Any, client: str, qname: str, *rest: Any) -> Decision:
+    return DECISIONS.get(qname, KIDS)
+
+
+def make_handler(table: Any, *, querylog: list[QueryEvent] | None = None) -> Handler:
+    stats = Stats()
+    holder = Holder()
+
+    class Sink:
+        def submit(self, event: QueryEvent) -> None:
+            assert querylog is not None
+            querylog.append(event)
+
+    return Handler(
+        acl=AccessList(["127.0.0.0/8"]),
+        cache=AnswerCache(CacheConfig()),
+        forwarder=Forwarder([("127.0.0.1", 9)], UpstreamConfig(), stats),
+        stats=stats,
+        policy=holder,
+        decide=fake_decide,
+        querylog=Sink() if querylog is not None else None,
+        blockpage_v4=[bytes([10, 0, 0, 1])],
+        identity="worker 1",
+        fast=FastAnswers(table, holder),
+    )
+
+
+def cache_upstream_answer(handler: Handler, name: str, ttl: int = 300) -> None:
+    """Put an upstream-style A answer for `name` in the handler's cache."""
+    q = dns.message.make_query(name, "A")
+    reply = dns.message.make_response(q)
+    reply.answer.append(dns.rrset.from_text(name + ".", ttl, "IN", "A", "192.0.2.7"))
+    handler.cache.put((name, 1, 1, False), scan_reply(reply.to_wire()), time.monotonic())
+
+
+def within_one_second(attempt: Callable[[], None]) -> None:
+    """Run `attempt` until one run starts and ends in the same second and minute: cache
+    answers are repeated for the rest of their second, decisions for the rest of their minute."""
+    for _ in range(20):
+        second, minute = int(time.monotonic()), time.time() // 60
+        try:
+            attempt()
+            return
+        except AssertionError:
+            if int(time.monotonic()) == second and time.time() // 60 == minute:
+                raise
+    raise AssertionError("no attempt stayed within one second")
+
+
+def wire_query(name: str, qid: int, rdtype: str = "A", rdclass: str = "IN", **kw: Any) -> bytes:
+    q = dns.message.make_query(name, rdtype, rdclass, **kw)
+    q.id = qid
+    return q.to_wire()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "rdclass"),
+    [
+        ("blocked.example", "A", "IN"),  # null block: 0.0.0.0
+        ("blocked.example", "MX", "IN"),  # NODATA for other types
+        ("nx.example", "A", "IN"),
+        ("mandated.example", "AAAA", "IN"),
+        ("ddr.example", "A", "IN"),
+        ("yandex.example", "A", "IN"),  # rewrite to an address
+        ("yandex.example", "TXT", "IN"),  # rewrite, other type: NODATA
+        ("cached.example", "A", "IN"),  # a cache hit
+        ("id.server", "TXT", "CH"),
+    ],
+)
+@pytest.mark.parametrize("edns", [False, True])
+def test_a_repeat_is_what_the_handler_would_answer(
+    impl: Any, name: str, rdtype: str, rdclass: str, edns: bool
+) -> None:
+    options = {"use_edns": 0} if edns else {"use_edns": False}
+
+    def attempt() -> None:
+        table = impl(batch=8, answers=100, clients=100)
+        handler = make_handler(table)
+        cache_upstream_answer(handler, "cached.example")
+        first = handler.answer(wire_query(name, 1, rdtype, rdclass, **options), "127.0.0.1", "udp")
+        assert isinstance(first, bytes)
+        assert table.answers == 1 and table.clients == 1
+        again = wire_query(name.upper(), 0x7777, rdtype, rdclass, **options)
+        with wire() as w:
+            misses, answers = w.exchange(table, [again], time.monotonic())
+        assert misses == []
+        assert answers == [handler.answer(again, "127.0.0.1", "udp")]
+
+    within_one_second(attempt)
+
+
+def test_what_must_reach_python_is_never_stored(impl: Any) -> None:
+    table = impl(batch=8, answers=100, clients=100)
+    events: list[QueryEvent] = []
+    logged = make_handler(table, querylog=events)
+    logged.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")  # the log must get it
+    logged.answer(wire_query("id.server", 2, "TXT", "CH"), "127.0.0.1", "udp")  # this one too
+    assert len(events) == 2 and table.answers == 0
+    logged.answer(wire_query("quiet.example", 3), "127.0.0.1", "udp")  # a profile not logged
+    assert len(events) == 2 and table.answers == 1
+    table.clear()
+    handler = make_handler(table)
+    ecs = dns.edns.ECSOption("10.1.0.0", 16)
+    for packet, client, transport in [
+        (wire_query("blocked.example", 4), "127.0.0.1", "tcp"),
+        (wire_query("example.org", 5, "ANY"), "127.0.0.1", "udp"),  # guard: RFC 8482 HINFO
+        (wire_query("example.org", 6, "AXFR"), "127.0.0.1", "udp"),  # guard: NOTIMP
+        (wire_query("blocked.example", 7), "192.0.2.9", "udp"),  # not allowed: REFUSED
+        (wire_query("blocked.example", 8, use_edns=0, options=[ecs]), "127.0.0.1", "udp"),
+    ]:
+        assert isinstance(handler.answer(packet, client, transport), bytes)
+    assert (table.answers, table.clients) == (0, 0)
+
+
+def offer(
+    fast: FastAnswers,
+    packet: bytes,
+    *,
+    until: float,
+    started: float,
+    wall: float,
+    decision: Decision | None,
+    cached: bool = False,
+    resp: bytes | None = None,
+) -> None:
+    q = read_query(packet)
+    key = ("udp", "A", "cached" if cached else "blocked", "kids", "")
+    fast.offer(q, "127.0.0.1", resp or answer_to(packet), until, started, wall, key, decision,
+               cached)  # fmt: skip
+
+
+def test_a_decision_stands_until_its_minute_ends() -> None:
+    table = Recording()
+    fast = FastAnswers(table, Holder(), wall_clock=lambda: MINUTE + 30.5)
+    blocked = DECISIONS["blocked.example"]
+    # the decision was made for MINUTE + 30 (read a moment ago); its minute ends 29.5 s from now
+    a = query("a.example")
+    offer(fast, a, until=FOREVER, started=100.0, wall=MINUTE + 30, decision=blocked)
+    assert table.puts[-1][0] == 5  # profile number 4 + 1
+    assert table.puts[-1][3] == pytest.approx(100.0 + 29.5)
+    # a decision for a minute that has ended already is not stored
+    table.puts.clear()
+    offer(fast, query("b.example"), until=FOREVER, started=100.0, wall=MINUTE - 1, decision=blocked)
+    assert table.puts == []
+
+
+def test_a_cache_answer_stands_until_the_next_second_and_its_expiry() -> None:
+    table = Recording()
+    fast = FastAnswers(table, None, wall_clock=lambda: MINUTE)
+    offer(fast, query("c.example"), until=150.0, started=100.25, wall=0.0, decision=None,
+          cached=True)  # fmt: skip
+    assert table.puts[-1][0] == 1  # no policy: one class
+    assert table.puts[-1][3] == 101.0
+    offer(fast, query("d.example"), until=100.5, started=100.25, wall=0.0, decision=None,
+          cached=True)  # fmt: skip
+    assert table.puts[-1][3] == 100.5
+    # an allowed decision and a cache hit: the earliest of the three
+    fast = FastAnswers(table, Holder(), wall_clock=lambda: MINUTE + 59.5)
+    offer(fast, query("e.example"), until=150.0, started=100.25, wall=MINUTE + 59, decision=KIDS,
+          cached=True)  # fmt: skip
+    assert table.puts[-1][3] == pytest.approx(100.75)
+
+
+def test_ecs_truncated_and_servfail_answers_are_not_stored() -> None:
+    table = Recording()
+    fast = FastAnswers(table, None)
+    ecs = wire_query("f.example", 1, use_edns=0, options=[dns.edns.ECSOption("10.1.0.0", 16)])
+    offer(fast, ecs, until=FOREVER, started=1.0, wall=0.0, decision=None)
+    packet = query("g.example")
+    answer = answer_to(packet)
+    truncated = answer[:2] + bytes([answer[2] | 0x02]) + answer[3:]
+    servfail = answer[:3] + bytes([(answer[3] & 0xF0) | 2]) + answer[4:]
+    for resp in (truncated, servfail):
+        offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None, resp=resp)
+    assert table.puts == []
+    offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None)
+    assert table.puts[-1][1:4] == (key_of(packet), answer, math.inf)
+    assert table.clients == 1 and table.answers == 1
+
+
+def test_harvest_counts_like_the_handler(impl: Any) -> None:
+    names = ["mandated.example", "cached.example", "blocked.example"]
+    found: list[tuple[Handler, Stats]] = []
+
+    def attempt() -> None:
+        table = impl(batch=8, answers=100, clients=100)
+        handler = make_handler(table)
+        cache_upstream_answer(handler, "cached.example")
+        for n, name in enumerate(names):
+            handler.answer(wire_query(name, n), "127.0.0.1", "udp")
+        by_python = Stats()
+        by_python.add(handler.stats)
+        with wire() as w:  # each asked three more times: answered by the fast path
+            repeats = [wire_query(name, 100 + n) for n in range(3) for name in names]
+            misses, answers = w.exchange(table, repeats, time.monotonic())
+        assert (misses, len(answers)) == ([], 9)
+        found.append((handler, by_python))
+
+    within_one_second(attempt)
+    handler, by_python = found[-1]
+    stats = handler.stats
+    handler.fast.harvest_into(stats)  # type: ignore[union-attr]
+    assert stats.fast_answers == 9
+    for key, count in by_python.queries.items():
+        assert stats.queries[key] == 4 * count
+    assert stats.cache_hits == 4 * by_python.cache_hits == 4
+    assert stats.mandated_hits == 4 * by_python.mandated_hits == 4
+    assert stats.latency_count == by_python.latency_count + 9
+    assert stats.latency_buckets[0] == by_python.latency_buckets[0] + 9
+    assert stats.latency_sum >= by_python.latency_sum  # plus the batches' mean time
+    handler.fast.harvest_into(stats)  # type: ignore[union-attr]
+    assert stats.fast_answers == 9  # harvested once
+
+
+def test_the_client_table_learns_allowed_clients_only(impl: Any) -> None:
+    table = impl(batch=8, answers=100, clients=100)
+    handler = make_handler(table)
+    handler.answer(wire_query("blocked.example", 1), "192.0.2.1", "udp")  # refused
+    assert table.clients == 0
+    handler.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")
+    assert table.clients == 1
