@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bench.blocklist_data import DATA, SEED, Blocklist, write_blocklist
@@ -75,6 +76,7 @@ class Result:
     max_ms: float | None = None
     lost: int | None = None  # reload runs: queries that timed out
     reload_s: float | None = None  # reload runs: trigger to the new rule answering NXDOMAIN
+    cpu_us: float | None = None  # server CPU (user + system, all its processes) per answer
 
 
 class Run:
@@ -248,6 +250,7 @@ def dnsperf(
 
 @dataclass
 class Stats:
+    completed: int
     qps: float
     avg_ms: float
     max_ms: float
@@ -258,12 +261,14 @@ class Stats:
 
 def parse_stats(out: str) -> Stats:
     """The numbers of dnsperf's summary."""
+    completed = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
     latency = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)", out)
     lost = re.search(r"Queries lost:\s+(\d+) \(([\d.]+)%\)", out)
     codes = re.search(r"Response codes:\s+(.*)", out)
     nx = re.search(r"NXDOMAIN \d+ \(([\d.]+)%\)", codes.group(1)) if codes else None
     return Stats(
+        completed,
         qps,
         float(latency.group(1)) * 1000,
         float(latency.group(2)) * 1000,
@@ -285,7 +290,12 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
     if scenario.warm:
         dnsperf(server.port, queries, max(settings.warmup, 5), settings, once=True)
     once = not scenario.loop_file
+    cpu_before = server.cpu_seconds()
     stats = parse_stats(dnsperf(server.port, queries, settings.duration, settings, once=once))
+    cpu_after = server.cpu_seconds()
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and stats.completed:
+        cpu_us = (cpu_after - cpu_before) / stats.completed * 1e6
     lat_queries = queries
     if once:  # the p99 run needs names nobody asked yet: take them from the end of the file
         lat_queries = queries.with_suffix(".tail.txt")
@@ -308,6 +318,7 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
         start_s=server.start_s,
         nxdomain_pct=stats.nxdomain_pct,
         max_ms=stats.max_ms,
+        cpu_us=cpu_us,
     )
 
 
@@ -431,11 +442,13 @@ def row(r: Result, base: Result | None) -> str:
         return "-" if value is None else format(value, fmt)
 
     ratio = f"{r.qps / base.qps:.2f}x" if base and base.qps and r.qps else ""
+    if base and base.cpu_us and r.cpu_us:
+        ratio += f" (cpu {r.cpu_us / base.cpu_us:.2f}x)"
     rss = f"{r.rss_kib / 1024:.0f}" if r.rss_kib else "-"
     note = f" ({r.note.splitlines()[0][:110]})" if r.note else ""
     return (
-        f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {r.avg_ms:.3f} "
-        f"| {num(r.p99_ms, '.3f')} | {num(r.max_ms, '.1f')} | {r.lost_pct:.2f} "
+        f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {num(r.cpu_us, '.1f')} "
+        f"| {r.avg_ms:.3f} | {num(r.p99_ms, '.3f')} | {num(r.max_ms, '.1f')} | {r.lost_pct:.2f} "
         f"| {num(r.nxdomain_pct, '.1f')} | {rss} "
         f"| {num(r.start_s, '.1f')} | {ratio} |"
     )
@@ -443,18 +456,17 @@ def row(r: Result, base: Result | None) -> str:
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| scenario | server | q/s | avg ms | p99 ms | max ms | lost % | NXDOMAIN % | RSS MiB "
-        "| start s | ours/base |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | q/s | CPU µs/q | avg ms | p99 ms | max ms | lost % | NXDOMAIN % "
+        "| RSS MiB | start s | ours/base |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(r.scenario, r.server): r for r in results}
     bases = {s.name: s.baseline for s in SCENARIOS}
     for r in results:
         if r.scenario == "reload":
             continue
-        base = (
-            by.get((r.scenario, bases.get(r.scenario, ""))) if r.server == "safe-resolver" else None
-        )
+        ours_row = r.server.startswith("safe-resolver")
+        base = by.get((r.scenario, bases.get(r.scenario, ""))) if ours_row else None
         rows.append(row(r, base))
     reloads = [r for r in results if r.scenario == "reload"]
     if reloads:
@@ -517,6 +529,28 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs"
 
 
+def add_variants(scenario: Scenario, wanted: list[str], baseline: Path | None) -> None:
+    """Variants of ours run right after it, only when asked for: another checkout
+    (`--baseline-repo`, as safe-resolver-base) or another UDP path (`--server
+    safe-resolver-pure`). Interleaved in one run, their ratios are comparable."""
+    if "safe-resolver" not in scenario.servers:
+        return
+    variants: dict[str, Factory] = {}
+    if baseline is not None:
+        variants["safe-resolver-base"] = partial(
+            ours, name="safe-resolver-base", repo=baseline.resolve()
+        )
+    for name in wanted:
+        if name.startswith("safe-resolver-") and name in PEERS:
+            variants[name] = PEERS[name]
+    servers: dict[str, Factory] = {}
+    for name, factory in scenario.servers.items():
+        servers[name] = factory
+        if name == "safe-resolver":
+            servers.update(variants)
+    scenario.servers = servers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench dns", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 10)")
@@ -528,6 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--server", action="append", help="only these servers (repeatable)")
     parser.add_argument("--list-size", type=int, help="blocklist rules (default 1,000,000)")
+    parser.add_argument(
+        "--baseline-repo",
+        type=Path,
+        metavar="DIR",
+        help="also run ours from this checkout (its .venv) as safe-resolver-base, right after ours",
+    )
     args = parser.parse_args(argv)
     settings = Settings.quick_settings() if args.quick else Settings()
     if args.duration:
@@ -536,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.clients = args.clients
     if args.list_size:
         settings.list_size = args.list_size
+    for scenario in SCENARIOS:
+        add_variants(scenario, args.server or [], args.baseline_repo)
     if args.server:
         for scenario in SCENARIOS:
             scenario.servers = {k: v for k, v in scenario.servers.items() if k in args.server}

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import uvloop
+from resolver.reload import PolicyHolder
 
 from bench.blocklist_data import choose_names
 from bench.bystander import Bystander, longest_gap
-from resolver.reload import PolicyHolder
 from resolver.stats import Stats
 
 POLICY = """\
