@@ -181,7 +181,8 @@ SCENARIOS: list[Scenario] = [
         "1,000 names replayed after a warm-up pass",
         hit_queries,
         warm=True,
-        servers={"safe-resolver": ours, "dnsmasq": dnsmasq},
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "dnsmasq")},
+        baseline="unbound",
     ),
     Scenario(
         "cache-miss",
@@ -579,8 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in SCENARIOS:
         add_variants(scenario, args.server or [], args.baseline_repo)
     if args.server:
+        keep = [*args.server, *(["safe-resolver-base"] if args.baseline_repo else [])]
         for scenario in SCENARIOS:
-            scenario.servers = {k: v for k, v in scenario.servers.items() if k in args.server}
+            scenario.servers = {k: v for k, v in scenario.servers.items() if k in keep}
     results = run_scenarios(settings, args.scenario)
     print(
         f"\nDNS benchmark ({machine()}; commit {commit()}; server on CPU {SERVER_CPU}, dnsperf "

@@ -165,6 +165,7 @@ class Worker:
 
     def collect_stats(self) -> None:
         """Bring the counters up to date: the fast path's answers, the cache's size."""
+        self.fast.watch_clock()
         self.fast.harvest_into(self.stats)
         self.stats.cache_size = len(self.handler.cache)
 

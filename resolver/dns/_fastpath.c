@@ -40,18 +40,21 @@
 #define MAX_BATCH 1024   /* UIO_MAXIOV: the most recvmmsg takes in one call */
 #define MAX_STATS (1 << 20)
 #define MAX_KLASS 65535
+#define MAX_TTLS 128     /* TTL fields aged per answer at most (a 1232-byte answer has fewer) */
 
-/* One stored answer: key and answer bytes follow the fields. */
+/* One stored answer: key bytes, answer bytes and TTL offsets follow the fields. */
 typedef struct {
     double valid_until;    /* CLOCK_MONOTONIC seconds; served while now < valid_until */
     uint64_t hash;
+    int64_t second;        /* the whole second (monotonic) the answer's TTLs are for */
     uint32_t stats_id;
     uint16_t klass;
     uint16_t key_len;
     uint16_t answer_len;
     uint16_t name_len;     /* question name at answer[12:12 + name_len]: patched per query */
+    uint16_t ttl_count;    /* TTL fields counted down by the seconds since `second` */
     uint8_t referenced;
-    unsigned char bytes[]; /* key_len key bytes, then answer_len answer bytes */
+    unsigned char bytes[]; /* key_len key bytes, answer_len answer bytes, ttl_count uint16 offsets */
 } Answer;
 
 /* One client address and its class (profile number + 1; 0: never answered here).
@@ -86,6 +89,7 @@ typedef struct {
     struct mmsghdr *rmsgs, *smsgs;
     struct iovec *riovs, *siovs;
     struct sockaddr_storage *raddrs, *saddrs;
+    unsigned char *abufs;  /* per send slot: an answer whose TTLs had to be aged */
 } FastPath;
 
 /* ---- hashing ------------------------------------------------------------------------------ */
@@ -364,6 +368,7 @@ static void FastPath_dealloc(FastPath *self) {
     PyMem_RawFree(self->siovs);
     PyMem_RawFree(self->raddrs);
     PyMem_RawFree(self->saddrs);
+    PyMem_RawFree(self->abufs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -396,14 +401,30 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->siovs = PyMem_RawCalloc((size_t)batch * 4, sizeof(struct iovec));
     self->raddrs = PyMem_RawCalloc((size_t)batch, sizeof(struct sockaddr_storage));
     self->saddrs = PyMem_RawCalloc((size_t)batch, sizeof(struct sockaddr_storage));
+    self->abufs = PyMem_RawMalloc((size_t)batch * MAX_ANSWER);
     if (!self->answers || !self->clients || !self->rbufs || !self->rmsgs || !self->smsgs ||
-        !self->riovs || !self->siovs || !self->raddrs || !self->saddrs) {
+        !self->riovs || !self->siovs || !self->raddrs || !self->saddrs || !self->abufs) {
         PyErr_NoMemory();
         return -1;
     }
     if (getrandom(&self->seed, sizeof self->seed, GRND_NONBLOCK) != sizeof self->seed)
         self->seed = (uint64_t)monotonic_now() ^ (uint64_t)(uintptr_t)self;
     return 0;
+}
+
+/* Count each TTL field down by `elapsed` seconds, stopping at 0 (as the cache renders it). */
+static void age_ttls(unsigned char *answer, const unsigned char *offsets, unsigned count,
+                     int64_t elapsed) {
+    for (unsigned i = 0; i < count; i++) {
+        uint16_t at;
+        memcpy(&at, offsets + i * sizeof at, sizeof at);
+        uint32_t ttl;
+        memcpy(&ttl, answer + at, 4);
+        ttl = ntohl(ttl);
+        ttl = (int64_t)ttl > elapsed ? ttl - (uint32_t)elapsed : 0;
+        ttl = htonl(ttl);
+        memcpy(answer + at, &ttl, 4);
+    }
 }
 
 /* The stored answer for packet i of the batch, set up in send slot `slot`; 0 if none. */
@@ -434,8 +455,16 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     }
     a->referenced = 1;
     self->hits[a->stats_id]++;
-    /* ID and question-name case from the query, the rest as stored: no copy */
+    /* ID and question-name case from the query, the rest as stored: no copy, unless TTLs
+     * have to be counted down (cache answers, a second or more after they were stored) */
     const unsigned char *ans = a->bytes + a->key_len;
+    int64_t elapsed = (int64_t)now - a->second; /* truncated, as Python's int(now) */
+    if (a->ttl_count && elapsed > 0) {
+        unsigned char *copy = self->abufs + (size_t)slot * MAX_ANSWER;
+        memcpy(copy, ans, a->answer_len);
+        age_ttls(copy, ans + a->answer_len, a->ttl_count, elapsed);
+        ans = copy;
+    }
     struct iovec *iov = self->siovs + (size_t)slot * 4;
     iov[0] = (struct iovec){(void *)buf, 2};
     iov[1] = (struct iovec){(void *)(ans + 2), HEADER - 2};
@@ -565,6 +594,32 @@ static Py_ssize_t storable(const unsigned char *key, size_t klen, const unsigned
     return (Py_ssize_t)name_len;
 }
 
+/* The TTL offsets of `put` as uint16s in `out`; their count, or -1 when one is not a 4-byte
+ * field after the question name (or there are too many). Sets no exception. */
+static Py_ssize_t read_offsets(PyObject *seq, size_t alen, size_t name_len, uint16_t *out) {
+    PyObject *fast = PySequence_Fast(seq, "ttl_offsets must be a sequence of ints");
+    if (fast == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    for (Py_ssize_t i = 0; i < n && n <= MAX_TTLS; i++) {
+        long at = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (at == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            n = -1;
+            break;
+        }
+        if (at < (long)(HEADER + name_len) || (size_t)at + 4 > alen) {
+            n = -1;
+            break;
+        }
+        out[i] = (uint16_t)at;
+    }
+    Py_DECREF(fast);
+    return n > MAX_TTLS ? -1 : n;
+}
+
 /* Room in the hit counters for stats_id; -1 (MemoryError set) on failure. */
 static int grow_hits(FastPath *self, size_t stats_id) {
     if (stats_id < self->hits_len) return 0;
@@ -581,28 +636,39 @@ static int grow_hits(FastPath *self, size_t stats_id) {
     return 0;
 }
 
-static PyObject *store(FastPath *self, uint16_t klass, const unsigned char *k, size_t klen,
-                       const unsigned char *ans, size_t alen, double valid_until,
-                       size_t stats_id) {
-    Py_ssize_t name_len = storable(k, klen, ans, alen);
-    if (self->answer_capacity == 0 || name_len < 0) Py_RETURN_FALSE;
-    if (grow_hits(self, stats_id) < 0) return NULL;
-    Answer *a = PyMem_RawMalloc(sizeof(Answer) + klen + alen);
+typedef struct {
+    uint16_t klass;
+    const unsigned char *key, *answer;
+    size_t key_len, answer_len, name_len;
+    double valid_until;
+    size_t stats_id;
+    const uint16_t *ttls;
+    size_t ttl_count;
+    int64_t second;
+} Put;
+
+static PyObject *store(FastPath *self, const Put *p) {
+    if (grow_hits(self, p->stats_id) < 0) return NULL;
+    size_t ttl_bytes = p->ttl_count * sizeof(uint16_t);
+    Answer *a = PyMem_RawMalloc(sizeof(Answer) + p->key_len + p->answer_len + ttl_bytes);
     if (a == NULL) return PyErr_NoMemory();
-    uint64_t h = hash_bytes(self->seed ^ klass, k, klen);
-    size_t at = answer_find(self, klass, k, klen, h);
+    uint64_t h = hash_bytes(self->seed ^ p->klass, p->key, p->key_len);
+    size_t at = answer_find(self, p->klass, p->key, p->key_len, h);
     if (at != SIZE_MAX) answer_remove(self, at);
     if (self->answer_count >= self->answer_capacity) answer_evict(self);
-    a->valid_until = valid_until;
+    a->valid_until = p->valid_until;
     a->hash = h;
-    a->stats_id = (uint32_t)stats_id;
-    a->klass = klass;
-    a->key_len = (uint16_t)klen;
-    a->answer_len = (uint16_t)alen;
-    a->name_len = (uint16_t)name_len;
+    a->second = p->second;
+    a->stats_id = (uint32_t)p->stats_id;
+    a->klass = p->klass;
+    a->key_len = (uint16_t)p->key_len;
+    a->answer_len = (uint16_t)p->answer_len;
+    a->name_len = (uint16_t)p->name_len;
+    a->ttl_count = (uint16_t)p->ttl_count;
     a->referenced = 0;
-    memcpy(a->bytes, k, klen);
-    memcpy(a->bytes + klen, ans, alen);
+    memcpy(a->bytes, p->key, p->key_len);
+    memcpy(a->bytes + p->key_len, p->answer, p->answer_len);
+    memcpy(a->bytes + p->key_len + p->answer_len, p->ttls, ttl_bytes);
     size_t i = h & self->answer_mask;
     while (self->answers[i] != NULL) i = (i + 1) & self->answer_mask;
     self->answers[i] = a;
@@ -610,20 +676,34 @@ static PyObject *store(FastPath *self, uint16_t klass, const unsigned char *k, s
     Py_RETURN_TRUE;
 }
 
-static PyObject *FastPath_put(FastPath *self, PyObject *args) {
+static PyObject *FastPath_put(FastPath *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"klass", "key", "answer", "valid_until", "stats_id", "ttl_offsets",
+                             "second", NULL};
     int klass;
     Py_buffer key, answer;
     double valid_until;
-    long long stats_id;
-    if (!PyArg_ParseTuple(args, "iy*y*dL:put", &klass, &key, &answer, &valid_until, &stats_id))
+    long long stats_id, second = 0;
+    PyObject *offsets = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*dL|OL:put", kwlist, &klass, &key,
+                                     &answer, &valid_until, &stats_id, &offsets, &second))
         return NULL;
     PyObject *result;
+    uint16_t ttls[MAX_TTLS];
+    Put p = {(uint16_t)klass, key.buf, answer.buf, (size_t)key.len, (size_t)answer.len, 0,
+             valid_until, (size_t)stats_id, ttls, 0, second};
+    Py_ssize_t name_len = storable(p.key, p.key_len, p.answer, p.answer_len);
+    Py_ssize_t count = 0;
     if (klass < 1 || klass > MAX_KLASS || stats_id < 0 || stats_id >= MAX_STATS) {
         PyErr_SetString(PyExc_ValueError, "klass 1..65535, stats_id 0..2**20-1");
         result = NULL;
+    } else if (self->answer_capacity == 0 || name_len < 0 ||
+               (offsets != NULL &&
+                (count = read_offsets(offsets, p.answer_len, (size_t)name_len, ttls)) < 0)) {
+        result = Py_NewRef(Py_False);
     } else {
-        result = store(self, (uint16_t)klass, key.buf, (size_t)key.len, answer.buf,
-                       (size_t)answer.len, valid_until, (size_t)stats_id);
+        p.name_len = (size_t)name_len;
+        p.ttl_count = (size_t)count;
+        result = store(self, &p);
     }
     PyBuffer_Release(&key);
     PyBuffer_Release(&answer);
@@ -713,8 +793,9 @@ static PyMethodDef FastPath_methods[] = {
      "rest"},
     {"send", (PyCFunction)FastPath_send, METH_VARARGS,
      "send(sock, [(data, address)]): send answers made in Python, sendmmsg per batch"},
-    {"put", (PyCFunction)FastPath_put, METH_VARARGS,
-     "put(klass, key, answer, valid_until, stats_id) -> bool: store an answer for repeating"},
+    {"put", (PyCFunction)(void (*)(void))FastPath_put, METH_VARARGS | METH_KEYWORDS,
+     "put(klass, key, answer, valid_until, stats_id, ttl_offsets=(), second=0) -> bool: store "
+     "an answer for repeating; the TTL fields at ttl_offsets count down from `second` on"},
     {"set_client", (PyCFunction)FastPath_set_client, METH_VARARGS,
      "set_client(address_bytes, klass): the client's class (0: answer it in Python only)"},
     {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every answer and client"},

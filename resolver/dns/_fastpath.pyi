@@ -1,5 +1,6 @@
 # Types of the compiled fast path (resolver/dns/_fastpath.c); resolver/dns/fastpath.py documents it.
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 MAX_KEY: int
@@ -17,7 +18,14 @@ class FastPath:
     def serve(self, sock: socket.socket, now: float) -> list[tuple[bytes, tuple[Any, ...]]]: ...
     def send(self, sock: socket.socket, replies: list[tuple[bytes, tuple[Any, ...]]]) -> None: ...
     def put(
-        self, klass: int, key: bytes, answer: bytes, valid_until: float, stats_id: int
+        self,
+        klass: int,
+        key: bytes,
+        answer: bytes,
+        valid_until: float,
+        stats_id: int,
+        ttl_offsets: Sequence[int] = (),
+        second: int = 0,
     ) -> bool: ...
     def set_client(self, address: bytes, klass: int) -> None: ...
     def clear(self) -> None: ...

@@ -1,15 +1,20 @@
 """Which answers the fast path may repeat, for which clients, until when, and how they count.
 
 The handler offers every synchronous UDP answer it makes on the policy, cache and `id.server`
-paths (`Handler._done`, with how long the answer's own source lets it stand). It is stored
-only when repeating it byte for byte (ID and name case aside) is what the handler would do for
-any query with the same bytes from a client of the same class until `valid_until`:
+paths (`Handler._done`). It is stored only when repeating it (with the query's ID and name
+case, and a cache answer's TTLs counted down) is what the handler would answer any query with
+the same bytes from a client of the same class until `valid_until`:
 
 - the class is the client's profile number + 1 (1 without a policy): the policy decides by
   profile, and nothing else about the client reaches the answer;
-- a decision holds until its wall-clock minute ends (schedules change at minute boundaries),
-  a cache answer until the next whole second (TTLs count down per second) and its entry's
-  expiry; a reload or a cache flush clears the whole table (`clear`);
+- a decision depends on the time only through its profile's state (schedules, minute by
+  minute), so it holds until the first minute whose state differs, looked for up to
+  HORIZON_MINUTES ahead (for ever without schedules). Ending every decision at its minute's
+  end would send every repeated name back to Python at once each minute: 100k blocked names
+  cost ~3 s of one core then;
+- a cache answer holds until its entry expires; its TTLs are counted down in the fast path;
+- a reload or a cache flush clears the whole table (`clear`), and so does a step of the wall
+  clock (`watch_clock`), which would move schedule boundaries against the monotonic clock;
 - never stored: answers whose query must reach the query log, EDNS Client Subnet queries (the
   profile may come from the subnet), truncated (TC) answers and SERVFAIL, TCP answers, and
   anything answered after awaiting upstream (those never reach here with `until`).
@@ -26,12 +31,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from resolver.dns.cache import Entry
 from resolver.dns.fastpath import FastPathLike, address_bytes
 from resolver.dns.packet import Query
 from resolver.policy.decision import Action, Decision, Tier
 from resolver.stats import Stats
 
 FOREVER = math.inf  # an answer only a reload or a flush changes (policy answers, id.server)
+HORIZON_MINUTES = 60  # how far ahead a profile's schedules are looked at for a state change
+CLOCK_STEP = 1.0  # seconds the wall clock may move against the monotonic one unnoticed
 StatsKey = tuple[str, str, str, str, str]  # Stats.queries' key
 _TC = 0x02  # in the answer's third byte
 _SERVFAIL = 2
@@ -45,12 +53,17 @@ class FastAnswers:
         table: FastPathLike,
         policy: Any | None = None,
         wall_clock: Callable[[], float] = time.time,
+        monotonic_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table = table
         self.policy = policy  # .current is the snapshot served (resolver.holder.SnapshotHolder)
         self.wall_clock = wall_clock
+        self.monotonic_clock = monotonic_clock
         self._ids: dict[tuple[StatsKey, bool, bool], int] = {}
         self._counters: list[tuple[StatsKey, bool, bool]] = []
+        # profile -> (minute, Unix time its state changes): worked out once a minute each
+        self._stable: dict[Any, tuple[int, float]] = {}
+        self._offset = wall_clock() - monotonic_clock()
 
     def offer(
         self,
@@ -62,28 +75,30 @@ class FastAnswers:
         wall: float,
         key: StatsKey,
         decision: Decision | None,
-        cached: bool,
+        entry: Entry | None,
     ) -> None:
         """Store `resp` if it may be repeated (see the module docstring). `until` is when its
         source stops standing behind it (monotonic), `started` when the query came in,
-        `wall` the Unix time the decision was made for."""
+        `wall` the Unix time the decision was made for, `entry` the cache entry it came from."""
         if query.ecs is not None or resp[2] & _TC or resp[3] & 0x0F == _SERVFAIL:
             return
-        if decision is not None:
-            minute_end = (wall // 60 + 1) * 60
-            until = min(until, started + minute_end - self.wall_clock())
-        if cached:
-            until = min(until, float(int(started) + 1))
+        snapshot = self.policy.current if self.policy is not None else None
+        profile = snapshot.profile_object(client) if snapshot is not None else None
+        if decision is not None and profile is not None:
+            until = min(until, started + self._stable_until(profile, wall) - self.wall_clock())
+        ttls: list[int] = []
+        if entry is not None:
+            until = min(until, entry.expires)
+            ttls = [query.qend + offset for offset in entry.ttl_offsets]
         if until <= started:
             return
-        snapshot = self.policy.current if self.policy is not None else None
-        klass = snapshot.profile_object(client).num + 1 if snapshot is not None else 1
+        klass = profile.num + 1 if profile is not None else 1
         mandated = (
             decision is not None
             and decision.tier is Tier.MANDATED
             and decision.action is not Action.REWRITE
         )
-        counter = (key, cached, mandated)
+        counter = (key, entry is not None, mandated)
         stats_id = self._ids.get(counter)
         if stats_id is None:
             stats_id = self._ids[counter] = len(self._counters)
@@ -91,12 +106,41 @@ class FastAnswers:
         data = query.data
         end = query.qend - 4
         table_key = data[2:12] + data[12:end].lower() + data[end:]
-        if self.table.put(klass, table_key, resp, until, stats_id):
+        if self.table.put(klass, table_key, resp, until, stats_id, ttls, int(started)):
             self.table.set_client(address_bytes(client), klass)
+
+    def _stable_until(self, profile: Any, wall: float) -> float:
+        """The Unix time `profile`'s state first differs from its state at `wall`."""
+        minute = int(wall // 60)
+        known = self._stable.get(profile)
+        if known is not None and known[0] == minute:
+            return known[1]
+        if not profile.schedules:
+            until = FOREVER
+        else:
+            now = profile.compute_state(wall)
+            until = (minute + HORIZON_MINUTES) * 60.0
+            for ahead in range(minute + 1, minute + HORIZON_MINUTES):
+                if profile.compute_state(ahead * 60.0) != now:
+                    until = ahead * 60.0
+                    break
+        if len(self._stable) > 4096:  # profiles of generations gone
+            self._stable.clear()
+        self._stable[profile] = (minute, until)
+        return until
 
     def clear(self) -> None:
         """A new policy generation or a cache flush: nothing stored may be repeated."""
         self.table.clear()
+        self._stable.clear()
+
+    def watch_clock(self) -> None:
+        """Clear the table when the wall clock stepped (NTP at boot, an admin's `date`):
+        decisions are stored until a monotonic time worked out from the wall clock."""
+        offset = self.wall_clock() - self.monotonic_clock()
+        if abs(offset - self._offset) > CLOCK_STEP:
+            self.clear()
+        self._offset = offset
 
     def harvest_into(self, stats: Stats) -> None:
         """Add what the fast path answered since the last harvest to `stats`."""

@@ -3,7 +3,8 @@
 A worker answers most of its queries with bytes it has sent before: the same blocked name, the
 same cache hit, asked again by a client of the same profile. `FastPath` keeps those answers in
 a bounded table keyed by (client class, the query from byte 2 with its name lower-cased) and
-answers a repeat by patching in the query's ID and its question-name case (0x20). Everything
+answers a repeat by patching in the query's ID and its question-name case (0x20), and counting
+the TTLs of a cache answer down by the seconds since it was stored, as the cache does. Everything
 else is handed back to Python, which decides, answers, and may store its answer
 (`resolver.dns.fastanswers` says what may be stored and for how long).
 
@@ -23,6 +24,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id): socket's form
@@ -37,6 +39,7 @@ MAX_ANSWER = 4096  # UDP answers are at most 1232 bytes in practice
 MAX_NAME = 255
 MAX_KLASS = 65535
 MAX_STATS = 1 << 20
+MAX_TTLS = 128  # TTL fields aged per answer at most (a 1232-byte answer has fewer)
 PURE_ENV = "SAFE_RESOLVER_PURE"  # "1": serve with PyFastPath even where the C type is built
 
 
@@ -52,7 +55,14 @@ class FastPathLike(Protocol):
     def serve(self, sock: socket.socket, now: float) -> list[Reply]: ...
     def send(self, sock: socket.socket, replies: list[Reply]) -> None: ...
     def put(
-        self, klass: int, key: bytes, answer: bytes, valid_until: float, stats_id: int
+        self,
+        klass: int,
+        key: bytes,
+        answer: bytes,
+        valid_until: float,
+        stats_id: int,
+        ttl_offsets: Sequence[int] = (),
+        second: int = 0,
     ) -> bool: ...
     def set_client(self, address: bytes, klass: int) -> None: ...
     def clear(self) -> None: ...
@@ -60,13 +70,23 @@ class FastPathLike(Protocol):
 
 
 class _Stored:
-    __slots__ = ("answer", "name_len", "referenced", "stats_id", "valid_until")
+    __slots__ = ("answer", "name_len", "referenced", "second", "stats_id", "ttls", "valid_until")
 
-    def __init__(self, answer: bytes, name_len: int, valid_until: float, stats_id: int) -> None:
+    def __init__(
+        self,
+        answer: bytes,
+        name_len: int,
+        valid_until: float,
+        stats_id: int,
+        ttls: tuple[int, ...],
+        second: int,
+    ) -> None:
         self.answer = answer
         self.name_len = name_len
         self.valid_until = valid_until
         self.stats_id = stats_id
+        self.ttls = ttls  # offsets of TTL fields counted down from `second` on
+        self.second = second
         self.referenced = False
 
 
@@ -152,6 +172,9 @@ class PyFastPath:
         self._hits[stored.stats_id] = self._hits.get(stored.stats_id, 0) + 1
         cut = HEADER + stored.name_len
         answer = stored.answer
+        elapsed = int(now) - stored.second
+        if stored.ttls and elapsed > 0:
+            answer = aged(answer, stored.ttls, elapsed)
         return data[:2] + answer[2:HEADER] + data[HEADER:cut] + answer[cut:]
 
     def send(self, sock: socket.socket, replies: list[Reply]) -> None:
@@ -161,18 +184,34 @@ class PyFastPath:
             except (OSError, TypeError, ValueError, OverflowError):
                 self._send_errors += 1
 
-    def put(self, klass: int, key: bytes, answer: bytes, valid_until: float, stats_id: int) -> bool:
-        """Store `answer` for queries of clients of `klass` whose bytes from 2 on are `key`."""
+    def put(
+        self,
+        klass: int,
+        key: bytes,
+        answer: bytes,
+        valid_until: float,
+        stats_id: int,
+        ttl_offsets: Sequence[int] = (),
+        second: int = 0,
+    ) -> bool:
+        """Store `answer` for queries of clients of `klass` whose bytes from 2 on are `key`,
+        until `valid_until`; the TTL fields at `ttl_offsets` hold their values for `second`."""
         if not (1 <= klass <= MAX_KLASS and 0 <= stats_id < MAX_STATS):
             raise ValueError("klass 1..65535, stats_id 0..2**20-1")
         name_len = storable(key, answer)
         if self._answer_capacity == 0 or name_len < 0:
             return False
+        ttls = tuple(ttl_offsets)
+        if len(ttls) > MAX_TTLS or any(
+            not HEADER + name_len <= at <= len(answer) - 4 for at in ttls
+        ):
+            return False
         table_key = (klass, bytes(key))
         self._answers.pop(table_key, None)
         if len(self._answers) >= self._answer_capacity:
             _evict(self._answers)
-        self._answers[table_key] = _Stored(bytes(answer), name_len, valid_until, stats_id)
+        stored = _Stored(bytes(answer), name_len, valid_until, stats_id, ttls, second)
+        self._answers[table_key] = stored
         return True
 
     def set_client(self, address: bytes, klass: int) -> None:
@@ -214,6 +253,15 @@ def _evict(table: OrderedDict[Any, Any]) -> None:
             return
         entry.referenced = False
         table[key] = entry
+
+
+def aged(answer: bytes, ttls: tuple[int, ...], elapsed: int) -> bytes:
+    """`answer` with the TTL fields at `ttls` counted down by `elapsed` seconds (not below 0)."""
+    out = bytearray(answer)
+    for at in ttls:
+        ttl = int.from_bytes(out[at : at + 4], "big")
+        out[at : at + 4] = max(ttl - elapsed, 0).to_bytes(4, "big")
+    return bytes(out)
 
 
 def name_end(packet: bytes) -> int:

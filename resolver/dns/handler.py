@@ -205,7 +205,7 @@ class Handler:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "cached", decision, True, entry.expires
+                query, client, resp, transport, started, "cached", decision, True, FOREVER, entry
             )
         self.stats.cache_misses += 1
         # 6. forward
@@ -349,8 +349,8 @@ class Handler:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "rewritten", decision, True,
-                entry.expires,
+                query, client, resp, transport, started, "rewritten", decision, True, FOREVER,
+                entry,
             )  # fmt: skip
         return self._compose(_private(query), client, decision, key, transport, started)
 
@@ -393,9 +393,11 @@ class Handler:
         decision: Decision | None = None,
         cached: bool = False,
         until: float = 0.0,
+        entry: Entry | None = None,
     ) -> bytes:
-        """Fit the answer to the transport, count it, log it (or offer it to the fast path:
-        `until` is when the answer's source stops standing behind it, 0 for never)."""
+        """Fit the answer to the transport, count it, log it, or offer it to the fast path
+        (`until`: how long its source stands behind it, 0 for never; `entry`: the cache entry
+        it was rendered from)."""
         # RFC 6891: never more than the client's UDP size, nor more than we advertise.
         limit = min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512
         if transport == "udp" and len(resp) > limit:
@@ -427,7 +429,7 @@ class Handler:
                 )
             )
         elif until and self.fast is not None and transport == "udp":
-            self.fast.offer(query, client, resp, until, started, self._wall, key, decision, cached)
+            self.fast.offer(query, client, resp, until, started, self._wall, key, decision, entry)
         return resp
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ import pytest
 from support.fastpath import IMPLEMENTATIONS, answer_to, key_of, query, wire
 
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig
-from resolver.dns.fastanswers import FOREVER, FastAnswers
+from resolver.dns.cache import AnswerCache, CacheConfig, Entry, render
+from resolver.dns.fastanswers import FOREVER, HORIZON_MINUTES, FastAnswers
 from resolver.dns.fastpath import PyFastPath
 from resolver.dns.handler import Handler
 from resolver.dns.message import scan_reply
@@ -44,19 +44,30 @@ DECISIONS = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class Profile:
+    """What FastAnswers reads of a profile: its number, and its state minute by minute (here:
+    the minutes at which its schedules switch, from MINUTE on)."""
+
     num: int
+    switches: tuple[int, ...] = ()
+
+    @property
+    def schedules(self) -> tuple[int, ...]:
+        return self.switches
+
+    def compute_state(self, unix_time: float) -> int:
+        return sum(unix_time >= MINUTE + 60 * m for m in self.switches)
 
 
 @dataclass
 class Snapshot:
-    """What FastAnswers reads of a policy snapshot: the client's profile number."""
+    """What FastAnswers reads of a policy snapshot: the client's profile."""
 
-    profiles: dict[str, int] = field(default_factory=lambda: {"127.0.0.1": 4})
+    profiles: dict[str, Profile] = field(default_factory=lambda: {"127.0.0.1": Profile(4)})
 
     def profile_object(self, client: str) -> Profile:
-        return Profile(self.profiles.get(client, 0))
+        return self.profiles.get(client) or Profile(0)
 
 
 @dataclass
@@ -70,10 +81,24 @@ class Recording(PyFastPath):
     def __init__(self) -> None:
         super().__init__(batch=8, answers=100, clients=100)
         self.puts: list[tuple[int, bytes, bytes, float, int]] = []
+        self.cleared = 0
 
-    def put(self, klass: int, key: bytes, answer: bytes, valid_until: float, stats_id: int) -> bool:
+    def clear(self) -> None:
+        self.cleared += 1
+        super().clear()
+
+    def put(
+        self,
+        klass: int,
+        key: bytes,
+        answer: bytes,
+        valid_until: float,
+        stats_id: int,
+        ttl_offsets: Sequence[int] = (),
+        second: int = 0,
+    ) -> bool:
         self.puts.append((klass, key, answer, valid_until, stats_id))
-        return super().put(klass, key, answer, valid_until, stats_id)
+        return super().put(klass, key, answer, valid_until, stats_id, ttl_offsets, second)
 
 
 def fake_decide(snap: Any, client: str, qname: str, *rest: Any) -> Decision:
@@ -203,45 +228,97 @@ def offer(
     started: float,
     wall: float,
     decision: Decision | None,
-    cached: bool = False,
+    entry: Entry | None = None,
     resp: bytes | None = None,
 ) -> None:
     q = read_query(packet)
-    key = ("udp", "A", "cached" if cached else "blocked", "kids", "")
+    key = ("udp", "A", "blocked", "kids", "")
     fast.offer(q, "127.0.0.1", resp or answer_to(packet), until, started, wall, key, decision,
-               cached)  # fmt: skip
+               entry)  # fmt: skip
 
 
-def test_a_decision_stands_until_its_minute_ends() -> None:
+def test_a_decision_stands_until_its_profile_changes_state() -> None:
     table = Recording()
-    fast = FastAnswers(table, Holder(), wall_clock=lambda: MINUTE + 30.5)
+    holder = Holder()
+    fast = FastAnswers(table, holder, wall_clock=lambda: MINUTE + 30.5)
     blocked = DECISIONS["blocked.example"]
-    # the decision was made for MINUTE + 30 (read a moment ago); its minute ends 29.5 s from now
-    a = query("a.example")
-    offer(fast, a, until=FOREVER, started=100.0, wall=MINUTE + 30, decision=blocked)
+    # no schedules: until a reload
+    offer(fast, query("a.example"), until=FOREVER, started=100.0, wall=MINUTE + 30,
+          decision=blocked)  # fmt: skip
     assert table.puts[-1][0] == 5  # profile number 4 + 1
-    assert table.puts[-1][3] == pytest.approx(100.0 + 29.5)
-    # a decision for a minute that has ended already is not stored
+    assert table.puts[-1][3] == math.inf
+    # a schedule switching 3 minutes on: the decision (made for MINUTE + 30, read a moment
+    # ago) stands until then, 149.5 s from now
+    holder.current.profiles["127.0.0.1"] = Profile(4, (3,))
+    offer(fast, query("b.example"), until=FOREVER, started=100.0, wall=MINUTE + 30,
+          decision=blocked)  # fmt: skip
+    assert table.puts[-1][3] == pytest.approx(100.0 + 149.5)
+    # no switch within the horizon: until the horizon's end
+    holder.current.profiles["127.0.0.1"] = Profile(4, (HORIZON_MINUTES + 5,))
+    offer(fast, query("c.example"), until=FOREVER, started=100.0, wall=MINUTE + 30,
+          decision=blocked)  # fmt: skip
+    assert table.puts[-1][3] == pytest.approx(100.0 + HORIZON_MINUTES * 60 - 30.5)
+    # a decision made for a state that has ended already is not stored (made a second
+    # before MINUTE, when the schedule switched; read after)
     table.puts.clear()
-    offer(fast, query("b.example"), until=FOREVER, started=100.0, wall=MINUTE - 1, decision=blocked)
+    holder.current.profiles["127.0.0.1"] = Profile(4, (0,))
+    offer(fast, query("d.example"), until=FOREVER, started=100.0, wall=MINUTE - 1,
+          decision=blocked)  # fmt: skip
     assert table.puts == []
 
 
-def test_a_cache_answer_stands_until_the_next_second_and_its_expiry() -> None:
+def test_a_step_of_the_wall_clock_clears_the_table() -> None:
+    table = Recording()
+    clocks = {"wall": MINUTE, "mono": 100.0}
+    fast = FastAnswers(table, Holder(), lambda: clocks["wall"], lambda: clocks["mono"])
+    clocks["wall"] += 5.0
+    clocks["mono"] += 5.0
+    fast.watch_clock()
+    assert table.cleared == 0
+    clocks["wall"] += 120.0  # NTP stepped the clock forward two minutes
+    fast.watch_clock()
+    assert table.cleared == 1
+
+
+def cache_entry(name: str, now: float, ttl: int = 300) -> Entry:
+    q = dns.message.make_query(name, "A")
+    reply = dns.message.make_response(q)
+    reply.answer.append(dns.rrset.from_text(name + ".", ttl, "IN", "A", "192.0.2.7"))
+    return AnswerCache(CacheConfig()).put((name, 1, 1, False), scan_reply(reply.to_wire()), now)
+
+
+def test_a_cache_answer_stands_until_its_entry_expires() -> None:
     table = Recording()
     fast = FastAnswers(table, None, wall_clock=lambda: MINUTE)
-    offer(fast, query("c.example"), until=150.0, started=100.25, wall=0.0, decision=None,
-          cached=True)  # fmt: skip
+    entry = cache_entry("c.example", 100.25, ttl=300)
+    offer(fast, query("c.example"), until=FOREVER, started=100.25, wall=0.0, decision=None,
+          entry=entry)  # fmt: skip
     assert table.puts[-1][0] == 1  # no policy: one class
-    assert table.puts[-1][3] == 101.0
-    offer(fast, query("d.example"), until=100.5, started=100.25, wall=0.0, decision=None,
-          cached=True)  # fmt: skip
-    assert table.puts[-1][3] == 100.5
-    # an allowed decision and a cache hit: the earliest of the three
-    fast = FastAnswers(table, Holder(), wall_clock=lambda: MINUTE + 59.5)
-    offer(fast, query("e.example"), until=150.0, started=100.25, wall=MINUTE + 59, decision=KIDS,
-          cached=True)  # fmt: skip
+    assert table.puts[-1][3] == entry.expires == 400.25
+    # an allowed decision of a scheduled profile and a cache answer: the earlier end
+    holder = Holder(Snapshot({"127.0.0.1": Profile(4, (1,))}))
+    fast = FastAnswers(table, holder, wall_clock=lambda: MINUTE + 59.5)
+    offer(fast, query("e.example"), until=FOREVER, started=100.25, wall=MINUTE + 59,
+          decision=KIDS, entry=entry)  # fmt: skip
     assert table.puts[-1][3] == pytest.approx(100.75)
+
+
+@pytest.mark.parametrize("later", [0.0, 0.9, 1.0, 7.5, 299.0, 299.9])
+def test_repeated_cache_answers_count_their_ttls_down(impl: Any, later: float) -> None:
+    """The fast path's answer N seconds on is what the cache renders then."""
+    table = impl(batch=8, answers=100, clients=100)
+    fast = FastAnswers(table, None)
+    started = 1000.5
+    entry = cache_entry("ttl.example", started, ttl=300)
+    packet = wire_query("ttl.example", 1, use_edns=0)
+    q = read_query(packet)
+    key = ("udp", "A", "cached", "", "")
+    fast.offer(q, "127.0.0.1", render(entry, q, started), FOREVER, started, 0.0, key, None, entry)
+    again = wire_query("TTL.example", 2, use_edns=0)
+    with wire() as w:
+        misses, answers = w.exchange(table, [again], started + later)
+    assert misses == []
+    assert answers == [render(entry, read_query(again), started + later)]
 
 
 def test_ecs_truncated_and_servfail_answers_are_not_stored() -> None:
@@ -257,7 +334,7 @@ def test_ecs_truncated_and_servfail_answers_are_not_stored() -> None:
         offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None, resp=resp)
     assert table.puts == []
     offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None)
-    assert table.puts[-1][1:4] == (key_of(packet), answer, math.inf)
+    assert table.puts[-1][1:4] == (key_of(packet), answer, FOREVER)
     assert table.clients == 1 and table.answers == 1
 
 

@@ -1,6 +1,7 @@
 """The compiled fast path against its pure-Python twin (the reference): random sequences of
-clients, stored answers, queries (0x20 case, IDs, flags, EDNS, garbage), clears and clocks give
-the same misses, the same answers on the wire and the same counters."""
+clients, stored answers (TTLs to count down or not), queries (0x20 case, IDs, flags, EDNS,
+garbage), clears and clocks give the same misses, the same answers on the wire and the same
+counters."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ OPS = {
         packets(),
         st.sampled_from([-1.0, 0.5, 2.0, 2.0]),  # valid until NOW + this
         st.integers(0, 5),  # stats id
-        st.sampled_from(["echo", "echo", "echo", "other", "short", "upper"]),
+        st.sampled_from(["echo", "echo", "ttl", "ttl", "other", "short", "upper", "bad ttl"]),
+        st.integers(-2, 2),  # the second the TTLs are for, against NOW
     ),
     "ask": st.tuples(
         st.just("ask"), st.integers(0, 2), packets(), st.sampled_from([0.0, 0.0, 1.0, 3.0])
@@ -60,7 +62,7 @@ def apply(fast: Any, w: Wire, op: tuple[Any, ...]) -> Any:
         fast.set_client(address_bytes(HOSTS[op[1]]), op[2])
         return None
     if kind == "put":
-        _, klass, packet, until, stats_id, shape = op
+        _, klass, packet, until, stats_id, shape, second = op
         if name_end(packet) < 0:
             return "not a query"
         key = key_of(packet)
@@ -71,7 +73,8 @@ def apply(fast: Any, w: Wire, op: tuple[Any, ...]) -> Any:
             answer = answer[:13]
         elif shape == "upper":
             key = key.upper()
-        return fast.put(klass, key, answer, NOW + until, stats_id)
+        ttls = {"ttl": [len(answer) - 10], "bad ttl": [len(answer) - 3]}.get(shape, [])
+        return fast.put(klass, key, answer, NOW + until, stats_id, ttls, int(NOW) + second)
     if kind == "ask":
         _, host, packet, later = op
         misses, answers = w.exchange(fast, [packet], NOW + later, host=HOSTS[host])
