@@ -85,7 +85,9 @@ class FastAnswers:
         snapshot = self.policy.current if self.policy is not None else None
         profile = snapshot.profile_object(client) if snapshot is not None else None
         if decision is not None and profile is not None:
-            until = min(until, started + self._stable_until(profile, wall) - self.wall_clock())
+            until = min(
+                until, started + self.decision_stands_until(profile, wall) - self.wall_clock()
+            )
         ttls: list[int] = []
         if entry is not None:
             until = min(until, entry.expires)
@@ -109,7 +111,7 @@ class FastAnswers:
         if self.table.put(klass, table_key, resp, until, stats_id, ttls, int(started)):
             self.table.set_client(address_bytes(client), klass)
 
-    def _stable_until(self, profile: Any, wall: float) -> float:
+    def decision_stands_until(self, profile: Any, wall: float) -> float:
         """The Unix time `profile`'s state first differs from its state at `wall`."""
         minute = int(wall // 60)
         known = self._stable.get(profile)

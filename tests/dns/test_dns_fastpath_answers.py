@@ -12,6 +12,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dns.edns
@@ -20,6 +22,7 @@ import dns.rrset
 import pytest
 from support.fastpath import IMPLEMENTATIONS, answer_to, key_of, query, wire
 
+from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache, CacheConfig, Entry, render
 from resolver.dns.fastanswers import FOREVER, HORIZON_MINUTES, FastAnswers
@@ -32,6 +35,7 @@ from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
 
+REPO = Path(__file__).resolve().parents[2]
 MINUTE = 600_000.0  # a whole Unix minute (10,000 minutes after the epoch)
 KIDS = Decision(Action.ALLOW, Tier.DEFAULT, "kids")
 DECISIONS = {
@@ -379,3 +383,21 @@ def test_the_client_table_learns_allowed_clients_only(impl: Any) -> None:
     assert table.clients == 0
     handler.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")
     assert table.clients == 1
+
+
+def test_the_school_timetable_bounds_a_decision() -> None:
+    """With the example school policy's real schedules: a decision stands until the lesson
+    window opens or closes, for at most HORIZON_MINUTES; a profile without schedules for ever."""
+    snapshot = compile_policy(REPO / "policy" / "school.yaml")
+    fast = FastAnswers(Recording(), None)
+
+    def at(local: str) -> float:
+        return datetime.fromisoformat(f"2026-03-02T{local}:00+07:00").timestamp()  # a Monday
+
+    lower = snapshot.profiles["lower-secondary"]  # lessons: mon-fri 07:00-11:30, 13:30-17:00
+    assert fast.decision_stands_until(lower, at("06:30")) == at("07:00")
+    assert fast.decision_stands_until(lower, at("06:59")) == at("07:00")
+    assert fast.decision_stands_until(lower, at("07:00")) == at("08:00")  # the horizon
+    assert fast.decision_stands_until(lower, at("11:10")) == at("11:30")
+    assert fast.decision_stands_until(lower, at("12:45")) == at("13:30")
+    assert fast.decision_stands_until(snapshot.profiles["teachers"], at("06:30")) == FOREVER
