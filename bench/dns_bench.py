@@ -34,7 +34,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.blocklist_data import DATA, SEED, Blocklist, write_blocklist
-from bench.peers.configs import PEERS, dnsmasq, fast_authority, ours
+from bench.peers.configs import PEERS, fast_authority, ours
 from bench.peers.process import LOAD_CPU, NXDOMAIN, REPO, SERVER_CPU, Server, ask, free_port
 
 RESULTS = REPO / "bench" / "results"
@@ -190,7 +190,8 @@ SCENARIOS: list[Scenario] = [
         miss_queries,
         warm=False,
         loop_file=False,
-        servers={"safe-resolver": ours, "dnsmasq": dnsmasq},
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "dnsmasq")},
+        baseline="unbound",
     ),
     Scenario(
         "blocked",
