@@ -148,6 +148,13 @@ def blocked_queries(run: Run) -> Path:
     return path
 
 
+def blocked_once_queries(run: Run) -> Path:
+    """Every listed name once (half apex, half `www.` below): each answer is decided afresh."""
+    path = run.workdir / "blocked-once.txt"
+    path.write_text("".join(f"{n} A\n" for n in blocked_names(run, run.settings.list_size)))
+    return path
+
+
 def allowed_names(run: Run, count: int) -> list[str]:
     """The top Tranco names that no rule of the list covers (generated names without data)."""
     listed = set(run.lists.names)
@@ -199,6 +206,16 @@ SCENARIOS: list[Scenario] = [
         blocked_queries,
         warm=True,
         servers={name: PEERS[name] for name in BLOCK_PEERS},
+        blocklist=True,
+        baseline="unbound",
+    ),
+    Scenario(
+        "blocked-once",
+        "each name of the 1M-domain list asked once (half as www.): first-seen NXDOMAIN answers",
+        blocked_once_queries,
+        warm=False,
+        loop_file=False,
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "pdns-recursor")},
         blocklist=True,
         baseline="unbound",
     ),
