@@ -82,7 +82,8 @@ class Worker:
         addresses = [ipaddress.ip_address(a) for a in blockpage_addresses(cfg)]
         udp = cfg.udp
         self.fastpath = new_fastpath(udp.batch, udp.fast_answers, udp.fast_clients)
-        self.fast = FastAnswers(self.fastpath, self.holder if cfg.policy is not None else None)
+        policy = self.holder if cfg.policy is not None else None
+        self.fast = FastAnswers(self.fastpath, policy, clients=udp.fast_clients)
         compiled = not isinstance(self.fastpath, PyFastPath)
         self.datapath = describe(compiled, udp.batch, udp.fast_answers)
         self.handler = Handler(

@@ -139,6 +139,15 @@ static Py_ssize_t name_end(const unsigned char *p, Py_ssize_t len) {
     return pos + 4 <= len ? pos : -1;
 }
 
+/* The table key of a query: its bytes from 2 on, the question name (ending at `end`) in lower
+ * case; `len` - 2 bytes written to `key`. */
+static void make_key(const unsigned char *packet, Py_ssize_t len, Py_ssize_t end,
+                     unsigned char *key) {
+    memcpy(key, packet + 2, (size_t)len - 2);
+    for (Py_ssize_t k = HEADER - 2; k < end - 2; k++)
+        if (key[k] >= 'A' && key[k] <= 'Z') key[k] |= 0x20;
+}
+
 /* ---- the answer table --------------------------------------------------------------------- */
 
 static size_t answer_find(FastPath *self, uint16_t klass, const unsigned char *key, size_t len,
@@ -442,9 +451,7 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     client->referenced = 1;
     unsigned char key[MAX_KEY];
     size_t klen = (size_t)len - 2;
-    memcpy(key, buf + 2, klen);
-    for (Py_ssize_t k = HEADER - 2; k < end - 2; k++)
-        if (key[k] >= 'A' && key[k] <= 'Z') key[k] |= 0x20;
+    make_key(buf, len, end, key);
     uint64_t h = hash_bytes(self->seed ^ client->klass, key, klen);
     size_t at = answer_find(self, client->klass, key, klen, h);
     if (at == SIZE_MAX) return 0;
@@ -574,29 +581,25 @@ static PyObject *FastPath_send(FastPath *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Length of the question name the answer repeats, or -1 when the pair cannot be stored: the
- * key must be a query from byte 2 with a lower-case name, the answer must echo that name. */
-static Py_ssize_t storable(const unsigned char *key, size_t klen, const unsigned char *ans,
+/* The end of the question name of `query` when `answer` may be stored for it, else -1: the
+ * query must be one `serve` can look up, the answer must echo its question name. */
+static Py_ssize_t storable(const unsigned char *query, Py_ssize_t qlen, const unsigned char *ans,
                            size_t alen) {
-    if (klen < MIN_QUERY - 2 || klen > MAX_KEY || alen > MAX_ANSWER) return -1;
-    unsigned char packet[MAX_KEY + 2] = {0};
-    memcpy(packet + 2, key, klen);
-    Py_ssize_t end = name_end(packet, (Py_ssize_t)klen + 2);
-    if (end < 0) return -1;
-    size_t name_len = (size_t)end - HEADER;
-    if (alen < HEADER + name_len) return -1;
-    for (size_t i = 0; i < name_len; i++) {
-        unsigned char c = ans[HEADER + i], want = key[HEADER - 2 + i];
-        if (want >= 'A' && want <= 'Z') return -1;
+    if (qlen < MIN_QUERY || qlen - 2 > MAX_KEY || alen > MAX_ANSWER) return -1;
+    Py_ssize_t end = name_end(query, qlen);
+    if (end < 0 || alen < (size_t)end) return -1;
+    for (Py_ssize_t i = HEADER; i < end; i++) {
+        unsigned char c = ans[i], want = query[i];
         if (c >= 'A' && c <= 'Z') c |= 0x20;
+        if (want >= 'A' && want <= 'Z') want |= 0x20;
         if (c != want) return -1;
     }
-    return (Py_ssize_t)name_len;
+    return end;
 }
 
 /* The TTL offsets of `put` as uint16s in `out`; their count, or -1 when one is not a 4-byte
  * field after the question name (or there are too many). Sets no exception. */
-static Py_ssize_t read_offsets(PyObject *seq, size_t alen, size_t name_len, uint16_t *out) {
+static Py_ssize_t read_offsets(PyObject *seq, size_t alen, size_t after, uint16_t *out) {
     PyObject *fast = PySequence_Fast(seq, "ttl_offsets must be a sequence of ints");
     if (fast == NULL) {
         PyErr_Clear();
@@ -610,7 +613,7 @@ static Py_ssize_t read_offsets(PyObject *seq, size_t alen, size_t name_len, uint
             n = -1;
             break;
         }
-        if (at < (long)(HEADER + name_len) || (size_t)at + 4 > alen) {
+        if (at < (long)after || (size_t)at + 4 > alen) {
             n = -1;
             break;
         }
@@ -638,8 +641,9 @@ static int grow_hits(FastPath *self, size_t stats_id) {
 
 typedef struct {
     uint16_t klass;
-    const unsigned char *key, *answer;
-    size_t key_len, answer_len, name_len;
+    const unsigned char *query, *answer;
+    Py_ssize_t query_len, end;
+    size_t answer_len;
     double valid_until;
     size_t stats_id;
     const uint16_t *ttls;
@@ -649,11 +653,14 @@ typedef struct {
 
 static PyObject *store(FastPath *self, const Put *p) {
     if (grow_hits(self, p->stats_id) < 0) return NULL;
+    unsigned char key[MAX_KEY];
+    size_t klen = (size_t)p->query_len - 2;
+    make_key(p->query, p->query_len, p->end, key);
     size_t ttl_bytes = p->ttl_count * sizeof(uint16_t);
-    Answer *a = PyMem_RawMalloc(sizeof(Answer) + p->key_len + p->answer_len + ttl_bytes);
+    Answer *a = PyMem_RawMalloc(sizeof(Answer) + klen + p->answer_len + ttl_bytes);
     if (a == NULL) return PyErr_NoMemory();
-    uint64_t h = hash_bytes(self->seed ^ p->klass, p->key, p->key_len);
-    size_t at = answer_find(self, p->klass, p->key, p->key_len, h);
+    uint64_t h = hash_bytes(self->seed ^ p->klass, key, klen);
+    size_t at = answer_find(self, p->klass, key, klen, h);
     if (at != SIZE_MAX) answer_remove(self, at);
     if (self->answer_count >= self->answer_capacity) answer_evict(self);
     a->valid_until = p->valid_until;
@@ -661,14 +668,14 @@ static PyObject *store(FastPath *self, const Put *p) {
     a->second = p->second;
     a->stats_id = (uint32_t)p->stats_id;
     a->klass = p->klass;
-    a->key_len = (uint16_t)p->key_len;
+    a->key_len = (uint16_t)klen;
     a->answer_len = (uint16_t)p->answer_len;
-    a->name_len = (uint16_t)p->name_len;
+    a->name_len = (uint16_t)(p->end - HEADER);
     a->ttl_count = (uint16_t)p->ttl_count;
     a->referenced = 0;
-    memcpy(a->bytes, p->key, p->key_len);
-    memcpy(a->bytes + p->key_len, p->answer, p->answer_len);
-    memcpy(a->bytes + p->key_len + p->answer_len, p->ttls, ttl_bytes);
+    memcpy(a->bytes, key, klen);
+    memcpy(a->bytes + klen, p->answer, p->answer_len);
+    memcpy(a->bytes + klen + p->answer_len, p->ttls, ttl_bytes);
     size_t i = h & self->answer_mask;
     while (self->answers[i] != NULL) i = (i + 1) & self->answer_mask;
     self->answers[i] = a;
@@ -676,36 +683,33 @@ static PyObject *store(FastPath *self, const Put *p) {
     Py_RETURN_TRUE;
 }
 
-static PyObject *FastPath_put(FastPath *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"klass", "key", "answer", "valid_until", "stats_id", "ttl_offsets",
-                             "second", NULL};
+static PyObject *FastPath_put(FastPath *self, PyObject *args) {
     int klass;
-    Py_buffer key, answer;
+    Py_buffer query, answer;
     double valid_until;
     long long stats_id, second = 0;
     PyObject *offsets = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*dL|OL:put", kwlist, &klass, &key,
-                                     &answer, &valid_until, &stats_id, &offsets, &second))
+    if (!PyArg_ParseTuple(args, "iy*y*dL|OL:put", &klass, &query, &answer, &valid_until,
+                          &stats_id, &offsets, &second))
         return NULL;
     PyObject *result;
     uint16_t ttls[MAX_TTLS];
-    Put p = {(uint16_t)klass, key.buf, answer.buf, (size_t)key.len, (size_t)answer.len, 0,
+    Put p = {(uint16_t)klass, query.buf, answer.buf, query.len, 0, (size_t)answer.len,
              valid_until, (size_t)stats_id, ttls, 0, second};
-    Py_ssize_t name_len = storable(p.key, p.key_len, p.answer, p.answer_len);
+    p.end = storable(p.query, p.query_len, p.answer, p.answer_len);
     Py_ssize_t count = 0;
     if (klass < 1 || klass > MAX_KLASS || stats_id < 0 || stats_id >= MAX_STATS) {
         PyErr_SetString(PyExc_ValueError, "klass 1..65535, stats_id 0..2**20-1");
         result = NULL;
-    } else if (self->answer_capacity == 0 || name_len < 0 ||
+    } else if (self->answer_capacity == 0 || p.end < 0 ||
                (offsets != NULL &&
-                (count = read_offsets(offsets, p.answer_len, (size_t)name_len, ttls)) < 0)) {
+                (count = read_offsets(offsets, p.answer_len, (size_t)p.end, ttls)) < 0)) {
         result = Py_NewRef(Py_False);
     } else {
-        p.name_len = (size_t)name_len;
         p.ttl_count = (size_t)count;
         result = store(self, &p);
     }
-    PyBuffer_Release(&key);
+    PyBuffer_Release(&query);
     PyBuffer_Release(&answer);
     return result;
 }
@@ -793,9 +797,10 @@ static PyMethodDef FastPath_methods[] = {
      "rest"},
     {"send", (PyCFunction)FastPath_send, METH_VARARGS,
      "send(sock, [(data, address)]): send answers made in Python, sendmmsg per batch"},
-    {"put", (PyCFunction)(void (*)(void))FastPath_put, METH_VARARGS | METH_KEYWORDS,
-     "put(klass, key, answer, valid_until, stats_id, ttl_offsets=(), second=0) -> bool: store "
-     "an answer for repeating; the TTL fields at ttl_offsets count down from `second` on"},
+    {"put", (PyCFunction)FastPath_put, METH_VARARGS,
+     "put(klass, query, answer, valid_until, stats_id, ttl_offsets=(), second=0) -> bool: "
+     "store `answer` for repeating to queries like `query` (ID and name case aside); the TTL "
+     "fields at ttl_offsets count down from `second` on"},
     {"set_client", (PyCFunction)FastPath_set_client, METH_VARARGS,
      "set_client(address_bytes, klass): the client's class (0: answer it in Python only)"},
     {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every answer and client"},

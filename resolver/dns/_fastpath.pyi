@@ -20,7 +20,7 @@ class FastPath:
     def put(
         self,
         klass: int,
-        key: bytes,
+        query: bytes,
         answer: bytes,
         valid_until: float,
         stats_id: int,

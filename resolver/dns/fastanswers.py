@@ -54,6 +54,7 @@ class FastAnswers:
         policy: Any | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic_clock: Callable[[], float] = time.monotonic,
+        clients: int = 65_536,
     ) -> None:
         self.table = table
         self.policy = policy  # .current is the snapshot served (resolver.holder.SnapshotHolder)
@@ -64,6 +65,11 @@ class FastAnswers:
         # profile -> (minute, Unix time its state changes): worked out once a minute each
         self._stable: dict[Any, tuple[int, float]] = {}
         self._offset = wall_clock() - monotonic_clock()
+        # Clients whose class the table was given (so an install does not convert and pass the
+        # address again): a client the full table evicted meanwhile is given again once this
+        # starts over, at the table's size.
+        self._clients: dict[str, int] = {}
+        self._clients_limit = max(1, clients)
 
     def offer(
         self,
@@ -85,9 +91,9 @@ class FastAnswers:
         snapshot = self.policy.current if self.policy is not None else None
         profile = snapshot.profile_object(client) if snapshot is not None else None
         if decision is not None and profile is not None:
-            until = min(
-                until, started + self.decision_stands_until(profile, wall) - self.wall_clock()
-            )
+            stands = self.decision_stands_until(profile, wall)
+            if stands != FOREVER:
+                until = min(until, started + stands - self.wall_clock())
         ttls: list[int] = []
         if entry is not None:
             until = min(until, entry.expires)
@@ -105,11 +111,13 @@ class FastAnswers:
         if stats_id is None:
             stats_id = self._ids[counter] = len(self._counters)
             self._counters.append(counter)
-        data = query.data
-        end = query.qend - 4
-        table_key = data[2:12] + data[12:end].lower() + data[end:]
-        if self.table.put(klass, table_key, resp, until, stats_id, ttls, int(started)):
-            self.table.set_client(address_bytes(client), klass)
+        if self.table.put(klass, query.data, resp, until, stats_id, ttls, int(started)):
+            known = self._clients
+            if known.get(client) != klass:
+                if len(known) >= self._clients_limit:
+                    known.clear()
+                known[client] = klass
+                self.table.set_client(address_bytes(client), klass)
 
     def decision_stands_until(self, profile: Any, wall: float) -> float:
         """The Unix time `profile`'s state first differs from its state at `wall`."""
@@ -135,6 +143,7 @@ class FastAnswers:
         """A new policy generation or a cache flush: nothing stored may be repeated."""
         self.table.clear()
         self._stable.clear()
+        self._clients.clear()
 
     def watch_clock(self) -> None:
         """Clear the table when the wall clock stepped (NTP at boot, an admin's `date`):

@@ -57,7 +57,7 @@ class FastPathLike(Protocol):
     def put(
         self,
         klass: int,
-        key: bytes,
+        query: bytes,
         answer: bytes,
         valid_until: float,
         stats_id: int,
@@ -161,7 +161,7 @@ class PyFastPath:
         if client is None or client.klass == 0:
             return None
         client.referenced = True
-        table_key = (client.klass, data[2:HEADER] + data[HEADER:end].lower() + data[end:])
+        table_key = (client.klass, table_key_of(data, end))
         stored = self._answers.get(table_key)
         if stored is None:
             return None
@@ -187,26 +187,26 @@ class PyFastPath:
     def put(
         self,
         klass: int,
-        key: bytes,
+        query: bytes,
         answer: bytes,
         valid_until: float,
         stats_id: int,
         ttl_offsets: Sequence[int] = (),
         second: int = 0,
     ) -> bool:
-        """Store `answer` for queries of clients of `klass` whose bytes from 2 on are `key`,
-        until `valid_until`; the TTL fields at `ttl_offsets` hold their values for `second`."""
+        """Store `answer` for queries of clients of `klass` with the bytes of `query` (ID and
+        question-name case aside), until `valid_until`; the TTL fields at `ttl_offsets` hold
+        their values for `second`."""
         if not (1 <= klass <= MAX_KLASS and 0 <= stats_id < MAX_STATS):
             raise ValueError("klass 1..65535, stats_id 0..2**20-1")
-        name_len = storable(key, answer)
-        if self._answer_capacity == 0 or name_len < 0:
+        end = storable(query, answer)
+        if self._answer_capacity == 0 or end < 0:
             return False
         ttls = tuple(ttl_offsets)
-        if len(ttls) > MAX_TTLS or any(
-            not HEADER + name_len <= at <= len(answer) - 4 for at in ttls
-        ):
+        if len(ttls) > MAX_TTLS or any(not end <= at <= len(answer) - 4 for at in ttls):
             return False
-        table_key = (klass, bytes(key))
+        name_len = end - HEADER
+        table_key = (klass, table_key_of(bytes(query), end))
         self._answers.pop(table_key, None)
         if len(self._answers) >= self._answer_capacity:
             _evict(self._answers)
@@ -283,18 +283,21 @@ def name_end(packet: bytes) -> int:
     return pos if pos + 4 <= size else -1
 
 
-def storable(key: bytes, answer: bytes) -> int:
-    """Length of the question name `answer` repeats, or -1 when the pair cannot be stored: the
-    key must be a query from byte 2 with a lower-case name, the answer must echo that name."""
-    if not MIN_QUERY - 2 <= len(key) <= MAX_KEY or len(answer) > MAX_ANSWER:
+def storable(query: bytes, answer: bytes) -> int:
+    """The end of the question name of `query` when `answer` may be stored for it, else -1:
+    the query must be one `serve` can look up, the answer must echo its question name."""
+    if not MIN_QUERY <= len(query) <= MAX_KEY + 2 or len(answer) > MAX_ANSWER:
         return -1
-    end = name_end(b"\0\0" + key)
-    if end < 0:
+    end = name_end(query)
+    if end < 0 or len(answer) < end or answer[HEADER:end].lower() != query[HEADER:end].lower():
         return -1
-    name = key[HEADER - 2 : end - 2]
-    if len(answer) < end or name.lower() != name or answer[HEADER:end].lower() != name:
-        return -1
-    return end - HEADER
+    return end
+
+
+def table_key_of(query: bytes, end: int) -> bytes:
+    """The table key of a query: its bytes from 2 on, the question name (ending at `end`)
+    lower-cased."""
+    return query[2:HEADER] + query[HEADER:end].lower() + query[end:]
 
 
 def address_bytes(host: str) -> bytes:

@@ -36,7 +36,7 @@ def impl(request: pytest.FixtureRequest) -> Any:
 
 
 def stored(fast: FastPathLike, packet: bytes, klass: int = 1, until: float = NOW + 1) -> None:
-    assert fast.put(klass, key_of(packet), answer_to(packet), until, 0)
+    assert fast.put(klass, packet, answer_to(packet), until, 0)
 
 
 def test_a_repeat_gets_its_own_id_and_name_case(impl: Any) -> None:
@@ -98,28 +98,33 @@ def test_an_answer_expires_at_valid_until(impl: Any) -> None:
 def test_put_stores_only_what_it_can_repeat(impl: Any) -> None:
     fast = impl(batch=8, answers=16, clients=16)
     packet = query("x.example")
-    key, answer = key_of(packet), answer_to(packet)
-    assert not fast.put(1, key, answer_to(query("y.example")), NOW, 0)  # another question
-    assert not fast.put(1, key, answer[:14], NOW, 0)  # shorter than its question
-    assert not fast.put(1, key_of(query("X.example")).upper(), answer, NOW, 0)  # key not lower
-    assert not fast.put(1, b"\x01\x00" * 3, answer, NOW, 0)  # not a query
-    assert not fast.put(1, key + b"\0" * 512, answer, NOW, 0)  # longer than MAX_KEY
-    assert not fast.put(1, key, answer + b"\0" * 4096, NOW, 0)  # longer than MAX_ANSWER
+    answer = answer_to(packet)
+    assert not fast.put(1, packet, answer_to(query("y.example")), NOW, 0)  # another question
+    assert not fast.put(1, packet, answer[:14], NOW, 0)  # shorter than its question
+    assert not fast.put(1, b"\x01\x00" * 9, answer, NOW, 0)  # not a query
+    assert not fast.put(1, packet + b"\0" * 512, answer, NOW, 0)  # longer than MAX_KEY
+    assert not fast.put(1, packet, answer + b"\0" * 4096, NOW, 0)  # longer than MAX_ANSWER
+    offsets = [len(answer) - 10]  # the record's TTL field
+    assert not fast.put(1, packet, answer, NOW, 0, [len(answer) - 3])  # not a whole field
+    assert not fast.put(1, packet, answer, NOW, 0, [5])  # in the header
+    assert not fast.put(1, packet, answer, NOW, 0, offsets * 129)  # more than MAX_TTLS
     assert fast.answers == 0
     with pytest.raises(ValueError):
-        fast.put(0, key, answer, NOW, 0)  # class 0 means "not answered here"
+        fast.put(0, packet, answer, NOW, 0)  # class 0 means "not answered here"
     with pytest.raises(ValueError):
-        fast.put(1, key, answer, NOW, -1)
+        fast.put(1, packet, answer, NOW, -1)
     with pytest.raises(ValueError):
         fast.set_client(b"\x7f\x00\x00", 1)
-    assert impl(batch=8, answers=0, clients=16).put(1, key, answer, NOW, 0) is False
+    assert impl(batch=8, answers=0, clients=16).put(1, packet, answer, NOW, 0) is False
+    # stored from a 0x20 query, answered to any case
+    assert fast.put(1, query("X.ExAmple"), answer_to(query("X.ExAmple")), NOW + 1, 0, offsets)
 
 
 def test_a_flood_of_distinct_names_stays_within_the_tables(impl: Any) -> None:
     fast = impl(batch=8, answers=100, clients=50)
     for n in range(5000):
         packet = query(f"n{n}.flood.example")
-        assert fast.put(1, key_of(packet), answer_to(packet), NOW + 1, n % 7)
+        assert fast.put(1, packet, answer_to(packet), NOW + 1, n % 7)
         fast.set_client(n.to_bytes(4, "big"), 1 + n % 3)
         assert fast.answers <= 100 and fast.clients <= 50
     assert (fast.answers, fast.clients) == (100, 50)
@@ -150,7 +155,7 @@ def test_clear_forgets_answers_and_clients_but_not_counts(impl: Any) -> None:
     fast = impl(batch=8, answers=16, clients=16)
     packet = query("c.example")
     fast.set_client(LOCAL, 1)
-    fast.put(1, key_of(packet), answer_to(packet), NOW + 1, 3)
+    fast.put(1, packet, answer_to(packet), NOW + 1, 3)
     with wire() as w:
         w.exchange(fast, [packet, packet], NOW)
         fast.clear()

@@ -20,7 +20,7 @@ import dns.edns
 import dns.message
 import dns.rrset
 import pytest
-from support.fastpath import IMPLEMENTATIONS, answer_to, key_of, query, wire
+from support.fastpath import IMPLEMENTATIONS, answer_to, query, wire
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
@@ -94,15 +94,15 @@ class Recording(PyFastPath):
     def put(
         self,
         klass: int,
-        key: bytes,
+        query: bytes,
         answer: bytes,
         valid_until: float,
         stats_id: int,
         ttl_offsets: Sequence[int] = (),
         second: int = 0,
     ) -> bool:
-        self.puts.append((klass, key, answer, valid_until, stats_id))
-        return super().put(klass, key, answer, valid_until, stats_id, ttl_offsets, second)
+        self.puts.append((klass, query, answer, valid_until, stats_id))
+        return super().put(klass, query, answer, valid_until, stats_id, ttl_offsets, second)
 
 
 def fake_decide(snap: Any, client: str, qname: str, *rest: Any) -> Decision:
@@ -338,7 +338,7 @@ def test_ecs_truncated_and_servfail_answers_are_not_stored() -> None:
         offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None, resp=resp)
     assert table.puts == []
     offer(fast, packet, until=FOREVER, started=1.0, wall=0.0, decision=None)
-    assert table.puts[-1][1:4] == (key_of(packet), answer, FOREVER)
+    assert table.puts[-1][1:4] == (packet, answer, FOREVER)
     assert table.clients == 1 and table.answers == 1
 
 
