@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test bench lint format clean venv system-test-deps install uninstall
+.PHONY: serve test bench lint format clean venv compiled system-test-deps install uninstall
 
 venv: $(STAMP)
 
@@ -37,6 +37,13 @@ $(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
+
+# Optional: also compile the Python modules of a first-seen query's path with mypyc (setup.py
+# lists them), from the same source. A compiled module shadows its .py: run this again after
+# editing one of them, or `make clean venv` to go back to the pure-Python modules.
+compiled: $(STAMP)
+	$(BIN)/pip install --quiet mypy
+	SAFE_RESOLVER_MYPYC=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[test]'
 
 serve: $(STAMP)
 	$(BIN)/safe-resolver serve --policy policy/default.yaml --listen 127.0.0.1:5335 \
@@ -76,4 +83,5 @@ uninstall:
 		sh systemd/install.sh uninstall
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
+	find resolver -name '*.so' -delete

@@ -328,8 +328,16 @@ def new_fastpath(batch: int, answers: int, clients: int) -> FastPathLike:
     return PyFastPath(batch=batch, answers=answers, clients=clients)
 
 
+def mypyc_compiled() -> bool:
+    """Whether the query path's Python modules run compiled with mypyc (`make compiled`)."""
+    import resolver.dns.handler
+
+    return not str(resolver.dns.handler.__file__).endswith(".py")
+
+
 def describe(compiled: bool, batch: int, answers: int) -> str:
     """Which UDP path serves, for `safe-resolver version` and the admin status."""
+    mypyc = ", mypyc: yes" if mypyc_compiled() else ""
     if compiled:
-        return f"udp: recvmmsg batch {batch}, fast answers {answers}, compiled: yes"
-    return f"udp: recvfrom batch {batch} (pure Python), fast answers {answers}, compiled: no"
+        return f"udp: recvmmsg batch {batch}, fast answers {answers}, compiled: yes{mypyc}"
+    return f"udp: recvfrom batch {batch} (pure Python), fast answers {answers}, compiled: no{mypyc}"

@@ -237,7 +237,9 @@ def _read_ecs(option: bytes, qid: int) -> str | None:
     prefix = option[2]
     address = option[4:]
     if family == 1 and prefix <= 32 and len(address) <= 4:
-        net = ipaddress.IPv4Network((address.ljust(4, b"\0"), prefix), strict=False)
+        net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
+            (address.ljust(4, b"\0"), prefix), strict=False
+        )
     elif family == 2 and prefix <= 128 and len(address) <= 16:
         net = ipaddress.IPv6Network((address.ljust(16, b"\0"), prefix), strict=False)
     else:

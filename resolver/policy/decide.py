@@ -188,7 +188,8 @@ def decide(
     else:
         t = (now if now.tzinfo else now.replace(tzinfo=snap.timezone)).timestamp()  # type: ignore[union-attr]
     cached = profile.cache
-    state = cached[1] if cached[0] == t // 60 else profile.state(t)
+    known = cached[1]
+    state = known if cached[0] == t // 60 and known is not None else profile.state(t)
     qkey, dots = name_key(qname) if key is None else key
     mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
     own = snap.own.lookup(qkey, dots) if snap.own is not None else 0
