@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c
 # lists them), from the same source. A compiled module shadows its .py: run this again after
 # editing one of them, or `make clean venv` to go back to the pure-Python modules.
 compiled: $(STAMP)
-	$(BIN)/pip install --quiet mypy
+	$(BIN)/pip install --quiet mypy "setuptools>=68" wheel
 	SAFE_RESOLVER_MYPYC=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[test]'
 
 serve: $(STAMP)
@@ -84,4 +84,5 @@ uninstall:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
+	rm -f *__mypyc*.so
 	find resolver -name '*.so' -delete
