@@ -25,6 +25,7 @@ HANDLERS: dict[str, str] = {
     "audit": "resolver.commands.report:audit_command",
     "bundle make": "resolver.commands.bundle:make_command",
     "bundle verify": "resolver.commands.bundle:verify_command",
+    "version": "resolver.commands.version:version_command",
 }
 
 
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE.tar.gz")
     verify.add_argument("--public-key", metavar="KEY", help="PEM file or base64 raw key")
     verify.add_argument("--sha256", metavar="HEX", help="the pinned sha256 of the file")
+
+    version = sub.add_parser("version", help="the version and the UDP path `serve` would use")
+    version.add_argument("--config", metavar="FILE", help="server YAML (its udp and workers)")
+    version.add_argument("--workers", metavar="N|auto", help="as `serve --workers`")
     return parser
 
 

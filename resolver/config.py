@@ -19,6 +19,7 @@ from resolver.dns.cache import CacheConfig
 from resolver.dns.ratelimit import ACTIONS, RateLimitConfig, RateOverride
 from resolver.dns.server import TcpConfig
 from resolver.dns.tls import DEFAULT_PORTS, EncryptedConfig, certificate_info, server_context
+from resolver.dns.udp import UdpConfig
 from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
 from resolver.yamlsource import (
@@ -114,6 +115,7 @@ class ServerConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    udp: UdpConfig = field(default_factory=UdpConfig)
     access: tuple[str, ...] = DEFAULT_ALLOW
     # Load balancers whose PROXY v2 headers name the client (resolver.dns.proxygate)
     proxy_protocol_from: tuple[str, ...] = ()
@@ -135,7 +137,7 @@ class ServerConfig:
 
 
 _TOP_KEYS = (
-    "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access",
+    "listen", "upstreams", "upstream", "cache", "tcp", "udp", "ratelimit", "access",
     "proxy_protocol_from", "policy", "bundle", "blockpage", "admin", "querylog", "organisation",
     "log_level", "workers", "dot_listen", "doh_listen", "doq_listen", "tls_cert", "tls_key",
     "encrypted",
@@ -175,6 +177,11 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "ipv4_prefix": (8, 32),
         "ipv6_prefix": (16, 128),
         "max_clients": (1_024, 10_000_000),
+    },
+    "udp": {
+        "batch": (1, 1_024),
+        "fast_answers": (0, 50_000_000),
+        "fast_clients": (0, 50_000_000),
     },
 }
 
@@ -253,6 +260,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         upstreams=_hostports(check, ("upstreams",), data.get("upstreams", []), 53),
         upstream=_upstream(check, data),
         tcp=TcpConfig(**_ints(check, data, "tcp")),
+        udp=UdpConfig(**_ints(check, data, "udp")),
     )
     cfg = replace(cfg, ratelimit=_ratelimit(check, data))
     cache = _ints(check, data, "cache", extra=("serve_stale",))

@@ -98,6 +98,7 @@ class Slot:
     failed: str = ""
     generation: int = 0
     listening: list[str] = field(default_factory=list)
+    datapath: str = ""  # which UDP path the worker serves with (resolver.dns.fastpath.describe)
     stats: Stats = field(default_factory=Stats)
     restarts: int = 0
     quick_deaths: int = 0
@@ -177,6 +178,7 @@ class WorkerPool:
                 self.sup.rollups.fold(rollup, time.time())
         elif op == "ready":
             slot.listening = list(message["listening"])
+            slot.datapath = str(message.get("datapath", ""))
             slot.ready.set()
         elif op == "failed":
             slot.failed = str(message["error"])
@@ -280,6 +282,11 @@ class WorkerPool:
         for slot in self.slots:
             total.add(slot.stats)
         return total
+
+    def datapath(self) -> str:
+        """E.g. "udp: recvmmsg batch 64, fast answers 200000, compiled: yes, workers: 2"."""
+        paths = sorted({slot.datapath for slot in self.slots if slot.datapath})
+        return ", ".join([*paths, f"workers: {len(self.slots)}"])
 
     def status(self) -> list[dict[str, Any]]:
         return [
@@ -786,7 +793,7 @@ class Supervisor:
             "last_reload": self.last_reload,
             "transfers": self.transfers.status() if self.transfers is not None else [],
             "workers": self.pool.status(),
-            "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
+            "datapath": self.pool.datapath(),
             "bundle": self.bundles.status() if self.bundles else None,
             "proxy_protocol_from": list(self.cfg.proxy_protocol_from),
         }

@@ -221,7 +221,8 @@ def decide(
     else:
         t = now
     cached = memo.states[profile.num]
-    state = cached[1] if cached[0] == t // 60 and cached[1] is not None else memo.state(profile, t)
+    known = cached[1]
+    state = known if cached[0] == t // 60 and known is not None else memo.state(profile, t)
     qkey, dots = name_key(qname) if key is None else key
     mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
     own = 0
