@@ -25,6 +25,10 @@ HANDLERS: dict[str, str] = {
     "audit": "resolver.commands.report:audit_command",
     "bundle make": "resolver.commands.bundle:make_command",
     "bundle verify": "resolver.commands.bundle:verify_command",
+    "user add": "resolver.commands.users:add_command",
+    "user passwd": "resolver.commands.users:passwd_command",
+    "user remove": "resolver.commands.users:remove_command",
+    "user list": "resolver.commands.users:list_command",
 }
 
 
@@ -140,6 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE.tar.gz")
     verify.add_argument("--public-key", metavar="KEY", help="PEM file or base64 raw key")
     verify.add_argument("--sha256", metavar="HEX", help="the pinned sha256 of the file")
+
+    user = sub.add_parser("user", help="dashboard accounts (admin.users_file)").add_subparsers(
+        dest="user_command", required=True, metavar="SUBCOMMAND"
+    )
+    for name, what in (("add", "add a user"), ("passwd", "set a user's password"),
+                       ("remove", "remove a user"), ("list", "list the users")):  # fmt: skip
+        cmd = user.add_parser(name, help=what)
+        where = cmd.add_mutually_exclusive_group()
+        where.add_argument("--file", metavar="USERS.yaml", help="the users file")
+        where.add_argument("--config", metavar="FILE", help="server YAML naming admin.users_file")
+        if name != "list":
+            cmd.add_argument("name", metavar="NAME")
+        if name in ("add", "passwd"):
+            cmd.add_argument("--password-stdin", action="store_true",
+                             help="read the password from standard input (one line)")  # fmt: skip
+        if name == "add":
+            cmd.add_argument("--role", required=True, choices=["admin", "teacher", "viewer"])
+            cmd.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+                             help="a teacher's profile (repeatable)")  # fmt: skip
     return parser
 
 
@@ -150,6 +173,8 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"lists {args.lists_command}"
     if args.command == "bundle":
         return f"bundle {args.bundle_command}"
+    if args.command == "user":
+        return f"user {args.user_command}"
     return str(args.command)
 
 
