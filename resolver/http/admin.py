@@ -488,8 +488,9 @@ async def unblock_list(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    """A JSON object or a urlencoded form ({} without a body); ValueError if malformed."""
-    if not request.can_read_body:
+    """A JSON object or a urlencoded form ({} without a body); ValueError if malformed.
+    (`body_exists`, not `can_read_body`: the connection guard has read the body already.)"""
+    if not request.body_exists:
         return {}
     if request.content_type == "application/json":
         try:
