@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", type=int, metavar="DAYS")
     purge.add_argument("--all", action="store_true", help="delete every raw query-log row")
 
-    audit = sub.add_parser("audit", help="the audit trail: reloads, mandated list versions")
+    audit = sub.add_parser(
+        "audit", help="the audit trail: reloads, mandated list versions, approvals and pauses"
+    )
     audit.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
     audit.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
     audit.add_argument("--json", action="store_true")

@@ -217,7 +217,7 @@ def _when(ts: float, zone: ZoneInfo) -> str:
 
 def audit_line(row: dict[str, Any], zone: ZoneInfo) -> str:
     """One audit row as a line an operator reads."""
-    head = f"{_when(row['ts'], zone)}  {row['server']}  {row['kind']:<6}"
+    head = f"{_when(row['ts'], zone)}  {row['server']}  {row['kind']:<7}"
     gen = f"gen {row['generation']}" if row["generation"] is not None else "-"
     if row["kind"] == "reload":
         tail = f"{gen}  {row['cause']}  {row['result']}"
@@ -232,6 +232,8 @@ def audit_line(row: dict[str, Any], zone: ZoneInfo) -> str:
             if row[key] is not None:
                 parts.append(f"{label} {row[key]}")
         return head + "  " + "  ".join(parts)
+    if row["kind"] == "overlay":  # who approved, paused, revoked...; the entry's id
+        return head + f"  {row['result']}  by {row['cause']}  {row['detail']}  id {row['source']}"
     return head + f"  sha256 {row['digest']}  {row['detail']}"
 
 

@@ -89,7 +89,9 @@ class School:
 def ask(school: School, name: str, profile: str) -> str:
     """The first A record `profile`'s class gets for `name`."""
     q = dns.message.make_query(name, "A")
-    reply = dns.query.udp(q, school.rp.host, port=school.rp.port, timeout=3, source=CLASSES[profile])
+    reply = dns.query.udp(
+        q, school.rp.host, port=school.rp.port, timeout=3, source=CLASSES[profile]
+    )
     return next(str(rd) for rrset in reply.answer for rd in rrset)
 
 
@@ -166,32 +168,49 @@ def write_school(folder: Path) -> tuple[Path, dict[str, Any]]:
         "version": 1,
         "timezone": TZ,
         "clients": {"default": "10a2", "networks": {f"{ip}/32": p for p, ip in CLASSES.items()}},
-        "profiles": {p: {"age": "unrestricted", "block": ["social"], "schedules": ["lesson"]}
-                     for p in CLASSES},  # fmt: skip
+        "profiles": {
+            p: {"age": "unrestricted", "block": ["social"], "schedules": ["lesson"]}
+            for p in CLASSES
+        },
         "schedules": {"lesson": {"windows": ["mon-sun 00:00-23:59"], "block": ["video"]}},
-        "mandated": {"sources": [{"id": "gov", "path": str(folder / "mandated.txt"),
-                                  "format": "domains"}]},  # fmt: skip
+        "mandated": {
+            "sources": [{"id": "gov", "path": str(folder / "mandated.txt"), "format": "domains"}]
+        },
         "lists": {
             "dir": "lists",
             "catalogue_sources": False,
-            "sources": [{"id": f"test-{c}", "category": c, "path": str(folder / f"{c}.txt"),
-                         "format": "domains"} for c in ("social", "video")],  # fmt: skip
+            "sources": [
+                {
+                    "id": f"test-{c}",
+                    "category": c,
+                    "path": str(folder / f"{c}.txt"),
+                    "format": "domains",
+                }
+                for c in ("social", "video")
+            ],
         },
         "overlay": "overlay.yaml",
     }
     path = folder / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    write_users(folder / "users.yaml", [
-        User("hieu", "admin", (), hash_password(PASSWORDS["hieu"])),
-        User("lan", "teacher", ("10a1",), hash_password(PASSWORDS["lan"])),
-        User("minh", "viewer", (), hash_password(PASSWORDS["minh"])),
-    ])  # fmt: skip
+    write_users(
+        folder / "users.yaml",
+        [
+            User("hieu", "admin", (), hash_password(PASSWORDS["hieu"])),
+            User("lan", "teacher", ("10a1",), hash_password(PASSWORDS["lan"])),
+            User("minh", "viewer", (), hash_password(PASSWORDS["minh"])),
+        ],
+    )
     admin_port = free_port()
     overrides = {
         "policy": str(path),
         "blockpage": {"address": [BLOCKPAGE]},
-        "admin": {"listen": [f"127.0.0.1:{admin_port}"], "token": TOKEN,
-                  "users_file": str(folder / "users.yaml"), "require_login": True},
+        "admin": {
+            "listen": [f"127.0.0.1:{admin_port}"],
+            "token": TOKEN,
+            "users_file": str(folder / "users.yaml"),
+            "require_login": True,
+        },
         "querylog": {"enabled": True, "path": str(folder / "querylog.sqlite")},
-    }  # fmt: skip
+    }
     return path, overrides

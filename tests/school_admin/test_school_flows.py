@@ -89,8 +89,9 @@ def test_until_the_end_of_today_in_ho_chi_minh(school: School) -> None:
     request_id = request_unblock(school, name, "10a1")
     teacher = school.as_user("lan")
     now = datetime.now(ZoneInfo(TZ))
-    status, body = teacher.post(f"/api/v1/unblock-requests/{request_id}/approve",
-                                {"until": "today"})  # fmt: skip
+    status, body = teacher.post(
+        f"/api/v1/unblock-requests/{request_id}/approve", {"until": "today"}
+    )
     assert status == 200, body
     midnight = (now + timedelta(days=1)).date().isoformat() + "T00:00:00+07:00"
     if now.hour == 23 and now.minute == 59:  # the test ran across midnight: either is right
@@ -129,20 +130,24 @@ def test_revoke_ends_an_approval_at_once(school: School) -> None:
 def test_a_pause_lets_a_category_through_for_the_lesson_and_ends(school: School) -> None:
     teacher = school.as_user("lan")
     assert ask(school, VIDEO, "10a1") == BLOCKPAGE  # the lesson schedule blocks video
-    status, body = teacher.post("/api/v1/pauses", {"profile": "10a2", "category": "video",
-                                                   "minutes": 45})  # fmt: skip
+    status, body = teacher.post(
+        "/api/v1/pauses", {"profile": "10a2", "category": "video", "minutes": 45}
+    )
     assert status == 403
-    for bad, why in (({"category": "mandated"}, "not blocked"),
-                     ({"category": "adult"}, "not blocked"),
-                     ({"service": "youtube"}, "services catalogue"),
-                     ({"name": BANNED}, "mandated list")):  # fmt: skip
+    for bad, why in (
+        ({"category": "mandated"}, "not blocked"),
+        ({"category": "adult"}, "not blocked"),
+        ({"service": "youtube"}, "services catalogue"),
+        ({"name": BANNED}, "mandated list"),
+    ):
         status, body = teacher.post("/api/v1/pauses", {"profile": "10a1", "minutes": 45} | bad)
         assert status == 400 and why in body["error"], body
     status, body = teacher.post("/api/v1/pauses", {"profile": "10a1", "category": "video"})
     assert status == 400 and "minutes or until" in body["error"]  # a pause always ends
 
-    status, body = teacher.post("/api/v1/pauses", {"profile": "10a1", "category": "video",
-                                                   "minutes": 45, "note": "clip"})  # fmt: skip
+    status, body = teacher.post(
+        "/api/v1/pauses", {"profile": "10a1", "category": "video", "minutes": 45, "note": "clip"}
+    )
     assert status == 201 and body["reload"]["ok"]
     pause = body["entry"]
     assert (pause["kind"], pause["target_kind"], pause["target"]) == ("pause", "category", "video")
@@ -165,8 +170,10 @@ def test_rejections_and_mandated_refusals(school: School) -> None:
     assert status == 400 and "mandated list" in body["error"]
     status, body = teacher.post(f"/api/v1/unblock-requests/{banned}/reject")
     assert status == 200 and body["status"] == "rejected" and body["decided_by"] == "lan"
-    wait_for(lambda: any(r["result"] == "rejected" and BANNED in r["detail"]
-                         for r in school.audit()), "the rejection's audit row")  # fmt: skip
+    wait_for(
+        lambda: any(r["result"] == "rejected" and BANNED in r["detail"] for r in school.audit()),
+        "the rejection's audit row",
+    )
 
 
 def test_logins_roles_and_the_login_page(school: School) -> None:
@@ -180,7 +187,9 @@ def test_logins_roles_and_the_login_page(school: School) -> None:
     assert nobody.login("nobody", "wrong password!")[0] == 401
     me = school.as_user("lan").get("/api/v1/me")[1]
     assert (me["user"], me["role"], me["profiles"]) == ("lan", "teacher", ["10a1"])
-    assert "POST /api/v1/pauses" in me["permissions"] and "GET /api/v1/stats" not in me["permissions"]
+    assert (
+        "POST /api/v1/pauses" in me["permissions"] and "GET /api/v1/stats" not in me["permissions"]
+    )
     assert school.as_user("lan").get("/api/v1/stats")[0] == 403
     assert school.as_user("minh").get("/api/v1/stats")[0] == 200
     assert school.as_user("minh").post("/api/v1/reload")[0] == 403
