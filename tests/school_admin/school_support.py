@@ -5,6 +5,7 @@ schedule that is always on blocks `video`. The admin listener has a users file (
 teacher of 10a1, a viewer) and `require_login: true`, so even loopback needs a login (or the
 token). The query log is on, so the audit trail is there to read. Overlay entries expire by the
 server's expiry clock, which `SAFE_RESOLVER_CLOCK_OFFSET_FILE` moves (resolver/expiry.py).
+The fixtures are here, not in a conftest, so the browser tests (tests/browser) can import them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -23,10 +25,14 @@ from urllib.parse import urlencode
 
 import dns.message
 import dns.query
+import pytest
 import yaml
-from support.resolver_proc import ResolverProc, free_port
+from support.authority import Authority
+from support.resolver_proc import ResolverFactory, ResolverProc, free_port
 
+from resolver.expiry import CLOCK_OFFSET_ENV
 from resolver.http.users import User, hash_password, write_users
+from resolver.store.sqlite import SqliteRequestStore
 
 TZ = "Asia/Ho_Chi_Minh"
 TOKEN = "script-token-0123456789"
@@ -93,6 +99,17 @@ def ask(school: School, name: str, profile: str) -> str:
         q, school.rp.host, port=school.rp.port, timeout=3, source=CLASSES[profile]
     )
     return next(str(rd) for rrset in reply.answer for rd in rrset)
+
+
+def request_unblock(school: School, host: str, profile: str) -> int:
+    """An unblock request as the block page stores it (the same database file)."""
+    store = SqliteRequestStore(school.db)
+    try:
+        request_id = store.add_unblock(host, profile, "social", "for the lesson")
+    finally:
+        store.close()
+    assert request_id is not None
+    return request_id
 
 
 def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
@@ -214,3 +231,32 @@ def write_school(folder: Path) -> tuple[Path, dict[str, Any]]:
         "querylog": {"enabled": True, "path": str(folder / "querylog.sqlite")},
     }
     return path, overrides
+
+
+@pytest.fixture(scope="module")
+def school_server(
+    _session_authority: Authority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[School]:
+    folder = tmp_path_factory.mktemp("school")
+    clock = folder / "clock-offset"
+    clock.write_text("0\n")
+    _, overrides = write_school(folder)
+    factory = ResolverFactory(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CLOCK_OFFSET_ENV, str(clock))
+        rp = factory([_session_authority.address], **overrides)
+    yield School(rp, folder, int(overrides["admin"]["listen"][0].rsplit(":", 1)[1]), clock)
+    problems = factory.stop_all()
+    if problems:
+        pytest.fail("\n\n".join(problems))
+
+
+@pytest.fixture(name="school")
+def school_fixture(school_server: School) -> Iterator[School]:
+    """The module's server; after each test its clock is back at the real time and the
+    overlay entries the test left are revoked."""
+    yield school_server
+    school_server.move_clock(0)
+    admin = Api(school_server, token=True)
+    for entry in admin.get("/api/v1/overlay")[1]["entries"]:
+        admin.call("DELETE", f"/api/v1/overlay/{entry['id']}")

@@ -23,21 +23,9 @@ from school_support import (
     Api,
     School,
     ask,
+    request_unblock,
     wait_for,
 )
-
-from resolver.store.sqlite import SqliteRequestStore
-
-
-def request_unblock(school: School, host: str, profile: str) -> int:
-    """An unblock request as the block page stores it (the same database file)."""
-    store = SqliteRequestStore(school.db)
-    try:
-        request_id = store.add_unblock(host, profile, "social", "for the lesson")
-    finally:
-        store.close()
-    assert request_id is not None
-    return request_id
 
 
 def audited(school: School, result: str, entry_id: str) -> dict:
