@@ -217,7 +217,7 @@ def _when(ts: float, zone: ZoneInfo) -> str:
 
 def audit_line(row: dict[str, Any], zone: ZoneInfo) -> str:
     """One audit row as a line an operator reads."""
-    head = f"{_when(row['ts'], zone)}  {row['server']}  {row['kind']:<7}"
+    head = f"{_when(row['ts'], zone)}  {row['server']}  {row['kind']:<6}"
     gen = f"gen {row['generation']}" if row["generation"] is not None else "-"
     if row["kind"] == "reload":
         tail = f"{gen}  {row['cause']}  {row['result']}"

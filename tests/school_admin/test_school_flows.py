@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 from school_support import (
     ALLOWED,
@@ -26,6 +27,8 @@ from school_support import (
     request_unblock,
     wait_for,
 )
+
+from resolver.cli import main
 
 
 def audited(school: School, result: str, entry_id: str) -> dict:
@@ -93,7 +96,9 @@ def test_until_the_end_of_today_in_ho_chi_minh(school: School) -> None:
     assert ask(school, name, "10a1") == BLOCKPAGE
 
 
-def test_revoke_ends_an_approval_at_once(school: School) -> None:
+def test_revoke_ends_an_approval_at_once(
+    school: School, capsys: pytest.CaptureFixture[str]
+) -> None:
     name = f"revoke.{SOCIAL}"
     request_id = request_unblock(school, name, "10a1")
     teacher, admin = school.as_user("lan"), Api(school, token=True)
@@ -112,7 +117,12 @@ def test_revoke_ends_an_approval_at_once(school: School) -> None:
     assert ask(school, name, "10a1") == BLOCKPAGE  # the API returned after the reload
     assert ask(school, name, "10a2") == ALLOWED
     assert teacher.call("DELETE", f"/api/v1/overlay/{body['entry']['id']}")[0] == 404
-    assert audited(school, "revoked", body["entry"]["id"])["cause"] == "lan"
+    row = audited(school, "revoked", body["entry"]["id"])
+    assert row["cause"] == "lan" and row["detail"].startswith(f"profile 10a1: allow name {name} ")
+    # `safe-resolver audit` prints it as a line: what, by whom, the entry and its id.
+    assert main(["audit", "--db", str(school.db)]) == 0
+    line = f"overlay  revoked  by lan  {row['detail']}  id {body['entry']['id']}"
+    assert any(printed.endswith(line) for printed in capsys.readouterr().out.splitlines())
 
 
 def test_a_pause_lets_a_category_through_for_the_lesson_and_ends(school: School) -> None:
