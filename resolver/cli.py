@@ -26,6 +26,10 @@ HANDLERS: dict[str, str] = {
     "bundle make": "resolver.commands.bundle:make_command",
     "bundle verify": "resolver.commands.bundle:verify_command",
     "version": "resolver.commands.version:version_command",
+    "user add": "resolver.commands.users:add_command",
+    "user passwd": "resolver.commands.users:passwd_command",
+    "user remove": "resolver.commands.users:remove_command",
+    "user list": "resolver.commands.users:list_command",
 }
 
 
@@ -121,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", type=int, metavar="DAYS")
     purge.add_argument("--all", action="store_true", help="delete every raw query-log row")
 
-    audit = sub.add_parser("audit", help="the audit trail: reloads, mandated list versions")
+    audit = sub.add_parser(
+        "audit", help="the audit trail: reloads, mandated list versions, approvals and pauses"
+    )
     audit.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
     audit.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
     audit.add_argument("--json", action="store_true")
@@ -145,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     version = sub.add_parser("version", help="the version and the UDP path `serve` would use")
     version.add_argument("--config", metavar="FILE", help="server YAML (its udp and workers)")
     version.add_argument("--workers", metavar="N|auto", help="as `serve --workers`")
+    user = sub.add_parser("user", help="dashboard accounts (admin.users_file)").add_subparsers(
+        dest="user_command", required=True, metavar="SUBCOMMAND"
+    )
+    for name, what in (("add", "add a user"), ("passwd", "set a user's password"),
+                       ("remove", "remove a user"), ("list", "list the users")):  # fmt: skip
+        cmd = user.add_parser(name, help=what)
+        where = cmd.add_mutually_exclusive_group()
+        where.add_argument("--file", metavar="USERS.yaml", help="the users file")
+        where.add_argument("--config", metavar="FILE", help="server YAML naming admin.users_file")
+        if name != "list":
+            cmd.add_argument("name", metavar="NAME")
+        if name in ("add", "passwd"):
+            cmd.add_argument("--password-stdin", action="store_true",
+                             help="read the password from standard input (one line)")  # fmt: skip
+        if name == "add":
+            cmd.add_argument("--role", required=True, choices=["admin", "teacher", "viewer"])
+            cmd.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+                             help="a teacher's profile (repeatable)")  # fmt: skip
     return parser
 
 
@@ -155,6 +179,8 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"lists {args.lists_command}"
     if args.command == "bundle":
         return f"bundle {args.bundle_command}"
+    if args.command == "user":
+        return f"user {args.user_command}"
     return str(args.command)
 
 

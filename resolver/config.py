@@ -62,6 +62,8 @@ class AdminConfig:
     session_lifetime: int = 8 * 3600  # seconds a dashboard login lasts at most
     session_idle_timeout: int = 1800  # seconds of no use after which it ends
     limits: HttpLimits = field(default_factory=HttpLimits)
+    users_file: Path | None = None  # dashboard accounts (resolver.http.users)
+    require_login: bool = False  # loopback needs credentials too
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +342,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         ("admin",),
         data.get("admin"),
         ("listen", "token", "token_file", "cert", "key", "session_lifetime",
-         "session_idle_timeout", *_HTTP_LIMITS),
+         "session_idle_timeout", "users_file", "require_login", *_HTTP_LIMITS),
     )  # fmt: skip
     if bool(admin.get("cert")) != bool(admin.get("key")):
         check.error(
@@ -355,6 +357,21 @@ def _build(doc: Document, base: Path) -> ServerConfig:
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         check.error(("admin", "token"), "the admin token must be a string of 16 characters or more")
         token = None
+    users_file = admin.get("users_file")
+    if users_file is not None and not check.type_ok(("admin", "users_file"), users_file, str):
+        users_file = None
+    require_login = admin.get("require_login", False)
+    if not check.type_ok(("admin", "require_login"), require_login, bool):
+        require_login = False
+    if require_login and not users_file and token is None:
+        check.error(("admin", "require_login"), "require_login needs users_file or a token")
+    if users_file:
+        from resolver.http.users import load_users
+
+        try:
+            load_users(base / users_file)  # its mistakes stop the start, file:line:column
+        except ConfigError as exc:
+            check.problems += exc.problems
     cfg = replace(
         cfg,
         admin=AdminConfig(
@@ -371,6 +388,8 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                 check, ("admin", "session_idle_timeout"), admin, 1800, 60, 30 * 86400
             ),
             limits=_http_limits(check, "admin", admin),
+            users_file=base / users_file if users_file else None,
+            require_login=require_login,
         ),
     )
 

@@ -46,6 +46,7 @@ from resolver.bundlepoll import BundlePoller
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.packet import Malformed, read_query
+from resolver.expiry import ExpiryTimer, wall_clock
 from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
 from resolver.policy.decide import decide
@@ -56,8 +57,9 @@ from resolver.procstats import LagProbe, ProcessSampler
 from resolver.rollup import RollupFold
 from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
-from resolver.store.audit import AuditEntry, list_facts, record_list_version
+from resolver.store.audit import AuditEntry, list_facts, record_list_version, record_overlay
 from resolver.store.base import RequestStore
+from resolver.store.overlay import OverlayEntry
 from resolver.store.querylog import QueryLog
 from resolver.transfer.manager import TransferManager
 from resolver.transfer.notify import NotifySink
@@ -390,6 +392,10 @@ class Supervisor:
         self.sampler = ProcessSampler()
         self.stopping = asyncio.Event()
         self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
+        # Overlay entries (approvals, pauses) end on this clock: a reload at the next `until`.
+        self.wall = wall_clock()
+        self.expiry = ExpiryTimer(self.wall, self._overlay_expired)
+        self._overlay_lock = asyncio.Lock()  # one change of the overlay file at a time
         # Zone-transfer list sources (resolver/transfer): pulled at start, on NOTIFY (which a
         # worker passes up here), on the zone's refresh timer.
         self.transfers: TransferManager | None = None
@@ -418,7 +424,7 @@ class Supervisor:
                 return [f"no policy bundle yet: {self.bundles.last_error or 'none fetched'}"]
         errors: list[str] = []
         for policy in candidates:
-            result = await self.holder.build(policy, 1)
+            result = await self.holder.build(policy, 1, self.wall())
             if not result["ok"]:
                 errors += [str(line) for line in result["errors"]]
                 if policy != candidates[-1]:
@@ -428,6 +434,7 @@ class Supervisor:
                 log.warning("%s", line)
             self.generation = 1
             self.holder.commit(1)
+            self.expiry.arm(result.get("overlay_expiry"))
             self._note_reload(result, 0.0)
             self._served(policy)
             await self._audit_reload("start", self.last_reload)
@@ -489,6 +496,7 @@ class Supervisor:
         from resolver.http.blockpage import make_blockpage_app
         from resolver.http.runner import server_tls_context
         from resolver.http.sessions import SessionStore
+        from resolver.http.users import UserTable
         from resolver.store.sqlite import SqliteRequestStore
 
         bp = self.cfg.blockpage
@@ -518,6 +526,8 @@ class Supervisor:
                 store=store,
                 querylog=self.querylog,
                 sessions=SessionStore(ad.session_lifetime, ad.session_idle_timeout),
+                users=UserTable(ad.users_file) if ad.users_file else None,
+                require_login=ad.require_login,
             )
             if ad.cert and ad.key:
                 tls = server_tls_context(ad.cert, ad.key)
@@ -589,6 +599,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
+        self.expiry.cancel()
         if self.bundles is not None:
             await self.bundles.stop()
         if self.transfers is not None:
@@ -607,7 +618,8 @@ class Supervisor:
     async def reload(self, accept_shrink: bool = False, cause: str = "api") -> dict[str, Any]:
         """Build and swap everywhere; returns {ok, generation, error, duration}. Requests that
         arrive while one runs are merged into one more run after it. `cause` goes into the
-        audit trail: sighup, api, unblock, transfer (merged requests join theirs with "+")."""
+        audit trail: sighup, api, overlay (an approval, pause or revocation), expiry,
+        transfer (merged requests join theirs with "+")."""
         if cause not in self._causes:
             self._causes.append(cause)
         if self._running is None or self._running.done():
@@ -677,7 +689,7 @@ class Supervisor:
         if policy is None:
             return self._failed(started, "no policy configured")
         generation = self.generation + 1
-        built = await self.holder.build(policy, generation)
+        built = await self.holder.build(policy, generation, self.wall())
         if not built["ok"]:
             return self._failed(started, "\n".join(built["errors"]))
         path = str(built["snapshot"])
@@ -691,6 +703,7 @@ class Supervisor:
         await self.pool.commit(generation, path)
         self.holder.commit(generation)
         self.generation = generation
+        self.expiry.arm(built.get("overlay_expiry"))
         seconds = time.monotonic() - started
         for line in built.get("warnings", []):
             log.warning("%s", line)
@@ -872,30 +885,98 @@ class Supervisor:
         dot = [port for _, port in enc.dot_listen]
         return device_setups(snapshot.device_paths(), doh, dot, name)
 
-    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
-        from resolver.lists.normalize import InvalidName, normalize_name
-        from resolver.store.overlay import add_overlay_allow
+    # -- the overlay: approvals and pauses that end by themselves ------------------------------
 
+    def policy_now(self) -> datetime:
+        zone = self.holder.current.timezone if self.holder.current else ZoneInfo(DEFAULT_TIMEZONE)
+        return datetime.fromtimestamp(self.wall(), zone)
+
+    async def overlay_entries(self) -> list[OverlayEntry]:
+        from resolver.store.overlay import read_overlay
+
+        snapshot = self._snapshot()
+        if snapshot.overlay is None:
+            return []
+        entries = await asyncio.to_thread(read_overlay, snapshot.overlay, snapshot.timezone)
+        now = self.wall()
+        return [entry for entry in entries if not entry.expired(now)]
+
+    async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
+        from resolver.store.overlay import add_entry
+
+        snapshot, path = self._overlay_snapshot()
+        profile = snapshot.profiles.get(entry.profile)
+        if profile is None:
+            raise ValueError(f"unknown profile {entry.profile!r}")
+        if entry.target_kind == "name":
+            entry = replace(entry, target=_valid_name(entry.target))
+        elif entry.target_kind == "category":
+            blocked = set(profile.categories).union(*(s.block for s in profile.schedules))
+            if entry.target not in blocked:
+                raise ValueError(f"{entry.target!r} is not blocked for profile {entry.profile!r}")
+        else:  # services come with the services catalogue (blocklists/services.yaml)
+            raise ValueError("this server has no services catalogue yet: pause a category or name")
+        async with self._overlay_lock:
+            await asyncio.to_thread(add_entry, path, entry, snapshot.timezone)
+        return await self.reload(cause="overlay")
+
+    async def overlay_remove(self, entry_id: str) -> tuple[OverlayEntry, dict[str, Any]] | None:
+        from resolver.store.overlay import remove_entry
+
+        snapshot, path = self._overlay_snapshot()
+        async with self._overlay_lock:
+            gone = await asyncio.to_thread(remove_entry, path, entry_id, snapshot.timezone)
+        if gone is None:
+            return None
+        return gone, await self.reload(cause="overlay")
+
+    async def _overlay_expired(self) -> None:
+        """The timer's call: drop the entries that ended from the file (each recorded in the
+        audit trail), then reload so they stop applying."""
+        from resolver.store.overlay import prune_expired
+
+        snapshot = self.holder.current
+        if snapshot is not None and snapshot.overlay is not None and self.bundles is None:
+            async with self._overlay_lock:
+                try:
+                    gone = await asyncio.to_thread(
+                        prune_expired, snapshot.overlay, self.wall(), snapshot.timezone
+                    )
+                except (OSError, ValueError) as exc:
+                    log.error("overlay %s: cannot drop expired entries: %s", snapshot.overlay, exc)
+                    gone = []
+            if self.querylog is not None:
+                for entry in gone:
+                    text = entry.describe(snapshot.timezone)
+                    record_overlay(self.querylog, "expired", "expiry", text, entry_id=entry.id)
+        await self.reload(cause="expiry")
+
+    def _overlay_snapshot(self) -> tuple[PolicySnapshot, Path]:
+        """The snapshot and its overlay file, when this server may change that file; else
+        ValueError."""
         snapshot = self._snapshot()
         if self.bundles is not None:
             raise ValueError(
                 "this server takes its policy from a bundle: approve on the policy host"
             )
-        if profile not in snapshot.profiles:
-            raise ValueError(f"unknown profile {profile!r}")
         if snapshot.overlay is None:
             raise ValueError("the policy has no `overlay:` file to record approvals in")
-        try:
-            name = normalize_name(name)
-        except InvalidName as exc:
-            raise ValueError(f"invalid name {name!r}: {exc}") from None
-        add_overlay_allow(snapshot.overlay, profile, name, note)
-        asyncio.get_running_loop().create_task(self.reload(cause="unblock"))
+        return snapshot, snapshot.overlay
 
     def _snapshot(self) -> PolicySnapshot:
         if self.holder.current is None:
             raise ValueError("no policy is loaded")
         return self.holder.current
+
+
+def _valid_name(name: str) -> str:
+    """`name` normalized (lower case, no trailing dot), or ValueError saying why not."""
+    from resolver.lists.normalize import InvalidName, normalize_name
+
+    try:
+        return normalize_name(name)
+    except InvalidName as exc:
+        raise ValueError(f"invalid name {name!r}: {exc}") from None
 
 
 class CountedRequests:

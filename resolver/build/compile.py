@@ -47,6 +47,7 @@ class Built:
     warnings: list[Problem]
     compiled: bool  # some list index was compiled (False: every index came from the cache)
     seconds: float
+    overlay_expiry: float | None = None  # when the next overlay entry stops applying
 
 
 @dataclass(slots=True)
@@ -55,20 +56,23 @@ class _Compiled:
     index_paths: dict[str, Path | None]
     lists: list[ListInput]
     compiled: bool
+    overlay_expiry: float | None
 
 
-def compile_policy(path: Path | str) -> PolicySnapshot:
+def compile_policy(path: Path | str, now: float | None = None) -> PolicySnapshot:
     """Validate the policy, read its lists (through the index cache) and assemble the snapshot
-    in this process; raises `PolicyError` with every problem found."""
-    return _compile(Path(path), persist=False).snapshot
+    in this process; raises `PolicyError` with every problem found. Overlay entries apply as
+    of `now` (Unix time; the clock by default)."""
+    return _compile(Path(path), persist=False, now=now).snapshot
 
 
-def build_snapshot(path: Path | str) -> Built:
+def build_snapshot(path: Path | str, now: float | None = None) -> Built:
     """Compile the policy once, check its own `expect` samples, and write the snapshot file
     every serving process maps. Raises `PolicyError` (every problem) on a policy that must not
-    go live; OSError when the index cache cannot be written."""
+    go live; OSError when the index cache cannot be written. `now`: as for `compile_policy`
+    (the supervisor passes the time of the reload)."""
     started = time.perf_counter()
-    done = _compile(Path(path), persist=True)
+    done = _compile(Path(path), persist=True, now=now)
     snap = done.snapshot
     failures = snap.check_expectations()
     if failures:
@@ -84,12 +88,13 @@ def build_snapshot(path: Path | str) -> Built:
         if not item.stale:
             lastgood.keep(folder, item.source.id, item.path, item.digest, rules[item.source.id])
     snapshotfile.prune(folder, out)
-    return Built(out, list(snap.warnings), done.compiled, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Built(out, list(snap.warnings), done.compiled, seconds, done.overlay_expiry)
 
 
-def _compile(path: Path, *, persist: bool) -> _Compiled:
+def _compile(path: Path, *, persist: bool, now: float | None) -> _Compiled:
     started = time.perf_counter()
-    spec, sources, settings = policy_sources(path)
+    spec, sources, settings = policy_sources(path, now)
     table = _safesearch(spec)
     index_plan = plan(spec)
     cache_dir = settings.dir / INDEX_CACHE
@@ -101,16 +106,20 @@ def _compile(path: Path, *, persist: bool) -> _Compiled:
     )  # fmt: skip
 
 
-def policy_sources(path: Path) -> tuple[PolicySpec, list[Source], ListsSettings]:
-    """The validated policy, every list source it uses (mandated ones included) and its lists
-    settings; raises `PolicyError` with every problem found."""
+def policy_sources(
+    path: Path, now: float | None = None
+) -> tuple[PolicySpec, list[Source], ListsSettings]:
+    """The validated policy (overlay entries as of `now`, the clock by default), every list
+    source it uses (mandated ones included) and its lists settings; raises `PolicyError` with
+    every problem found."""
     catalogue = load_catalogue()
     categories = frozenset(catalogue.categories) | {MANDATED}
     try:
         doc = load_yaml(path)
     except ConfigError as exc:
         raise PolicyError(exc.problems) from None
-    spec, problems = read_policy(doc, categories, _read_overlay, _read_lines)
+    when = time.time() if now is None else now
+    spec, problems = read_policy(doc, categories, _read_overlay, _read_lines, now=when)
     if spec is None:
         raise PolicyError(problems)
     index_plan = plan(spec)
@@ -163,7 +172,7 @@ def _assemble(
         keep_ratio=keep_ratio,
         compile_seconds=time.perf_counter() - started,
     )
-    return _Compiled(snapshot, paths, lists, compiled)
+    return _Compiled(snapshot, paths, lists, compiled, spec.overlay_expiry)
 
 
 def _read_overlay(path: Path) -> Document | None:

@@ -15,6 +15,7 @@ from resolver.stats import Stats
 
 if TYPE_CHECKING:
     from resolver.http.devices import DeviceSetup
+    from resolver.store.overlay import OverlayEntry
 
 
 class ResolverControl(Protocol):
@@ -56,13 +57,25 @@ class ResolverControl(Protocol):
         """Why `host` is blocked for `client` now, or None if it is not blocked (block page)."""
         ...
 
-    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
-        """Allow `name` for `profile` in the overlay file and start a reload.
+    def policy_now(self) -> datetime:
+        """Now, in the policy's time zone, on the clock overlay entries expire by ("for 1
+        hour", "until the end of today")."""
+        ...
 
-        The real implementation calls `resolver.store.overlay.add_overlay_allow(path, ...)` with
-        the configured overlay path, then schedules `reload()`. Raises ValueError for an unknown
-        profile or an invalid name.
-        """
+    async def overlay_entries(self) -> list[OverlayEntry]:
+        """The overlay's approvals and pauses still in force."""
+        ...
+
+    async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
+        """Write `entry` to the overlay file (it replaces one with the same profile and target)
+        and reload; returns the reload's result (as `reload()`). Raises ValueError when it
+        cannot apply: no overlay file or policy from a bundle, an unknown profile, a category
+        the profile does not block, an invalid name."""
+        ...
+
+    async def overlay_remove(self, entry_id: str) -> tuple[OverlayEntry, dict[str, Any]] | None:
+        """Remove the entry with this id and reload: (the entry, the reload's result), or None
+        when there is no such entry."""
         ...
 
     def device_setups(self) -> list[DeviceSetup]:

@@ -178,7 +178,8 @@ def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
             search=p.safe_search, youtube=p.youtube, block_mode=p.block_mode,
             block_ttl=p.block_ttl, log=p.log, bypass=p.bypass,
             schedules=tuple(spec.schedules[s] for s in p.schedules),
-            cat_bits={cat: 1 << bit for cat, bit in bits.items()},
+            # A paused category has no bit here: no schedule of the profile can block it.
+            cat_bits={cat: 1 << bit for cat, bit in bits.items() if cat not in p.paused},
         )  # fmt: skip
     return out
 

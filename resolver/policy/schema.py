@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ class ProfileSpec:
     bypass: bool  # bypass-prevention switches apply to this profile
     where: str
     token: str | None = None  # identity for DoH/DoT/DoQ without a device (`/dns-query/TOKEN`)
+    paused: frozenset[str] = frozenset()  # categories an overlay pause lets through, schedules too
 
 
 @dataclass(slots=True)
@@ -131,6 +132,7 @@ class PolicySpec:
     warnings: list[Problem] = field(default_factory=list)
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
     identities: str = "tokens"  # or "names": names and profile ids identify (private network)
+    overlay_expiry: float | None = None  # the earliest `until` of the overlay entries applied
 
 
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
@@ -697,33 +699,117 @@ def read_expectations(
     return out
 
 
-def apply_overlay(doc: Document, spec: PolicySpec, check_problems: list[Problem]) -> None:
-    """Merge the admin-approved allow entries of the overlay document into the profiles.
+OVERLAY_KINDS = ("allow", "pause")
+# `approved_at` is the older name of `created`, still read.
+OVERLAY_KEYS = ("id", "profile", "name", "category", "service", "until", "note", "by", "created",
+                "approved_at", "request")  # fmt: skip
+OVERLAY_TARGETS = ("name", "category", "service")
 
-    Format (written by `resolver.store.overlay.add_overlay_allow`):
-    `allow: [{profile: primary, name: example.edu.vn, note: "request #3", approved_at: ...}]`.
+
+def overlay_until(value: Any, tz: ZoneInfo) -> float | str | None:
+    """An overlay entry's `until` as Unix time (None: permanent), or the problem with it."""
+    if value is None:
+        return None
+    when = parse_time(value, tz)
+    return when if isinstance(when, str) else when.timestamp()
+
+
+def apply_overlay(
+    doc: Document,
+    spec: PolicySpec,
+    check_problems: list[Problem],
+    *,
+    categories: Collection[str],
+    now: float,
+    services: Callable[[str], list[str] | None] | None = None,
+) -> None:
+    """Merge the overlay's entries that still apply at `now` into the profiles, and set
+    `spec.overlay_expiry` to the earliest `until` among them (when a reload is due).
+
+    Format (written by `resolver.store.overlay`): `allow:` approved unblock requests, `pause:`
+    a teacher's pauses, each `{id, profile, name | category | service, until, note, by, ...}`.
+    A name (or a service's names, from `services(id)`) becomes an allow rule of the profile; a
+    paused category is blocked neither by the profile nor by its schedules. An entry whose
+    `until` has passed is skipped. A bad entry (a profile renamed since, say) is a warning and
+    is left out: what it would allow stays blocked, and the policy still loads.
     """
     check = Checker(doc)
-    root = check.mapping((), doc.data, ["allow"])
-    for i, row in enumerate(root.get("allow") or []):
-        at = ("allow", i)
-        row = check.mapping(
-            at, row, ["profile", "name", "note", "approved_at"], required=["profile", "name"]
-        )
-        pid, text = row.get("profile"), row.get("name")
-        if pid is None or text is None:
+    root = check.mapping((), doc.data, OVERLAY_KINDS)
+    expiry: float | None = None
+    for kind in OVERLAY_KINDS:
+        rows = root.get(kind) or []
+        if not check.type_ok((kind,), rows, list):
             continue
-        if pid not in spec.profiles:
-            check.error(
-                (*at, "profile"), f"unknown profile {pid!r}{suggest(str(pid), spec.profiles)}"
-            )
-            continue
-        rule = parse_rule(str(text))
+        for i, row in enumerate(rows):
+            until = _overlay_entry(check, (kind, i), kind, row, spec, categories, now, services)
+            if until is not None:
+                expiry = until if expiry is None else min(expiry, until)
+    spec.overlay_expiry = expiry
+    check_problems.extend(check.problems)
+
+
+def _overlay_entry(
+    check: Checker,
+    at: Path_,
+    kind: str,
+    row: Any,
+    spec: PolicySpec,
+    categories: Collection[str],
+    now: float,
+    services: Callable[[str], list[str] | None] | None,
+) -> float | None:
+    """Apply one overlay entry; its `until` when it applies and expires, else None."""
+    problems = len(check.problems)
+    row = check.mapping(at, row, OVERLAY_KEYS, required=["profile"])
+    targets = [key for key in OVERLAY_TARGETS if key in row]
+    if len(targets) != 1 or (kind == "allow" and targets != ["name"]):
+        need = "a name" if kind == "allow" else "one of name, category, service"
+        check.error(at, f"an overlay {kind} entry needs {need}")
+    pid = row.get("profile")
+    if pid is not None and pid not in spec.profiles:
+        check.error((*at, "profile"), f"unknown profile {pid!r}{suggest(str(pid), spec.profiles)}")
+    until = overlay_until(row.get("until"), spec.timezone)
+    if isinstance(until, str):
+        check.error((*at, "until"), until)
+    elif until is None and kind == "pause":
+        check.error(at, "a pause needs an `until`")
+    rules: list[NameRule] = []
+    paused: str | None = None
+    if "name" in row:
+        rule = parse_rule(str(row["name"]))
         if isinstance(rule, str):
             check.error((*at, "name"), rule)
-            continue
-        spec.profiles[pid].allow.append(NameRule(rule.name, rule.scope, rule.text, check.where(at)))
-    check_problems.extend(check.problems)
+        else:
+            rules.append(rule)
+    if "category" in row:
+        paused = str(row["category"])
+        if paused == MANDATED:
+            check.error((*at, "category"), "the mandated list cannot be paused")
+        elif paused not in categories:
+            hint = suggest(paused, categories)
+            check.error((*at, "category"), f"unknown category {paused!r}{hint}")
+    if "service" in row:
+        names = services(str(row["service"])) if services is not None else None
+        if names is None:
+            check.error((*at, "service"), f"unknown service {row['service']!r}")
+        else:
+            rules += [r for r in map(parse_rule, names) if not isinstance(r, str)]
+    if len(check.problems) > problems:
+        # Demoted: one stale entry must not stop the policy from loading.
+        check.problems[problems:] = [
+            replace(p, severity="warning", message=f"{p.message} (entry left out)")
+            for p in check.problems[problems:]
+        ]
+        return None
+    if isinstance(until, float) and until <= now:
+        return None  # expired: the supervisor drops it from the file
+    profile = spec.profiles[str(pid)]
+    where = check.where(at)
+    profile.allow += [NameRule(r.name, r.scope, r.text, where) for r in rules]
+    if paused is not None:
+        profile.paused |= {paused}
+        profile.categories -= {paused}
+    return until if isinstance(until, float) else None
 
 
 def read_policy(
@@ -731,12 +817,16 @@ def read_policy(
     categories: frozenset[str],
     read_overlay: Callable[[Path], Document | None] | None = None,
     read_lines: Callable[[Path], Iterable[str]] | None = None,
+    *,
+    now: float,
+    services: Callable[[str], list[str] | None] | None = None,
 ) -> tuple[PolicySpec | None, list[Problem]]:
     """Validate a loaded policy document: `(spec, problems)`; spec is None on errors. Relative
     paths in it are relative to the document's folder. The caller does the I/O:
     `read_overlay(path)` loads the overlay the policy names (None when there is none yet; it
-    raises ConfigError), `read_lines(path)` gives the lines of `clients.networks_file` (it
-    raises OSError)."""
+    raises ConfigError) and its entries apply as of `now` (Unix time; `services(id)` gives a
+    service's names), `read_lines(path)` gives the lines of `clients.networks_file` (it raises
+    OSError)."""
     reader = _Reader(doc, categories, read_lines)
     spec = reader.read(Path(doc.file).parent)
     problems = reader.check.problems
@@ -747,7 +837,9 @@ def read_policy(
             problems.extend(exc.problems)
             overlay = None
         if overlay is not None:
-            apply_overlay(overlay, spec, problems)
+            apply_overlay(
+                overlay, spec, problems, categories=categories, now=now, services=services
+            )
     if any(p.severity == "error" for p in problems):
         return None, problems
     spec.warnings = [p for p in problems if p.severity != "error"]

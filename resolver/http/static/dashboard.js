@@ -9,6 +9,17 @@
   const samples = [];
   let features = { querylog: false, requests: false };
   let names = {};
+  let me = { user: "", role: "", profiles: null, permissions: [] };
+  const can = (method, route) => me.permissions.includes(method + " " + route);
+  // How long an approval lasts, chosen per pending request (kept across the 5 s redraws).
+  const DURATIONS = [
+    ["60", "1 giờ · 1 hour"],
+    ["today", "Hết hôm nay · Until end of today"],
+    ["date", "Đến hết ngày… · Until a date…"],
+    ["permanent", "Luôn luôn · Permanently"],
+  ];
+  const chosen = {};
+  const drawn = { requests: "", entries: "" };
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -45,8 +56,13 @@
     if (!r.ok) throw new Error(path + " → HTTP " + r.status);
     return r.json();
   }
-  async function post(path) {
-    const r = await fetch(path, { method: "POST", credentials: "same-origin" });
+  async function post(path, payload, method) {
+    const init = { method: method || "POST", credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (payload) {
+      init.body = JSON.stringify(payload);
+      init.headers["Content-Type"] = "application/json";
+    }
+    const r = await fetch(path, init);
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || "HTTP " + r.status);
     return body;
@@ -62,10 +78,12 @@
       tbody.append(tr);
       return;
     }
+    const heads = [...(tbody.closest("table")?.querySelectorAll("thead th") || [])].map((th) => th.textContent);
     for (const cells of rows) {
       const tr = el("tr");
-      for (const c of cells) {
+      for (const [i, c] of cells.entries()) {
         const td = el("td");
+        if (heads[i]) td.dataset.label = heads[i]; // the column's name, shown on phones
         if (c instanceof Node) td.append(c);
         else td.textContent = c === null || c === undefined ? "" : String(c);
         tr.append(td);
@@ -168,20 +186,60 @@
     fillRows($("top"), summary.top_blocked.map((r) => [r.qname, fmt(r.blocked)]), "Chưa có · None yet");
   }
 
+  function approveBody(id) {
+    const c = chosen[id] || { mode: DURATIONS[0][0], date: "" };
+    if (c.mode === "date") {
+      if (!c.date) throw new Error("chọn ngày / pick a date");
+      return { until: c.date };
+    }
+    return /^\d+$/.test(c.mode) ? { minutes: Number(c.mode) } : { until: c.mode };
+  }
+
+  function durationPicker(id) {
+    const c = (chosen[id] = chosen[id] || { mode: DURATIONS[0][0], date: "" });
+    const select = el("select");
+    select.setAttribute("aria-label", `Mở yêu cầu #${id} trong · Open request #${id} for`);
+    for (const [value, label] of DURATIONS) {
+      const o = el("option", label);
+      o.value = value;
+      select.append(o);
+    }
+    select.value = c.mode;
+    const day = el("input");
+    day.type = "date";
+    day.value = c.date;
+    day.hidden = c.mode !== "date";
+    day.setAttribute("aria-label", `Ngày kết thúc #${id} · Last day #${id}`);
+    select.addEventListener("change", () => {
+      c.mode = select.value;
+      day.hidden = c.mode !== "date";
+    });
+    day.addEventListener("change", () => (c.date = day.value));
+    return [select, day];
+  }
+
   function decideButton(id, action, label, cls) {
     const b = el("button", label, cls);
     b.type = "button";
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        await post(`/api/v1/unblock-requests/${id}/${action}`);
-        say(`#${id}: ${action === "approve" ? "đã duyệt / approved" : "đã từ chối / rejected"}`);
+        const r = await post(`/api/v1/unblock-requests/${id}/${action}`, action === "approve" ? approveBody(id) : null);
+        const until = r.entry && r.entry.until ? " → " + when(r.entry.until) : "";
+        say(`#${id}: ${action === "approve" ? "đã duyệt / approved" + until : "đã từ chối / rejected"}`);
       } catch (e) {
         say(`#${id}: ${e.message}`, true);
+        b.disabled = false;
       }
       refreshRequests().catch((e) => say(e.message, true));
+      refreshEntries().catch((e) => say(e.message, true));
     });
     return b;
+  }
+
+  let zone;
+  function when(ts, tz) {
+    return new Date(ts * 1000).toLocaleString("vi-VN", { timeZone: tz || zone, dateStyle: "short", timeStyle: "short" });
   }
 
   async function refreshRequests() {
@@ -190,21 +248,117 @@
       return;
     }
     const data = await getJSON("/api/v1/unblock-requests?status=pending");
+    const key = JSON.stringify(data.requests.map((r) => r.id));
+    if (key === drawn.requests) return; // redrawing would close an open duration picker
+    drawn.requests = key;
+    const decide = can("POST", "/api/v1/unblock-requests/{id}/approve");
     fillRows($("requests"), data.requests.map((r) => {
-      const buttons = el("span");
-      buttons.append(decideButton(r.id, "approve", "Duyệt · Approve", "ok"), " ", decideButton(r.id, "reject", "Từ chối · Reject", "no"));
-      return ["#" + r.id, r.host, r.profile, catName(r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), buttons];
+      const act = el("span", null, "act");
+      if (decide) {
+        act.append(...durationPicker(r.id), decideButton(r.id, "approve", "Duyệt · Approve", "ok"),
+          decideButton(r.id, "reject", "Từ chối · Reject", "no"));
+      }
+      return ["#" + r.id, r.host, r.profile, catName(r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), act];
     }), "Không có yêu cầu nào · No pending requests");
+  }
+
+  const KINDS = { allow: "Mở chặn · Unblock", pause: "Tạm dừng · Pause" };
+  function targetText(e) {
+    if (e.target_kind === "category") return catName(e.target);
+    if (e.target_kind === "service") return "dịch vụ · service " + e.target;
+    return e.target;
+  }
+
+  function revokeButton(e) {
+    const b = el("button", "Thu hồi · Revoke", "no");
+    b.type = "button";
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await post(`/api/v1/overlay/${e.id}`, null, "DELETE");
+        say(`${targetText(e)} (${e.profile}): đã thu hồi / revoked`);
+      } catch (err) {
+        say(err.message, true);
+        b.disabled = false;
+      }
+      refreshEntries().catch((err) => say(err.message, true));
+    });
+    return b;
+  }
+
+  async function refreshEntries() {
+    const data = await getJSON("/api/v1/overlay");
+    zone = data.timezone;
+    const key = JSON.stringify(data.entries.map((e) => [e.id, e.until]));
+    if (key === drawn.entries) return;
+    drawn.entries = key;
+    const revoke = can("DELETE", "/api/v1/overlay/{id}");
+    fillRows($("entries"), data.entries.map((e) => [
+      KINDS[e.kind] || e.kind,
+      e.profile,
+      targetText(e),
+      e.until ? when(e.until, data.timezone) : "luôn luôn · permanent",
+      e.by,
+      e.note,
+      revoke ? revokeButton(e) : "",
+    ]), "Không có · None");
   }
 
   async function tick() {
     try {
-      await refreshStats();
-      await Promise.all([refreshLog(), refreshRequests()]);
+      if (can("GET", "/api/v1/stats")) {
+        await refreshStats();
+        await refreshLog();
+      }
+      await Promise.all([refreshRequests(), refreshEntries()]);
     } catch (e) {
       say("Không lấy được dữ liệu / Could not load data: " + e.message, true);
     }
   }
+
+  // What this user may do decides what the page shows (the server checks every call anyway).
+  async function start() {
+    me = await getJSON("/api/v1/me");
+    const role = { admin: "quản trị · admin", teacher: "giáo viên · teacher", viewer: "xem · viewer" }[me.role] || me.role;
+    $("who").textContent = `${me.user} · ${role}` + (me.profiles ? " · " + me.profiles.join(", ") : "");
+    const readers = can("GET", "/api/v1/stats");
+    for (const e of document.querySelectorAll(".stats")) e.hidden = !readers;
+    if (!readers) {
+      $("status").textContent = "";
+      features.requests = true; // the request list answers 404 if no store is configured
+    }
+    $("reload").hidden = !can("POST", "/api/v1/reload");
+    $("flush").hidden = !can("POST", "/api/v1/cache/flush");
+    $("devices").hidden = !can("GET", "/devices");
+    if (can("POST", "/api/v1/pauses")) {
+      $("pause-section").hidden = false;
+      for (const p of me.profiles || []) $("p-profiles").append(Object.assign(el("option"), { value: p }));
+      if (me.profiles && me.profiles.length === 1) $("p-profile").value = me.profiles[0];
+    }
+  }
+
+  function fillCategories() {
+    const list = $("p-categories");
+    list.replaceChildren();
+    if ($("p-kind").value !== "category") return;
+    for (const [id, n] of Object.entries(names)) list.append(Object.assign(el("option", n.vi + " · " + n.en), { value: id }));
+  }
+  $("p-kind").addEventListener("change", fillCategories);
+
+  $("pause-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const kind = $("p-kind").value;
+    const body = { profile: $("p-profile").value.trim(), minutes: Number($("p-minutes").value) };
+    body[kind] = $("p-target").value.trim();
+    try {
+      const r = await post("/api/v1/pauses", body);
+      say(`${body.profile}: ${targetText(r.entry)} — tạm dừng đến / paused until ${when(r.entry.until, zone)}`);
+      $("p-target").value = "";
+    } catch (e) {
+      say("Không tạm dừng được / Could not pause: " + e.message, true);
+    }
+    refreshEntries().catch((e) => say(e.message, true));
+  });
 
   $("reload").addEventListener("click", async () => {
     try {
@@ -223,6 +377,11 @@
     }
   });
 
-  tick();
-  setInterval(tick, POLL_MS);
+  start()
+    .then(async () => {
+      await tick();
+      fillCategories(); // the category names come with the first stats
+      setInterval(tick, POLL_MS);
+    })
+    .catch((e) => say("Không lấy được dữ liệu / Could not load data: " + e.message, true));
 })();
