@@ -48,8 +48,9 @@ from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.packet import Malformed, read_query
 from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
+from resolver.policy.blockinfo import BLOCKED, BlockInfo, block_info, mandated_refusal
 from resolver.policy.decide import decide
-from resolver.policy.decision import Action, Decision
+from resolver.policy.decision import Decision
 from resolver.policy.schema import DEFAULT_TIMEZONE, MANDATED
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.procstats import LagProbe, ProcessSampler
@@ -64,6 +65,7 @@ from resolver.transfer.notify import NotifySink
 from resolver.transfer.overlay import Increments
 
 if TYPE_CHECKING:
+    from resolver.http.blocktls import BlockPageTls
     from resolver.http.devices import DeviceSetup
 
 log = logging.getLogger("resolver")
@@ -77,7 +79,6 @@ STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every sec
 # it is killed and replaced: systemd's watchdog for the supervisor, done by the supervisor for
 # the workers, whose event loops systemd cannot see
 _WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-_BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 HOUSEKEEPING_EVERY = 3600.0  # seconds between retention rounds of the request store
 SAMPLE_EVERY = 1.0  # seconds between samples of the supervisor's own resources
 LAST_PUSH_WAIT = 2.0  # seconds to read a stopped worker's last push (its final counts)
@@ -373,6 +374,7 @@ class Supervisor:
             )
         self.http_runners: list[web.AppRunner] = []
         self.http_listeners: list[str] = []
+        self.blockpage_tls: BlockPageTls | None = None  # the block page's HTTPS (school CA)
         self.last_reload: dict[str, Any] = {}
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
@@ -492,16 +494,29 @@ class Supervisor:
             requests = await asyncio.to_thread(SqliteRequestStore, db)
             self._background(self._expire_requests(requests))
             store = CountedRequests(requests, self.rollups) if self.rollups else requests
+        if bp.https_listen:
+            from resolver.http.blocktls import BlockPageTls
+            from resolver.http.schoolca import CaError
+
+            try:
+                self.blockpage_tls = BlockPageTls(
+                    lambda client, host: self.block_reason(client, host) is not None,
+                    cert=bp.cert, key=bp.key, ca_dir=bp.ca,
+                )  # fmt: skip
+            except (OSError, ssl.SSLError, CaError) as exc:
+                raise StartError(f"blockpage https_listen: {exc}") from None
         if bp.listen or bp.https_listen:
+            org = self.cfg.organisation
             app = make_blockpage_app(
                 self,
                 hotline=bp.hotline,
                 hotline_name=bp.hotline_name or None,
                 store=store,
                 lang_default=bp.lang,
+                organisation=(org.name, org.address, org.contact),
             )
-            tls = server_tls_context(bp.cert, bp.key) if bp.cert and bp.key else None
-            https = list(bp.https_listen) if tls else []
+            tls = self.blockpage_tls.context if self.blockpage_tls else None
+            https = list(bp.https_listen)
             await self._serve_http("blockpage", app, list(bp.listen), bp.limits, https, tls)
         ad = self.cfg.admin
         if ad.listen:
@@ -646,13 +661,16 @@ class Supervisor:
         return text
 
     async def _reload_tls(self) -> str:
-        """Every worker reads the certificate and key again for new encrypted connections;
-        the error ("" if none). A worker that cannot keeps serving the old ones."""
-        if not self.cfg.encrypted.enabled:
-            return ""
-        errors = [
-            reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
-        ]
+        """Every worker reads the certificate and key again for new encrypted connections, and
+        the block page its certificate and CA; the error ("" if none). Whatever cannot keeps
+        serving the old ones."""
+        errors = []
+        if self.blockpage_tls is not None and (error := self.blockpage_tls.reload()):
+            errors.append(error)
+        if self.cfg.encrypted.enabled:
+            errors += [
+                reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
+            ]
         if errors:
             self.own.dropped["tls-reload-failed"] += 1
             log.error("certificate reload failed, keeping the old one: %s", "; ".join(errors))
@@ -848,7 +866,18 @@ class Supervisor:
         snapshot, memo = serving
         name = host.lower().rstrip(".")
         decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
-        return decision if decision.action in _BLOCKED else None
+        return decision if decision.action in BLOCKED else None
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        serving = self.holder.serving
+        if serving is None:
+            return None
+        snapshot, memo = serving
+        return block_info(snapshot, client, host.lower().rstrip("."), time.time(), memo)
+
+    def school_ca(self) -> bytes | None:
+        ca = self.blockpage_tls.ca if self.blockpage_tls is not None else None
+        return ca.pem if ca is not None else None
 
     def device_setups(self) -> list[DeviceSetup]:
         from resolver.dns.tls import certificate_info
@@ -882,6 +911,9 @@ class Supervisor:
             name = normalize_name(name)
         except InvalidName as exc:
             raise ValueError(f"invalid name {name!r}: {exc}") from None
+        refusal = mandated_refusal(snapshot, name)
+        if refusal is not None:
+            raise ValueError(refusal)
         add_overlay_allow(snapshot.overlay, profile, name, note)
         asyncio.get_running_loop().create_task(self.reload(cause="unblock"))
 

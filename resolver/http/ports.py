@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Decision
 from resolver.stats import Stats
 
@@ -54,6 +55,16 @@ class ResolverControl(Protocol):
 
     def block_reason(self, client: str, host: str) -> Decision | None:
         """Why `host` is blocked for `client` now, or None if it is not blocked (block page)."""
+        ...
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        """What the block page says about `host` for `client` now: the decision, the profile's
+        display name, the service's name, when a schedule block lifts; None if not blocked."""
+        ...
+
+    def school_ca(self) -> bytes | None:
+        """The school CA's certificate (PEM) for devices to install, or None when the block
+        page has no CA (`blockpage.ca`)."""
         ...
 
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
