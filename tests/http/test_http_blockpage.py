@@ -52,7 +52,7 @@ async def test_configurable_hotline_and_unblocked_host(aiohttp_client, control, 
         aiohttp_client, control, request_store, hotline="1900 1234", hotline_name="Đường dây <HN>"
     )
     status, text, _ = await page(client, "fine.example")
-    assert status == 200 and "Trang này không thể mở" in text
+    assert status == 200 and "Trang này không mở được trên mạng này" in text
     assert 'href="tel:19001234">1900 1234</a>' in text and "Đường dây &lt;HN&gt;" in text
     assert "/unblock" not in text and f"{FORM_BASE}/report" in text  # nothing to unblock
 

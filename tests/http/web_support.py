@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from resolver.http.devices import DeviceSetup, device_setups
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats, UpstreamStats
 from resolver.store.events import QueryEvent
@@ -40,6 +41,8 @@ class ControlImpl:
             "banned.example": _block("students", None, Tier.MANDATED),
         }
         self.cache = {"a.example": 1, "b.example": 2, "c.example": 3}
+        self.display: dict[str, dict[str, str]] = {}  # profile -> display names (block page)
+        self.ca_pem: bytes | None = None  # the school CA's certificate (PEM)
         self._stats = Stats()
         s = self._stats
         s.queries[("udp", "A", "allowed", "students", "")] = 90
@@ -111,6 +114,15 @@ class ControlImpl:
     def block_reason(self, client: str, host: str) -> Decision | None:
         decision = self.blocked.get(host)
         return decision if decision and client in PROFILE_OF else None
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        decision = self.block_reason(client, host)
+        if decision is None:
+            return None
+        return BlockInfo(decision, dict(self.display.get(decision.profile, {})))
+
+    def school_ca(self) -> bytes | None:
+        return self.ca_pem
 
     def device_setups(self) -> list[DeviceSetup]:
         paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
