@@ -25,6 +25,7 @@ HANDLERS: dict[str, str] = {
     "audit": "resolver.commands.report:audit_command",
     "bundle make": "resolver.commands.bundle:make_command",
     "bundle verify": "resolver.commands.bundle:verify_command",
+    "ca init": "resolver.commands.ca:init_command",
 }
 
 
@@ -140,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE.tar.gz")
     verify.add_argument("--public-key", metavar="KEY", help="PEM file or base64 raw key")
     verify.add_argument("--sha256", metavar="HEX", help="the pinned sha256 of the file")
+    ca = sub.add_parser("ca", help="the school CA for the HTTPS block page").add_subparsers(
+        dest="ca_command", required=True, metavar="SUBCOMMAND"
+    )
+    ca_init = ca.add_parser("init", help="make the CA (key readable by the service user only)")
+    ca_init.add_argument(
+        "--config", metavar="FILE", help="server YAML (blockpage.ca, organisation)"
+    )
+    ca_init.add_argument("--dir", metavar="DIR", help="the CA folder (default: blockpage.ca)")
+    ca_init.add_argument("--name", metavar="TEXT", help="shown on devices (default: organisation)")
+    ca_init.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
 
 
@@ -150,6 +161,8 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"lists {args.lists_command}"
     if args.command == "bundle":
         return f"bundle {args.bundle_command}"
+    if args.command == "ca":
+        return f"ca {args.ca_command}"
     return str(args.command)
 
 

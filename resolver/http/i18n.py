@@ -115,6 +115,34 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "dev_qr": "Quét mã để mở địa chỉ trên điện thoại",
         "dev_no_listener": "Máy chủ chưa bật DNS mã hoá (dot_listen, doh_listen).",
+        "ca_title": "Trang chặn qua HTTPS: chứng chỉ của mạng này",
+        "ca_lead": (
+            "Cài chứng chỉ này trên thiết bị do nhà trường / gia đình quản lý để trẻ thấy trang "
+            "chặn thay vì lỗi bảo mật khi mở trang bị chặn bằng https://. Chỉ cài trên thiết bị "
+            "mình quản lý; kiểm tra mã vân tay trước khi tin cậy."
+        ),
+        "ca_download": "Tải chứng chỉ (school-ca.crt)",
+        "ca_fingerprint": "Mã vân tay SHA-256",
+        "ca_ios": (
+            "iPhone, iPad: mở tệp đã tải, vào Cài đặt > Đã tải về hồ sơ > Cài đặt; rồi Cài đặt > "
+            "Cài đặt chung > Giới thiệu > Cài đặt tin cậy chứng nhận: bật chứng chỉ này."
+        ),
+        "ca_android": (
+            "Android: Cài đặt > Bảo mật > Mã hoá và thông tin xác thực > Cài đặt chứng chỉ > "
+            "Chứng chỉ CA, chọn tệp đã tải."
+        ),
+        "ca_windows": (
+            "Windows: mở tệp > Cài đặt chứng chỉ > Máy cục bộ > Đặt tất cả chứng chỉ vào kho "
+            "sau: Trusted Root Certification Authorities."
+        ),
+        "ca_macos": (
+            "macOS: mở tệp trong Keychain Access (chuỗi khoá System), mở chứng chỉ > Tin cậy > "
+            "Luôn tin cậy."
+        ),
+        "ca_chromeos": (
+            "Chromebook, Linux, Firefox: Cài đặt trình duyệt > Quyền riêng tư và bảo mật > Quản "
+            "lý chứng chỉ > Cơ quan cấp chứng chỉ > Nhập, tin cậy để nhận dạng trang web."
+        ),
     },
     "en": {
         # -- block page and its thank-you pages --
@@ -206,6 +234,34 @@ TEXT: dict[str, dict[str, str]] = {
         "dev_qr": "Scan to open the address on the phone",
         "dev_no_listener": (
             "Encrypted DNS is not switched on on this server (dot_listen, doh_listen)."
+        ),
+        "ca_title": "HTTPS block page: this network's certificate",
+        "ca_lead": (
+            "Install this certificate on devices the school or family manages, so children see "
+            "the block page instead of a security error when a blocked site is opened with "
+            "https://. Install it only on devices you manage; check the fingerprint first."
+        ),
+        "ca_download": "Download the certificate (school-ca.crt)",
+        "ca_fingerprint": "SHA-256 fingerprint",
+        "ca_ios": (
+            "iPhone, iPad: open the downloaded file, Settings > Profile Downloaded > Install; "
+            "then Settings > General > About > Certificate Trust Settings: turn it on."
+        ),
+        "ca_android": (
+            "Android: Settings > Security > Encryption & credentials > Install a certificate > "
+            "CA certificate, choose the downloaded file."
+        ),
+        "ca_windows": (
+            "Windows: open the file > Install Certificate > Local Machine > Place all "
+            "certificates in: Trusted Root Certification Authorities."
+        ),
+        "ca_macos": (
+            "macOS: open the file in Keychain Access (System keychain), open the certificate > "
+            "Trust > Always Trust."
+        ),
+        "ca_chromeos": (
+            "Chromebook, Linux, Firefox: browser settings > Privacy and security > Manage "
+            "certificates > Authorities > Import, trust for identifying websites."
         ),
     },
 }
