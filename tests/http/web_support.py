@@ -42,6 +42,7 @@ class ControlImpl:
         }
         self.cache = {"a.example": 1, "b.example": 2, "c.example": 3}
         self.display: dict[str, dict[str, str]] = {}  # profile -> display names (block page)
+        self.facts: dict[str, BlockInfo] = {}  # host -> what the page is told, when set
         self.ca_pem: bytes | None = None  # the school CA's certificate (PEM)
         self._stats = Stats()
         s = self._stats
@@ -116,6 +117,8 @@ class ControlImpl:
         return decision if decision and client in PROFILE_OF else None
 
     def block_info(self, client: str, host: str) -> BlockInfo | None:
+        if host in self.facts and client in PROFILE_OF:
+            return self.facts[host]
         decision = self.block_reason(client, host)
         if decision is None:
             return None
