@@ -24,7 +24,8 @@ from resolver.match.builder import IndexBuilder
 from resolver.match.index import CategoryIndex
 from resolver.policy.decision import Action
 from resolver.policy.safesearch import SafeSearchTable
-from resolver.policy.schema import MANDATED, PolicySpec
+from resolver.policy.schedule import Schedule
+from resolver.policy.schema import MANDATED, DeviceSpec, PolicySpec, ProfileSpec
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import ConfigError, Problem
 
@@ -182,7 +183,9 @@ def assemble(
 
 def blocked_services(spec: PolicySpec) -> tuple[str, ...]:
     """The services some profile, device or schedule blocks: each gets a bit."""
-    owners = [*spec.profiles.values(), *spec.devices.values(), *spec.schedules.values()]
+    owners: list[ProfileSpec | DeviceSpec | Schedule] = [
+        *spec.profiles.values(), *spec.devices.values(), *spec.schedules.values()
+    ]  # fmt: skip
     return tuple(sorted({sid for owner in owners for sid in owner.block_services}))
 
 

@@ -286,9 +286,9 @@ def _closest_service(q: Query, bits: int) -> str | None:
     by_bit = {bit: sid for sid, bit in snap.services.items()}
     for hit in snap.own.explain(q.name):
         service = by_bit.get(hit.bit - snap.service_shift + snap.service_base)
-        if hit.bit >= snap.service_shift and service and bits >> snap.services[service] & 1:
-            if len(hit.rule) > length:
-                best, length = service, len(hit.rule)
+        chosen = hit.bit >= snap.service_shift and service and bits >> snap.services[service] & 1
+        if chosen and len(hit.rule) > length:
+            best, length = service, len(hit.rule)
     return best
 
 

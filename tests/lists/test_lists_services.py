@@ -43,7 +43,8 @@ def test_the_bundled_catalogue_has_the_services_with_names_and_known_categories(
 @pytest.mark.skipif(not UMBRELLA.exists(), reason="no /work/shared/data (real traffic names)")
 def test_the_names_real_traffic_asks_are_covered() -> None:
     services = load_services().services
-    top = lzma.open(UMBRELLA, "rt").read().split()
+    with lzma.open(UMBRELLA, "rt") as f:
+        top = f.read().split()
     for sid, brand in BRANDS.items():
         names = [n for n in top if "." in n and brand in n.split(".")[-2]]
         hit = sum(covered(n, services[sid].domains) for n in names)
