@@ -30,6 +30,7 @@ HANDLERS: dict[str, str] = {
     "user passwd": "resolver.commands.users:passwd_command",
     "user remove": "resolver.commands.users:remove_command",
     "user list": "resolver.commands.users:list_command",
+    "ca init": "resolver.commands.ca:init_command",
 }
 
 
@@ -169,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--role", required=True, choices=["admin", "teacher", "viewer"])
             cmd.add_argument("--profile", action="append", default=[], metavar="PROFILE",
                              help="a teacher's profile (repeatable)")  # fmt: skip
+    ca = sub.add_parser("ca", help="the school CA for the HTTPS block page").add_subparsers(
+        dest="ca_command", required=True, metavar="SUBCOMMAND"
+    )
+    ca_init = ca.add_parser("init", help="make the CA (key readable by the service user only)")
+    ca_init.add_argument(
+        "--config", metavar="FILE", help="server YAML (blockpage.ca, organisation)"
+    )
+    ca_init.add_argument("--dir", metavar="DIR", help="the CA folder (default: blockpage.ca)")
+    ca_init.add_argument("--name", metavar="TEXT", help="shown on devices (default: organisation)")
+    ca_init.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
 
 
@@ -181,6 +192,8 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"bundle {args.bundle_command}"
     if args.command == "user":
         return f"user {args.user_command}"
+    if args.command == "ca":
+        return f"ca {args.ca_command}"
     return str(args.command)
 
 

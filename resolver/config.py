@@ -45,6 +45,8 @@ class BlockPageConfig:
     https_listen: tuple[HostPort, ...] = ()
     cert: Path | None = None
     key: Path | None = None
+    # The school CA's folder (`safe-resolver ca init`): HTTPS certificates for blocked names
+    ca: Path | None = None
     addresses: tuple[str, ...] = ()  # what A/AAAA block answers point at (clients must reach it)
     hotline: str = "111"
     hotline_name: str = ""
@@ -303,6 +305,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             "https_listen",
             "cert",
             "key",
+            "ca",
             "address",
             "hotline",
             "hotline_name",
@@ -318,8 +321,15 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         except ValueError:
             check.error(("blockpage", "address", i), f"{addr!r} is not an IP address")
     https = _hostports(check, ("blockpage", "https_listen"), bp.get("https_listen", []), None)
-    if https and not (bp.get("cert") and bp.get("key")):
-        check.error(("blockpage", "https_listen"), "https_listen needs both cert and key")
+    if bool(bp.get("cert")) != bool(bp.get("key")):
+        check.error(
+            ("blockpage", "cert" if bp.get("cert") else "key"), "TLS needs both cert and key"
+        )
+    if https and not (bp.get("cert") or bp.get("ca")):
+        check.error(
+            ("blockpage", "https_listen"),
+            "https_listen needs cert and key, or ca (the school CA of `safe-resolver ca init`)",
+        )
     cfg = replace(
         cfg,
         blockpage=BlockPageConfig(
@@ -327,6 +337,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             https_listen=https,
             cert=base / bp["cert"] if isinstance(bp.get("cert"), str) else None,
             key=base / bp["key"] if isinstance(bp.get("key"), str) else None,
+            ca=base / bp["ca"] if isinstance(bp.get("ca"), str) else None,
             addresses=tuple(addresses),
             hotline=str(bp.get("hotline", "111")),
             hotline_name=str(bp.get("hotline_name", "")),

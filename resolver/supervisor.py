@@ -49,8 +49,9 @@ from resolver.dns.packet import Malformed, read_query
 from resolver.expiry import ExpiryTimer, wall_clock
 from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
+from resolver.policy.blockinfo import BLOCKED, BlockInfo, block_info, mandated_refusal
 from resolver.policy.decide import decide
-from resolver.policy.decision import Action, Decision
+from resolver.policy.decision import Decision
 from resolver.policy.schema import DEFAULT_TIMEZONE, MANDATED
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.procstats import LagProbe, ProcessSampler
@@ -66,6 +67,7 @@ from resolver.transfer.notify import NotifySink
 from resolver.transfer.overlay import Increments
 
 if TYPE_CHECKING:
+    from resolver.http.blocktls import BlockPageTls
     from resolver.http.devices import DeviceSetup
 
 log = logging.getLogger("resolver")
@@ -79,7 +81,6 @@ STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every sec
 # it is killed and replaced: systemd's watchdog for the supervisor, done by the supervisor for
 # the workers, whose event loops systemd cannot see
 _WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-_BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 HOUSEKEEPING_EVERY = 3600.0  # seconds between retention rounds of the request store
 SAMPLE_EVERY = 1.0  # seconds between samples of the supervisor's own resources
 LAST_PUSH_WAIT = 2.0  # seconds to read a stopped worker's last push (its final counts)
@@ -382,6 +383,7 @@ class Supervisor:
             )
         self.http_runners: list[web.AppRunner] = []
         self.http_listeners: list[str] = []
+        self.blockpage_tls: BlockPageTls | None = None  # the block page's HTTPS (school CA)
         self.last_reload: dict[str, Any] = {}
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
@@ -507,16 +509,29 @@ class Supervisor:
             requests = await asyncio.to_thread(SqliteRequestStore, db)
             self._background(self._expire_requests(requests))
             store = CountedRequests(requests, self.rollups) if self.rollups else requests
+        if bp.https_listen:
+            from resolver.http.blocktls import BlockPageTls
+            from resolver.http.schoolca import CaError
+
+            try:
+                self.blockpage_tls = BlockPageTls(
+                    lambda client, host: self.block_reason(client, host) is not None,
+                    cert=bp.cert, key=bp.key, ca_dir=bp.ca,
+                )  # fmt: skip
+            except (OSError, ssl.SSLError, CaError) as exc:
+                raise StartError(f"blockpage https_listen: {exc}") from None
         if bp.listen or bp.https_listen:
+            org = self.cfg.organisation
             app = make_blockpage_app(
                 self,
                 hotline=bp.hotline,
                 hotline_name=bp.hotline_name or None,
                 store=store,
                 lang_default=bp.lang,
+                organisation=(org.name, org.address, org.contact),
             )
-            tls = server_tls_context(bp.cert, bp.key) if bp.cert and bp.key else None
-            https = list(bp.https_listen) if tls else []
+            tls = self.blockpage_tls.context if self.blockpage_tls else None
+            https = list(bp.https_listen)
             await self._serve_http("blockpage", app, list(bp.listen), bp.limits, https, tls)
         ad = self.cfg.admin
         if ad.listen:
@@ -665,13 +680,16 @@ class Supervisor:
         return text
 
     async def _reload_tls(self) -> str:
-        """Every worker reads the certificate and key again for new encrypted connections;
-        the error ("" if none). A worker that cannot keeps serving the old ones."""
-        if not self.cfg.encrypted.enabled:
-            return ""
-        errors = [
-            reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
-        ]
+        """Every worker reads the certificate and key again for new encrypted connections, and
+        the block page its certificate and CA; the error ("" if none). Whatever cannot keeps
+        serving the old ones."""
+        errors = []
+        if self.blockpage_tls is not None and (error := self.blockpage_tls.reload()):
+            errors.append(error)
+        if self.cfg.encrypted.enabled:
+            errors += [
+                reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
+            ]
         if errors:
             self.own.dropped["tls-reload-failed"] += 1
             log.error("certificate reload failed, keeping the old one: %s", "; ".join(errors))
@@ -868,7 +886,18 @@ class Supervisor:
         snapshot, memo = serving
         name = host.lower().rstrip(".")
         decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
-        return decision if decision.action in _BLOCKED else None
+        return decision if decision.action in BLOCKED else None
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        serving = self.holder.serving
+        if serving is None:
+            return None
+        snapshot, memo = serving
+        return block_info(snapshot, client, host.lower().rstrip("."), time.time(), memo)
+
+    def school_ca(self) -> bytes | None:
+        ca = self.blockpage_tls.ca if self.blockpage_tls is not None else None
+        return ca.pem if ca is not None else None
 
     def device_setups(self) -> list[DeviceSetup]:
         from resolver.dns.tls import certificate_info
@@ -910,12 +939,15 @@ class Supervisor:
             raise ValueError(f"unknown profile {entry.profile!r}")
         if entry.target_kind == "name":
             entry = replace(entry, target=_valid_name(entry.target))
+            refusal = mandated_refusal(snapshot, entry.target)
+            if refusal is not None:
+                raise ValueError(refusal)
         elif entry.target_kind == "category":
             blocked = set(profile.categories).union(*(s.block for s in profile.schedules))
             if entry.target not in blocked:
                 raise ValueError(f"{entry.target!r} is not blocked for profile {entry.profile!r}")
-        else:  # services come with the services catalogue (blocklists/services.yaml)
-            raise ValueError("this server has no services catalogue yet: pause a category or name")
+        elif entry.target not in snapshot.services:  # a service: one some profile blocks
+            raise ValueError(f"service {entry.target!r} is not blocked by this policy")
         async with self._overlay_lock:
             await asyncio.to_thread(add_entry, path, entry, snapshot.timezone)
         return await self.reload(cause="overlay")

@@ -1,9 +1,9 @@
 """A policy build: read every file a policy needs, compile it once, write the snapshot file.
 
 This is the only place a build touches files: the policy and its overlay, the safe-search
-table, the category catalogue, the list files (hashed for the index cache, parsed only when their
-bytes are new), the index cache, the last good copies and the snapshot file. `resolver.policy`
-assembles the snapshot from what this module hands it.
+table, the category and services catalogues, the list files (hashed for the index cache, parsed
+only when their bytes are new), the index cache, the last good copies and the snapshot file.
+`resolver.policy` assembles the snapshot from what this module hands it.
 
 `build_snapshot` is what a reload runs (in an idle child process, `python -m resolver.build`):
 its result is one snapshot file the serving processes map. `compile_policy` is the same compile
@@ -28,6 +28,7 @@ from resolver.lists.catalogue import (
     load_catalogue,
     resolve_sources,
 )
+from resolver.lists.services import load_services
 from resolver.policy.compile import IndexPlan, PolicyError, assemble, plan
 from resolver.policy.safesearch import DEFAULT_PATH as SAFESEARCH_PATH
 from resolver.policy.safesearch import SafeSearchTable, read_safesearch
@@ -116,10 +117,15 @@ def policy_sources(
     categories = frozenset(catalogue.categories) | {MANDATED}
     try:
         doc = load_yaml(path)
+        services = load_services()
     except ConfigError as exc:
         raise PolicyError(exc.problems) from None
+    except CatalogueError as exc:
+        raise PolicyError([Problem(str(path), 1, 1, str(exc))]) from None
     when = time.time() if now is None else now
-    spec, problems = read_policy(doc, categories, _read_overlay, _read_lines, now=when)
+    spec, problems = read_policy(
+        doc, categories, _read_overlay, _read_lines, now=when, services=services
+    )
     if spec is None:
         raise PolicyError(problems)
     index_plan = plan(spec)

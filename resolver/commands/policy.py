@@ -104,10 +104,10 @@ def explain_command(args: argparse.Namespace) -> int:
         f"{'; internet OFF' if r['internet_off'] else ''}"
     )
     print(f"query    {r['name']} {r['type']}")
-    print(
-        f"decision {r['action']} (tier {r['tier']}"
-        f"{', category ' + r['category'] if r['category'] else ''})"
-    )
+    why = f", category {r['category']}" if r["category"] else ""
+    if r["service"]:
+        why = f", service {r['service']} ({r['service_name']['en']})"
+    print(f"decision {r['action']} (tier {r['tier']}{why})")
     if r["target"]:
         print(f"target   {r['target']}")
     if r["rule"]:

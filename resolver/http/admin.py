@@ -51,7 +51,6 @@ from resolver.http.roles import ADMIN, Principal, allowed, permissions
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
 from resolver.http.sessions import Session, SessionStore
 from resolver.http.users import UserTable, password_stamp
-from resolver.policy.decision import Tier
 from resolver.stats import LATENCY_BUCKETS, Stats
 from resolver.store.audit import record_overlay
 from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore, StoreUnavailable
@@ -505,17 +504,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return dict(await request.post())
 
 
-def _mandated(request: web.Request, name: str) -> bool:
-    """Is `name` on the authorities' list? It applies to every client, so any address asks."""
-    decision = request.app[CONFIG].control.block_reason("127.0.0.1", name)
-    return decision is not None and decision.tier is Tier.MANDATED
-
-
-MANDATED_REFUSAL = (
-    "{} is on the mandated list: no unblock can reach it (ask the authority to correct the list)"
-)
-
-
 def _audit(request: web.Request, action: str, detail: str, entry: OverlayEntry | None) -> None:
     log = request.app[CONFIG].querylog
     if log is None:
@@ -539,8 +527,6 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     out: dict[str, Any] = {}
     entry = None
     if approve:
-        if _mandated(request, row["host"]):
-            return _error(MANDATED_REFUSAL.format(row["host"]))
         note = f"unblock request #{request_id}" + (f": {row['note']}" if row["note"] else "")
         try:
             body = await _body(request)
@@ -629,8 +615,6 @@ async def pause_create(request: web.Request) -> web.Response:
             raise ValueError(f"{targets[0]} must be a string")
         if not who.may_act_for(profile):
             return _error(f"profile {profile!r} is not one of yours", 403)
-        if targets[0] == "name" and _mandated(request, target.lower().rstrip(".")):
-            return _error(MANDATED_REFUSAL.format(target))
         now = control.policy_now()
         until = until_from(body.get("minutes"), body.get("until"), now, permanent_ok=False)
         note = body.get("note")

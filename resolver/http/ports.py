@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Decision
 from resolver.stats import Stats
 
@@ -60,6 +61,16 @@ class ResolverControl(Protocol):
     def policy_now(self) -> datetime:
         """Now, in the policy's time zone, on the clock overlay entries expire by ("for 1
         hour", "until the end of today")."""
+        ...
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        """What the block page says about `host` for `client` now: the decision, the profile's
+        display name, the service's name, when a schedule block lifts; None if not blocked."""
+        ...
+
+    def school_ca(self) -> bytes | None:
+        """The school CA's certificate (PEM) for devices to install, or None when the block
+        page has no CA (`blockpage.ca`)."""
         ...
 
     async def overlay_entries(self) -> list[OverlayEntry]:

@@ -50,6 +50,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/devices"): ADMINS,
     ("GET", "/devices/{name}"): ADMINS,
     ("GET", "/devices/{name}/{protocol}.mobileconfig"): ADMINS,
+    ("GET", "/school-ca.crt"): EVERYONE,  # a certificate: public by nature
     # /login and /logout are open to anyone (admin.OPEN_PATHS): no role is checked.
 }
 

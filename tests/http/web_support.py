@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from resolver.http.devices import DeviceSetup, device_setups
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats, UpstreamStats
 from resolver.store.events import QueryEvent
@@ -43,6 +44,9 @@ class ControlImpl:
             "banned.example": _block("students", None, Tier.MANDATED),
         }
         self.cache = {"a.example": 1, "b.example": 2, "c.example": 3}
+        self.display: dict[str, dict[str, str]] = {}  # profile -> display names (block page)
+        self.facts: dict[str, BlockInfo] = {}  # host -> what the page is told, when set
+        self.ca_pem: bytes | None = None  # the school CA's certificate (PEM)
         self._stats = Stats()
         s = self._stats
         s.queries[("udp", "A", "allowed", "students", "")] = 90
@@ -115,6 +119,17 @@ class ControlImpl:
         decision = self.blocked.get(host)
         return decision if decision and client in PROFILE_OF else None
 
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        if host in self.facts and client in PROFILE_OF:
+            return self.facts[host]
+        decision = self.block_reason(client, host)
+        if decision is None:
+            return None
+        return BlockInfo(decision, dict(self.display.get(decision.profile, {})))
+
+    def school_ca(self) -> bytes | None:
+        return self.ca_pem
+
     def device_setups(self) -> list[DeviceSetup]:
         paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
         return device_setups(paths, [443], [853], "dns.example.vn")
@@ -128,6 +143,11 @@ class ControlImpl:
     async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
         if entry.profile not in PROFILE_OF.values():
             raise ValueError(f"unknown profile {entry.profile!r}")
+        mandated = self.blocked.get(entry.target)
+        if entry.target_kind == "name" and mandated and mandated.tier is Tier.MANDATED:
+            raise ValueError(
+                f"{entry.target} is on the authorities' mandated list"
+            )  # as the real one
         add_entry(self.overlay_path, entry, ZONE)
         if entry.target_kind == "name":
             self.blocked.pop(entry.target, None)  # what the reload the real one starts would do

@@ -125,14 +125,14 @@ allow:
 pause:
   - {profile: 10a1, category: mandated, until: "2030-01-01T00:00:00+07:00"}
   - {profile: 10a1, category: video}
-  - {profile: 10a1, service: youtube, until: "2030-01-01T00:00:00+07:00"}
+  - {profile: 10a1, service: youtub, until: "2030-01-01T00:00:00+07:00"}
 """)
     snap = compile_policy(policy, now=T0.timestamp())
     warned = sorted((w.line, w.message) for w in snap.warnings if w.file.endswith("overlay.yaml"))
     assert [line for line, _ in warned] == [2, 3, 6, 7, 8]
     assert all(message.endswith("(entry left out)") for _, message in warned)
     assert "unknown profile '10a9'" in warned[0][1] and "cannot be paused" in warned[2][1]
-    assert "needs an `until`" in warned[3][1] and "unknown service" in warned[4][1]
+    assert "needs an `until`" in warned[3][1] and "unknown service 'youtub'" in warned[4][1]
     assert decide(snap, A1, "ok.example", 1, T0.timestamp()).tier.value != "allow"
 
 
@@ -144,3 +144,16 @@ def test_expired_entries_are_pruned_from_the_file(policy: Path):
     (gone,) = prune_expired(path, ends, HCM)
     assert gone.target == "a.example"
     assert [e.target for e in read_overlay(path, HCM)] == ["b.example"]
+
+
+def test_a_service_pause_lets_that_service_through_for_the_lesson(policy: Path):
+    """A teacher allows YouTube for 10A1 for 45 minutes: the service's domains, not its
+    category."""
+    blocking = "10a1: {age: 11-14, block_services: [youtube, tiktok]}"
+    policy.write_text(POLICY.replace("10a1: {age: 11-14, schedules: [lesson]}", blocking))
+    at = T0.timestamp()
+    assert action(policy, A1, "www.youtube.com", at) == "block"
+    ends = add(policy, "pause", "10a1", "service", "youtube", minutes=45, by="lan")
+    assert action(policy, A1, "www.youtube.com", ends - 1) == "rewrite"  # restricted mode, open
+    assert action(policy, A1, "www.tiktok.com", ends - 1) == "block"  # only what was paused
+    assert action(policy, A1, "www.youtube.com", ends) == "block"

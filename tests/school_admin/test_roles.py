@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/devices"): {A},
     ("GET", "/devices/{name}"): {A},
     ("GET", "/devices/{name}/{protocol}.mobileconfig"): {A},
+    ("GET", "/school-ca.crt"): {A, T, V},
 }
 OPEN = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
 PASSWORD = "a long password 1"
