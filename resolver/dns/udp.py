@@ -55,6 +55,7 @@ class UdpListener:
         self.gate = gate
         self.balancers = gate.trusted  # None unless proxy_protocol_from is set
         self.closed = False
+        self._late: list[Reply] = []  # answers that awaited, sent at the end of the loop's turn
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
 
@@ -102,10 +103,20 @@ class UdpListener:
             log.exception("query handling failed")
             return
         if resp is not None and not self.closed:
-            self.fast.send(self.sock, [(resp, addr)])
+            if not self._late:
+                self._loop.call_soon(self._send_late)
+            self._late.append((resp, addr))
+
+    def _send_late(self) -> None:
+        """Send the answers that awaited, together: upstream replies arrive in bursts, so the
+        answers finished in one turn of the loop share one `sendmmsg`."""
+        late, self._late = self._late, []
+        if late and not self.closed:
+            self.fast.send(self.sock, late)
 
     def close(self) -> None:
         if not self.closed:
+            self._send_late()
             self.closed = True
             self._loop.remove_reader(self.sock.fileno())
             self.sock.close()

@@ -313,6 +313,8 @@ class Forwarder:
             del self._inflight[key]
 
     def _order(self, now: float) -> list[Upstream]:
+        if len(self.upstreams) == 1:
+            return self.upstreams  # nothing to order (most school boxes)
         up = [u for u in self.upstreams if u.is_up(now)]
         if not up:
             # Everything is marked down: try them anyway, soonest-to-recover first.
