@@ -136,6 +136,7 @@ class Worker:
             self.fastpath,
             self.holder if cfg.serves_policy else None,
             clients=udp.fast_clients,
+            named=udp.fast_answers,
             limiter=limiter,
             balancers=self.gate.trusted,
         )

@@ -22,8 +22,9 @@ the same bytes from a client of the same class until `valid_until`:
 What the fast path answers is counted here exactly as the handler counts it: each stored
 answer carries the id of its counter (the `Stats` key, and the roll-up key of the reports,
 with the name for a blocked answer), and `harvest_into` adds the hits to `Stats` and the
-roll-up (latency: the batch's mean time, first bucket). Named counters are bounded
-(NAMED_COUNTERS): past that many blocked names the table starts over at the next harvest.
+roll-up (latency: the batch's mean time, first bucket). Named counters are bounded by the
+table's size (each is for a stored answer; about 300 bytes each): past that many blocked names
+the table starts over at the next harvest.
 
 Rate limits (`resolver.dns.ratelimit`) hold for repeated answers too: a client's entry in the
 table carries a credit of LEASE answers, charged to its buckets in advance; its query after
@@ -53,7 +54,6 @@ FOREVER = math.inf  # an answer only a reload or a flush changes (policy answers
 HORIZON_MINUTES = 60  # how far ahead a profile's schedules are looked at for a state change
 CLOCK_STEP = 1.0  # seconds the wall clock may move against the monotonic one unnoticed
 LEASE = 64  # answers a rate-limited client may get from the table per grant
-NAMED_COUNTERS = 32_768  # counters that carry a blocked name (for the roll-up), at most
 StatsKey = tuple[str, str, str, str, str]  # Stats.queries' key
 RollupKey = tuple[str, str, str, str, str | None]  # Rollup.count's arguments, name or None
 Counter = tuple[StatsKey, bool, bool, RollupKey]  # key, from the cache, mandated, roll-up
@@ -71,6 +71,7 @@ class FastAnswers:
         wall_clock: Callable[[], float] = time.time,
         monotonic_clock: Callable[[], float] = time.monotonic,
         clients: int = 65_536,
+        named: int = 200_000,
         limiter: RateLimiter | None = None,
         balancers: AccessList | None = None,
     ) -> None:
@@ -83,6 +84,7 @@ class FastAnswers:
         self._ids: dict[Counter, int] = {}
         self._counters: list[Counter] = []
         self._named = 0  # counters carrying a name
+        self._named_limit = max(1, named)
         # profile -> (minute, Unix time its state changes): worked out once a minute each
         self._stable: dict[Any, tuple[int, float]] = {}
         self._offset = wall_clock() - monotonic_clock()
@@ -138,7 +140,7 @@ class FastAnswers:
         stats_id = self._ids.get(counter)
         if stats_id is None:
             if rollup[4] is not None:
-                if self._named >= NAMED_COUNTERS:
+                if self._named >= self._named_limit:
                     return  # the table starts over at the next harvest
                 self._named += 1
             stats_id = self._ids[counter] = len(self._counters)
@@ -208,7 +210,7 @@ class FastAnswers:
             if rollup is not None:
                 rollup.count(*rollup_key, count)
             total += count
-        if self._named >= NAMED_COUNTERS:  # every count is in: the ids may start over
+        if self._named >= self._named_limit:  # every count is in: the ids may start over
             self.clear()
             self._ids.clear()
             self._counters.clear()

@@ -30,7 +30,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("hashed", list(WEAK))
+@pytest.mark.parametrize("hashed", list(WEAK), ids=list(WEAK.values()))
 def test_weak_hash_formats_are_refused_with_their_place(tmp_path: Path, hashed: str):
     path = write(
         tmp_path / "users.yaml",
