@@ -19,6 +19,7 @@ size (the 2-worker server maps what the 1-worker start compiled).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -77,6 +78,7 @@ class Row:
     workers: int
     runs: dict[str, Result]
     pss_kib: int | None
+    pss_anon_kib: int | None  # of which anonymous memory (not the mapped snapshot file)
     start_s: float | None
 
 
@@ -165,6 +167,46 @@ def worker_pids(server: Server) -> list[int]:
     return found
 
 
+def queued_bytes(pid: int, port: int) -> int:
+    """Bytes waiting in the receive queues of `pid`'s UDP sockets bound to `port` (the
+    kernel's rx_queue in /proc/net/udp: datagrams counted with their buffer overhead)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd)
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link.removeprefix("socket:[").rstrip("]"))
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    total += int(cols[4].split(":")[1], 16)
+    return total
+
+
+def datagram_cost(payload: bytes) -> int:
+    """What one datagram of this size adds to a receive queue on loopback (its truesize):
+    turns `queued_bytes` into a count of queries."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        tx.sendto(payload, ("127.0.0.1", port))
+        rx.settimeout(1.0)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            cost = queued_bytes(os.getpid(), port)
+            if cost:
+                return cost
+            time.sleep(0.001)
+    return 0
+
+
 def gone(pid: int) -> bool:
     """The process is dead (exited, or a zombie not reaped yet)."""
     try:
@@ -192,6 +234,7 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
         note = "no worker process found"
     else:
         victim = before[0]
+        queued = queued_bytes(victim, server.port)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
         while not gone(victim) and time.monotonic() - killed < 5:
@@ -205,6 +248,9 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
                 replaced = time.monotonic() - killed
         new = sorted(set(worker_pids(server)) - set(before))
         note = f"pid {victim} killed, new pid {', '.join(map(str, new)) or 'none'}"
+        cost = datagram_cost(query(PROBE))
+        if cost:
+            note += f"; ~{queued // cost:,} queries queued in its socket at the kill"
         if replaced is None:
             note += f"; not answering within {REPLACE_TIMEOUT:g} s"
     load.join()
@@ -238,7 +284,8 @@ def measure_server(run: Run, workers: int, upstream: int, churn: bool) -> tuple[
             runs[scenario] = measure(SCENARIO[scenario], server, queries, run)
             print(f"  {name} {scenario}: {runs[scenario].qps:,.0f} q/s, "
                   f"{runs[scenario].cpu_us or 0:.1f} µs/q", flush=True)  # fmt: skip
-        row = Row(run.settings.list_size, workers, runs, server.pss_kib(), server.start_s)
+        pss, anon = server.pss_kib(), server.pss_kib("Pss_Anon")
+        row = Row(run.settings.list_size, workers, runs, pss, anon, server.start_s)
         if churn:
             mixed = mixed_queries(run)
             live = LiveEverywhere(workers)
@@ -284,6 +331,10 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _mib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.0f}"
+
+
 def _ratio(two: float | None, one: float | None) -> str:
     return f"{two / one:.2f}x" if two and one else "-"
 
@@ -313,15 +364,16 @@ def table(rows: list[Row], churns: list[Churn]) -> str:
     out += [
         "",
         f"| rules | PSS MiB, {one} worker | PSS MiB, {two} workers | {two} / {one} "
-        f"| start s, {one} | start s, {two} |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"| anon MiB, {one} | anon MiB, {two} | start s, {one} | start s, {two} |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
         a, b = by.get((size, one)), by.get((size, two))
         pss_a, pss_b = a.pss_kib if a else None, b.pss_kib if b else None
+        anon_a, anon_b = a.pss_anon_kib if a else None, b.pss_anon_kib if b else None
         out.append(
-            f"| {size:,} | {_num(pss_a and pss_a / 1024, '.0f')} "
-            f"| {_num(pss_b and pss_b / 1024, '.0f')} | {_ratio(pss_b, pss_a)} "
+            f"| {size:,} | {_mib(pss_a)} | {_mib(pss_b)} | {_ratio(pss_b, pss_a)} "
+            f"| {_mib(anon_a)} | {_mib(anon_b)} "
             f"| {_num(a.start_s if a else None, '.1f')} | {_num(b.start_s if b else None, '.1f')} |"
         )
     if churns:

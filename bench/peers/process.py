@@ -110,13 +110,14 @@ class Server:
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
         return total
 
-    def pss_kib(self) -> int | None:
+    def pss_kib(self, line: str = "Pss") -> int | None:
         """Proportional set size of every process of the server (`pids`) summed: pages shared
-        between them (a snapshot file they all map) count once in the total, unlike RSS."""
+        between them (a snapshot file they all map) count once in the total, unlike RSS.
+        `line="Pss_Anon"`: only its anonymous memory (heaps, not mapped files)."""
         total = None
         for pid in self.pids():
             try:
-                total = (total or 0) + pss_of(Path(f"/proc/{pid}/smaps_rollup").read_text())
+                total = (total or 0) + pss_of(Path(f"/proc/{pid}/smaps_rollup").read_text(), line)
             except OSError:
                 continue
         return total
@@ -131,11 +132,11 @@ class Server:
                 self.proc.wait()
 
 
-def pss_of(smaps_rollup: str) -> int:
-    """The `Pss:` line of /proc/PID/smaps_rollup, in KiB."""
-    match = re.search(r"^Pss:\s+(\d+) kB", smaps_rollup, re.M)
+def pss_of(smaps_rollup: str, line: str = "Pss") -> int:
+    """One line (`Pss:` unless told) of /proc/PID/smaps_rollup, in KiB."""
+    match = re.search(rf"^{line}:\s+(\d+) kB", smaps_rollup, re.M)
     if match is None:
-        raise ValueError("no Pss line in smaps_rollup")
+        raise ValueError(f"no {line} line in smaps_rollup")
     return int(match.group(1))
 
 
