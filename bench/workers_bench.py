@@ -237,10 +237,17 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
         queued = queued_bytes(victim, server.port)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
+        # A killed process unmaps its memory before it closes its files: until then its socket
+        # stays in the SO_REUSEPORT group and keeps receiving queries nobody reads.
+        held = queued
         while not gone(victim) and time.monotonic() - killed < 5:
-            time.sleep(0.001)
+            held = max(held, queued_bytes(victim, server.port))
+        dying = time.monotonic() - killed
         seen: set[int] = set()
+        waiting = 0  # most bytes queued in the replacement's socket before it answered
         while time.monotonic() - killed < REPLACE_TIMEOUT and replaced is None:
+            for pid in set(worker_pids(server)) - set(before):
+                waiting = max(waiting, queued_bytes(pid, server.port))
             worker, _ = probe(server.port, PROBE, 0.2)
             if worker is not None:
                 seen.add(worker)
@@ -250,7 +257,11 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
         note = f"pid {victim} killed, new pid {', '.join(map(str, new)) or 'none'}"
         cost = datagram_cost(query(PROBE))
         if cost:
-            note += f"; ~{queued // cost:,} queries queued in its socket at the kill"
+            note += (
+                f"; its socket held {queued // cost:,} queries at the kill, up to "
+                f"{held // cost:,} while it died ({dying * 1000:.0f} ms to exit); the "
+                f"replacement's socket up to {waiting // cost:,} before it answered"
+            )
         if replaced is None:
             note += f"; not answering within {REPLACE_TIMEOUT:g} s"
     load.join()
