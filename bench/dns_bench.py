@@ -28,10 +28,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench.blocklist_data import DATA, SEED, Blocklist, write_blocklist
 from bench.peers.configs import PEERS, fast_authority, ours
@@ -80,6 +81,7 @@ class Result:
     lost: int | None = None  # reload runs: queries that timed out
     reload_s: float | None = None  # reload runs: trigger to the new rule answering NXDOMAIN
     cpu_us: float | None = None  # server CPU (user + system, all its processes) per answer
+    rate: int | None = None  # reload runs: the fixed rate (dnsperf -Q)
 
 
 class Run:
@@ -346,23 +348,46 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
     )
 
 
-def measure_reload(scenario: Scenario, server: Server, queries: Path, run: Run) -> Result:
-    """Fixed-rate traffic (half of a short full-speed run), one list change and reload inside."""
+def half_capacity(server: Server, queries: Path, settings: Settings) -> int:
+    """Half of what a warmed server answers in a short full-speed run: the fixed rate of the
+    runs that change something under load."""
+    dnsperf(server.port, queries, settings.warm_pass_limit, settings, once=True)
+    capacity = parse_stats(dnsperf(server.port, queries, 3, settings)).qps
+    return max(1000, int(capacity / 2))
+
+
+def background_dnsperf(
+    port: int, queries: Path, seconds: float, settings: Settings, rate: int
+) -> tuple[threading.Thread, list[str]]:
+    """dnsperf at a fixed rate in a thread (started); its output lands in the list."""
+    out: list[str] = []
+    load = threading.Thread(
+        target=lambda: out.append(dnsperf(port, queries, seconds, settings, max_qps=rate))
+    )
+    load.start()
+    return load, out
+
+
+def answers_nxdomain(port: int, name: str) -> bool:
+    return ask(port, name, 0.5) == NXDOMAIN
+
+
+def measure_reload(
+    scenario: Scenario,
+    server: Server,
+    queries: Path,
+    run: Run,
+    is_live: Callable[[int, str], bool] = answers_nxdomain,
+) -> Result:
+    """Fixed-rate traffic (half of a short full-speed run), one list change and reload inside;
+    `is_live(port, name)` says when the new rule answers (default: one NXDOMAIN answer)."""
     settings = run.settings
     if server.reload is None:
         return _not_run(scenario, server, server.reload_how or "no reload")
-    dnsperf(server.port, queries, settings.warm_pass_limit, settings, once=True)
-    capacity = parse_stats(dnsperf(server.port, queries, 3, settings)).qps
-    rate = max(1000, int(capacity / 2))
+    rate = half_capacity(server, queries, settings)
     run.reloads += 1
     new_name = f"reload{run.reloads}-{os.getpid()}.bench-reload.test"
-    perf_out: list[str] = []
-    load = threading.Thread(
-        target=lambda: perf_out.append(
-            dnsperf(server.port, queries, settings.reload_run, settings, max_qps=rate)
-        )
-    )
-    load.start()
+    load, perf_out = background_dnsperf(server.port, queries, settings.reload_run, settings, rate)
     time.sleep(3)
     run.lists.add_rule(new_name)
     triggered = time.monotonic()
@@ -373,7 +398,7 @@ def measure_reload(scenario: Scenario, server: Server, queries: Path, run: Run) 
         note = f"reload command failed: {exc}"
     live: float | None = None
     while load.is_alive() and not note:
-        if ask(server.port, new_name, 0.5) == NXDOMAIN:
+        if is_live(server.port, new_name):
             live = time.monotonic() - triggered
             break
         time.sleep(0.05)
@@ -399,6 +424,7 @@ def measure_reload(scenario: Scenario, server: Server, queries: Path, run: Run) 
         max_ms=stats.max_ms,
         lost=stats.lost,
         reload_s=live,
+        rate=rate,
     )
 
 
@@ -526,10 +552,12 @@ def commit() -> str:
     return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def save(results: list[Result], settings: Settings) -> Path:
+def save(results: Sequence[Any], settings: Any, kind: str = "dns") -> Path:
+    """`bench/results/KIND-STAMP.json`: date, machine, commit, settings and the results (all
+    dataclasses)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"dns-{stamp}.json"
+    path = RESULTS / f"{kind}-{stamp}.json"
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),

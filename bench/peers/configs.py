@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -50,16 +51,20 @@ def ours(
     name: str = "safe-resolver",
     repo: Path = REPO,
     env: dict[str, str] | None = None,
+    workers: int = 1,
+    lists_dir: Path | None = None,
 ) -> Server:
     """Ours from `repo` (its .venv; this interpreter for this checkout), with `env` added:
-    variants under other names compare two checkouts or two UDP paths in one run."""
+    variants under other names compare two checkouts or two UDP paths in one run. `lists_dir`
+    (default: one per name) holds the compiled snapshot: servers sharing it compile once."""
     policy = None
     if lists is not None:
+        lists_dir = lists_dir or workdir / f"lists-{name}"
         policy = workdir / f"policy-{name}.yaml"
         policy.write_text(
             "version: 1\n"
             "lists:\n"
-            f"  dir: {json.dumps(str(workdir / f'lists-{name}'))}\n"
+            f"  dir: {json.dumps(str(lists_dir))}\n"
             "  catalogue_sources: false\n"
             "  sources:\n"
             f"    - {{id: bench, category: adult, path: {json.dumps(str(lists.domains))}, "
@@ -82,6 +87,7 @@ def ours(
         "ratelimit: {enabled: false}\n"
         f"policy: {json.dumps(str(policy)) if policy else 'null'}\n"
         "log_level: warning\n"
+        + (f"workers: {workers}\n" if workers != 1 else "")  # a --baseline-repo may predate it
     )
     python = sys.executable if repo == REPO else str(repo / ".venv" / "bin" / "python")
     argv = [python, "-m", "resolver", "serve", "--config", str(config)]
@@ -231,7 +237,7 @@ def fast_authority(port: int) -> Server:
     return Server("fast-authority", argv, port, cpu=LOAD_CPU)
 
 
-PEERS = {
+PEERS: dict[str, Callable[..., Server]] = {
     "safe-resolver": ours,
     # ours serving UDP with the pure-Python fast path (SAFE_RESOLVER_PURE=1)
     "safe-resolver-pure": partial(ours, name="safe-resolver-pure", env={"SAFE_RESOLVER_PURE": "1"}),

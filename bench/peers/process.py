@@ -79,22 +79,47 @@ class Server:
         match = re.search(r"VmRSS:\s+(\d+) kB", status)
         return int(match.group(1)) if match else None
 
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU of the server and every process below it (ours: the supervisor
-        and its workers), from /proc; children that exited already are not in it."""
+    def pids(self) -> list[int]:
+        """The server's process and every process below it (ours: the supervisor and its
+        workers), from /proc; empty when it is not running."""
         if self.proc is None:
-            return None
-        total, todo = 0.0, [self.proc.pid]
+            return []
+        found, todo = [], [self.proc.pid]
         while todo:
             pid = todo.pop()
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
                 for task in Path(f"/proc/{pid}/task").iterdir():
                     todo += [int(c) for c in (task / "children").read_text().split()]
             except OSError:
                 continue  # exited meanwhile
+            found.append(pid)
+        return found
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU of every process of the server (`pids`), from /proc; children
+        that exited already are not in it."""
+        if self.proc is None:
+            return None
+        total = 0.0
+        for pid in self.pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
             fields = stat.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return total
+
+    def pss_kib(self, line: str = "Pss") -> int | None:
+        """Proportional set size of every process of the server (`pids`) summed: pages shared
+        between them (a snapshot file they all map) count once in the total, unlike RSS.
+        `line="Pss_Anon"`: only its anonymous memory (heaps, not mapped files)."""
+        total = None
+        for pid in self.pids():
+            try:
+                total = (total or 0) + pss_of(Path(f"/proc/{pid}/smaps_rollup").read_text(), line)
+            except OSError:
+                continue
         return total
 
     def stop(self) -> None:
@@ -107,6 +132,14 @@ class Server:
                 self.proc.wait()
 
 
+def pss_of(smaps_rollup: str, line: str = "Pss") -> int:
+    """One line (`Pss:` unless told) of /proc/PID/smaps_rollup, in KiB."""
+    match = re.search(rf"^{line}:\s+(\d+) kB", smaps_rollup, re.M)
+    if match is None:
+        raise ValueError(f"no {line} line in smaps_rollup")
+    return int(match.group(1))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
@@ -116,10 +149,11 @@ def free_port() -> int:
         return port
 
 
-def query(name: str, qid: int = 0x5EED) -> bytes:
-    """One A query for `name` with RD set, as wire bytes."""
+def query(name: str, qid: int = 0x5EED, qtype: int = 1, qclass: int = 1) -> bytes:
+    """One query for `name` (A IN unless told) with RD set, as wire bytes."""
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split("."))
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00\x00\x01\x00\x01"
+    head = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    return head + labels + b"\x00" + struct.pack("!HH", qtype, qclass)
 
 
 def ask(port: int, name: str, timeout: float = 0.5) -> int | None:
