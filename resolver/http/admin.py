@@ -35,11 +35,16 @@ from resolver.http.admin_keys import ACCESS, CONFIG, SESSION_COOKIE, AdminConfig
 from resolver.http.dashboard import setup_dashboard
 from resolver.http.devices import setup_devices
 from resolver.http.i18n import category_label
+from resolver.http.logsearch import query_filter
+from resolver.http.params import int_param as _int_param
+from resolver.http.params import json_error as _error
+from resolver.http.params import request_store as _store
+from resolver.http.params import time_param as _time_param
 from resolver.http.ports import ResolverControl
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
 from resolver.http.sessions import SessionStore
 from resolver.stats import LATENCY_BUCKETS, Stats
-from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore, StoreUnavailable
+from resolver.store.base import RequestStore, StoreUnavailable
 from resolver.store.querylog import QueryLog
 
 API = "/api/v1"
@@ -92,7 +97,6 @@ def make_admin_app(
     r.add_get(f"{API}/unblock-requests", unblock_list)
     r.add_post(f"{API}/unblock-requests/{{id:\\d+}}/approve", unblock_approve)
     r.add_post(f"{API}/unblock-requests/{{id:\\d+}}/reject", unblock_reject)
-    r.add_get(f"{API}/content-reports", content_reports)
     r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.yaml", openapi)
     setup_dashboard(app)
@@ -159,34 +163,6 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _error(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _time_param(request: web.Request, key: str) -> float | None:
-    """A unix time or an ISO-8601 time from the query string; ValueError if malformed."""
-    text = request.query.get(key)
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise ValueError(f"{key}: expected unix time or ISO-8601, got {text[:40]!r}") from None
-
-
-def _int_param(request: web.Request, key: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(key)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"{key}: expected an integer in {low}..{high}")
-    return int(text)
 
 
 def stats_json(s: Stats) -> dict[str, Any]:
@@ -318,25 +294,22 @@ async def querylog_search(request: web.Request) -> web.Response:
     log = request.app[CONFIG].querylog
     if log is None:
         return _error("the query log is disabled", 404)
-    q = request.query
     try:
-        flt = QueryFilter(
-            since=_time_param(request, "since"),
-            until=_time_param(request, "until"),
-            client=q.get("client") or None,
-            qname=q.get("qname") or None,
-            profile=q.get("profile") or None,
-            action=q.get("action") or None,
-            category=q.get("category") or None,
-            limit=_int_param(request, "limit", 100, 1, SEARCH_LIMIT_MAX),
-        )
+        flt = query_filter(request)
     except ValueError as exc:
         return _error(str(exc))
     try:
         rows = await asyncio.to_thread(log.search, flt)
     except StoreUnavailable:
         return _error("the query-log database is unreachable", 503)
-    return web.json_response({"rows": rows, "clients": log.clients})
+    more = len(rows) == flt.limit  # a full page: the next one may hold more
+    return web.json_response(
+        {
+            "rows": rows,
+            "clients": log.clients,
+            "next_offset": flt.offset + len(rows) if more else None,
+        }
+    )
 
 
 async def querylog_summary(request: web.Request) -> web.Response:
@@ -356,15 +329,6 @@ async def querylog_summary(request: web.Request) -> web.Response:
     except StoreUnavailable:
         return _error("the query-log database is unreachable", 503)
     return web.json_response({"hours": hours} | dataclasses.asdict(summary))
-
-
-def _store(request: web.Request) -> RequestStore:
-    store = request.app[CONFIG].store
-    if store is None:
-        raise web.HTTPNotFound(
-            text='{"error": "no request store configured"}', content_type="application/json"
-        )
-    return store
 
 
 async def unblock_list(request: web.Request) -> web.Response:
@@ -402,11 +366,6 @@ async def unblock_approve(request: web.Request) -> web.Response:
 
 async def unblock_reject(request: web.Request) -> web.Response:
     return await _decide(request, approve=False)
-
-
-async def content_reports(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(_store(request).list_content_reports)
-    return web.json_response({"reports": rows})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

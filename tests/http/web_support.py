@@ -116,6 +116,9 @@ class ControlImpl:
         paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
         return device_setups(paths, [443], [853], "dns.example.vn")
 
+    def policy_snapshot(self) -> None:
+        return None  # no compiled policy: the dashboard's policy pages say so
+
     def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
         if profile not in PROFILE_OF.values():
             raise ValueError(f"unknown profile {profile!r}")
