@@ -203,6 +203,11 @@ def test_admin_search_results_are_identical(both: tuple[Any, Any, str]) -> None:
         QueryFilter(profile="a-team", action="blocked", category="gambling"),
         QueryFilter(category="mandated-vn", limit=5),
         QueryFilter(since=start + 3600.5, until=start + 7200.25),
+        # The dashboard's search: query type, a name containing a text, pages by offset.
+        QueryFilter(qtype="AAAA", limit=50),
+        QueryFilter(name_contains="ADULT", limit=20, offset=20),
+        QueryFilter(name_contains="_", limit=50),  # '_' is text here too
+        QueryFilter(until=start + 86400, limit=7, offset=700),
     ]
     for flt in filters:
         rows = pg.search(flt)
