@@ -152,7 +152,9 @@ def write_policy(folder: Path, base_url: str) -> Path:
 
 async def fetch_lists(policy: Path) -> None:
     """`lists update` for real, for the two test sources only (nothing leaves the machine)."""
-    sources = [s for s in policy_sources(policy, ("adult",)) if s.id in ("good-adult", "dead-adult")]
+    sources = [
+        s for s in policy_sources(policy, ("adult",)) if s.id in ("good-adult", "dead-adult")
+    ]
     assert len(sources) == 2
     settings = lists_settings({"dir": "../var/lists"}, policy.parent)
     await update_sources(sources, settings, LineProgress(io.StringIO(), live=False), timeout=10)
@@ -220,6 +222,6 @@ async def fill_querylog(log: QueryLog, now: float) -> None:
 
 REPORTS = [
     ("http://bad.example/game", "bạo lực · violent"),
-    ("=HYPERLINK(\"http://evil.example\",\"click\")", "+cmd|' /C calc'!A0"),
+    ('=HYPERLINK("http://evil.example","click")', "+cmd|' /C calc'!A0"),
     ("http://scam.example/", "@SUM(1+1)"),
 ]

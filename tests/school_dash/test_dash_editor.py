@@ -16,7 +16,7 @@ from resolver.yamlsource import load_yaml
 
 
 def comments(text: str) -> list[str]:
-    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+    return [line[line.index("#") :] for line in text.splitlines() if "#" in line]
 
 
 async def post(client: Any, path: str, body: dict[str, Any], status: int) -> dict[str, Any]:
@@ -60,9 +60,14 @@ async def test_edit_check_save_keeps_comments_reloads_and_undo_restores(aiohttp_
     assert data["profiles"]["primary"]["deny"] == ["tiktok.com"]
     assert data["schedules"]["lessons"]["windows"] == ["mon-fri 07:00-11:30"]
     served = dash.control.snapshot  # what the reload put in force
-    assert explain_report(served, "10.1.0.1", "www.tiktok.com", "A", datetime.now(TZ))["tier"] == "deny"
+    assert (
+        explain_report(served, "10.1.0.1", "www.tiktok.com", "A", datetime.now(TZ))["tier"]
+        == "deny"
+    )
     versions = (await (await client.get("/api/v1/policy")).json())["versions"]
-    assert len(versions) == 1 and policyedit.read_version(dash.policy, versions[0]["id"]) == original
+    assert (
+        len(versions) == 1 and policyedit.read_version(dash.policy, versions[0]["id"]) == original
+    )
 
     undone = await post(client, "/api/v1/policy/undo", {"base": saved["sha256"]}, 200)
     assert undone["restored"] == versions[0]["id"] and undone["reload"]["ok"]
@@ -91,8 +96,15 @@ async def test_a_bad_edit_is_refused_with_the_check_message_and_nothing_is_saved
                       {"base": base, "edits": {"remove_schedules": ["always"]}}, 422)  # fmt: skip
     assert any("unknown schedule 'always'" in p["message"] for p in gone["problems"])
     # The policy's own `expect` samples are part of the check.
-    unblocked = await post(client, "/api/v1/policy/preview", {"base": base, "edits": {
-        "profiles": {"primary": {"allow": ["olm.vn", "hocmai.vn", "facebook.com"]}}}}, 200)
+    unblocked = await post(
+        client,
+        "/api/v1/policy/preview",
+        {
+            "base": base,
+            "edits": {"profiles": {"primary": {"allow": ["olm.vn", "hocmai.vn", "facebook.com"]}}},
+        },
+        200,
+    )
     assert not unblocked["ok"] and "www.facebook.com" in unblocked["expect_failures"][0]
     assert dash.policy.read_bytes() == original
 

@@ -15,8 +15,10 @@ from resolver.build.policyedit import EditError, PolicyChanged
 from resolver.yamlsource import Document, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_POLICY = POLICY.replace("@TOKEN@", "a" * 16).replace("@GOOD@", "http://x/").replace(
-    "@DEAD@", "http://y/"
+TEST_POLICY = (
+    POLICY.replace("@TOKEN@", "a" * 16)
+    .replace("@GOOD@", "http://x/")
+    .replace("@DEAD@", "http://y/")
 )
 
 
@@ -35,16 +37,17 @@ def read(text: str, tmp_path: Path) -> Document:
 def test_the_shipped_policies_go_through_unchanged(name: str) -> None:
     text = (REPO / "policy" / name).read_text()
     model = policyedit.model(text)
-    same = {
-        "profiles": {p["id"]: {k: p[k] for k in policyedit.PROFILE_FIELDS} for p in model["profiles"]},
-        "schedules": {s["name"]: {k: s[k] for k in policyedit.SCHEDULE_FIELDS}
-                      for s in model["schedules"]},
-    }  # fmt: skip
+    profiles = {p["id"]: {k: p[k] for k in policyedit.PROFILE_FIELDS} for p in model["profiles"]}
+    schedules = {
+        s["name"]: {k: s[k] for k in policyedit.SCHEDULE_FIELDS} for s in model["schedules"]
+    }
+    same = {"profiles": profiles, "schedules": schedules}
     assert policyedit.apply_edits(text, same) == text  # the forms as loaded: no change at all
 
 
 @pytest.mark.parametrize("text", [
-    "profiles:\n    p:\n        age: 6-10\n        allow:\n            - x   # c\n            - y\n",
+    "profiles:\n    p:\n        age: 6-10\n        allow:\n"
+    "            - x   # c\n            - y\n",
     "profiles:\n  p:\n    age: 6-10\n    allow:\n    - x   # c\n    - y\n",
     "profiles:\n    p:\n        age: 6-10\n        allow:\n          - x   # c\n          - y\n",
 ])  # fmt: skip
