@@ -44,6 +44,18 @@ def bundled_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium per test, as the browser tests launch it (tests/browser)."""
+    from test_browser_pages import ARGS, CHROMIUM
+
+    playwright = pytest.importorskip("playwright.async_api")
+    async with playwright.async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
 async def list_server(aiohttp_server: Any) -> str:
     """A list mirror: good.txt serves a list, dead.txt fails (HTTP 500)."""
 

@@ -4,7 +4,8 @@
 (() => {
   const { $, el, fmt, say, catName, getJSON, fillTable, link, badge } = SR;
   const id = decodeURIComponent(location.pathname.replace(/^\/dashboard\/profiles\/?/, ""));
-  const t = (ts) => new Date(ts * 1000).toLocaleString("vi-VN", { weekday: "short", hour: "2-digit", minute: "2-digit" });
+  // A schedule's times in the policy's time zone (the school's clock), whatever the browser's is.
+  const t = (ts, timeZone) => new Date(ts * 1000).toLocaleString("vi-VN", { weekday: "short", hour: "2-digit", minute: "2-digit", timeZone });
 
   function chips(box, items, empty, cls) {
     box.replaceChildren(...(items.length ? items.map((i) => el("span", i, "chip" + (cls ? " " + cls : ""))) : [el("span", empty, "empty")]));
@@ -28,7 +29,7 @@
     const span = el("span");
     span.append(s.active ? badge("đang chạy · active", "warn") : badge("không chạy · off", ""));
     if (s.next_change) {
-      span.append(" ", el("span", (s.active ? "đến · until " : "bắt đầu · starts ") + t(s.next_change), "muted"));
+      span.append(" ", el("span", (s.active ? "đến · until " : "bắt đầu · starts ") + t(s.next_change, s.timezone), "muted"));
     }
     return span;
   }
