@@ -142,7 +142,7 @@ def effective_categories(spec: dict[str, Any]) -> set[str]:
     chosen = preset(str(spec.get("age", "unrestricted"))) or preset("unrestricted")
     assert chosen is not None
     under16 = spec.get("under16") if isinstance(spec.get("under16"), bool) else None
-    base = preset_categories(chosen, under16=under16)
+    base = set(preset_categories(chosen, under16=under16))
     return (base | set(_strs(spec.get("block")))) - set(_strs(spec.get("unblock"))) - {MANDATED}
 
 
@@ -199,10 +199,9 @@ def model(text: str) -> dict[str, Any]:
     of each profile (the first NETWORKS_SHOWN, and how many) and a sample client address per
     profile (for the explain preview)."""
     _, data = load(text)
-    profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
-    schedules = data.get("schedules") if isinstance(data.get("schedules"), dict) else {}
-    clients = data.get("clients") if isinstance(data.get("clients"), dict) else {}
-    networks = clients.get("networks") if isinstance(clients.get("networks"), dict) else {}
+    profiles, schedules = _section(data, "profiles"), _section(data, "schedules")
+    clients = _section(data, "clients")
+    networks = _section(clients, "networks")
     by_profile: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for net, pid in networks.items():
@@ -218,6 +217,12 @@ def model(text: str) -> dict[str, Any]:
         "network_counts": counts,
         "sample_clients": sample_clients(networks),
     }
+
+
+def _section(data: dict[str, Any], key: str) -> dict[Any, Any]:
+    """`data[key]` when it is a mapping, else empty (the check reports a malformed file)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def sample_clients(networks: dict[Any, Any]) -> dict[str, str]:

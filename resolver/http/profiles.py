@@ -123,7 +123,7 @@ async def profile_detail(request: web.Request) -> web.Response:
     now = time.time()
     state = profile.compute_state(now)
     written = await asyncio.to_thread(_written, snapshot.source)
-    spec = next((p for p in written.get("profiles", []) if p["id"] == pid), {})
+    spec: dict[str, Any] = next((p for p in written.get("profiles", []) if p["id"] == pid), {})
     now_blocked = sorted(c for c, bit in profile.cat_bits.items() if state.mask & bit)
     body: dict[str, Any] = _summary(snapshot, profile, now) | {
         "now": now,

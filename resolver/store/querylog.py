@@ -337,6 +337,8 @@ class QueryLog:
 
 
 def _is_pseudonym(text: str, clients: str) -> bool:
-    return clients == "pseudonymized" and len(text) == PSEUDONYM_DIGITS and all(
-        c in "0123456789abcdef" for c in text
+    return (
+        clients == "pseudonymized"
+        and len(text) == PSEUDONYM_DIGITS
+        and all(c in "0123456789abcdef" for c in text)
     )

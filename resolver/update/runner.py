@@ -157,8 +157,10 @@ def _kept(source: Source, meta: dict[str, Any], why: str) -> Outcome:
     have = "last good copy kept" if source.local_path.is_file() else "no copy yet"
     message = f"{why}; {have}"
     with contextlib.suppress(OSError):  # a read-only folder must not hide the outcome itself
-        _write_json(meta_path(source.local_path),
-                    meta | {"url": source.url, "last_error": message, "last_error_at": _now()})
+        _write_json(
+            meta_path(source.local_path),
+            meta | {"url": source.url, "last_error": message, "last_error_at": _now()},
+        )
     return Outcome(source, "kept", False, int(meta.get("entries", 0)), message=message)
 
 

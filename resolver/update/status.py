@@ -69,8 +69,8 @@ def _sections(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         data = yaml.load(handle, Loader=loader)  # a safe loader (C if built with libyaml)
     data = data if isinstance(data, dict) else {}
-    lists = data.get("lists") if isinstance(data.get("lists"), dict) else {}
-    mandated = data.get("mandated") if isinstance(data.get("mandated"), dict) else {}
+    lists: dict[str, Any] = data["lists"] if isinstance(data.get("lists"), dict) else {}
+    mandated: dict[str, Any] = data["mandated"] if isinstance(data.get("mandated"), dict) else {}
     extra = [
         {**s, "category": MANDATED} for s in (mandated.get("sources") or []) if isinstance(s, dict)
     ]
