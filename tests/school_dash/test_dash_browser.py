@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's), at a desktop and a phone width, over the
 real data of dash_support.py: the policy edited in the form (checked, explained, saved with its
-comments), a bad edit refused with `check`'s message, an undo; each table usable on a phone
+comments), a bad edit refused with `check`'s message, an undo; a schedule added in the form and
+given to a profile; each table usable on a phone
 (cards, no sideways scrolling, no column squeezed to a letter per line).
 
 Screenshots land in tmp_path (and in $SR_SCREENSHOT_DIR when set, to look at them).
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from dash_support import Dash
 from test_browser_pages import CHROMIUM, shoot
 
@@ -186,5 +188,33 @@ async def test_tables_are_usable_at_phone_width(
         await nav.click()
         await page.locator("#rows td").first.wait_for()
         assert urlsplit(page.url).path == "/dashboard/log"
+    assert not errors, errors
+    await page.close()
+
+
+async def test_a_schedule_added_in_the_form_and_given_to_a_profile(
+    browser: Any, dash: Dash, admin_url: str, tmp_path: Path
+) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, "phone", errors)
+    await page.goto(admin_url + "/dashboard/policy")
+    await page.locator("#p-primary").wait_for()
+    await page.get_by_role("button", name="Lịch · Schedules").click()
+    await page.locator("#new-name").fill("exams")
+    await page.locator("#new-schedule").click()
+    exams = page.locator("#s-exams")
+    await exams.locator("[name=windows]").fill("sat 07:00-11:00")
+    await exams.locator("[data-name=block] input[value=games]").check()
+    await page.get_by_role("button", name="Nhóm · Profiles").click()
+    await page.locator("#p-primary [data-name=schedules] input[value=exams]").check()
+    await page.locator("#save").click()
+    await page.locator("#msg").get_by_text("Đã lưu · Saved").wait_for()
+    await no_sideways_scroll(page)
+    await shoot(page, tmp_path, "dashboard-policy-schedule-phone.png")
+    data = yaml.safe_load(dash.policy.read_text())
+    assert data["schedules"]["exams"] == {"windows": ["sat 07:00-11:00"], "block": ["games"]}
+    assert data["profiles"]["primary"]["schedules"] == ["lessons", "always", "exams"]
+    served = dash.control.snapshot.profiles["primary"].schedules  # what the reload put in force
+    assert [s.name for s in served] == ["lessons", "always", "exams"] and dash.control.reloaded == 1
     assert not errors, errors
     await page.close()
