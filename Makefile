@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine: `make serve` and `make test`.
-# Both create .venv and install the project into it; `make test` also installs the system tools
-# the tests drive for real (dig, Chromium) when they are missing.
+# Both create .venv and install the project into it, with the C compiler and Python headers
+# (gcc, python3-dev) the compiled UDP fast path builds with; `make test` also installs the system
+# tools the tests drive for real (dig, Chromium) when they are missing.
 # `make install` installs the service for systemd (systemd/install.sh says where; DESTDIR=,
 # PREFIX=, SYSCONFDIR=, UNITDIR= override); `make uninstall` removes the program and units.
 
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test bench lint format clean venv system-test-deps install uninstall
+.PHONY: serve test bench lint format clean venv compiled system-test-deps install uninstall
 
 venv: $(STAMP)
 
@@ -21,12 +22,28 @@ define NEED_PYTHON
 	sh tests/install-system-deps.sh python3-venv
 endef
 
-$(STAMP): pyproject.toml
+# gcc and Python's headers for resolver/dns/_fastpath.c. Without them (no root, another OS) the
+# install still succeeds and the pure-Python fast path serves.
+define NEED_COMPILER
+@command -v gcc >/dev/null 2>&1 && $(PYTHON) -c 'import os, sys, sysconfig; \
+	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || \
+	sh tests/install-system-deps.sh gcc python3-dev
+endef
+
+$(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c
 	$(NEED_PYTHON)
+	$(NEED_COMPILER)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
+
+# Optional: also compile the Python modules of a first-seen query's path with mypyc (setup.py
+# lists them), from the same source. A compiled module shadows its .py: run this again after
+# editing one of them, or `make clean venv` to go back to the pure-Python modules.
+compiled: $(STAMP)
+	$(BIN)/pip install --quiet mypy "setuptools>=68" wheel
+	SAFE_RESOLVER_MYPYC=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[test]'
 
 serve: $(STAMP)
 	$(BIN)/safe-resolver serve --policy policy/default.yaml --listen 127.0.0.1:5335 \
@@ -39,6 +56,7 @@ test: $(STAMP) system-test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -49,6 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -66,4 +85,6 @@ uninstall:
 		sh systemd/install.sh uninstall
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
+	rm -f *__mypyc*.so
+	find resolver -name '*.so' -delete

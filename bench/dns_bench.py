@@ -30,10 +30,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bench.blocklist_data import DATA, SEED, Blocklist, write_blocklist
-from bench.peers.configs import PEERS, dnsmasq, fast_authority, ours
+from bench.peers.configs import PEERS, fast_authority, ours
 from bench.peers.process import LOAD_CPU, NXDOMAIN, REPO, SERVER_CPU, Server, ask, free_port
 
 RESULTS = REPO / "bench" / "results"
@@ -75,7 +76,7 @@ class Result:
     max_ms: float | None = None
     lost: int | None = None  # reload runs: queries that timed out
     reload_s: float | None = None  # reload runs: trigger to the new rule answering NXDOMAIN
-    cpu_us: float | None = None  # the server's CPU time per answered query in the full-speed run
+    cpu_us: float | None = None  # server CPU (user + system, all its processes) per answer
 
 
 class Run:
@@ -147,6 +148,13 @@ def blocked_queries(run: Run) -> Path:
     return path
 
 
+def blocked_once_queries(run: Run) -> Path:
+    """Every listed name once (half apex, half `www.` below): each answer is decided afresh."""
+    path = run.workdir / "blocked-once.txt"
+    path.write_text("".join(f"{n} A\n" for n in blocked_names(run, run.settings.list_size)))
+    return path
+
+
 def allowed_names(run: Run, count: int) -> list[str]:
     """The top Tranco names that no rule of the list covers (generated names without data)."""
     listed = set(run.lists.names)
@@ -180,7 +188,8 @@ SCENARIOS: list[Scenario] = [
         "1,000 names replayed after a warm-up pass",
         hit_queries,
         warm=True,
-        servers={"safe-resolver": ours, "dnsmasq": dnsmasq},
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "dnsmasq")},
+        baseline="unbound",
     ),
     Scenario(
         "cache-miss",
@@ -188,7 +197,8 @@ SCENARIOS: list[Scenario] = [
         miss_queries,
         warm=False,
         loop_file=False,
-        servers={"safe-resolver": ours, "dnsmasq": dnsmasq, "unbound": PEERS["unbound"]},
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "dnsmasq")},
+        baseline="unbound",
     ),
     Scenario(
         "blocked",
@@ -196,6 +206,16 @@ SCENARIOS: list[Scenario] = [
         blocked_queries,
         warm=True,
         servers={name: PEERS[name] for name in BLOCK_PEERS},
+        blocklist=True,
+        baseline="unbound",
+    ),
+    Scenario(
+        "blocked-once",
+        "each name of the 1M-domain list asked once (half as www.): first-seen NXDOMAIN answers",
+        blocked_once_queries,
+        warm=False,
+        loop_file=False,
+        servers={name: PEERS[name] for name in ("safe-resolver", "unbound", "pdns-recursor")},
         blocklist=True,
         baseline="unbound",
     ),
@@ -249,13 +269,13 @@ def dnsperf(
 
 @dataclass
 class Stats:
+    completed: int
     qps: float
     avg_ms: float
     max_ms: float
     lost: int
     lost_pct: float
     nxdomain_pct: float
-    completed: int
 
 
 def parse_stats(out: str) -> Stats:
@@ -269,13 +289,13 @@ def parse_stats(out: str) -> Stats:
     nx = re.search(r"NXDOMAIN \d+ \(([\d.]+)%\)", codes.group(1)) if codes else None
     completed = re.search(r"Queries completed:\s+(\d+)", out)
     return Stats(
+        int(completed.group(1)) if completed else 0,
         float(qps.group(1)),
         float(latency.group(1)) * 1000,
         float(latency.group(2)) * 1000,
         int(lost.group(1)) if lost else 0,
         float(lost.group(2)) if lost else 0.0,
         float(nx.group(1)) if nx else 0.0,
-        int(completed.group(1)) if completed else 0,
     )
 
 
@@ -443,11 +463,13 @@ def row(r: Result, base: Result | None) -> str:
         return "-" if value is None else format(value, fmt)
 
     ratio = f"{r.qps / base.qps:.2f}x" if base and base.qps and r.qps else ""
+    if base and base.cpu_us and r.cpu_us:
+        ratio += f" (cpu {r.cpu_us / base.cpu_us:.2f}x)"
     rss = f"{r.rss_kib / 1024:.0f}" if r.rss_kib else "-"
     note = f" ({r.note.splitlines()[0][:110]})" if r.note else ""
     return (
-        f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {r.avg_ms:.3f} "
-        f"| {num(r.p99_ms, '.3f')} | {num(r.max_ms, '.1f')} | {r.lost_pct:.2f} "
+        f"| {r.scenario} | {r.server}{note} | {r.qps:,.0f} | {num(r.cpu_us, '.1f')} "
+        f"| {r.avg_ms:.3f} | {num(r.p99_ms, '.3f')} | {num(r.max_ms, '.1f')} | {r.lost_pct:.2f} "
         f"| {num(r.nxdomain_pct, '.1f')} | {rss} "
         f"| {num(r.start_s, '.1f')} | {ratio} |"
     )
@@ -455,18 +477,17 @@ def row(r: Result, base: Result | None) -> str:
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| scenario | server | q/s | avg ms | p99 ms | max ms | lost % | NXDOMAIN % | RSS MiB "
-        "| start s | ours/base |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | q/s | CPU µs/q | avg ms | p99 ms | max ms | lost % | NXDOMAIN % "
+        "| RSS MiB | start s | ours/base |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(r.scenario, r.server): r for r in results}
     bases = {s.name: s.baseline for s in SCENARIOS}
     for r in results:
         if r.scenario == "reload":
             continue
-        base = (
-            by.get((r.scenario, bases.get(r.scenario, ""))) if r.server == "safe-resolver" else None
-        )
+        ours_row = r.server.startswith("safe-resolver")
+        base = by.get((r.scenario, bases.get(r.scenario, ""))) if ours_row else None
         rows.append(row(r, base))
     reloads = [r for r in results if r.scenario == "reload"]
     if reloads:
@@ -529,6 +550,28 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs"
 
 
+def add_variants(scenario: Scenario, wanted: list[str], baseline: Path | None) -> None:
+    """Variants of ours run right after it, only when asked for: another checkout
+    (`--baseline-repo`, as safe-resolver-base) or another UDP path (`--server
+    safe-resolver-pure`). Interleaved in one run, their ratios are comparable."""
+    if "safe-resolver" not in scenario.servers:
+        return
+    variants: dict[str, Factory] = {}
+    if baseline is not None:
+        variants["safe-resolver-base"] = partial(
+            ours, name="safe-resolver-base", repo=baseline.resolve()
+        )
+    for name in wanted:
+        if name.startswith("safe-resolver-") and name in PEERS:
+            variants[name] = PEERS[name]
+    servers: dict[str, Factory] = {}
+    for name, factory in scenario.servers.items():
+        servers[name] = factory
+        if name == "safe-resolver":
+            servers.update(variants)
+    scenario.servers = servers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench dns", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 10)")
@@ -540,6 +583,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--server", action="append", help="only these servers (repeatable)")
     parser.add_argument("--list-size", type=int, help="blocklist rules (default 1,000,000)")
+    parser.add_argument(
+        "--baseline-repo",
+        type=Path,
+        metavar="DIR",
+        help="also run ours from this checkout (its .venv) as safe-resolver-base, right after ours",
+    )
     args = parser.parse_args(argv)
     settings = Settings.quick_settings() if args.quick else Settings()
     if args.duration:
@@ -548,9 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         settings.clients = args.clients
     if args.list_size:
         settings.list_size = args.list_size
+    for scenario in SCENARIOS:
+        add_variants(scenario, args.server or [], args.baseline_repo)
     if args.server:
+        keep = [*args.server, *(["safe-resolver-base"] if args.baseline_repo else [])]
         for scenario in SCENARIOS:
-            scenario.servers = {k: v for k, v in scenario.servers.items() if k in args.server}
+            scenario.servers = {k: v for k, v in scenario.servers.items() if k in keep}
     results = run_scenarios(settings, args.scenario)
     print(
         f"\nDNS benchmark ({machine()}; commit {commit()}; server on CPU {SERVER_CPU}, dnsperf "

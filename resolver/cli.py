@@ -25,6 +25,12 @@ HANDLERS: dict[str, str] = {
     "audit": "resolver.commands.report:audit_command",
     "bundle make": "resolver.commands.bundle:make_command",
     "bundle verify": "resolver.commands.bundle:verify_command",
+    "version": "resolver.commands.version:version_command",
+    "user add": "resolver.commands.users:add_command",
+    "user passwd": "resolver.commands.users:passwd_command",
+    "user remove": "resolver.commands.users:remove_command",
+    "user list": "resolver.commands.users:list_command",
+    "ca init": "resolver.commands.ca:init_command",
 }
 
 
@@ -120,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", type=int, metavar="DAYS")
     purge.add_argument("--all", action="store_true", help="delete every raw query-log row")
 
-    audit = sub.add_parser("audit", help="the audit trail: reloads, mandated list versions")
+    audit = sub.add_parser(
+        "audit", help="the audit trail: reloads, mandated list versions, approvals and pauses"
+    )
     audit.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
     audit.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
     audit.add_argument("--json", action="store_true")
@@ -140,6 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE.tar.gz")
     verify.add_argument("--public-key", metavar="KEY", help="PEM file or base64 raw key")
     verify.add_argument("--sha256", metavar="HEX", help="the pinned sha256 of the file")
+
+    version = sub.add_parser("version", help="the version and the UDP path `serve` would use")
+    version.add_argument("--config", metavar="FILE", help="server YAML (its udp and workers)")
+    version.add_argument("--workers", metavar="N|auto", help="as `serve --workers`")
+    user = sub.add_parser("user", help="dashboard accounts (admin.users_file)").add_subparsers(
+        dest="user_command", required=True, metavar="SUBCOMMAND"
+    )
+    for name, what in (("add", "add a user"), ("passwd", "set a user's password"),
+                       ("remove", "remove a user"), ("list", "list the users")):  # fmt: skip
+        cmd = user.add_parser(name, help=what)
+        where = cmd.add_mutually_exclusive_group()
+        where.add_argument("--file", metavar="USERS.yaml", help="the users file")
+        where.add_argument("--config", metavar="FILE", help="server YAML naming admin.users_file")
+        if name != "list":
+            cmd.add_argument("name", metavar="NAME")
+        if name in ("add", "passwd"):
+            cmd.add_argument("--password-stdin", action="store_true",
+                             help="read the password from standard input (one line)")  # fmt: skip
+        if name == "add":
+            cmd.add_argument("--role", required=True, choices=["admin", "teacher", "viewer"])
+            cmd.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+                             help="a teacher's profile (repeatable)")  # fmt: skip
+    ca = sub.add_parser("ca", help="the school CA for the HTTPS block page").add_subparsers(
+        dest="ca_command", required=True, metavar="SUBCOMMAND"
+    )
+    ca_init = ca.add_parser("init", help="make the CA (key readable by the service user only)")
+    ca_init.add_argument(
+        "--config", metavar="FILE", help="server YAML (blockpage.ca, organisation)"
+    )
+    ca_init.add_argument("--dir", metavar="DIR", help="the CA folder (default: blockpage.ca)")
+    ca_init.add_argument("--name", metavar="TEXT", help="shown on devices (default: organisation)")
+    ca_init.add_argument("--force", action="store_true", help="replace an existing CA")
     return parser
 
 
@@ -150,6 +190,10 @@ def _handler_key(args: argparse.Namespace) -> str:
         return f"lists {args.lists_command}"
     if args.command == "bundle":
         return f"bundle {args.bundle_command}"
+    if args.command == "user":
+        return f"user {args.user_command}"
+    if args.command == "ca":
+        return f"ca {args.ca_command}"
     return str(args.command)
 
 

@@ -19,6 +19,7 @@ from resolver.dns.cache import CacheConfig
 from resolver.dns.ratelimit import ACTIONS, RateLimitConfig, RateOverride
 from resolver.dns.server import TcpConfig
 from resolver.dns.tls import DEFAULT_PORTS, EncryptedConfig, certificate_info, server_context
+from resolver.dns.udp import UdpConfig
 from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
 from resolver.yamlsource import (
@@ -44,6 +45,8 @@ class BlockPageConfig:
     https_listen: tuple[HostPort, ...] = ()
     cert: Path | None = None
     key: Path | None = None
+    # The school CA's folder (`safe-resolver ca init`): HTTPS certificates for blocked names
+    ca: Path | None = None
     addresses: tuple[str, ...] = ()  # what A/AAAA block answers point at (clients must reach it)
     hotline: str = "111"
     hotline_name: str = ""
@@ -61,6 +64,8 @@ class AdminConfig:
     session_lifetime: int = 8 * 3600  # seconds a dashboard login lasts at most
     session_idle_timeout: int = 1800  # seconds of no use after which it ends
     limits: HttpLimits = field(default_factory=HttpLimits)
+    users_file: Path | None = None  # dashboard accounts (resolver.http.users)
+    require_login: bool = False  # loopback needs credentials too
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,7 @@ class ServerConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    udp: UdpConfig = field(default_factory=UdpConfig)
     access: tuple[str, ...] = DEFAULT_ALLOW
     # Load balancers whose PROXY v2 headers name the client (resolver.dns.proxygate)
     proxy_protocol_from: tuple[str, ...] = ()
@@ -135,7 +141,7 @@ class ServerConfig:
 
 
 _TOP_KEYS = (
-    "listen", "upstreams", "upstream", "cache", "tcp", "ratelimit", "access",
+    "listen", "upstreams", "upstream", "cache", "tcp", "udp", "ratelimit", "access",
     "proxy_protocol_from", "policy", "bundle", "blockpage", "admin", "querylog", "organisation",
     "log_level", "workers", "dot_listen", "doh_listen", "doq_listen", "tls_cert", "tls_key",
     "encrypted",
@@ -175,6 +181,11 @@ _INT_SECTIONS: dict[str, dict[str, tuple[int, int]]] = {
         "ipv4_prefix": (8, 32),
         "ipv6_prefix": (16, 128),
         "max_clients": (1_024, 10_000_000),
+    },
+    "udp": {
+        "batch": (1, 1_024),
+        "fast_answers": (0, 50_000_000),
+        "fast_clients": (0, 50_000_000),
     },
 }
 
@@ -253,6 +264,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         upstreams=_hostports(check, ("upstreams",), data.get("upstreams", []), 53),
         upstream=_upstream(check, data),
         tcp=TcpConfig(**_ints(check, data, "tcp")),
+        udp=UdpConfig(**_ints(check, data, "udp")),
     )
     cfg = replace(cfg, ratelimit=_ratelimit(check, data))
     cache = _ints(check, data, "cache", extra=("serve_stale",))
@@ -293,6 +305,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             "https_listen",
             "cert",
             "key",
+            "ca",
             "address",
             "hotline",
             "hotline_name",
@@ -308,8 +321,15 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         except ValueError:
             check.error(("blockpage", "address", i), f"{addr!r} is not an IP address")
     https = _hostports(check, ("blockpage", "https_listen"), bp.get("https_listen", []), None)
-    if https and not (bp.get("cert") and bp.get("key")):
-        check.error(("blockpage", "https_listen"), "https_listen needs both cert and key")
+    if bool(bp.get("cert")) != bool(bp.get("key")):
+        check.error(
+            ("blockpage", "cert" if bp.get("cert") else "key"), "TLS needs both cert and key"
+        )
+    if https and not (bp.get("cert") or bp.get("ca")):
+        check.error(
+            ("blockpage", "https_listen"),
+            "https_listen needs cert and key, or ca (the school CA of `safe-resolver ca init`)",
+        )
     cfg = replace(
         cfg,
         blockpage=BlockPageConfig(
@@ -317,6 +337,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
             https_listen=https,
             cert=base / bp["cert"] if isinstance(bp.get("cert"), str) else None,
             key=base / bp["key"] if isinstance(bp.get("key"), str) else None,
+            ca=base / bp["ca"] if isinstance(bp.get("ca"), str) else None,
             addresses=tuple(addresses),
             hotline=str(bp.get("hotline", "111")),
             hotline_name=str(bp.get("hotline_name", "")),
@@ -332,7 +353,7 @@ def _build(doc: Document, base: Path) -> ServerConfig:
         ("admin",),
         data.get("admin"),
         ("listen", "token", "token_file", "cert", "key", "session_lifetime",
-         "session_idle_timeout", *_HTTP_LIMITS),
+         "session_idle_timeout", "users_file", "require_login", *_HTTP_LIMITS),
     )  # fmt: skip
     if bool(admin.get("cert")) != bool(admin.get("key")):
         check.error(
@@ -347,6 +368,21 @@ def _build(doc: Document, base: Path) -> ServerConfig:
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         check.error(("admin", "token"), "the admin token must be a string of 16 characters or more")
         token = None
+    users_file = admin.get("users_file")
+    if users_file is not None and not check.type_ok(("admin", "users_file"), users_file, str):
+        users_file = None
+    require_login = admin.get("require_login", False)
+    if not check.type_ok(("admin", "require_login"), require_login, bool):
+        require_login = False
+    if require_login and not users_file and token is None:
+        check.error(("admin", "require_login"), "require_login needs users_file or a token")
+    if users_file:
+        from resolver.http.users import load_users
+
+        try:
+            load_users(base / users_file)  # its mistakes stop the start, file:line:column
+        except ConfigError as exc:
+            check.problems += exc.problems
     cfg = replace(
         cfg,
         admin=AdminConfig(
@@ -363,6 +399,8 @@ def _build(doc: Document, base: Path) -> ServerConfig:
                 check, ("admin", "session_idle_timeout"), admin, 1800, 60, 30 * 86400
             ),
             limits=_http_limits(check, "admin", admin),
+            users_file=base / users_file if users_file else None,
+            require_login=require_login,
         ),
     )
 
@@ -808,9 +846,10 @@ def apply_overrides(
     if tls_key:
         enc = replace(enc, tls_key=Path(tls_key))
     if enc != cfg.encrypted:
-        problem = encrypted_problem(enc)
-        if problem is not None:
-            problems.append(Problem(f"--{problem[0].replace('_', '-')}", 1, 1, problem[1]))
+        flag_problem = encrypted_problem(enc)
+        if flag_problem is not None:
+            flag, message = flag_problem
+            problems.append(Problem(f"--{flag.replace('_', '-')}", 1, 1, message))
         cfg = replace(cfg, encrypted=enc)
     if not cfg.upstreams:
         cfg = replace(cfg, upstreams=resolv_conf_upstreams())

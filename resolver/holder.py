@@ -70,11 +70,14 @@ class SnapshotHolder:
         self._prepared = (generation, Path(path), snapshot)
         return snapshot
 
-    async def build(self, policy: Path | str, generation: int) -> dict[str, Any]:
-        """Build `policy` once, in the idle child, and prepare its snapshot as `generation`.
-        Returns the build's result; with "ok" False ("errors" say why) nothing is prepared."""
+    async def build(
+        self, policy: Path | str, generation: int, now: float | None = None
+    ) -> dict[str, Any]:
+        """Build `policy` once, in the idle child, and prepare its snapshot as `generation`
+        (overlay entries as of `now`). Returns the build's result; with "ok" False ("errors"
+        say why) nothing is prepared."""
         try:
-            built: dict[str, Any] = await self.in_thread(build_in_child, str(policy))
+            built: dict[str, Any] = await self.in_thread(build_in_child, str(policy), now)
         except ChildFailed as exc:
             return {"ok": False, "errors": [str(exc)]}
         if not built.get("ok"):

@@ -61,6 +61,11 @@ def figures(tier: str, action: str) -> tuple[int, int, int, int, int]:
     return 1, int(blocked), int(rewritten), int(mandated), int(safesearch)
 
 
+def named(tier: str, action: str) -> bool:
+    """Whether an answer's roll-up key carries its name: those the `blocked` figure counts."""
+    return (action == "blocked" and tier != "safesearch") or tier == "mandated"
+
+
 def local_day(wall: float, zone: tzinfo) -> tuple[str, float]:
     """The local calendar day of Unix time `wall` in `zone`, and the Unix time it ends."""
     today = datetime.fromtimestamp(wall, zone).date()
@@ -108,11 +113,12 @@ class Rollup:
             self.counts = self._days.setdefault(day, defaultdict(int))
 
     def count(
-        self, profile: str, category: str, tier: str, action: str, qname: str, n: int = 1
+        self, profile: str, category: str, tier: str, action: str, qname: str | None, n: int = 1
     ) -> None:
         """Add `n` answers. The hot path's whole cost: a call, a tuple and one dict add; a
-        blocked answer's key carries its name, which the fold turns into the domain table."""
-        if (action == "blocked" and tier != "safesearch") or tier == "mandated":  # `blocked`
+        blocked answer's key carries its name (if given), which the fold turns into the
+        domain table."""
+        if qname is not None and named(tier, action):
             counts = self.counts
             if len(counts) >= self.limit:
                 _shrink(counts, self.limit // 2)

@@ -111,6 +111,7 @@ class Stats:
     cache_misses: int = 0
     cache_stale_served: int = 0
     cache_size: int = 0
+    fast_answers: int = 0  # of the queries above, those the UDP fast path repeated (fastpath.py)
     upstreams: dict[str, UpstreamStats] = field(default_factory=dict)
     mandated_hits: int = 0
     reloads: int = 0

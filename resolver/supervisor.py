@@ -47,24 +47,28 @@ from resolver.bundlepoll import BundlePoller
 from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.packet import Malformed, read_query
+from resolver.expiry import ExpiryTimer, wall_clock
 from resolver.holder import SnapshotHolder
 from resolver.http.limits import HttpLimits
+from resolver.policy.blockinfo import BLOCKED, BlockInfo, block_info, mandated_refusal
 from resolver.policy.decide import decide
-from resolver.policy.decision import Action, Decision
+from resolver.policy.decision import Decision
 from resolver.policy.schema import DEFAULT_TIMEZONE, MANDATED
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.procstats import LagProbe, ProcessSampler
 from resolver.rollup import RollupFold
 from resolver.sdnotify import SystemdNotifier
 from resolver.stats import Stats
-from resolver.store.audit import AuditEntry, list_facts, record_list_version
+from resolver.store.audit import AuditEntry, list_facts, record_list_version, record_overlay
 from resolver.store.base import RequestStore
+from resolver.store.overlay import OverlayEntry
 from resolver.store.querylog import QueryLog
 from resolver.transfer.manager import TransferManager
 from resolver.transfer.notify import NotifySink
 from resolver.transfer.overlay import Increments
 
 if TYPE_CHECKING:
+    from resolver.http.blocktls import BlockPageTls
     from resolver.http.devices import DeviceSetup
 
 log = logging.getLogger("resolver")
@@ -78,7 +82,6 @@ STALL_LIMIT = 30.0  # seconds without a word from a worker (it reports every sec
 # it is killed and replaced: systemd's watchdog for the supervisor, done by the supervisor for
 # the workers, whose event loops systemd cannot see
 _WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-_BLOCKED = frozenset((Action.BLOCK, Action.NXDOMAIN, Action.NODATA, Action.REFUSED))
 HOUSEKEEPING_EVERY = 3600.0  # seconds between retention rounds of the request store
 SAMPLE_EVERY = 1.0  # seconds between samples of the supervisor's own resources
 LAST_PUSH_WAIT = 2.0  # seconds to read a stopped worker's last push (its final counts)
@@ -99,6 +102,7 @@ class Slot:
     failed: str = ""
     generation: int = 0
     listening: list[str] = field(default_factory=list)
+    datapath: str = ""  # which UDP path the worker serves with (resolver.dns.fastpath.describe)
     stats: Stats = field(default_factory=Stats)
     restarts: int = 0
     quick_deaths: int = 0
@@ -178,6 +182,7 @@ class WorkerPool:
                 self.sup.rollups.fold(rollup, time.time())
         elif op == "ready":
             slot.listening = list(message["listening"])
+            slot.datapath = str(message.get("datapath", ""))
             slot.ready.set()
         elif op == "failed":
             slot.failed = str(message["error"])
@@ -282,6 +287,11 @@ class WorkerPool:
             total.add(slot.stats)
         return total
 
+    def datapath(self) -> str:
+        """E.g. "udp: recvmmsg batch 64, fast answers 200000, compiled: yes, workers: 2"."""
+        paths = sorted({slot.datapath for slot in self.slots if slot.datapath})
+        return ", ".join([*paths, f"workers: {len(self.slots)}"])
+
     def status(self) -> list[dict[str, Any]]:
         return [
             {
@@ -374,6 +384,7 @@ class Supervisor:
             )
         self.http_runners: list[web.AppRunner] = []
         self.http_listeners: list[str] = []
+        self.blockpage_tls: BlockPageTls | None = None  # the block page's HTTPS (school CA)
         self.last_reload: dict[str, Any] = {}
         self._running: asyncio.Task[dict[str, Any]] | None = None
         self._again = False
@@ -384,6 +395,10 @@ class Supervisor:
         self.sampler = ProcessSampler()
         self.stopping = asyncio.Event()
         self.notifier = SystemdNotifier.from_environment()  # systemd Type=notify; else no-op
+        # Overlay entries (approvals, pauses) end on this clock: a reload at the next `until`.
+        self.wall = wall_clock()
+        self.expiry = ExpiryTimer(self.wall, self._overlay_expired)
+        self._overlay_lock = asyncio.Lock()  # one change of the overlay file at a time
         # Zone-transfer list sources (resolver/transfer): pulled at start, on NOTIFY (which a
         # worker passes up here), on the zone's refresh timer.
         self.transfers: TransferManager | None = None
@@ -412,7 +427,7 @@ class Supervisor:
                 return [f"no policy bundle yet: {self.bundles.last_error or 'none fetched'}"]
         errors: list[str] = []
         for policy in candidates:
-            result = await self.holder.build(policy, 1)
+            result = await self.holder.build(policy, 1, self.wall())
             if not result["ok"]:
                 errors += [str(line) for line in result["errors"]]
                 if policy != candidates[-1]:
@@ -422,6 +437,7 @@ class Supervisor:
                 log.warning("%s", line)
             self.generation = 1
             self.holder.commit(1)
+            self.expiry.arm(result.get("overlay_expiry"))
             self._note_reload(result, 0.0)
             self._served(policy)
             await self._audit_reload("start", self.last_reload)
@@ -483,6 +499,7 @@ class Supervisor:
         from resolver.http.blockpage import make_blockpage_app
         from resolver.http.runner import server_tls_context
         from resolver.http.sessions import SessionStore
+        from resolver.http.users import UserTable
         from resolver.store.sqlite import SqliteRequestStore
 
         bp = self.cfg.blockpage
@@ -493,16 +510,29 @@ class Supervisor:
             requests = await asyncio.to_thread(SqliteRequestStore, db)
             self._background(self._expire_requests(requests))
             store = CountedRequests(requests, self.rollups) if self.rollups else requests
+        if bp.https_listen:
+            from resolver.http.blocktls import BlockPageTls
+            from resolver.http.schoolca import CaError
+
+            try:
+                self.blockpage_tls = BlockPageTls(
+                    lambda client, host: self.block_reason(client, host) is not None,
+                    cert=bp.cert, key=bp.key, ca_dir=bp.ca,
+                )  # fmt: skip
+            except (OSError, ssl.SSLError, CaError) as exc:
+                raise StartError(f"blockpage https_listen: {exc}") from None
         if bp.listen or bp.https_listen:
+            org = self.cfg.organisation
             app = make_blockpage_app(
                 self,
                 hotline=bp.hotline,
                 hotline_name=bp.hotline_name or None,
                 store=store,
                 lang_default=bp.lang,
+                organisation=(org.name, org.address, org.contact),
             )
-            tls = server_tls_context(bp.cert, bp.key) if bp.cert and bp.key else None
-            https = list(bp.https_listen) if tls else []
+            tls = self.blockpage_tls.context if self.blockpage_tls else None
+            https = list(bp.https_listen)
             await self._serve_http("blockpage", app, list(bp.listen), bp.limits, https, tls)
         ad = self.cfg.admin
         if ad.listen:
@@ -512,6 +542,8 @@ class Supervisor:
                 store=store,
                 querylog=self.querylog,
                 sessions=SessionStore(ad.session_lifetime, ad.session_idle_timeout),
+                users=UserTable(ad.users_file) if ad.users_file else None,
+                require_login=ad.require_login,
             )
             if ad.cert and ad.key:
                 tls = server_tls_context(ad.cert, ad.key)
@@ -583,6 +615,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
+        self.expiry.cancel()
         if self.bundles is not None:
             await self.bundles.stop()
         if self.transfers is not None:
@@ -601,7 +634,8 @@ class Supervisor:
     async def reload(self, accept_shrink: bool = False, cause: str = "api") -> dict[str, Any]:
         """Build and swap everywhere; returns {ok, generation, error, duration}. Requests that
         arrive while one runs are merged into one more run after it. `cause` goes into the
-        audit trail: sighup, api, unblock, transfer (merged requests join theirs with "+")."""
+        audit trail: sighup, api, overlay (an approval, pause or revocation), expiry,
+        transfer (merged requests join theirs with "+")."""
         if cause not in self._causes:
             self._causes.append(cause)
         if self._running is None or self._running.done():
@@ -647,13 +681,16 @@ class Supervisor:
         return text
 
     async def _reload_tls(self) -> str:
-        """Every worker reads the certificate and key again for new encrypted connections;
-        the error ("" if none). A worker that cannot keeps serving the old ones."""
-        if not self.cfg.encrypted.enabled:
-            return ""
-        errors = [
-            reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
-        ]
+        """Every worker reads the certificate and key again for new encrypted connections, and
+        the block page its certificate and CA; the error ("" if none). Whatever cannot keeps
+        serving the old ones."""
+        errors = []
+        if self.blockpage_tls is not None and (error := self.blockpage_tls.reload()):
+            errors.append(error)
+        if self.cfg.encrypted.enabled:
+            errors += [
+                reply for _, reply in await self.pool.ask({"op": "tls"}) if isinstance(reply, str)
+            ]
         if errors:
             self.own.dropped["tls-reload-failed"] += 1
             log.error("certificate reload failed, keeping the old one: %s", "; ".join(errors))
@@ -671,7 +708,7 @@ class Supervisor:
         if policy is None:
             return self._failed(started, "no policy configured")
         generation = self.generation + 1
-        built = await self.holder.build(policy, generation)
+        built = await self.holder.build(policy, generation, self.wall())
         if not built["ok"]:
             return self._failed(started, "\n".join(built["errors"]))
         path = str(built["snapshot"])
@@ -685,6 +722,7 @@ class Supervisor:
         await self.pool.commit(generation, path)
         self.holder.commit(generation)
         self.generation = generation
+        self.expiry.arm(built.get("overlay_expiry"))
         seconds = time.monotonic() - started
         for line in built.get("warnings", []):
             log.warning("%s", line)
@@ -787,7 +825,7 @@ class Supervisor:
             "last_reload": self.last_reload,
             "transfers": self.transfers.status() if self.transfers is not None else [],
             "workers": self.pool.status(),
-            "datapath": f"udp: datagram per call, compiled: no, workers: {len(self.pool.slots)}",
+            "datapath": self.pool.datapath(),
             "bundle": self.bundles.status() if self.bundles else None,
             "proxy_protocol_from": list(self.cfg.proxy_protocol_from),
             "content_reports_retention_days": self.cfg.querylog.content_reports_retention_days,
@@ -850,7 +888,18 @@ class Supervisor:
         snapshot, memo = serving
         name = host.lower().rstrip(".")
         decision = decide(snapshot, client, name, 1, time.time(), memo=memo)
-        return decision if decision.action in _BLOCKED else None
+        return decision if decision.action in BLOCKED else None
+
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        serving = self.holder.serving
+        if serving is None:
+            return None
+        snapshot, memo = serving
+        return block_info(snapshot, client, host.lower().rstrip("."), time.time(), memo)
+
+    def school_ca(self) -> bytes | None:
+        ca = self.blockpage_tls.ca if self.blockpage_tls is not None else None
+        return ca.pem if ca is not None else None
 
     def device_setups(self) -> list[DeviceSetup]:
         from resolver.dns.tls import certificate_info
@@ -867,25 +916,86 @@ class Supervisor:
         dot = [port for _, port in enc.dot_listen]
         return device_setups(snapshot.device_paths(), doh, dot, name)
 
-    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
-        from resolver.lists.normalize import InvalidName, normalize_name
-        from resolver.store.overlay import add_overlay_allow
+    # -- the overlay: approvals and pauses that end by themselves ------------------------------
 
+    def policy_now(self) -> datetime:
+        zone = self.holder.current.timezone if self.holder.current else ZoneInfo(DEFAULT_TIMEZONE)
+        return datetime.fromtimestamp(self.wall(), zone)
+
+    async def overlay_entries(self) -> list[OverlayEntry]:
+        from resolver.store.overlay import read_overlay
+
+        snapshot = self._snapshot()
+        if snapshot.overlay is None:
+            return []
+        entries = await asyncio.to_thread(read_overlay, snapshot.overlay, snapshot.timezone)
+        now = self.wall()
+        return [entry for entry in entries if not entry.expired(now)]
+
+    async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
+        from resolver.store.overlay import add_entry
+
+        snapshot, path = self._overlay_snapshot()
+        profile = snapshot.profiles.get(entry.profile)
+        if profile is None:
+            raise ValueError(f"unknown profile {entry.profile!r}")
+        if entry.target_kind == "name":
+            entry = replace(entry, target=_valid_name(entry.target))
+            refusal = mandated_refusal(snapshot, entry.target)
+            if refusal is not None:
+                raise ValueError(refusal)
+        elif entry.target_kind == "category":
+            blocked = set(profile.categories).union(*(s.block for s in profile.schedules))
+            if entry.target not in blocked:
+                raise ValueError(f"{entry.target!r} is not blocked for profile {entry.profile!r}")
+        elif entry.target not in snapshot.services:  # a service: one some profile blocks
+            raise ValueError(f"service {entry.target!r} is not blocked by this policy")
+        async with self._overlay_lock:
+            await asyncio.to_thread(add_entry, path, entry, snapshot.timezone)
+        return await self.reload(cause="overlay")
+
+    async def overlay_remove(self, entry_id: str) -> tuple[OverlayEntry, dict[str, Any]] | None:
+        from resolver.store.overlay import remove_entry
+
+        snapshot, path = self._overlay_snapshot()
+        async with self._overlay_lock:
+            gone = await asyncio.to_thread(remove_entry, path, entry_id, snapshot.timezone)
+        if gone is None:
+            return None
+        return gone, await self.reload(cause="overlay")
+
+    async def _overlay_expired(self) -> None:
+        """The timer's call: drop the entries that ended from the file (each recorded in the
+        audit trail), then reload so they stop applying."""
+        from resolver.store.overlay import prune_expired
+
+        snapshot = self.holder.current
+        if snapshot is not None and snapshot.overlay is not None and self.bundles is None:
+            async with self._overlay_lock:
+                try:
+                    gone = await asyncio.to_thread(
+                        prune_expired, snapshot.overlay, self.wall(), snapshot.timezone
+                    )
+                except (OSError, ValueError) as exc:
+                    log.error("overlay %s: cannot drop expired entries: %s", snapshot.overlay, exc)
+                    gone = []
+            if self.querylog is not None:
+                for entry in gone:
+                    text = entry.describe(snapshot.timezone)
+                    record_overlay(self.querylog, "expired", "expiry", text, entry_id=entry.id)
+        await self.reload(cause="expiry")
+
+    def _overlay_snapshot(self) -> tuple[PolicySnapshot, Path]:
+        """The snapshot and its overlay file, when this server may change that file; else
+        ValueError."""
         snapshot = self._snapshot()
         if self.bundles is not None:
             raise ValueError(
                 "this server takes its policy from a bundle: approve on the policy host"
             )
-        if profile not in snapshot.profiles:
-            raise ValueError(f"unknown profile {profile!r}")
         if snapshot.overlay is None:
             raise ValueError("the policy has no `overlay:` file to record approvals in")
-        try:
-            name = normalize_name(name)
-        except InvalidName as exc:
-            raise ValueError(f"invalid name {name!r}: {exc}") from None
-        add_overlay_allow(snapshot.overlay, profile, name, note)
-        asyncio.get_running_loop().create_task(self.reload(cause="unblock"))
+        return snapshot, snapshot.overlay
 
     def policy_snapshot(self) -> PolicySnapshot | None:
         return self.holder.current
@@ -894,6 +1004,16 @@ class Supervisor:
         if self.holder.current is None:
             raise ValueError("no policy is loaded")
         return self.holder.current
+
+
+def _valid_name(name: str) -> str:
+    """`name` normalized (lower case, no trailing dot), or ValueError saying why not."""
+    from resolver.lists.normalize import InvalidName, normalize_name
+
+    try:
+        return normalize_name(name)
+    except InvalidName as exc:
+        raise ValueError(f"invalid name {name!r}: {exc}") from None
 
 
 class CountedRequests:

@@ -33,10 +33,13 @@ from resolver.config import ServerConfig
 from resolver.control import Channel, ChannelClosed, Message
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import AnswerCache
+from resolver.dns.fastanswers import FastAnswers
+from resolver.dns.fastpath import PyFastPath, describe, new_fastpath
 from resolver.dns.handler import Handler
 from resolver.dns.proxygate import ProxyGate
 from resolver.dns.ratelimit import RateLimiter, for_identities
-from resolver.dns.server import InFlight, TcpServer, UdpServer
+from resolver.dns.server import InFlight, TcpServer
+from resolver.dns.udp import UdpListener
 from resolver.dns.upstream import Forwarder
 from resolver.holder import SnapshotHolder
 from resolver.policy.decide import decide
@@ -125,6 +128,19 @@ class Worker:
         self.lag = LagProbe()
         self.sampler = ProcessSampler()
         addresses = [ipaddress.ip_address(a) for a in blockpage_addresses(cfg)]
+        self.gate = ProxyGate(cfg.proxy_protocol_from, self.stats)
+        limiter = RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None
+        udp = cfg.udp
+        self.fastpath = new_fastpath(udp.batch, udp.fast_answers, udp.fast_clients)
+        self.fast = FastAnswers(
+            self.fastpath,
+            self.holder if cfg.serves_policy else None,
+            clients=udp.fast_clients,
+            limiter=limiter,
+            balancers=self.gate.trusted,
+        )
+        compiled = not isinstance(self.fastpath, PyFastPath)
+        self.datapath = describe(compiled, udp.batch, udp.fast_answers)
         self.handler = Handler(
             acl=AccessList(cfg.access),
             cache=AnswerCache(cfg.cache),
@@ -137,14 +153,14 @@ class Worker:
             blockpage_v4=[a.packed for a in addresses if a.version == 4],
             blockpage_v6=[a.packed for a in addresses if a.version == 6],
             identity=f"safe-resolver worker {number}",
-            limiter=RateLimiter(cfg.ratelimit) if cfg.ratelimit.enabled else None,
+            limiter=limiter,
             identity_limiter=identity_limiter(cfg),
+            fast=self.fast,
         )
         self.handler.notify_sink = self.notify
         self.inflight = InFlight()
-        self.gate = ProxyGate(cfg.proxy_protocol_from, self.stats)
         self.tcp = TcpServer(self.handler, self.inflight, self.stats, cfg.tcp, self.gate)
-        self.udp_transports: list[asyncio.BaseTransport] = []
+        self.udp_listeners: list[UdpListener] = []
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
         self.encrypted = encrypted_listeners(self)
@@ -154,11 +170,11 @@ class Worker:
         loop = asyncio.get_running_loop()
         bound = []
         for host, port in listen:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.handler, self.inflight, self.stats, self.gate),
-                sock=udp_socket(host, port),
+            sock = udp_socket(host, port)
+            listener = UdpListener(
+                sock, self.fastpath, self.handler, self.inflight, self.stats, self.gate
             )
-            self.udp_transports.append(transport)
+            self.udp_listeners.append(listener)
             server = await loop.create_server(self.tcp, sock=tcp_socket(host, port), backlog=1024)
             self.tcp_servers.append(server)
             bound.append(f"{host}:{port}")
@@ -171,6 +187,7 @@ class Worker:
         self.increments.pending = list(pending)
         await self.holder.in_thread(self.increments.compose)
         self.holder.refresh()
+        self.fast.clear()  # the mandated list changed: no answer of the old one after
 
     async def handle(self, message: Message) -> Message | None:
         """The supervisor's requests."""
@@ -183,16 +200,18 @@ class Worker:
             if not self.holder.commit(generation):  # started after the prepare round
                 await self.holder.prepare(generation, message["path"])
                 self.holder.commit(generation)
+            self.fast.clear()  # in the same turn of the loop: no answer of the old policy after
             return {"generation": generation}
         if op == "abort":
             self.holder.abort(message.get("generation"))
             return {}
         if op == "flush":
             count = self.handler.cache.flush(message.get("name"))
+            self.fast.clear()
             self.stats.cache_size = len(self.handler.cache)
             return {"flushed": count}
         if op == "stats":
-            self.stats.cache_size = len(self.handler.cache)
+            self.collect_stats()
             return {"stats": self.stats}
         if op == "tls":
             return reload_tls(self)
@@ -228,13 +247,19 @@ class Worker:
                     await self.stopping.wait()
 
     def push_stats(self) -> None:
-        self.stats.cache_size = len(self.handler.cache)
+        self.collect_stats()
         self.stats.processes = {f"worker-{self.number}": self.sampler.sample(self.lag.take())}
         message = {"op": "stats", "stats": self.stats}
         if self.rollup is not None:
             self.rollup.clock(time.time(), self.zone())
             message["rollup"] = self.rollup.take()
         self.channel.notify(message)
+
+    def collect_stats(self) -> None:
+        """Bring the counters up to date: the fast path's answers, the cache's size."""
+        self.fast.watch_clock()
+        self.fast.harvest_into(self.stats, self.rollup)
+        self.stats.cache_size = len(self.handler.cache)
 
     async def stop(self) -> None:
         for server in self.tcp_servers:
@@ -243,8 +268,8 @@ class Worker:
         if self.encrypted is not None:
             self.encrypted.close()
         await self.inflight.drain(SHUTDOWN_GRACE)
-        for transport in self.udp_transports:
-            transport.close()
+        for listener in self.udp_listeners:
+            listener.close()
         for server in self.tcp_servers:
             await server.wait_closed()
         if self.encrypted is not None:
@@ -392,7 +417,9 @@ async def run(control_fd: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stopping.set)
-    channel.notify({"op": "ready", "pid": os.getpid(), "listening": listening})
+    channel.notify(
+        {"op": "ready", "pid": os.getpid(), "listening": listening, "datapath": worker.datapath}
+    )
     pushing = loop.create_task(worker.push_loop())
     probing = loop.create_task(worker.lag.run(worker.stopping))
     gone = loop.create_task(channel.closed.wait())

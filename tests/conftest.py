@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.authority import Authority
-from support.resolver_proc import ResolverFactory, ResolverProc
+from support.resolver_proc import ResolverFactory, ResolverProc, datapath_env
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +26,16 @@ def authority(_session_authority: Authority) -> Authority:
     return _session_authority
 
 
+@pytest.fixture(scope="session")
+def datapath() -> str:
+    """The UDP path resolvers serve with; suites run on both override it (datapath_params)."""
+    return "default"
+
+
 @pytest.fixture
-def resolver_proc(tmp_path: Path) -> Iterator[ResolverFactory]:
+def resolver_proc(tmp_path: Path, datapath: str) -> Iterator[ResolverFactory]:
     """Factory: `resolver_proc([upstream, ...], **config_overrides)` -> a running resolver."""
-    factory = ResolverFactory(tmp_path)
+    factory = ResolverFactory(tmp_path, datapath_env(datapath))
     yield factory
     problems = factory.stop_all()
     if problems:
@@ -38,10 +44,10 @@ def resolver_proc(tmp_path: Path) -> Iterator[ResolverFactory]:
 
 @pytest.fixture(scope="module")
 def shared_resolver(
-    _session_authority: Authority, tmp_path_factory: pytest.TempPathFactory
+    _session_authority: Authority, tmp_path_factory: pytest.TempPathFactory, datapath: str
 ) -> Iterator[ResolverProc]:
     """One resolver per test module forwarding to the authority (tests use unique names)."""
-    factory = ResolverFactory(tmp_path_factory.mktemp("resolver"))
+    factory = ResolverFactory(tmp_path_factory.mktemp("resolver"), datapath_env(datapath))
     yield factory([_session_authority.address])
     problems = factory.stop_all()
     if problems:

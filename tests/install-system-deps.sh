@@ -4,7 +4,8 @@
 # curl (DoH over HTTP/2), Chromium, the PostgreSQL server (the query-log tests run their own
 # throwaway cluster with initdb/pg_ctl), dnsdist (the ISP recipe's load balancer, run
 # unprivileged on a loopback port) and promtool (checks and unit-tests deploy/prometheus's alert
-# rules). promtool is taken out of Debian's `prometheus` package into /usr/local/bin, so no
+# rules), certutil (libnss3-tools: trusts the test school CA in Chromium's NSS database for the
+# HTTPS block-page test). promtool is taken out of Debian's `prometheus` package into /usr/local/bin, so no
 # Prometheus server gets installed (on a machine with systemd the package would start one).
 # With arguments, installs just those packages. Does nothing for what is already present.
 set -eu
@@ -21,6 +22,7 @@ else
     command -v promtool >/dev/null 2>&1 || promtool=yes
     command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || want="$want knot"
     command -v dnsdist >/dev/null 2>&1 || want="$want dnsdist"
+    command -v certutil >/dev/null 2>&1 || want="$want libnss3-tools"
 fi
 [ -z "$want" ] && [ -z "$promtool" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.blocklist_data import Blocklist
-from bench.peers.process import LOAD_CPU, NXDOMAIN, Server
+from bench.peers.process import LOAD_CPU, NXDOMAIN, REPO, Server
 
 LIST_START_TIMEOUT = 600.0  # seconds a server may take to load 1M rules
 
@@ -41,14 +41,25 @@ def _run(argv: list[str], server: Server) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=150)
 
 
-def ours(upstream: int, port: int, workdir: Path, lists: Blocklist | None = None) -> Server:
+def ours(
+    upstream: int,
+    port: int,
+    workdir: Path,
+    lists: Blocklist | None = None,
+    *,
+    name: str = "safe-resolver",
+    repo: Path = REPO,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Ours from `repo` (its .venv; this interpreter for this checkout), with `env` added:
+    variants under other names compare two checkouts or two UDP paths in one run."""
     policy = None
     if lists is not None:
-        policy = workdir / "policy-bench.yaml"
+        policy = workdir / f"policy-{name}.yaml"
         policy.write_text(
             "version: 1\n"
             "lists:\n"
-            f"  dir: {json.dumps(str(workdir / 'lists'))}\n"
+            f"  dir: {json.dumps(str(workdir / f'lists-{name}'))}\n"
             "  catalogue_sources: false\n"
             "  sources:\n"
             f"    - {{id: bench, category: adult, path: {json.dumps(str(lists.domains))}, "
@@ -61,7 +72,7 @@ def ours(upstream: int, port: int, workdir: Path, lists: Blocklist | None = None
             "    block: [adult]\n"
             "    block_mode: nxdomain\n"
         )
-    config = workdir / "safe-resolver.yaml"
+    config = workdir / f"{name}.yaml"
     config.write_text(
         f'listen: ["127.0.0.1:{port}"]\n'
         f'upstreams: ["127.0.0.1:{upstream}"]\n'
@@ -72,8 +83,10 @@ def ours(upstream: int, port: int, workdir: Path, lists: Blocklist | None = None
         f"policy: {json.dumps(str(policy)) if policy else 'null'}\n"
         "log_level: warning\n"
     )
-    argv = [sys.executable, "-m", "resolver", "serve", "--config", str(config)]
-    server = Server("safe-resolver", argv, port, reload=partial(_signal, signal.SIGHUP))
+    python = sys.executable if repo == REPO else str(repo / ".venv" / "bin" / "python")
+    argv = [python, "-m", "resolver", "serve", "--config", str(config)]
+    server = Server(name, argv, port, reload=partial(_signal, signal.SIGHUP), cwd=repo)
+    server.env = dict(env or {})
     server.reload_how = "SIGHUP"
     return _blocking(server, lists)
 
@@ -111,6 +124,7 @@ def unbound(upstream: int, port: int, workdir: Path, lists: Blocklist | None = N
         f'  pidfile: "{workdir / "unbound.pid"}"\n'
         '  use-syslog: no\n  logfile: ""\n  verbosity: 0\n  do-daemonize: no\n'
         '  do-not-query-localhost: no\n  module-config: "iterator"\n'
+        '  local-zone: "test." nodefault\n'  # the bench names: forwarded, not RFC 6761 NXDOMAIN
         "  access-control: 127.0.0.0/8 allow\n  so-reuseport: no\n"
         "  num-queries-per-thread: 4096\n  outgoing-range: 8192\n"
         '  local-zone: "test." nodefault\n'  # bench names are under .test: forward them
@@ -219,6 +233,8 @@ def fast_authority(port: int) -> Server:
 
 PEERS = {
     "safe-resolver": ours,
+    # ours serving UDP with the pure-Python fast path (SAFE_RESOLVER_PURE=1)
+    "safe-resolver-pure": partial(ours, name="safe-resolver-pure", env={"SAFE_RESOLVER_PURE": "1"}),
     "unbound": unbound,
     "pdns-recursor": pdns_recursor,
     "dnsmasq": dnsmasq,

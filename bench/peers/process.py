@@ -13,7 +13,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +40,8 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     start_s: float | None = None  # from exec to the first right answer
+    cwd: Path = REPO
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment
 
     def start(self, workdir: Path) -> Server:
         self.log = workdir / f"{self.name}.log"
@@ -49,7 +51,8 @@ class Server:
                 ["taskset", "-c", self.cpu, *self.argv],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
             )
         if not wait_answering(
             self.port, self.proc, self.start_timeout, self.ready_name, self.ready_rcode
@@ -77,15 +80,22 @@ class Server:
         return int(match.group(1)) if match else None
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU the server has used so far (from /proc: other load does not count)."""
+        """User + system CPU of the server and every process below it (ours: the supervisor
+        and its workers), from /proc; children that exited already are not in it."""
         if self.proc is None:
             return None
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        total, todo = 0.0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue  # exited meanwhile
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return total
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

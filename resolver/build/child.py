@@ -80,11 +80,13 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
-def build_in_child(policy: str) -> dict[str, Any]:
-    """Build `policy` in a fresh idle-priority process (`python -m resolver.build POLICY`) and
-    return its JSON result. Blocks: call it from a thread. Launched from the event loop, the
-    launch itself stalled the loop 4-14 ms per reload (traced at 5M rules)."""
-    lines = run_idle("resolver.build", policy).splitlines()
+def build_in_child(policy: str, now: float | None = None) -> dict[str, Any]:
+    """Build `policy` in a fresh idle-priority process (`python -m resolver.build POLICY [NOW]`)
+    and return its JSON result; overlay entries apply as of `now` (the child's clock if None).
+    Blocks: call it from a thread. Launched from the event loop, the launch itself stalled the
+    loop 4-14 ms per reload (traced at 5M rules)."""
+    args = (policy,) if now is None else (policy, repr(now))
+    lines = run_idle("resolver.build", *args).splitlines()
     if not lines:
         raise ChildFailed("the build printed no result")
     try:

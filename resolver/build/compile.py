@@ -1,9 +1,9 @@
 """A policy build: read every file a policy needs, compile it once, write the snapshot file.
 
 This is the only place a build touches files: the policy and its overlay, the safe-search
-table, the category catalogue, the list files (hashed for the index cache, parsed only when their
-bytes are new), the index cache, the last good copies and the snapshot file. `resolver.policy`
-assembles the snapshot from what this module hands it.
+table, the category and services catalogues, the list files (hashed for the index cache, parsed
+only when their bytes are new), the index cache, the last good copies and the snapshot file.
+`resolver.policy` assembles the snapshot from what this module hands it.
 
 `build_snapshot` is what a reload runs (in an idle child process, `python -m resolver.build`):
 its result is one snapshot file the serving processes map. `compile_policy` is the same compile
@@ -28,6 +28,7 @@ from resolver.lists.catalogue import (
     load_catalogue,
     resolve_sources,
 )
+from resolver.lists.services import load_services
 from resolver.policy.compile import IndexPlan, PolicyError, assemble, plan
 from resolver.policy.safesearch import DEFAULT_PATH as SAFESEARCH_PATH
 from resolver.policy.safesearch import SafeSearchTable, read_safesearch
@@ -47,6 +48,7 @@ class Built:
     warnings: list[Problem]
     compiled: bool  # some list index was compiled (False: every index came from the cache)
     seconds: float
+    overlay_expiry: float | None = None  # when the next overlay entry stops applying
 
 
 @dataclass(slots=True)
@@ -55,20 +57,23 @@ class _Compiled:
     index_paths: dict[str, Path | None]
     lists: list[ListInput]
     compiled: bool
+    overlay_expiry: float | None
 
 
-def compile_policy(path: Path | str) -> PolicySnapshot:
+def compile_policy(path: Path | str, now: float | None = None) -> PolicySnapshot:
     """Validate the policy, read its lists (through the index cache) and assemble the snapshot
-    in this process; raises `PolicyError` with every problem found."""
-    return _compile(Path(path), persist=False).snapshot
+    in this process; raises `PolicyError` with every problem found. Overlay entries apply as
+    of `now` (Unix time; the clock by default)."""
+    return _compile(Path(path), persist=False, now=now).snapshot
 
 
-def build_snapshot(path: Path | str) -> Built:
+def build_snapshot(path: Path | str, now: float | None = None) -> Built:
     """Compile the policy once, check its own `expect` samples, and write the snapshot file
     every serving process maps. Raises `PolicyError` (every problem) on a policy that must not
-    go live; OSError when the index cache cannot be written."""
+    go live; OSError when the index cache cannot be written. `now`: as for `compile_policy`
+    (the supervisor passes the time of the reload)."""
     started = time.perf_counter()
-    done = _compile(Path(path), persist=True)
+    done = _compile(Path(path), persist=True, now=now)
     snap = done.snapshot
     failures = snap.check_expectations()
     if failures:
@@ -84,12 +89,13 @@ def build_snapshot(path: Path | str) -> Built:
         if not item.stale:
             lastgood.keep(folder, item.source.id, item.path, item.digest, rules[item.source.id])
     snapshotfile.prune(folder, out)
-    return Built(out, list(snap.warnings), done.compiled, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Built(out, list(snap.warnings), done.compiled, seconds, done.overlay_expiry)
 
 
-def _compile(path: Path, *, persist: bool) -> _Compiled:
+def _compile(path: Path, *, persist: bool, now: float | None) -> _Compiled:
     started = time.perf_counter()
-    spec, sources, settings = policy_sources(path)
+    spec, sources, settings = policy_sources(path, now)
     table = _safesearch(spec)
     index_plan = plan(spec)
     cache_dir = settings.dir / INDEX_CACHE
@@ -101,16 +107,25 @@ def _compile(path: Path, *, persist: bool) -> _Compiled:
     )  # fmt: skip
 
 
-def policy_sources(path: Path) -> tuple[PolicySpec, list[Source], ListsSettings]:
-    """The validated policy, every list source it uses (mandated ones included) and its lists
-    settings; raises `PolicyError` with every problem found."""
+def policy_sources(
+    path: Path, now: float | None = None
+) -> tuple[PolicySpec, list[Source], ListsSettings]:
+    """The validated policy (overlay entries as of `now`, the clock by default), every list
+    source it uses (mandated ones included) and its lists settings; raises `PolicyError` with
+    every problem found."""
     catalogue = load_catalogue()
     categories = frozenset(catalogue.categories) | {MANDATED}
     try:
         doc = load_yaml(path)
+        services = load_services()
     except ConfigError as exc:
         raise PolicyError(exc.problems) from None
-    spec, problems = read_policy(doc, categories, _read_overlay, _read_lines)
+    except CatalogueError as exc:
+        raise PolicyError([Problem(str(path), 1, 1, str(exc))]) from None
+    when = time.time() if now is None else now
+    spec, problems = read_policy(
+        doc, categories, _read_overlay, _read_lines, now=when, services=services
+    )
     if spec is None:
         raise PolicyError(problems)
     index_plan = plan(spec)
@@ -163,7 +178,7 @@ def _assemble(
         keep_ratio=keep_ratio,
         compile_seconds=time.perf_counter() - started,
     )
-    return _Compiled(snapshot, paths, lists, compiled)
+    return _Compiled(snapshot, paths, lists, compiled, spec.overlay_expiry)
 
 
 def _read_overlay(path: Path) -> Document | None:

@@ -18,7 +18,7 @@ import lzma
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from resolver.lists.common import MAX_LINE
 from resolver.lists.model import ParseResult, Reject
@@ -82,11 +82,11 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
     magic = raw.read(6)
     raw.seek(0)
     if magic.startswith(_GZIP):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     if magic.startswith(_XZ):
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+        return cast(BinaryIO, lzma.LZMAFile(raw))
     if magic.startswith(_BZ2):
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
+        return cast(BinaryIO, bz2.BZ2File(raw))
     return raw
 
 

@@ -51,8 +51,9 @@ MAX_ITEMS = 5000  # entries one edited list may hold (allow/deny lists, windows,
 MAX_TEXT = 253  # characters of one entry (a domain name's length)
 NETWORKS_SHOWN = 50  # client networks of a profile the pages list (an ISP's can be millions)
 PROFILE_FIELDS = ("description", "age", "categories", "safe_search", "block_mode", "schedules",
-                  "allow", "deny", "log")  # fmt: skip
-SCHEDULE_FIELDS = ("windows", "block", "safe_search", "internet", "except", "extra")
+                  "allow", "deny", "log", "block_services", "allow_services")  # fmt: skip
+SCHEDULE_FIELDS = ("windows", "block", "block_services", "safe_search", "internet", "except",
+                   "extra")  # fmt: skip
 
 
 class EditError(ValueError):
@@ -173,9 +174,9 @@ def profile_model(pid: str, spec: Any) -> dict[str, Any]:
         "allow": _strs(spec.get("allow")),
         "deny": _strs(spec.get("deny")),
         "log": spec.get("log", True) is not False,
-        # INTEGRATION(school-page): the services catalogue (`services:` of a profile) lands
-        # with the block-page branch; the form's section is ready and shows these as written.
-        "services": _strs(spec.get("services")),
+        # Service ids of blocklists/services.yaml, as written (the check names an unknown one).
+        "block_services": _strs(spec.get("block_services")),
+        "allow_services": _strs(spec.get("allow_services")),
     }
 
 
@@ -186,6 +187,7 @@ def schedule_model(name: str, spec: Any) -> dict[str, Any]:
         "name": name,
         "windows": _strs(spec.get("windows")),
         "block": _strs(spec.get("block")),
+        "block_services": _strs(spec.get("block_services")),
         "safe_search": level,
         "youtube": youtube,
         "internet": str(spec.get("internet", "on")),
@@ -332,7 +334,7 @@ def _edit_profile(spec: CommentedMap, changes: dict[str, Any]) -> None:
             raise EditError("log: expected true or false")
         if changes["log"] != (spec.get("log", True) is not False):
             _set_scalar(spec, "log", changes["log"])
-    for key in ("schedules", "allow", "deny"):
+    for key in ("schedules", "allow", "deny", "block_services", "allow_services"):
         if key in changes:
             _set_list(spec, key, _texts(changes[key], key))
 
@@ -374,8 +376,9 @@ def _edit_schedule(data: CommentedMap, name: str, changes: dict[str, Any]) -> No
         raise EditError(f"schedule {name!r} is not a mapping in the file: edit it by hand")
     if "windows" in changes:
         _set_list(spec, "windows", _texts(changes["windows"], "windows"))
-    if "block" in changes:
-        _set_list(spec, "block", _texts(changes["block"], "block"))
+    for key in ("block", "block_services"):
+        if key in changes:
+            _set_list(spec, key, _texts(changes[key], key))
     for key in ("except", "extra"):
         if key in changes:
             _set_list(spec, key, _texts(changes[key], key), dates=True)

@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from resolver.build.compile import compile_policy
 from resolver.build.listfile import rule_line
@@ -19,7 +20,7 @@ from resolver.build.trial import check_policy
 from resolver.policy.compile import PolicyError
 from resolver.policy.decide import check_sample
 from resolver.policy.explain import explain_report
-from resolver.policy.schema import parse_time, read_expectations
+from resolver.policy.schema import Expectation, parse_time, read_expectations
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.yamlsource import Checker, ConfigError, Problem, load_yaml
 
@@ -98,10 +99,10 @@ def explain_command(args: argparse.Namespace) -> int:
         f"{'; internet OFF' if r['internet_off'] else ''}"
     )
     print(f"query    {r['name']} {r['type']}")
-    print(
-        f"decision {r['action']} (tier {r['tier']}"
-        f"{', category ' + r['category'] if r['category'] else ''})"
-    )
+    why = f", category {r['category']}" if r["category"] else ""
+    if r["service"]:
+        why = f", service {r['service']} ({r['service_name']['en']})"
+    print(f"decision {r['action']} (tier {r['tier']}{why})")
     if r["target"]:
         print(f"target   {r['target']}")
     if r["rule"]:
@@ -110,14 +111,14 @@ def explain_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_expectations(path: str, snapshot: PolicySnapshot) -> list | None:
+def _load_expectations(path: str, snapshot: PolicySnapshot) -> list[Expectation] | None:
     try:
         doc = load_yaml(path)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return None
     check = Checker(doc)
-    rows, at = doc.data, ()
+    rows, at = doc.data, cast(tuple[str, ...], ())
     if isinstance(rows, dict):
         check.mapping((), rows, ["expect"])
         rows, at = rows.get("expect"), ("expect",)

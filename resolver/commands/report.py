@@ -232,6 +232,8 @@ def audit_line(row: dict[str, Any], zone: ZoneInfo) -> str:
             if row[key] is not None:
                 parts.append(f"{label} {row[key]}")
         return head + "  " + "  ".join(parts)
+    if row["kind"] == "overlay":  # who approved, paused, revoked...; the entry's id
+        return head + f"  {row['result']}  by {row['cause']}  {row['detail']}  id {row['source']}"
     return head + f"  sha256 {row['digest']}  {row['detail']}"
 
 

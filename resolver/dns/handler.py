@@ -24,7 +24,9 @@ The stages run in this fixed order; the first that answers ends the query:
 
 RA is set exactly when recursion is offered: a QUERY from a client in the access list.
 Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose target is not
-cached) return a coroutine, which the transport awaits.
+cached) return a coroutine, which the transport awaits. Synchronous UDP answers of stages 3-5
+are offered to the fast path (`resolver.dns.fastanswers`), which repeats them to later queries
+with the same bytes from clients of the same profile without coming here.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
+from resolver.dns.fastanswers import FOREVER, FastAnswers
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import CD, OPCODE_MASK, Malformed, Query, encode_name, read_query
 from resolver.dns.ratelimit import RateLimiter
@@ -149,6 +152,7 @@ class Handler:
         identity: str = "safe-resolver",
         limiter: RateLimiter | None = None,
         identity_limiter: RateLimiter | None = None,
+        fast: FastAnswers | None = None,
     ) -> None:
         self.acl = acl
         self.limiter = limiter
@@ -167,6 +171,7 @@ class Handler:
         # `resolver.dns.encrypted` when encrypted listeners are on, else empty.
         self.ddr: dict[str, list[bytes]] = {}
         self.notify_sink: NotifySink | None = None  # set when the policy transfers zones
+        self.fast = fast  # answers it may repeat without us (resolver.dns.fastanswers)
         self._parsed: dict[bytes, Query] = {}
         self._memo_misses = 0  # packets not memoized since the memo filled
         # Decisions are shared objects: their Extended DNS Error is worked out once each.
@@ -246,7 +251,7 @@ class Handler:
         if query.qclass != 1:
             if query.qclass == CLASS_CH and qtype == 16 and query.qname in IDENTITY_NAMES:
                 resp = txt_answer(query, self.identity)
-                return self._done(query, client, resp, transport, started, "allowed")
+                return self._done(query, client, resp, transport, started, "allowed", until=FOREVER)
             ede = (EDE_NOT_SUPPORTED, "only class IN is served")
             resp = error_response(query, REFUSED, ede)
             return self._done(query, client, resp, transport, started, "refused")
@@ -286,7 +291,7 @@ class Handler:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "cached", decision, cached=True
+                query, client, resp, transport, started, "cached", decision, True, FOREVER, entry
             )
         self.stats.cache_misses += 1
         # 6. forward
@@ -449,7 +454,7 @@ class Handler:
         else:
             resp = self._blocked(query, decision, ede)
         label = "refused" if action is Action.REFUSED else "blocked"
-        return self._done(query, client, resp, transport, started, label, decision)
+        return self._done(query, client, resp, transport, started, label, decision, until=FOREVER)
 
     def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str] | None) -> bytes:
         mode = decision.block_mode
@@ -476,8 +481,9 @@ class Handler:
         target = decision.target or ""
         if query.qtype not in REWRITE_TYPES:
             return self._done(
-                query, client, nodata(query), transport, started, "rewritten", decision
-            )
+                query, client, nodata(query), transport, started, "rewritten", decision,
+                until=FOREVER,
+            )  # fmt: skip
         if _is_ip(target):
             # Rewrite to an address (RPZ A/AAAA, Yandex): answer it, or NODATA for the other family.
             literal = address_rdata(target, query.qtype)
@@ -486,15 +492,18 @@ class Handler:
                 if literal is not None
                 else nodata(query)
             )
-            return self._done(query, client, resp, transport, started, "rewritten", decision)
+            return self._done(
+                query, client, resp, transport, started, "rewritten", decision, until=FOREVER
+            )
         key: CacheKey = (f"{query.qname}\0{target}", query.qtype, 1, query.do)
         entry = self.cache.get(key, started)
         if entry is not None:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
             return self._done(
-                query, client, resp, transport, started, "rewritten", decision, cached=True
-            )
+                query, client, resp, transport, started, "rewritten", decision, True, FOREVER,
+                entry,
+            )  # fmt: skip
         return self._compose(_private(query), client, decision, key, transport, started)
 
     async def _compose(
@@ -545,8 +554,12 @@ class Handler:
         action: str,
         decision: Decision | None = None,
         cached: bool = False,
+        until: float = 0.0,
+        entry: Entry | None = None,
     ) -> bytes:
-        """Fit the answer to the transport, count it, log it."""
+        """Fit the answer to the transport, count it, log it, or offer it to the fast path
+        (`until`: how long its source stands behind it, 0 for never; `entry`: the cache entry
+        it was rendered from)."""
         # RFC 6891: never more than the client's UDP size, nor more than we advertise.
         limit = min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512
         if transport == "udp" and len(resp) > limit:
@@ -556,15 +569,17 @@ class Handler:
         stats.observe_latency(elapsed)
         qtype_name = QTYPE_NAMES.get(query.qtype, "other")
         if decision is None:
-            stats.queries[(transport, qtype_name, action, "", "")] += 1
+            key = (transport, qtype_name, action, "", "")
         else:
-            category = decision.category or ""
-            stats.queries[(transport, qtype_name, action, decision.profile, category)] += 1
+            key = (transport, qtype_name, action, decision.profile, decision.category or "")
+        stats.queries[key] += 1
         if self.rollup is not None:  # every answer, `log: false` profiles too (no client)
             if decision is None:
                 self.rollup.count("", "", "", action, query.qname)
             else:
-                self.rollup.count(decision.profile, category, decision.tier, action, query.qname)
+                self.rollup.count(
+                    decision.profile, decision.category or "", decision.tier, action, query.qname
+                )
         if self.querylog is not None and (decision is None or decision.log):
             self.querylog.submit(
                 QueryEvent(
@@ -582,6 +597,8 @@ class Handler:
                     cached,
                 )
             )
+        elif until and self.fast is not None and transport == "udp":
+            self.fast.offer(query, client, resp, until, started, self._wall, key, decision, entry)
         return resp
 
 

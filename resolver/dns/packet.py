@@ -228,6 +228,7 @@ def _read_ecs(option: bytes, qid: int) -> str | None:
     family = (option[0] << 8) | option[1]
     prefix = option[2]
     address = option[4:]
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network
     if family == 1 and prefix <= 32 and len(address) <= 4:
         net = ipaddress.IPv4Network((address.ljust(4, b"\0"), prefix), strict=False)
     elif family == 2 and prefix <= 128 and len(address) <= 16:

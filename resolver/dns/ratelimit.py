@@ -152,6 +152,36 @@ class RateLimiter:
         bucket[0] = prefix_tat + prefix_interval
         return None
 
+    def lease(self, client: str, now: float, want: int) -> int:
+        """Charge `client` for up to `want` queries at once, as if each had passed `check`, and
+        say how many (-1: no limit applies). The UDP fast path answers that many of the
+        client's queries without asking again (`resolver.dns.fastanswers`)."""
+        entry = self._clients.get(client)
+        if entry is None:
+            entry = self._track(client, now)
+        tat, interval, tolerance, bucket = entry
+        if interval == 0.0:
+            return -1
+        prefix_tat, prefix_interval, prefix_tolerance = bucket
+        tat = max(tat, now)
+        prefix_tat = max(prefix_tat, now)
+        granted = min(
+            want,
+            _room(tat - now, interval, tolerance),
+            _room(prefix_tat - now, prefix_interval, prefix_tolerance),
+        )
+        if granted > 0:
+            entry[0] = tat + granted * interval
+            bucket[0] = prefix_tat + granted * prefix_interval
+        return granted
+
+    def refund(self, client: str, queries: int) -> None:
+        """Give back `queries` of a lease that were not used."""
+        entry = self._clients.get(client)
+        if entry is not None and queries > 0:
+            entry[0] -= queries * entry[1]
+            entry[3][0] -= queries * entry[3][1]
+
     def __len__(self) -> int:
         return len(self._clients)
 
@@ -186,6 +216,15 @@ class RateLimiter:
             prefixes = {k: b for k, b in prefixes.items() if id(b) in used}
         self._prefixes = prefixes
         self._clients = clients
+
+
+def _room(ahead: float, interval: float, tolerance: float) -> int:
+    """Queries a bucket `ahead` seconds ahead of now lets pass at once."""
+    if interval == 0.0:
+        return 1 << 30
+    if ahead > tolerance:
+        return 0
+    return int((tolerance - ahead) / interval) + 1
 
 
 def _address(client: str) -> tuple[int, int]:

@@ -1,11 +1,10 @@
-"""UDP and TCP transports (RFC 1035, RFC 7766) around the `Handler`.
+"""The TCP transport (RFC 1035, RFC 7766) around the `Handler`, and the in-flight task set.
 
-UDP answers synchronously whenever the handler can (cache hits, blocks, errors) and spawns a
-task only for upstream work. TCP reads 2-byte framed messages, handles several queries per
-connection concurrently and writes each answer as it is ready (out of order). It defends itself
-against clients that hold connections without asking (idle timeout counted in answered queries,
-the idlest connection closed for a newcomer at the cap) and against clients that ask without
-reading (reading paused while answers are unread, then the connection cut).
+TCP reads 2-byte framed messages, handles several queries per connection concurrently and
+writes each answer as it is ready (out of order). It defends itself against clients that hold
+connections without asking (idle timeout counted in answered queries, the idlest connection
+closed for a newcomer at the cap) and against clients that ask without reading (reading paused
+while answers are unread, then the connection cut). UDP is `resolver.dns.udp`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from resolver.dns.handler import Handler
-from resolver.dns.proxygate import SIGNATURE, ProxyGate, Refused
+from resolver.dns.proxygate import ProxyGate, Refused
 from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -55,55 +54,6 @@ class InFlight:
     async def drain(self, timeout: float) -> None:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
-
-
-class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, inflight: InFlight, stats: Stats, gate: ProxyGate) -> None:
-        self.handler = handler
-        self.inflight = inflight
-        self.stats = stats
-        self.gate = gate
-        self.balancers = gate.trusted  # None unless proxy_protocol_from is set
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        client = addr[0]
-        # PROXY v2: from a trusted load balancer, the query and the client it relays for;
-        # from anyone else a header is refused. The answer goes back to the balancer (addr).
-        balancers = self.balancers
-        if data.startswith(SIGNATURE) or (balancers is not None and balancers.allows(client)):
-            opened = self.gate.open_datagram(data, client)
-            if opened is None:
-                return
-            data, client = opened
-        try:
-            result = self.handler.answer(data, client, "udp")
-        except Exception:  # a bug must cost one query, never the listener
-            self.stats.dropped["internal-error"] += 1
-            log.exception("query handling failed")
-            return
-        if result is None:
-            return
-        if result.__class__ is bytes:
-            self.transport.sendto(result, addr)  # type: ignore[union-attr]
-        else:
-            self.inflight.spawn(self._send_later(result, addr))
-
-    async def _send_later(self, pending: object, addr: tuple) -> None:  # type: ignore[type-arg]
-        try:
-            resp = await pending  # type: ignore[misc]
-        except Exception:
-            self.stats.dropped["internal-error"] += 1
-            log.exception("query handling failed")
-            return
-        if resp is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(resp, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.stats.dropped["udp-send-error"] += 1
 
 
 class TcpServer:

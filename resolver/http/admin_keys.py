@@ -6,14 +6,17 @@ not each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from resolver.http.ports import ResolverControl
+from resolver.http.roles import Principal
 from resolver.http.security import RateLimiter
 from resolver.http.sessions import SessionStore
+from resolver.http.users import UserTable
 from resolver.store.base import RequestStore
 from resolver.store.querylog import QueryLog
 
@@ -27,10 +30,16 @@ class AdminConfig:
     store: RequestStore | None
     querylog: QueryLog | None
     registry: CollectorRegistry
-    login_limiter: RateLimiter
+    login_limiter: RateLimiter  # login attempts per client address
     sessions: SessionStore
+    users: UserTable | None = None  # `admin.users_file`
+    require_login: bool = False  # `admin.require_login`: loopback needs credentials too
+    user_failures: RateLimiter = field(default_factory=lambda: RateLimiter(10, 900.0))
+    logins: Counter[str] = field(default_factory=Counter)  # login attempts by result (metrics)
 
 
 CONFIG = web.AppKey("admin_config", AdminConfig)
 # How this request got in: "token", "session", "loopback", or "" (the open /login form).
 ACCESS = web.RequestKey("admin_access", str)
+# Who is asking, with her role (None only on the open /login and /logout).
+PRINCIPAL = web.RequestKey("admin_principal", Principal)

@@ -1,16 +1,17 @@
 """The public block page: what a child sees after the resolver pointed a blocked name at us.
 
 It answers GET for any Host and any path (a blocked site's whole URL lands here), says why the
-site is blocked and for which profile, shows the hotline prominently, and offers two small forms:
-"request unblock" (for teachers and parents) and "report harmful content". Form posts need a
-token issued with the page (bound to Host and client address), are rate-limited per client
-address, are capped in size and stored without any personal data.
+site is blocked (the category, the service by name, the authorities' list), for which profile
+(its display name), when a schedule block lifts ("Mở lại lúc 11:30"), who runs the network
+(`organisation` in the config), shows the hotline prominently, and offers two small forms:
+"request unblock" (for teachers and parents; never for the mandated list, which no one here can
+lift) and "report harmful content". Form posts need a token issued with the page (bound to Host
+and client address), are rate-limited per client address, are capped in size and stored without
+any personal data.
 
-HTTPS: a browser that asked for https://blocked.example/ gets our certificate, which is not valid
-for that name, so it shows a certificate warning instead of this page. A school that wants the
-page over HTTPS must install its own CA on its devices and give the listener a certificate from
-it; otherwise the per-profile block mode `nxdomain` is the quiet alternative (the browser shows
-its own "site not found" page).
+HTTPS: with the school CA (`blockpage.ca`, resolver/http/blocktls.py) a device that installed
+the CA gets a certificate for the blocked name and this page; other devices get a certificate
+error. The CA certificate itself is served at FORM_BASE/school-ca.crt for setting devices up.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import ssl
 import string
 from dataclasses import dataclass
 from importlib import resources
 
 from aiohttp import web
 
-from resolver.http.i18n import TEXT, category_label, pick_language
+from resolver.http.i18n import TEXT, category_label, opens_text, pick_language
 from resolver.http.ports import ResolverControl
 from resolver.http.security import CSP_NO_SCRIPT, FormTokens, RateLimiter, add_security_headers
 from resolver.lists.normalize import is_ip_literal, name_or_reason
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Decision, Tier
 from resolver.store.base import RequestStore
 
@@ -53,6 +56,7 @@ class BlockPageConfig:
     lang_default: str
     tokens: FormTokens
     limiter: RateLimiter
+    organisation: tuple[str, str, str]  # name, address, contact ("": not shown)
 
 
 CONFIG = web.AppKey("blockpage_config", BlockPageConfig)
@@ -66,10 +70,12 @@ def make_blockpage_app(
     store: RequestStore | None = None,
     lang_default: str = "vi",
     rate_limit: tuple[int, float] = (5, 600.0),
+    organisation: tuple[str, str, str] = ("", "", ""),
 ) -> web.Application:
     """The block-page app. `store=None` hides the forms (nowhere to keep requests).
 
-    `rate_limit` is (posts, seconds) per client address across both forms.
+    `rate_limit` is (posts, seconds) per client address across both forms; `organisation` is
+    the config's (name, address, contact) of who runs the network.
     """
     if lang_default not in TEXT:
         raise ValueError(f"blockpage language must be one of {', '.join(TEXT)}")
@@ -82,8 +88,10 @@ def make_blockpage_app(
         lang_default=lang_default,
         tokens=FormTokens(),
         limiter=RateLimiter(*rate_limit),
+        organisation=organisation,
     )
     app.on_response_prepare.append(add_security_headers(CSP_NO_SCRIPT))
+    app.router.add_get(f"{FORM_BASE}/school-ca.crt", get_school_ca)
     app.router.add_post(f"{FORM_BASE}/unblock", post_unblock)
     app.router.add_post(f"{FORM_BASE}/report", post_report)
     app.router.add_get("/{tail:.*}", get_page)
@@ -125,13 +133,13 @@ def _lang(request: web.Request) -> str:
     )
 
 
-def _reason(request: web.Request, host: str) -> Decision | None:
+def _info(request: web.Request, host: str) -> BlockInfo | None:
     if not host:
         return None
     try:
-        return request.app[CONFIG].control.block_reason(_client(request), host)
+        return request.app[CONFIG].control.block_info(_client(request), host)
     except Exception:  # the page must render even if the lookup fails
-        log.exception("block page: block_reason(%r) failed", host)
+        log.exception("block page: block_info(%r) failed", host)
         return None
 
 
@@ -174,13 +182,30 @@ def _hotline(cfg: BlockPageConfig, lang: str) -> str:
     )
 
 
-def _forms(cfg: BlockPageConfig, lang: str, token: str, blocked: bool) -> str:
+def _organisation(cfg: BlockPageConfig, lang: str) -> str:
+    """Who runs the network, from the config's `organisation` (nothing when unset)."""
+    name, address, contact = cfg.organisation
+    if not (name or contact):
+        return ""
+    t = TEXT[lang]
+    lines = [f'<p class="org-name">{_e(name)}</p>' if name else ""]
+    if address:
+        lines.append(f"<p>{_e(address)}</p>")
+    if contact:
+        lines.append(f'<p>{_e(t["org_contact"])}: <span id="org-contact">{_e(contact)}</span></p>')
+    return (
+        f'<section class="org" id="organisation"><h2>{_e(t["org_title"])}</h2>'
+        f"{''.join(lines)}</section>"
+    )
+
+
+def _forms(cfg: BlockPageConfig, lang: str, token: str, info: BlockInfo | None) -> str:
     if cfg.store is None:
         return ""
     t = TEXT[lang]
     hidden = f'<input type="hidden" name="token" value="{_e(token)}">'
     out = ""
-    if blocked:
+    if info is not None and info.decision.tier is not Tier.MANDATED:
         out += (
             f"<details><summary>{_e(t['unblock_title'])}</summary>"
             f'<form method="post" action="{FORM_BASE}/unblock?lang={lang}">{hidden}'
@@ -226,27 +251,60 @@ async def get_page(request: web.Request) -> web.Response:
     if host is None:
         return _error(lang, "err_input", 400)
     t = TEXT[lang]
-    decision = _reason(request, host)
+    info = _info(request, host)
+    mandated = info is not None and info.decision.tier is Tier.MANDATED
     facts = ""
     if host:
         facts += f'<div><dt>{_e(t["site"])}</dt><dd id="site">{_e(host)}</dd></div>'
-    if decision is not None:
+    if info is not None:
+        if info.service_name:
+            facts += (
+                f"<div><dt>{_e(t['service'])}</dt>"
+                f'<dd id="service">{_e(info.service_name[lang])}</dd></div>'
+            )
+        profile = info.profile_name.get(lang) or info.decision.profile
         facts += (
             f"<div><dt>{_e(t['reason'])}</dt>"
-            f'<dd id="reason">{_e(_reason_text(decision, lang))}</dd></div>'
-            f'<div><dt>{_e(t["profile"])}</dt><dd id="profile">{_e(decision.profile)}</dd></div>'
+            f'<dd id="reason">{_e(_reason_text(info.decision, lang))}</dd></div>'
+            f'<div><dt>{_e(t["profile"])}</dt><dd id="profile">{_e(profile)}</dd></div>'
         )
+    opens = ""
+    if info is not None and info.opens_at is not None:
+        opens = f'<p class="opens" id="opens">{_e(opens_text(info.opens_at, lang))}</p>'
+    lead = t["lead_unknown"] if info is None else t["lead_mandated" if mandated else "lead"]
+    todo = [t["todo_back"]]
+    if mandated:
+        todo.append(t["mandated_note"])
+    else:
+        todo.append(t["todo_wait"] if opens else t["todo_ask"])
     token = cfg.tokens.issue(f"{host}|{_client(request)}")
     body = (
         f"<h1>{_e(t['title'])}</h1>"
-        f'<p class="lead">{_e(t["lead"] if decision is not None else t["lead_unknown"])}</p>'
+        f'<p class="lead">{_e(lead)}</p>'
+        + opens
         + (f'<dl class="facts">{facts}</dl>' if facts else "")
         + _hotline(cfg, lang)
         + f"<h2>{_e(t['todo_title'])}</h2>"
-        f'<ul class="todo"><li>{_e(t["todo_back"])}</li><li>{_e(t["todo_ask"])}</li></ul>'
-        + _forms(cfg, lang, token, decision is not None)
+        + '<ul class="todo">'
+        + "".join(f"<li>{_e(item)}</li>" for item in todo)
+        + "</ul>"
+        + _forms(cfg, lang, token, info)
+        + _organisation(cfg, lang)
     )
     return _page(lang, t["title"], body)
+
+
+async def get_school_ca(request: web.Request) -> web.Response:
+    """The school CA's certificate (DER, what phones and Windows install from a download);
+    404 without a CA. Public: a certificate is no secret, its key never leaves the box."""
+    pem = request.app[CONFIG].control.school_ca()
+    if pem is None:
+        raise web.HTTPNotFound(text="no school CA is configured (blockpage.ca)\n")
+    return web.Response(
+        body=ssl.PEM_cert_to_DER_cert(pem.decode("ascii")),
+        content_type="application/x-x509-ca-cert",
+        headers={"Content-Disposition": 'attachment; filename="school-ca.crt"'},
+    )
 
 
 async def _checked_form(request: web.Request) -> tuple[str, str, dict[str, str]] | web.Response:
@@ -281,9 +339,12 @@ async def post_unblock(request: web.Request) -> web.Response:
     note = _clean(fields.get("note", ""), MAX_NOTE)
     if note is None:
         return _error(lang, "err_input", 400)
-    decision = _reason(request, host)
-    if decision is None:
+    info = _info(request, host)
+    if info is None:
         return _error(lang, "err_not_blocked", 400)
+    decision = info.decision
+    if decision.tier is Tier.MANDATED:  # no allow reaches the mandated list: refuse here
+        return _error(lang, "err_mandated", 403)
     store = request.app[CONFIG].store
     assert store is not None
     stored = await asyncio.to_thread(

@@ -6,12 +6,17 @@ iPhone, iPad and Mac; the Android "Private DNS" host name (`{token}-{profile}.{s
 the DoH URL for Windows 11 and browsers, also as a QR code (inline SVG, `segno`) to scan with the
 phone. Vietnamese by default, English by `?lang=en` or Accept-Language. The device's token is its
 identity: the page says to keep it private. Admin access only (the admin app's middleware).
+
+With a school CA (`blockpage.ca`) the pages also offer its certificate (`/school-ca.crt`) with
+its fingerprint and how each system installs it, for the HTTPS block page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import plistlib
+import ssl
 import string
 import uuid
 from dataclasses import dataclass
@@ -99,6 +104,7 @@ def qr_svg(text: str) -> str:
 def setup_devices(app: web.Application) -> None:
     """Add the device pages to the admin app."""
     app.router.add_get("/devices", devices_page)
+    app.router.add_get("/school-ca.crt", school_ca)
     app.router.add_get("/devices/{name}", device_page)
     app.router.add_get("/devices/{name}/{protocol}.mobileconfig", device_profile)
 
@@ -132,6 +138,7 @@ async def devices_page(request: web.Request) -> web.Response:
         body = f"<ul class=devices>{items}</ul>"
     else:
         body = f"<p class=muted>{_e(t['dev_none'])}</p>"
+    body += _ca_section(request, lang)
     other = "en" if lang == "vi" else "vi"
     return _page(lang, t["dev_list_title"], body, f"/devices?lang={other}")
 
@@ -176,11 +183,49 @@ async def device_page(request: web.Request) -> web.Response:
         f"<dl class=facts><div><dt>{_e(t['dev_device'])}</dt><dd>{_e(setup.name)}</dd></div>"
         f"<div><dt>{_e(t['dev_profile'])}</dt><dd>{_e(setup.profile)}</dd></div></dl>"
         + "".join(sections)
+        + _ca_section(request, lang)
         + f'<p><a href="/devices?lang={lang}">{_e(t["dev_all"])}</a></p>'
     )
     other = "en" if lang == "vi" else "vi"
     title = f"{t['dev_title']}: {setup.name}"
     return _page(lang, title, body, f"/devices/{_e(setup.name)}?lang={other}")
+
+
+def _ca_der(request: web.Request) -> bytes | None:
+    pem = request.app[CONFIG].control.school_ca()
+    return None if pem is None else ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+
+
+def _ca_section(request: web.Request, lang: str) -> str:
+    """The school CA's download, fingerprint and per-system steps; "" without a CA."""
+    der = _ca_der(request)
+    if der is None:
+        return ""
+    t = TEXT[lang]
+    fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    steps = "".join(
+        f"<li>{_e(t[key])}</li>"
+        for key in ("ca_ios", "ca_android", "ca_windows", "ca_macos", "ca_chromeos")
+    )
+    return (
+        f'<section id="school-ca"><h2>{_e(t["ca_title"])}</h2><p>{_e(t["ca_lead"])}</p>'
+        f'<p class=buttons><a class=button id="get-ca" href="/school-ca.crt" download>'
+        f"{_e(t['ca_download'])}</a></p>"
+        f"<p>{_e(t['ca_fingerprint'])}: <code id=ca-fingerprint>{fingerprint}</code></p>"
+        f"<ul>{steps}</ul></section>"
+    )
+
+
+async def school_ca(request: web.Request) -> web.Response:
+    """The school CA's certificate (DER) for the HTTPS block page; 404 without one."""
+    der = _ca_der(request)
+    if der is None:
+        raise web.HTTPNotFound(text="no school CA is configured (blockpage.ca)\n")
+    return web.Response(
+        body=der,
+        content_type="application/x-x509-ca-cert",
+        headers={"Content-Disposition": 'attachment; filename="school-ca.crt"'},
+    )
 
 
 def _download(setup: DeviceSetup, protocol: str, label: str) -> str:

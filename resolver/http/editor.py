@@ -14,8 +14,8 @@ policy file; nothing is saved unless the check passed. A save keeps the replaced
 undo, writes the file atomically and reloads. `base` is the digest of the text the form was
 loaded from: a save over someone else's change is refused (409), not merged blindly.
 
-Only an admin may use it (`resolver.http.admin_only`); a policy from a bundle is edited on
-the policy host, never here.
+Only an admin may use it (`resolver.http.roles`); a policy from a bundle is edited on the
+policy host, never here.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from resolver.build import policyedit
 from resolver.build.child import ChildFailed, run_idle
 from resolver.build.policyedit import EditError, PolicyChanged
 from resolver.http.admin_keys import CONFIG
-from resolver.http.admin_only import require_admin
 from resolver.http.history import category_names
 from resolver.http.params import json_error
 from resolver.lists.catalogue import CatalogueError, load_catalogue
+from resolver.lists.services import load_services
 from resolver.policy.decision import BlockMode
 from resolver.policy.presets import PRESETS, preset_categories
 from resolver.policy.safesearch import LEVELS
@@ -76,6 +76,17 @@ def _catalogue() -> list[str]:
         return []
 
 
+def _services() -> list[dict[str, str]] | None:
+    """The services a profile or schedule can block or allow (`resolver.lists.services`);
+    None when the catalogue cannot be read (the form then shows the ids as written)."""
+    try:
+        services = load_services().services.values()
+    except CatalogueError:
+        return None
+    return [{"id": s.id, "name_vi": s.name_vi, "name_en": s.name_en, "category": s.category}
+            for s in services]  # fmt: skip
+
+
 def _read(policy: Path) -> dict[str, Any]:
     """The file, its digest and the forms' model (blocking)."""
     text = policy.read_text(encoding="utf-8")
@@ -88,7 +99,6 @@ def _read(policy: Path) -> dict[str, Any]:
 
 
 async def policy_get(request: web.Request) -> web.Response:
-    require_admin(request)
     try:
         policy = policy_path(request)
     except NotEditable as exc:
@@ -114,9 +124,7 @@ async def policy_get(request: web.Request) -> web.Response:
         },
         "block_modes": [m.value for m in BlockMode],
         "levels": list(LEVELS),
-        # INTEGRATION(school-page): true once profiles can name services from
-        # blocklists/services.yaml; the form's services section waits for it.
-        "services": None,
+        "services": await asyncio.to_thread(_services),
         "versions": await asyncio.to_thread(policyedit.list_versions, policy),
     })  # fmt: skip
 
@@ -170,8 +178,7 @@ async def _edited(request: web.Request) -> tuple[Path, str, str, dict[str, Any]]
 
 
 async def _guarded(request: web.Request, action: Any) -> web.Response:
-    """Run `action` with the admin check, one edit at a time, and its errors as JSON."""
-    require_admin(request)
+    """Run `action` one edit at a time, with its errors as JSON."""
     async with request.app[EDITING]:
         try:
             response: web.Response = await action(request)

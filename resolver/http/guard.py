@@ -24,6 +24,7 @@ the new connection is closed at once. Every closing is counted by reason in `Sta
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 import ssl
@@ -40,6 +41,12 @@ from resolver.netaddr import client_ip
 from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
+
+# The address of the client whose connection is being served. A TLS server-name callback gets
+# only the SSL object, but it runs inside its transport's callbacks, and both asyncio and uvloop
+# run those in the context the transport was made in (`GuardedProtocol._connect` sets this
+# first): the block page's HTTPS listener asks the policy about this client (blocktls.py).
+PEER: contextvars.ContextVar[str] = contextvars.ContextVar("http_peer", default="")
 
 # Phases of a connection; the waiting ones have a timer, named by what runs out.
 TIMEOUT_REASON = {"handshake": "tls_handshake_timeout", "idle": "idle_timeout",
@@ -235,6 +242,7 @@ class GuardedProtocol(asyncio.Protocol):
     async def _connect(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.guard.limits.header_timeout + 1 if tls else None  # ours fires first
+        PEER.set(self.client)  # this task's own context, which the transport copies
         try:
             await loop.connect_accepted_socket(
                 lambda: self, sock, ssl=tls, ssl_handshake_timeout=timeout

@@ -61,6 +61,10 @@ class StatsCollector(Collector):
             s.cache_stale_served,
         )  # fmt: skip
         yield GaugeMetricFamily(P + "cache_entries", "Answers in the cache", s.cache_size)
+        yield CounterMetricFamily(
+            P + "fast_answers", "Answers the UDP fast path repeated (also in queries)",
+            s.fast_answers,
+        )  # fmt: skip
 
         ups = list(s.upstreams.values())
         for name, doc, attr in (

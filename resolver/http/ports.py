@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Decision
 from resolver.policy.snapshot import PolicySnapshot
 from resolver.stats import Stats
 
 if TYPE_CHECKING:
     from resolver.http.devices import DeviceSetup
+    from resolver.store.overlay import OverlayEntry
 
 
 class ResolverControl(Protocol):
@@ -57,13 +59,35 @@ class ResolverControl(Protocol):
         """Why `host` is blocked for `client` now, or None if it is not blocked (block page)."""
         ...
 
-    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
-        """Allow `name` for `profile` in the overlay file and start a reload.
+    def policy_now(self) -> datetime:
+        """Now, in the policy's time zone, on the clock overlay entries expire by ("for 1
+        hour", "until the end of today")."""
+        ...
 
-        The real implementation calls `resolver.store.overlay.add_overlay_allow(path, ...)` with
-        the configured overlay path, then schedules `reload()`. Raises ValueError for an unknown
-        profile or an invalid name.
-        """
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        """What the block page says about `host` for `client` now: the decision, the profile's
+        display name, the service's name, when a schedule block lifts; None if not blocked."""
+        ...
+
+    def school_ca(self) -> bytes | None:
+        """The school CA's certificate (PEM) for devices to install, or None when the block
+        page has no CA (`blockpage.ca`)."""
+        ...
+
+    async def overlay_entries(self) -> list[OverlayEntry]:
+        """The overlay's approvals and pauses still in force."""
+        ...
+
+    async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
+        """Write `entry` to the overlay file (it replaces one with the same profile and target)
+        and reload; returns the reload's result (as `reload()`). Raises ValueError when it
+        cannot apply: no overlay file or policy from a bundle, an unknown profile, a category
+        the profile does not block, an invalid name."""
+        ...
+
+    async def overlay_remove(self, entry_id: str) -> tuple[OverlayEntry, dict[str, Any]] | None:
+        """Remove the entry with this id and reload: (the entry, the reload's result), or None
+        when there is no such entry."""
         ...
 
     def device_setups(self) -> list[DeviceSetup]:

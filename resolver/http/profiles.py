@@ -4,7 +4,7 @@ From the serving snapshot (what the resolver really applies): the categories blo
 search, block mode, each schedule and whether it is active now (and when that changes), the
 devices on the profile. From the policy file (as the admin wrote it): description, age mode,
 allow and deny entries, client networks. From the roll-ups: today's figures; from the query log
-(profiles that log): today's most blocked names.
+(profiles that log): today's most blocked names. A teacher sees her own profiles only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from resolver.build.policyedit import EditError, model
-from resolver.http.admin_keys import CONFIG
+from resolver.http.admin_keys import CONFIG, PRINCIPAL
 from resolver.http.history import category_names, period_report, policy_zone
 from resolver.http.params import json_error
 from resolver.policy.schedule import Schedule
@@ -101,9 +101,11 @@ def _snapshot(request: web.Request) -> PolicySnapshot:
 async def profile_list(request: web.Request) -> web.Response:
     snapshot = _snapshot(request)
     now = time.time()
+    who = request[PRINCIPAL]
     return web.json_response({
         "now": now,
-        "profiles": [_summary(snapshot, p, now) for p in snapshot.profiles.values()],
+        "profiles": [_summary(snapshot, p, now) for p in snapshot.profiles.values()
+                     if who.may_act_for(p.id)],
     })  # fmt: skip
 
 
@@ -120,6 +122,8 @@ async def profile_detail(request: web.Request) -> web.Response:
     profile = snapshot.profiles.get(pid)
     if profile is None:
         return json_error(f"unknown profile {pid[:64]!r}", 404)
+    if not request[PRINCIPAL].may_act_for(pid):
+        return json_error(f"profile {pid!r} is not one of yours", 403)
     now = time.time()
     state = profile.compute_state(now)
     written = await asyncio.to_thread(_written, snapshot.source)
@@ -139,7 +143,8 @@ async def profile_detail(request: web.Request) -> web.Response:
         "schedules": [_schedule(s, now) for s in profile.schedules],
         "allow": spec.get("allow", []),
         "deny": spec.get("deny", []),
-        "services": spec.get("services", []),
+        "block_services": spec.get("block_services", []),
+        "allow_services": spec.get("allow_services", []),
         "devices": _devices(snapshot, pid),
         "networks": written.get("networks", {}).get(pid, []),
         "network_count": written.get("network_counts", {}).get(pid, 0),

@@ -83,17 +83,38 @@ class RateLimiter:
         self._seen: OrderedDict[str, deque[float]] = OrderedDict()
 
     def allow(self, key: str, now: float | None = None) -> bool:
-        now = now if now is not None else time.monotonic()
-        times = self._seen.pop(key, None) or deque()
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        allowed = len(times) < self.limit
+        """True (and the event counts) when `key` is under its limit; False when it is not."""
+        allowed = not self.full(key, now)
         if allowed:
-            times.append(now)
-        self._seen[key] = times
+            self.note(key, now)
+        return allowed
+
+    def full(self, key: str, now: float | None = None) -> bool:
+        """Has `key` used up its events in the window? (Counts nothing: for limits on
+        failures, where `note` is called only when one happens.)"""
+        times = self._recent(key, now)
+        return times is not None and len(times) >= self.limit
+
+    def note(self, key: str, now: float | None = None) -> None:
+        """Count one event of `key`."""
+        now = now if now is not None else time.monotonic()
+        times = self._recent(key, now)
+        if times is None:
+            times = self._seen[key] = deque()
+        times.append(now)
         if len(self._seen) > self.max_keys:
             self._seen.popitem(last=False)
-        return allowed
+
+    def _recent(self, key: str, now: float | None) -> deque[float] | None:
+        """`key`'s events still in the window (it becomes the most recently seen key)."""
+        times = self._seen.pop(key, None)
+        if times is None:
+            return None
+        now = now if now is not None else time.monotonic()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        self._seen[key] = times
+        return times
 
 
 def is_loopback(address: str | None) -> bool:

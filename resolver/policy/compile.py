@@ -5,6 +5,12 @@ spec, the safe-search table and the list indexes it compiled (one `CategoryIndex
 category list, one bit per category the policy uses; the mandated list in an index of its own so
 no allow rule can reach it). The profiles' own allow/deny/keyword rules go into a third, small
 index built here every time.
+
+Services (blocklists/services.yaml) ride on that small index: each service some profile,
+device or schedule blocks gets one bit there above the profiles' bits, and one bit in the
+category bit space above the categories', so profile masks and schedule states treat it as a
+category (decide() moves the bits over: one shift per query, no index of its own); a service's
+domains in `allow_services` become the profile's own allow rules.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from resolver.lists.model import Entry, Keyword, RuleAction, Scope
+from resolver.lists.services import Service
 from resolver.match.builder import IndexBuilder
 from resolver.match.index import CategoryIndex
 from resolver.policy.decision import Action
 from resolver.policy.safesearch import SafeSearchTable
-from resolver.policy.schema import MANDATED, PolicySpec
+from resolver.policy.schedule import Schedule
+from resolver.policy.schema import MANDATED, DeviceSpec, PolicySpec, ProfileSpec
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import ConfigError, Problem
 
@@ -104,10 +112,13 @@ def assemble(
     warnings = [*warnings, *more]
     if errors:
         raise PolicyError(errors + warnings)
-    profiles = _profiles(spec, bits)
-    devices = _devices(spec, profiles)
+    blocked = blocked_services(spec)
+    service_bits = {sid: len(used) + i for i, sid in enumerate(blocked)}
+    profiles = _profiles(spec, bits, service_bits)
+    devices = _devices(spec, profiles, service_bits)
     identities = _identities(spec, profiles, devices)
-    own = _own_index(spec, profiles, devices)
+    shift = 3 * (len(profiles) + len(devices)) if blocked else 0
+    own = _own_index(spec, profiles, devices, blocked, shift)
     if mandated is not None:
         _warn_shadowed(spec, mandated, warnings)
     sizes = {cat: 0 for cat in used}
@@ -163,13 +174,45 @@ def assemble(
         keep_ratio=keep_ratio,
         devices=devices,
         identities=identities,
+        services=service_bits,
+        service_info=_service_info(spec, blocked),
+        service_base=len(used),
+        service_shift=shift,
     )
 
 
-def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
+def blocked_services(spec: PolicySpec) -> tuple[str, ...]:
+    """The services some profile, device or schedule blocks: each gets a bit."""
+    owners: list[ProfileSpec | DeviceSpec | Schedule] = [
+        *spec.profiles.values(), *spec.devices.values(), *spec.schedules.values()
+    ]  # fmt: skip
+    return tuple(sorted({sid for owner in owners for sid in owner.block_services}))
+
+
+def _service_info(spec: PolicySpec, blocked: tuple[str, ...]) -> dict[str, tuple[str, str, str]]:
+    """Blocked service id -> (Vietnamese name, English name, category): what blocks say."""
+    catalogue = _catalogue(spec)
+    return {sid: (catalogue[sid].name_vi, catalogue[sid].name_en, catalogue[sid].category)
+            for sid in blocked}  # fmt: skip
+
+
+def _catalogue(spec: PolicySpec) -> dict[str, Service]:
+    return spec.services.services if spec.services is not None else {}
+
+
+def _service_mask(services: frozenset[str], service_bits: dict[str, int]) -> int:
+    mask = 0
+    for sid in services:
+        mask |= 1 << service_bits[sid]
+    return mask
+
+
+def _profiles(
+    spec: PolicySpec, bits: dict[str, int], service_bits: dict[str, int]
+) -> dict[str, Profile]:
     out = {}
     for num, (pid, p) in enumerate(spec.profiles.items()):
-        mask = 0
+        mask = _service_mask(p.block_services, service_bits)
         for cat in p.categories:
             mask |= 1 << bits[cat]
         out[pid] = Profile(
@@ -178,14 +221,20 @@ def _profiles(spec: PolicySpec, bits: dict[str, int]) -> dict[str, Profile]:
             search=p.safe_search, youtube=p.youtube, block_mode=p.block_mode,
             block_ttl=p.block_ttl, log=p.log, bypass=p.bypass,
             schedules=tuple(spec.schedules[s] for s in p.schedules),
-            cat_bits={cat: 1 << bit for cat, bit in bits.items()},
+            # A paused category has no bit here: no schedule of the profile can block it.
+            cat_bits={cat: 1 << bit for cat, bit in bits.items() if cat not in p.paused},
+            display=dict(p.display),
+            service_bits={sid: 1 << bit for sid, bit in service_bits.items()},
         )  # fmt: skip
     return out
 
 
-def _devices(spec: PolicySpec, profiles: dict[str, Profile]) -> dict[str, Profile]:
+def _devices(
+    spec: PolicySpec, profiles: dict[str, Profile], service_bits: dict[str, int]
+) -> dict[str, Profile]:
     """Each device as a variant of its profile: numbered after the profiles, with bits of its
-    own in the own-rules index and its schedules added to the profile's."""
+    own in the own-rules index, its schedules added to the profile's, its blocked services to
+    the profile's mask."""
     out = {}
     for i, (name, d) in enumerate(spec.devices.items(), len(profiles)):
         parent = profiles[d.profile]
@@ -194,6 +243,7 @@ def _devices(spec: PolicySpec, profiles: dict[str, Profile]) -> dict[str, Profil
         out[name] = replace(
             parent, num=i, allow_bit=3 * i, deny_bit=3 * i + 1, keyword_bit=3 * i + 2,
             schedules=parent.schedules + extra, device=name,
+            mask=parent.mask | _service_mask(d.block_services, service_bits),
         )  # fmt: skip
     return out
 
@@ -229,26 +279,46 @@ def _identities(
 
 
 def _own_index(
-    spec: PolicySpec, profiles: dict[str, Profile], devices: dict[str, Profile]
+    spec: PolicySpec,
+    profiles: dict[str, Profile],
+    devices: dict[str, Profile],
+    blocked: tuple[str, ...],
+    shift: int,
 ) -> CategoryIndex | None:
-    """The profiles' (and devices') allow, deny and keyword rules: small, rebuilt on every
-    compile. A device has its profile's rules and its own under its own bits."""
+    """The profiles' (and devices') allow, deny and keyword rules, and the blocked services'
+    domains (bit `shift` up): small, rebuilt on every compile. A device has its profile's rules
+    and its own under its own bits; `allow_services` add the services' domains to the allow
+    rules."""
     builder = IndexBuilder()
     empty = True
-    owners = [(profiles[pid], p.allow, p.deny, p) for pid, p in spec.profiles.items()]
+    catalogue = _catalogue(spec)
+    source = str(spec.services.path) if spec.services is not None else ""
+    owners = [(profiles[pid], p.allow, p.deny, p, p.allow_services)
+              for pid, p in spec.profiles.items()]  # fmt: skip
     for name, d in spec.devices.items():
         p = spec.profiles[d.profile]
-        owners.append((devices[name], [*p.allow, *d.allow], [*p.deny, *d.deny], p))
-    for compiled, allow, deny, p in owners:
+        owners.append((devices[name], [*p.allow, *d.allow], [*p.deny, *d.deny], p,
+                       p.allow_services | d.allow_services))  # fmt: skip
+    for compiled, allow, deny, p, allowed in owners:
         for bit, rules in ((compiled.allow_bit, allow), (compiled.deny_bit, deny)):
             for rule in rules:
                 builder.add(bit, [Entry(rule.name, rule.scope, RuleAction.BLOCK)], rule.where)
                 empty = False
+        for sid in sorted(allowed):
+            builder.add(compiled.allow_bit, _domains(catalogue[sid].domains), source)
+            empty = False
         if p.keywords:
             builder.add_keywords(compiled.keyword_bit, [Keyword(k) for k in p.keywords],
                                  f"{p.where} keywords")  # fmt: skip
             empty = False
+    for i, sid in enumerate(blocked):
+        builder.add(shift + i, _domains(catalogue[sid].domains), source)
+        empty = False
     return None if empty else builder.build()
+
+
+def _domains(domains: tuple[str, ...]) -> list[Entry]:
+    return [Entry(name, Scope.SUBTREE, RuleAction.BLOCK) for name in domains]
 
 
 def _warn_shadowed(spec: PolicySpec, mandated: CategoryIndex, warnings: list[Problem]) -> None:

@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from resolver.policy.snapshot import PolicySnapshot, Profile, State
 
 SVCB_QTYPES = frozenset({64, 65})
-_RPZ_ACTIONS = {RuleAction.NXDOMAIN: Action.NXDOMAIN, RuleAction.NODATA: Action.NODATA,
-                RuleAction.REWRITE: Action.REWRITE}  # fmt: skip
+_RPZ_ACTIONS = {RuleAction.NODATA: Action.NODATA, RuleAction.REWRITE: Action.REWRITE}
 
 
 class Query:
@@ -53,11 +52,15 @@ def _mandated(q: Query) -> Decision | None:
     assert snap.mandated is not None
     special = snap.mandated.special(q.name)
     action, target, rule, source = Action.BLOCK, None, None, None
-    if special is not None:
+    # `CNAME .` (NXDOMAIN) is how an RPZ says "block": it is answered in the mandated block
+    # mode like any list's block (`blockpage` shows the page that says why; `block_mode:
+    # nxdomain` keeps NXDOMAIN). NODATA and a rewrite to a named target are the authority's own
+    # answer for the name: kept as written.
+    if special is not None and special.action is not RuleAction.NXDOMAIN:
         action, target = _RPZ_ACTIONS[special.action], special.target
         rule, source = special.rule, special.source
         if action is Action.REWRITE and target == "":
-            action, target, rule, source = Action.NXDOMAIN, None, None, None
+            action, target, rule, source = Action.BLOCK, None, None, None
     # Plain blocks share one decision per profile; RPZ actions per rule (there are few of those).
     key = (p.num, rule or "", -1)
     found = q.memo.blocks.get(key)
@@ -216,13 +219,13 @@ def decide(
     profile = chosen or (memo.clients.get(client) if ecs is None else None)
     if profile is None:
         profile = memo.profile(client, ecs)
-    if type(now) is float or type(now) is int:
-        t = now
+    if isinstance(now, datetime):
+        t = (now if now.tzinfo else now.replace(tzinfo=snap.timezone)).timestamp()
     else:
-        when: datetime = now  # type: ignore[assignment]
-        t = (when if when.tzinfo else when.replace(tzinfo=snap.timezone)).timestamp()
+        t = now
     cached = memo.states[profile.num]
-    state = cached[1] if cached[0] == t // 60 and cached[1] is not None else memo.state(profile, t)
+    known = cached[1]
+    state = known if cached[0] == t // 60 and known is not None else memo.state(profile, t)
     qkey, dots = name_key(qname) if key is None else key
     mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
     own = 0
@@ -231,6 +234,10 @@ def decide(
         if snap.own_keywords:
             own |= snap.own.keywords(qname)
     hits = snap.index.lookup(qkey, dots)
+    if snap.service_shift:  # blocked services' domains: own-index bits -> category bits
+        services = own >> snap.service_shift
+        if services:
+            hits |= services << snap.service_base
     # The facts (FACTS): when none holds, no stage can answer.
     if not (mandated or own or hits or snap.has_keywords or state.internet_off
             or qname in snap.special_names):  # fmt: skip
@@ -253,13 +260,36 @@ def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
     blocked names, and finding the rule costs an index walk. `explain` finds it (`rule_for`).
     """
     snap, p = q.snap, q.profile
-    key = (p.num, "", bits if tier is not Tier.KEYWORD else ~bits)
+    services = bits >> snap.service_base if snap.service_shift and tier is not Tier.KEYWORD else 0
+    # Two blocked services share a domain (Garena's login): the name decides which one.
+    shared = services & (services - 1) != 0
+    key = (p.num, q.name if shared else "", bits if tier is not Tier.KEYWORD else ~bits)
     found = q.memo.blocks.get(key)
     if found is None:
-        found = Decision(Action.BLOCK, tier, p.id, snap.category_of(bits), p.block_mode,
-                         None, None, None, p.block_ttl, p.log)  # fmt: skip
+        # A blocked service names the block (its category is what reports count it under).
+        service = None
+        if services:
+            service = _closest_service(q, bits) if shared else snap.service_of(bits)
+        category = snap.service_info[service][2] if service else snap.category_of(bits)
+        found = Decision(Action.BLOCK, tier, p.id, category, p.block_mode, None, None, None,
+                         p.block_ttl, p.log, service)  # fmt: skip
         q.memo.remember(key, found)
     return found
+
+
+def _closest_service(q: Query, bits: int) -> str | None:
+    """Of the services among `bits`, the one with the longest domain covering the name
+    (`lienquan.garena.vn` is Liên Quân's, though `garena.vn` is Free Fire's too)."""
+    snap = q.snap
+    assert snap.own is not None
+    best, length = snap.service_of(bits), -1
+    by_bit = {bit: sid for sid, bit in snap.services.items()}
+    for hit in snap.own.explain(q.name):
+        service = by_bit.get(hit.bit - snap.service_shift + snap.service_base)
+        chosen = hit.bit >= snap.service_shift and service and bits >> snap.services[service] & 1
+        if chosen and len(hit.rule) > length:
+            best, length = service, len(hit.rule)
+    return best
 
 
 def rule_for(index: CategoryIndex, name: str, bits: int) -> tuple[str | None, str | None]:

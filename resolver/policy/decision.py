@@ -56,3 +56,4 @@ class Decision:
     source: str | None = None  # the list file or policy key that holds the rule
     ttl: int = 60  # TTL for synthesized answers
     log: bool = True  # False for "do not log" profiles
+    service: str | None = None  # the service (blocklists/services.yaml) whose domain was blocked

@@ -43,7 +43,12 @@ def explain_report(
     state = profile.compute_state(when.timestamp())
     decision = decide(snapshot, client, name, number, when, chosen=chosen)
     rule, source = decision.rule, decision.source
-    if rule is None and decision.category is not None:
+    service = decision.service
+    if rule is None and service is not None and snapshot.own is not None:
+        # A blocked service's domains sit in the own index, `service_shift` up.
+        bit = snapshot.service_shift + snapshot.services[service] - snapshot.service_base
+        rule, source = rule_for(snapshot.own, name, 1 << bit)
+    elif rule is None and decision.category is not None:
         # List blocks are shared decisions without the rule: find it now (slow path).
         if decision.tier is Tier.MANDATED and snapshot.mandated is not None:
             rule, source = rule_for(snapshot.mandated, name, 1)
@@ -64,6 +69,8 @@ def explain_report(
         "action": decision.action.value,
         "tier": decision.tier.value,
         "category": decision.category,
+        "service": service,
+        "service_name": _service_names(snapshot, service),
         "block_mode": decision.block_mode.value,
         "target": decision.target,
         "rule": rule,
@@ -71,3 +78,10 @@ def explain_report(
         "line": line_of(source, rule) if line_of and source and rule else None,
         "ttl": decision.ttl,
     }
+
+
+def _service_names(snapshot: PolicySnapshot, service: str | None) -> dict[str, str] | None:
+    if service is None:
+        return None
+    vi, en, _category = snapshot.service_info[service]
+    return {"vi": vi, "en": en}

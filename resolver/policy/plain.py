@@ -25,7 +25,7 @@ from resolver.policy.schema import Expectation
 from resolver.policy.snapshot import PolicySnapshot, Profile
 from resolver.yamlsource import Problem
 
-FORMAT = 2
+FORMAT = 3
 
 
 def snapshot_to_plain(snap: PolicySnapshot) -> dict[str, Any]:
@@ -63,6 +63,10 @@ def snapshot_to_plain(snap: PolicySnapshot) -> dict[str, Any]:
         "keep_ratio": snap.keep_ratio,
         "devices": [_profile(p) for p in snap.devices.values()],
         "identities": [(key, p.device, p.id) for key, p in snap.identities.items()],
+        "services": dict(snap.services),
+        "service_info": {sid: list(info) for sid, info in snap.service_info.items()},
+        "service_base": snap.service_base,
+        "service_shift": snap.service_shift,
     }
 
 
@@ -118,6 +122,13 @@ def snapshot_from_plain(
         keep_ratio=float(plain["keep_ratio"]),
         devices=devices,
         identities=identities,
+        services={sid: int(bit) for sid, bit in plain["services"].items()},
+        service_info={
+            sid: (str(vi), str(en), str(cat))
+            for sid, (vi, en, cat) in plain["service_info"].items()
+        },
+        service_base=int(plain["service_base"]),
+        service_shift=int(plain["service_shift"]),
     )
 
 
@@ -137,6 +148,8 @@ def _profile(p: Profile) -> dict[str, Any]:
         "schedules": [_schedule(s) for s in p.schedules],
         "cat_bits": dict(p.cat_bits),
         "device": p.device,
+        "display": dict(p.display),
+        "service_bits": dict(p.service_bits),
     }
 
 
@@ -159,6 +172,8 @@ def _profile_from(row: dict[str, Any]) -> Profile:
         schedules=tuple(_schedule_from(s) for s in row["schedules"]),
         cat_bits=dict(row["cat_bits"]),
         device=str(row["device"]),
+        display={str(lang): str(text) for lang, text in row["display"].items()},
+        service_bits={str(sid): int(mask) for sid, mask in row["service_bits"].items()},
     )
 
 
@@ -173,6 +188,7 @@ def _schedule(s: Schedule) -> dict[str, Any]:
         "safe_search": s.safe_search,
         "youtube": s.youtube,
         "internet_off": s.internet_off,
+        "block_services": sorted(s.block_services),
     }
 
 
@@ -190,6 +206,7 @@ def _schedule_from(row: dict[str, Any]) -> Schedule:
         safe_search=row["safe_search"],
         youtube=row["youtube"],
         internet_off=bool(row["internet_off"]),
+        block_services=frozenset(row["block_services"]),
     )
 
 

@@ -11,8 +11,9 @@ it per minute.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -103,29 +104,44 @@ class Schedule:
     safe_search: str | None  # raise safe search to this level while active
     youtube: str | None
     internet_off: bool  # every name not on the profile's allow list is refused
+    block_services: frozenset[str] = frozenset()  # services blocked while active
 
     def _day_on(self, window: Window, day: date) -> bool:
         if day in self.except_dates:
             return False
         return day.weekday() in window.days or day in self.extra_dates
 
-    def active_local(self, local: datetime) -> bool:
-        """Is a window active at `local` (a wall-clock time in this schedule's zone)?"""
+    def _runs(self, local: datetime) -> Iterator[tuple[date, int]]:
+        """For each window active at `local` (wall-clock time in this schedule's zone), the day
+        and minute its current run ends (minute 1440: the next midnight)."""
         day = local.date()
         minute = local.hour * 60 + local.minute
         for w in self.windows:
             if not w.overnight:
                 if w.start <= minute < w.end and self._day_on(w, day):
-                    return True
+                    yield day, w.end
             elif minute >= w.start:
                 if self._day_on(w, day):
-                    return True
+                    yield day + timedelta(days=1), w.end
             elif minute < w.end and self._day_on(w, day - timedelta(days=1)):
-                return True
-        return False
+                yield day, w.end
+
+    def active_local(self, local: datetime) -> bool:
+        """Is a window active at `local` (a wall-clock time in this schedule's zone)?"""
+        return next(self._runs(local), None) is not None
 
     def active(self, unix_time: float) -> bool:
         return self.active_local(datetime.fromtimestamp(unix_time, self.tz))
+
+    def run_ends(self, unix_time: float) -> list[float]:
+        """When each window active at `unix_time` stops (Unix times): where to look next for
+        the moment a block of this schedule lifts."""
+        out = []
+        for day, minute in self._runs(datetime.fromtimestamp(unix_time, self.tz)):
+            end = day + timedelta(days=minute // 1440)
+            at = time(minute % 1440 // 60, minute % 60)
+            out.append(datetime.combine(end, at, self.tz).timestamp())
+        return out
 
 
 def overlapping(windows: tuple[Window, ...]) -> list[tuple[Window, Window]]:

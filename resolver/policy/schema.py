@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from resolver.lists.model import Scope
 from resolver.lists.normalize import name_or_reason
+from resolver.lists.services import Services
 from resolver.policy.decision import Action, BlockMode
 from resolver.policy.networks import ClientNetworks, Shown
 from resolver.policy.prefixes import Network, PrefixTable, parse_network
@@ -37,9 +38,14 @@ TOP_KEYS = (
 PROFILE_KEYS = (
     "age", "under16", "block", "unblock", "deny", "allow", "keywords", "safe_search",
     "block_mode", "block_ttl", "schedules", "log", "bypass", "description", "token",
+    "display", "block_services", "allow_services",
 )  # fmt: skip
-DEVICE_KEYS = ("profile", "token", "schedules", "allow", "deny", "description")
-SCHEDULE_KEYS = ("windows", "timezone", "except", "extra", "block", "safe_search", "internet")
+DEVICE_KEYS = ("profile", "token", "schedules", "allow", "deny", "description",
+               "block_services", "allow_services")  # fmt: skip
+SCHEDULE_KEYS = ("windows", "timezone", "except", "extra", "block", "safe_search", "internet",
+                 "block_services")  # fmt: skip
+DISPLAY_LANGS = ("vi", "en")
+MAX_DISPLAY = 80  # characters of a profile's display name
 BYPASS_KEYS = ("firefox_canary", "icloud_private_relay", "ddr", "block_doh", "https_svcb")
 EXPECT_ACTIONS = tuple(a.value for a in Action)
 IDENTITY_MODES = ("tokens", "names")
@@ -77,6 +83,10 @@ class ProfileSpec:
     bypass: bool  # bypass-prevention switches apply to this profile
     where: str
     token: str | None = None  # identity for DoH/DoT/DoQ without a device (`/dns-query/TOKEN`)
+    display: dict[str, str] = field(default_factory=dict)  # lang -> name shown instead of the id
+    block_services: frozenset[str] = frozenset()  # services (blocklists/services.yaml) blocked
+    allow_services: frozenset[str] = frozenset()  # services whose domains are allowed
+    paused: frozenset[str] = frozenset()  # categories an overlay pause lets through, schedules too
 
 
 @dataclass(slots=True)
@@ -93,6 +103,8 @@ class DeviceSpec:
     allow: list[NameRule]
     deny: list[NameRule]
     where: str
+    block_services: frozenset[str] = frozenset()
+    allow_services: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,8 @@ class PolicySpec:
     warnings: list[Problem] = field(default_factory=list)
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
     identities: str = "tokens"  # or "names": names and profile ids identify (private network)
+    overlay_expiry: float | None = None  # the earliest `until` of the overlay entries applied
+    services: Services | None = None  # the services catalogue the policy was checked against
 
 
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
@@ -183,11 +197,13 @@ class _Reader:
         doc: Document,
         categories: frozenset[str],
         read_lines: Callable[[Path], Iterable[str]] | None = None,
+        services: Collection[str] = (),
     ) -> None:
         self.doc = doc
         self.check = Checker(doc)
         self.categories = categories
         self.read_lines = read_lines
+        self.services = services
 
     def where(self, path: Path_) -> str:
         return self.check.where(path)
@@ -230,6 +246,53 @@ class _Reader:
                 )
             else:
                 out.add(cat)
+        return out
+
+    def _services(self, path: Path_, value: Any) -> frozenset[str]:
+        out = set()
+        for i, sid in enumerate(self.check.str_list(path, value)):
+            if sid not in self.services:
+                self.check.error(
+                    (*path, i),
+                    f"unknown service {sid!r}{suggest(sid, self.services)} "
+                    "(blocklists/services.yaml lists them)",
+                )
+            else:
+                out.add(sid)
+        return frozenset(out)
+
+    def _service_choice(self, at: Path_, spec: dict[str, Any]) -> tuple[frozenset[str], ...]:
+        """`block_services` and `allow_services` of a profile or device; both: the allow wins."""
+        block = self._services((*at, "block_services"), spec.get("block_services"))
+        allow = self._services((*at, "allow_services"), spec.get("allow_services"))
+        for sid in sorted(block & allow):
+            self.check.warn(
+                (*at, "block_services"),
+                f"service {sid!r} is both blocked and allowed; the allow wins",
+            )
+        return block, allow
+
+    def _display(self, path: Path_, value: Any) -> dict[str, str]:
+        """`display: Tiểu học` or `display: {vi: Tiểu học, en: Primary school}`: the name the
+        block page shows for the profile (one language given serves both)."""
+        if value is None:
+            return {}
+        texts: dict[str, str] = {}
+        if isinstance(value, str):
+            texts = dict.fromkeys(DISPLAY_LANGS, value)
+        else:
+            spec = self.check.mapping(path, value, DISPLAY_LANGS)
+            for lang in DISPLAY_LANGS:
+                text = spec.get(lang)
+                if text is not None and self.check.type_ok((*path, lang), text, str):
+                    texts[lang] = text
+        out = {lang: " ".join(text.split()) for lang, text in texts.items() if text.strip()}
+        if any(len(text) > MAX_DISPLAY for text in out.values()):
+            self.check.error(path, f"a display name has at most {MAX_DISPLAY} characters")
+        for lang in DISPLAY_LANGS:  # one language given: it serves both
+            other = DISPLAY_LANGS[1 - DISPLAY_LANGS.index(lang)]
+            if lang not in out and other in out:
+                out[lang] = out[other]
         return out
 
     def _levels(self, path: Path_, value: Any, default: tuple[str, str]) -> tuple[str, str]:
@@ -372,10 +435,11 @@ class _Reader:
             level, youtube = self._levels((*at, "safe_search"), spec.get("safe_search"), ("", ""))
             internet = spec.get("internet", "on")
             internet_off = self.check.choice((*at, "internet"), internet, ("on", "off")) == "off"
-            if "block" not in spec and not level and not internet_off:
+            if not ({"block", "block_services"} & set(spec)) and not level and not internet_off:
                 self.check.warn(
                     at,
-                    f"schedule {name!r} does nothing: give it block, safe_search or internet: off",
+                    f"schedule {name!r} does nothing: give it block, block_services, safe_search "
+                    "or internet: off",
                 )
             out[str(name)] = Schedule(
                 str(name),
@@ -387,6 +451,7 @@ class _Reader:
                 level or None,
                 youtube or None,
                 internet_off,
+                self._services((*at, "block_services"), spec.get("block_services")),
             )
         return out
 
@@ -437,6 +502,7 @@ class _Reader:
                 (*at, "safe_search"), spec.get("safe_search"), (chosen.safe_search, chosen.youtube)
             )
             names = self._schedule_names((*at, "schedules"), spec.get("schedules"), schedules)
+            block_services, allow_services = self._service_choice(at, spec)
             out[str(pid)] = ProfileSpec(
                 str(pid), chosen, frozenset(categories),
                 self._rules((*at, "deny"), spec.get("deny")),
@@ -450,6 +516,8 @@ class _Reader:
                 use_bypass,
                 self.where(at),
                 self._token((*at, "token"), spec.get("token")),
+                self._display((*at, "display"), spec.get("display")),
+                block_services, allow_services,
             )  # fmt: skip
         if not out and self.check.ok:
             self.check.error(("profiles",), "the policy defines no profiles")
@@ -517,6 +585,7 @@ class _Reader:
                     key=True,
                 )
             identity = token or str(name)
+            block_services, allow_services = self._service_choice(at, spec)
             if identity in seen:
                 check.error((*at, "token"), f"device {name!r} has the token of {seen[identity]!r}")
             seen[identity] = str(name)
@@ -528,6 +597,8 @@ class _Reader:
                 self._rules((*at, "allow"), spec.get("allow")),
                 self._rules((*at, "deny"), spec.get("deny")),
                 self.where(at),
+                block_services,
+                allow_services,
             )
         return out
 
@@ -697,33 +768,119 @@ def read_expectations(
     return out
 
 
-def apply_overlay(doc: Document, spec: PolicySpec, check_problems: list[Problem]) -> None:
-    """Merge the admin-approved allow entries of the overlay document into the profiles.
+OVERLAY_KINDS = ("allow", "pause")
+# `approved_at` is the older name of `created`, still read.
+OVERLAY_KEYS = ("id", "profile", "name", "category", "service", "until", "note", "by", "created",
+                "approved_at", "request")  # fmt: skip
+OVERLAY_TARGETS = ("name", "category", "service")
 
-    Format (written by `resolver.store.overlay.add_overlay_allow`):
-    `allow: [{profile: primary, name: example.edu.vn, note: "request #3", approved_at: ...}]`.
+
+def overlay_until(value: Any, tz: ZoneInfo) -> float | str | None:
+    """An overlay entry's `until` as Unix time (None: permanent), or the problem with it."""
+    if value is None:
+        return None
+    when = parse_time(value, tz)
+    return when if isinstance(when, str) else when.timestamp()
+
+
+def apply_overlay(
+    doc: Document,
+    spec: PolicySpec,
+    check_problems: list[Problem],
+    *,
+    categories: Collection[str],
+    now: float,
+    services: Services | None = None,
+) -> None:
+    """Merge the overlay's entries that still apply at `now` into the profiles, and set
+    `spec.overlay_expiry` to the earliest `until` among them (when a reload is due).
+
+    Format (written by `resolver.store.overlay`): `allow:` approved unblock requests, `pause:`
+    a teacher's pauses, each `{id, profile, name | category | service, until, note, by, ...}`.
+    A name (or a service's domains, from the `services` catalogue) becomes an allow rule of the
+    profile; a paused category is blocked neither by the profile nor by its schedules. An entry
+    whose `until` has passed is skipped. A bad entry (a profile renamed since, say) is a warning
+    and is left out: what it would allow stays blocked, and the policy still loads.
     """
     check = Checker(doc)
-    root = check.mapping((), doc.data, ["allow"])
-    for i, row in enumerate(root.get("allow") or []):
-        at = ("allow", i)
-        row = check.mapping(
-            at, row, ["profile", "name", "note", "approved_at"], required=["profile", "name"]
-        )
-        pid, text = row.get("profile"), row.get("name")
-        if pid is None or text is None:
+    root = check.mapping((), doc.data, OVERLAY_KINDS)
+    expiry: float | None = None
+    for kind in OVERLAY_KINDS:
+        rows = root.get(kind) or []
+        if not check.type_ok((kind,), rows, list):
             continue
-        if pid not in spec.profiles:
-            check.error(
-                (*at, "profile"), f"unknown profile {pid!r}{suggest(str(pid), spec.profiles)}"
-            )
-            continue
-        rule = parse_rule(str(text))
+        for i, row in enumerate(rows):
+            until = _overlay_entry(check, (kind, i), kind, row, spec, categories, now, services)
+            if until is not None:
+                expiry = until if expiry is None else min(expiry, until)
+    spec.overlay_expiry = expiry
+    check_problems.extend(check.problems)
+
+
+def _overlay_entry(
+    check: Checker,
+    at: Path_,
+    kind: str,
+    row: Any,
+    spec: PolicySpec,
+    categories: Collection[str],
+    now: float,
+    services: Services | None,
+) -> float | None:
+    """Apply one overlay entry; its `until` when it applies and expires, else None."""
+    problems = len(check.problems)
+    row = check.mapping(at, row, OVERLAY_KEYS, required=["profile"])
+    targets = [key for key in OVERLAY_TARGETS if key in row]
+    if len(targets) != 1 or (kind == "allow" and targets != ["name"]):
+        need = "a name" if kind == "allow" else "one of name, category, service"
+        check.error(at, f"an overlay {kind} entry needs {need}")
+    pid = row.get("profile")
+    if pid is not None and pid not in spec.profiles:
+        check.error((*at, "profile"), f"unknown profile {pid!r}{suggest(str(pid), spec.profiles)}")
+    until = overlay_until(row.get("until"), spec.timezone)
+    if isinstance(until, str):
+        check.error((*at, "until"), until)
+    elif until is None and kind == "pause":
+        check.error(at, "a pause needs an `until`")
+    rules: list[NameRule] = []
+    paused: str | None = None
+    if "name" in row:
+        rule = parse_rule(str(row["name"]))
         if isinstance(rule, str):
             check.error((*at, "name"), rule)
-            continue
-        spec.profiles[pid].allow.append(NameRule(rule.name, rule.scope, rule.text, check.where(at)))
-    check_problems.extend(check.problems)
+        else:
+            rules.append(rule)
+    if "category" in row:
+        paused = str(row["category"])
+        if paused == MANDATED:
+            check.error((*at, "category"), "the mandated list cannot be paused")
+        elif paused not in categories:
+            hint = suggest(paused, categories)
+            check.error((*at, "category"), f"unknown category {paused!r}{hint}")
+    if "service" in row:
+        known = services.services if services is not None else {}
+        service = known.get(str(row["service"]))
+        if service is None:
+            hint = suggest(str(row["service"]), known)
+            check.error((*at, "service"), f"unknown service {row['service']!r}{hint}")
+        else:
+            rules += [r for r in map(parse_rule, service.domains) if not isinstance(r, str)]
+    if len(check.problems) > problems:
+        # Demoted: one stale entry must not stop the policy from loading.
+        check.problems[problems:] = [
+            replace(p, severity="warning", message=f"{p.message} (entry left out)")
+            for p in check.problems[problems:]
+        ]
+        return None
+    if isinstance(until, float) and until <= now:
+        return None  # expired: the supervisor drops it from the file
+    profile = spec.profiles[str(pid)]
+    where = check.where(at)
+    profile.allow += [NameRule(r.name, r.scope, r.text, where) for r in rules]
+    if paused is not None:
+        profile.paused |= {paused}
+        profile.categories -= {paused}
+    return until if isinstance(until, float) else None
 
 
 def read_policy(
@@ -731,14 +888,19 @@ def read_policy(
     categories: frozenset[str],
     read_overlay: Callable[[Path], Document | None] | None = None,
     read_lines: Callable[[Path], Iterable[str]] | None = None,
+    *,
+    now: float,
+    services: Services | None = None,
 ) -> tuple[PolicySpec | None, list[Problem]]:
     """Validate a loaded policy document: `(spec, problems)`; spec is None on errors. Relative
     paths in it are relative to the document's folder. The caller does the I/O:
     `read_overlay(path)` loads the overlay the policy names (None when there is none yet; it
-    raises ConfigError), `read_lines(path)` gives the lines of `clients.networks_file` (it
-    raises OSError)."""
-    reader = _Reader(doc, categories, read_lines)
+    raises ConfigError) and its entries apply as of `now` (Unix time), `read_lines(path)`
+    gives the lines of `clients.networks_file` (it raises OSError). `services` is the
+    services catalogue (blocklists/services.yaml)."""
+    reader = _Reader(doc, categories, read_lines, services.services if services else ())
     spec = reader.read(Path(doc.file).parent)
+    spec.services = services
     problems = reader.check.problems
     if spec.overlay is not None and read_overlay is not None:
         try:
@@ -747,7 +909,9 @@ def read_policy(
             problems.extend(exc.problems)
             overlay = None
         if overlay is not None:
-            apply_overlay(overlay, spec, problems)
+            apply_overlay(
+                overlay, spec, problems, categories=categories, now=now, services=services
+            )
     if any(p.severity == "error" for p in problems):
         return None, problems
     spec.warnings = [p for p in problems if p.severity != "error"]

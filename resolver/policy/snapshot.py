@@ -57,6 +57,8 @@ class Profile:
     # A device's variant of profile `id` (its own schedules and allow/deny bits) carries the
     # device's name; decisions, metrics and reports still name the profile.
     device: str = ""
+    display: dict[str, str] = field(default_factory=dict)  # lang -> name shown for `id`
+    service_bits: dict[str, int] = field(default_factory=dict)  # service id -> its hits bit
     allow_default: Decision = field(init=False)
     allow_listed: Decision = field(init=False)
     internet_off: Decision = field(init=False)
@@ -84,6 +86,8 @@ class Profile:
             active.append(schedule.name)
             for cat in schedule.block:
                 extra |= self.cat_bits.get(cat, 0)
+            for service in schedule.block_services:
+                extra |= self.service_bits.get(service, 0)
             off = off or schedule.internet_off
             if schedule.safe_search and ranks[schedule.safe_search] > ranks[search]:
                 search = schedule.safe_search
@@ -131,6 +135,13 @@ class PolicySnapshot:
     # What a client may present on encrypted DNS (a DoH path after /dns-query/, the first label
     # of the TLS server name) -> the profile or device variant it selects.
     identities: dict[str, Profile] = field(default_factory=dict)
+    # Services (blocklists/services.yaml) the policy blocks: each has a bit in the category
+    # bit space after the categories' (`service_base` up), matched in the own index at
+    # `service_shift` up (decide() moves those bits over: services cost no index of their own).
+    services: dict[str, int] = field(default_factory=dict)  # service id -> its hits bit
+    service_info: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # vi, en, cat
+    service_base: int = 0
+    service_shift: int = 0  # 0: no service is blocked anywhere
 
     @property
     def profile_ids(self) -> list[str]:
@@ -167,6 +178,18 @@ class PolicySnapshot:
             if bits >> bit & 1:
                 return cat
         return None
+
+    def service_of(self, bits: int) -> str | None:
+        """The first service id (in bit order) among `bits`."""
+        for service, bit in self.services.items():
+            if bits >> bit & 1:
+                return service
+        return None
+
+    def profile_name(self, pid: str, lang: str) -> str:
+        """The profile's display name in `lang`, else its id."""
+        profile = self.profiles.get(pid)
+        return (profile.display.get(lang) if profile else None) or pid
 
     def device_paths(self) -> dict[str, str]:
         """Device name -> its DoH path identity (`profile/token`), for its set-up page."""

@@ -2,14 +2,16 @@
 
 Rows of one append-only table (`audit_log`, beside the roll-ups, kept `report_retention_days`;
 both backends refuse UPDATE, and DELETE of a row younger than a year, by trigger):
-  - `reload`: every policy reload, its cause (start, sighup, api, unblock, transfer; merged
-    reloads join theirs with "+"), its result (ok / failed and why) and the generation serving
-    after it;
+  - `reload`: every policy reload, its cause (start, sighup, api, overlay, expiry, transfer;
+    merged reloads join theirs with "+"), its result (ok / failed and why) and the generation
+    serving after it;
   - `list`: every version of a mandated list that goes into force (source id, file or zone,
     SHA-256 of its bytes or the zone serial, rules, fetched and modified times) with the
     generation and time it went into force; `withdrawn` when a reload drops the list;
   - `report`: every report written, with the SHA-256 of its bytes, so a report handed over
-    can be checked against the server's record (`safe-resolver audit --verify FILE`).
+    can be checked against the server's record (`safe-resolver audit --verify FILE`);
+  - `overlay`: every unblock approved or rejected, pause made, entry revoked or expired
+    (`record_overlay`): who did it, what for which profile, until when.
 
 `record_list_version` is the one way a list version is recorded: the reload records the lists
 it put in force through it, and a zone transfer may record the serial it installed through it.
@@ -24,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-KINDS = ("reload", "list", "report")
+KINDS = ("reload", "list", "report", "overlay")
 KEEP_AT_LEAST_DAYS = 365  # no audit row younger than this can be deleted (database triggers)
 
 
@@ -35,11 +37,13 @@ class AuditEntry:
     ts: float
     kind: str  # one of KINDS
     generation: int | None = None  # reload: serving after it; list: in force from it
-    cause: str | None = None  # reload: what asked for it
-    result: str | None = None  # reload: ok | failed; list: in-force | withdrawn | installed
-    detail: str | None = None  # reload: the error; report: period and format
-    source: str | None = None  # list: the source id in the policy
-    category: str | None = None
+    cause: str | None = None  # reload: what asked for it; overlay: who (user, token, expiry...)
+    # reload: ok | failed; list: in-force | withdrawn | installed;
+    # overlay: approved | rejected | paused | revoked | expired
+    result: str | None = None
+    detail: str | None = None  # reload: the error; report: period and format; overlay: what
+    source: str | None = None  # list: the source id in the policy; overlay: the entry id
+    category: str | None = None  # list: its category; overlay: the category paused
     path: str | None = None  # list: the file it was read from
     url: str | None = None  # list: where `lists update` fetched it
     zone: str | None = None  # list: the zone a transfer took it from
@@ -107,11 +111,29 @@ def record_list_version(
     return entry
 
 
+def record_overlay(
+    sink: AuditSink,
+    action: str,
+    who: str,
+    detail: str,
+    *,
+    entry_id: str | None = None,
+    category: str | None = None,
+    at: float | None = None,
+) -> AuditEntry:
+    """Record one change of the overlay (`action`: approved, paused, revoked, expired; `detail`
+    says what: `OverlayEntry.describe`) or a rejected unblock request, and `who` did it."""
+    row = AuditEntry(ts=time.time() if at is None else at, kind="overlay", cause=who,
+                     result=action, detail=detail, source=entry_id, category=category)  # fmt: skip
+    sink.audit(row)
+    return row
+
+
 def list_facts(source: dict[str, Any]) -> dict[str, Any]:
     """What the files say about a list the snapshot names (`sources` entry): where it was
     fetched from and when (`lists update` and zone transfers keep a `.meta.json` beside the
     copy), its zone and serial, and its modification time. Reads files: call in a thread."""
-    from resolver.update.runner import read_meta
+    from resolver.update.meta import read_meta
 
     path = Path(source["path"])
     meta = read_meta(path)

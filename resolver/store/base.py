@@ -73,6 +73,7 @@ class QueryFilter:
     qtype: str | None = None
     name_contains: str | None = None
     offset: int = 0
+    profiles: tuple[str, ...] | None = None  # any of these (a teacher's); () matches nothing
 
 
 @dataclass(slots=True)

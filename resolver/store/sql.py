@@ -80,8 +80,13 @@ def search_sql(flt: QueryFilter, mark: str) -> tuple[str, list[Any]]:
 
 
 def _search_extras(flt: QueryFilter, mark: str, where: list[str], params: list[Any]) -> None:
-    """The dashboard's search filters (query type, a name containing a text), kept apart from
-    the API's first ones. Names are stored lower-case without the final dot."""
+    """The dashboard's search filters (a teacher's profiles, query type, a name containing a
+    text), kept apart from the API's first ones. Names are stored lower-case without the final
+    dot."""
+    if flt.profiles is not None:
+        marks = ", ".join([mark] * len(flt.profiles))
+        where.append(f"profile IN ({marks})" if flt.profiles else "1 = 0")
+        params += flt.profiles
     if flt.qtype is not None:
         where.append(f"qtype = {mark}")
         params.append(flt.qtype.upper())

@@ -86,7 +86,7 @@ async def test_block_page_shows_hotline_and_category_and_takes_a_request(
     await page.locator("summary", has_text="Request unblocking").click()
     await page.locator("#note-u").fill("Needed for biology class")
     await page.get_by_role("button", name="Send request").click()
-    await page.get_by_text("Your unblock request has been sent").wait_for()
+    await page.get_by_text("The unblock request has been sent").wait_for()
     await shoot(page, tmp_path, "blockpage-en-thanks.png")
     (row,) = store.list_unblock()
     assert row["host"] == "adult.example" and row["note"] == "Needed for biology class"

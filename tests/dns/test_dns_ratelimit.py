@@ -41,6 +41,23 @@ def test_limited_queries_do_not_count() -> None:
     assert limiter.check("10.0.0.1", 0.1) is None  # a flood while limited cost it nothing more
 
 
+def test_a_lease_is_charged_at_once_and_what_is_unused_refunded() -> None:
+    """The UDP fast path answers a client's repeats from a credit the limiter leases it."""
+    limiter = RateLimiter(TIGHT)
+    assert limiter.lease("10.0.0.1", 0.0, 3) == 3
+    assert passed(limiter, "10.0.0.1", 10, 0.0) == 2  # the burst of 5, less the 3 leased
+    assert limiter.lease("10.0.0.1", 0.0, 64) == 0
+    limiter.refund("10.0.0.1", 2)  # two of the lease were not used
+    assert passed(limiter, "10.0.0.1", 10, 0.0) == 2
+    assert limiter.lease("10.0.0.1", 1.0, 64) == 5  # refilled: never more than the burst
+    tight_prefix = RateLimiter(replace(TIGHT, prefix_qps=10, prefix_burst=6))
+    assert tight_prefix.lease("10.0.0.1", 0.0, 64) == 5
+    assert tight_prefix.lease("10.0.0.2", 0.0, 64) == 1  # the /24 has one query left
+    free = RateLimiter(replace(TIGHT, overrides=(RateOverride("10.9.0.0/16", unlimited=True),)))
+    assert free.lease("10.9.1.1", 0.0, 64) == -1  # no limit applies: an unlimited credit
+    limiter.refund("10.1.1.1", 5)  # a client not tracked: nothing to give back
+
+
 def test_one_client_does_not_limit_another() -> None:
     limiter = RateLimiter(TIGHT)
     assert passed(limiter, "10.0.0.1", 1000, 0.0) == 5

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from web_support import ControlImpl
 
 from resolver.http.blockpage import FORM_BASE, MAX_BODY, make_blockpage_app
+from resolver.http.schoolca import init_ca
+from resolver.policy.blockinfo import BlockInfo
+from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.store import sqlite as sqlite_store
 from resolver.store.sqlite import SqliteRequestStore
 
@@ -52,7 +57,7 @@ async def test_configurable_hotline_and_unblocked_host(aiohttp_client, control, 
         aiohttp_client, control, request_store, hotline="1900 1234", hotline_name="Đường dây <HN>"
     )
     status, text, _ = await page(client, "fine.example")
-    assert status == 200 and "Trang này không thể mở" in text
+    assert status == 200 and "Trang này không mở được trên mạng này" in text
     assert 'href="tel:19001234">1900 1234</a>' in text and "Đường dây &lt;HN&gt;" in text
     assert "/unblock" not in text and f"{FORM_BASE}/report" in text  # nothing to unblock
 
@@ -154,3 +159,75 @@ async def test_page_renders_when_the_lookup_fails(aiohttp_client, tmp_path):
     client = await client_for(aiohttp_client, Broken(tmp_path / "o.yaml"))
     status, text, _ = await page(client, "adult.example")
     assert status == 200 and "111" in text
+
+
+async def test_mandated_page_has_no_unblock_form_and_refuses_a_post(
+    aiohttp_client, control, request_store
+):
+    client = await client_for(aiohttp_client, control, request_store)
+    status, text, _ = await page(client, "banned.example")
+    assert status == 200 and "bị chặn theo quy định của cơ quan chức năng" in text
+    assert "người quản lý mạng này không thể mở chặn" in text
+    assert f"{FORM_BASE}/unblock" not in text and f"{FORM_BASE}/report" in text
+    token = TOKEN.search(text).group(1)
+    resp = await client.post(
+        f"{FORM_BASE}/unblock?lang=en", data={"token": token}, headers={"Host": "banned.example"}
+    )
+    assert resp.status == 403 and "it cannot be unblocked" in await resp.text()
+    assert request_store.list_unblock() == []
+
+
+async def test_schedule_block_says_when_it_opens_with_names_and_organisation(
+    aiohttp_client, control, request_store
+):
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    today = datetime.now(tz).replace(hour=11, minute=30, second=0, microsecond=0)
+    decision = Decision(Action.BLOCK, Tier.SCHEDULE, "students", category="social",
+                        block_mode=BlockMode.BLOCKPAGE, service="tiktok")  # fmt: skip
+    names = {"vi": "Lớp 10A1", "en": "Class 10A1"}
+    control.facts["www.tiktok.com"] = BlockInfo(decision, names, {"vi": "TikTok", "en": "TikTok"},
+                                                today)  # fmt: skip
+    later = today + timedelta(days=(7 - today.weekday()))  # next Monday
+    control.facts["later.example"] = BlockInfo(decision, names, {}, later.replace(hour=7, minute=0))
+    org = ("THCS Nguyễn Du", "12 Lê Lợi, Huế", "0234 3822 <123>")
+    client = await client_for(aiohttp_client, control, request_store, organisation=org)
+    _, text, _ = await page(client, "www.tiktok.com")
+    assert 'id="opens">Mở lại lúc 11:30<' in text
+    assert 'id="profile">Lớp 10A1<' in text and 'id="service">TikTok<' in text
+    assert "THCS Nguyễn Du" in text and "0234 3822 &lt;123&gt;" in text
+    assert "Em có thể quay lại trang này khi đến giờ được phép." in text
+    _, text, _ = await page(client, "later.example", "/?lang=vi")
+    assert f"Mở lại lúc 07:00, thứ Hai {later:%d/%m}" in text
+    _, text, _ = await page(client, "www.tiktok.com", "/?lang=en")
+    assert "Opens again at 11:30" in text and 'id="profile">Class 10A1<' in text
+    assert "This network is run by" in text
+    _, text, _ = await page(client, "adult.example")  # no organisation section without one
+    assert 'id="profile">students<' in text and 'id="opens"' not in text
+
+
+async def test_one_form_of_address_and_no_school_wording(aiohttp_client, control, request_store):
+    client = await client_for(aiohttp_client, control, request_store)
+    texts = [
+        (await page(client, host))[1] for host in ("adult.example", "banned.example", "x.example")
+    ]
+    token = TOKEN.search(texts[0]).group(1)
+    for form, data in (("unblock", {"token": token}), ("report", {"token": token, "url": "a.vn"})):
+        resp = await client.post(
+            f"{FORM_BASE}/{form}", data=data, headers={"Host": "adult.example"}
+        )
+        assert resp.status == 200
+        texts.append(await resp.text())
+    for text in texts:
+        words = re.findall(r"\w+", text.lower())
+        assert "bạn" not in words and "của trường" not in text.lower()
+    assert "Em có thể làm gì?" in texts[0]
+
+
+async def test_school_ca_certificate_is_served_only_with_a_ca(aiohttp_client, control, tmp_path):
+    client = await client_for(aiohttp_client, control)
+    assert (await client.get(f"{FORM_BASE}/school-ca.crt")).status == 404
+    ca = init_ca(tmp_path / "ca", "THCS Test")
+    control.ca_pem = ca.pem
+    resp = await client.get(f"{FORM_BASE}/school-ca.crt", headers={"Host": "10.0.0.1"})
+    assert resp.status == 200 and resp.content_type == "application/x-x509-ca-cert"
+    assert await resp.read() == ca.der

@@ -10,6 +10,7 @@ from web_support import AN_TOKEN, ControlImpl
 
 from resolver.http.admin import make_admin_app
 from resolver.http.devices import DeviceSetup, device_setups, mobileconfig
+from resolver.http.schoolca import init_ca
 
 
 async def _client(aiohttp_client, tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -70,3 +71,21 @@ async def test_device_page_and_download(aiohttp_client, tmp_path: Path) -> None:
     for path in ("/devices/nobody", "/devices/an-phone/ftp.mobileconfig",
                  "/devices/nobody/doh.mobileconfig"):  # fmt: skip
         assert (await client.get(path)).status == 404
+
+
+async def test_device_pages_offer_the_school_ca_with_its_fingerprint(aiohttp_client, tmp_path):  # type: ignore[no-untyped-def]
+    control = ControlImpl(tmp_path / "overlay.yaml")
+    client = await aiohttp_client(make_admin_app(control, token=None, store=None, querylog=None))
+    text = await (await client.get("/devices/an-phone")).text()
+    assert 'id="school-ca"' not in text
+    assert (await client.get("/school-ca.crt")).status == 404
+    ca = init_ca(tmp_path / "ca", "THCS Test")
+    control.ca_pem = ca.pem
+    for path in ("/devices/an-phone", "/devices"):
+        text = await (await client.get(path)).text()
+        assert 'id="school-ca"' in text and ca.fingerprint in text, path
+        assert "Cài đặt tin cậy chứng nhận" in text and "Trusted Root Certification" in text
+    text = await (await client.get("/devices/an-phone?lang=en")).text()
+    assert "Certificate Trust Settings" in text
+    resp = await client.get("/school-ca.crt")
+    assert resp.status == 200 and await resp.read() == ca.der

@@ -27,25 +27,25 @@ class Clock:
 def test_sessions_expire_when_idle_and_at_their_lifetime():
     clock = Clock()
     store = SessionStore(lifetime=3600, idle_timeout=600, clock=clock)
-    idle, busy = store.create(), store.create()
+    idle, busy = store.create("lan"), store.create("lan")
     assert len(idle) >= 43 and idle != busy  # 256 random bits, URL-safe
     for _ in range(6):  # used every 9 minutes: never idle for 10
         clock.now += 540
-        assert store.check(busy)
-    assert not store.check(idle)  # unused for 54 minutes
+        assert store.get(busy)
+    assert not store.get(idle)  # unused for 54 minutes
     clock.now += 540  # 63 minutes after login: past the lifetime however busy
-    assert not store.check(busy) and len(store) == 0
+    assert not store.get(busy) and len(store) == 0
 
 
 def test_revoked_unknown_and_overflowing_sessions():
     store = SessionStore(lifetime=3600, idle_timeout=600, max_sessions=3, clock=Clock())
-    first, second = store.create(), store.create()
+    first, second = store.create("lan"), store.create("lan")
     store.revoke(first)
-    assert not store.check(first) and store.check(second)
-    assert not store.check("") and not store.check("forged") and not store.check(second + "x")
-    third, fourth, fifth = store.create(), store.create(), store.create()
-    assert len(store) == 3 and not store.check(second)  # the least recently used went
-    assert all(store.check(s) for s in (third, fourth, fifth))
+    assert not store.get(first) and store.get(second)
+    assert not store.get("") and not store.get("forged") and not store.get(second + "x")
+    third, fourth, fifth = store.create("lan"), store.create("lan"), store.create("lan")
+    assert len(store) == 3 and not store.get(second)  # the least recently used went
+    assert all(store.get(s) for s in (third, fourth, fifth))
 
 
 async def login(client, **kw):

@@ -11,14 +11,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from resolver.http.devices import DeviceSetup, device_setups
+from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.stats import Stats, UpstreamStats
 from resolver.store.events import QueryEvent
-from resolver.store.overlay import add_overlay_allow
+from resolver.store.overlay import OverlayEntry, add_entry, read_overlay, remove_entry
 
-PROFILE_OF = {"127.0.0.1": "students", "::1": "students"}
+PROFILE_OF = {"127.0.0.1": "students", "::1": "students", "127.0.0.2": "staff"}
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 AN_TOKEN = "an0phone0token0123456"
 
 
@@ -31,6 +34,7 @@ class ControlImpl:
 
     def __init__(self, overlay_path: Path) -> None:
         self.overlay_path = overlay_path
+        self.clock = time.time  # what overlay entries expire by (tests move it)
         self.generation = 1
         self.fail_next_reload = False
         self.started = time.time()
@@ -40,6 +44,9 @@ class ControlImpl:
             "banned.example": _block("students", None, Tier.MANDATED),
         }
         self.cache = {"a.example": 1, "b.example": 2, "c.example": 3}
+        self.display: dict[str, dict[str, str]] = {}  # profile -> display names (block page)
+        self.facts: dict[str, BlockInfo] = {}  # host -> what the page is told, when set
+        self.ca_pem: bytes | None = None  # the school CA's certificate (PEM)
         self._stats = Stats()
         s = self._stats
         s.queries[("udp", "A", "allowed", "students", "")] = 90
@@ -112,6 +119,17 @@ class ControlImpl:
         decision = self.blocked.get(host)
         return decision if decision and client in PROFILE_OF else None
 
+    def block_info(self, client: str, host: str) -> BlockInfo | None:
+        if host in self.facts and client in PROFILE_OF:
+            return self.facts[host]
+        decision = self.block_reason(client, host)
+        if decision is None:
+            return None
+        return BlockInfo(decision, dict(self.display.get(decision.profile, {})))
+
+    def school_ca(self) -> bytes | None:
+        return self.ca_pem
+
     def device_setups(self) -> list[DeviceSetup]:
         paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
         return device_setups(paths, [443], [853], "dns.example.vn")
@@ -119,12 +137,28 @@ class ControlImpl:
     def policy_snapshot(self) -> None:
         return None  # no compiled policy: the dashboard's policy pages say so
 
-    def add_overlay_allow(self, profile: str, name: str, note: str) -> None:
-        if profile not in PROFILE_OF.values():
-            raise ValueError(f"unknown profile {profile!r}")
-        add_overlay_allow(self.overlay_path, profile, name, note)
-        self.blocked.pop(name, None)  # what the reload the real one starts would do
-        self.generation += 1
+    def policy_now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), ZONE)
+
+    async def overlay_entries(self) -> list[OverlayEntry]:
+        return [e for e in read_overlay(self.overlay_path, ZONE) if not e.expired(self.clock())]
+
+    async def overlay_add(self, entry: OverlayEntry) -> dict[str, Any]:
+        if entry.profile not in PROFILE_OF.values():
+            raise ValueError(f"unknown profile {entry.profile!r}")
+        mandated = self.blocked.get(entry.target)
+        if entry.target_kind == "name" and mandated and mandated.tier is Tier.MANDATED:
+            raise ValueError(
+                f"{entry.target} is on the authorities' mandated list"
+            )  # as the real one
+        add_entry(self.overlay_path, entry, ZONE)
+        if entry.target_kind == "name":
+            self.blocked.pop(entry.target, None)  # what the reload the real one starts would do
+        return await self.reload()
+
+    async def overlay_remove(self, entry_id: str) -> tuple[OverlayEntry, dict[str, Any]] | None:
+        gone = remove_entry(self.overlay_path, entry_id, ZONE)
+        return None if gone is None else (gone, await self.reload())
 
 
 def event(ts: float, **fields: Any) -> QueryEvent:

@@ -55,7 +55,7 @@ SCHOOL = [
     ("10.9.0.5", "www.facebook.com", 1, MON_0900, Action.ALLOW, Tier.DEFAULT, None, None),
     ("10.99.1.1", "www.facebook.com", 1, MON_1200, Action.BLOCK, Tier.CATEGORY, "social", None),
     ("192.0.2.1", "www.facebook.com", 1, MON_1200, Action.BLOCK, Tier.CATEGORY, "social", None),
-    ("10.9.0.5", "mandated-example.com", 1, MON_1200, Action.NXDOMAIN, Tier.MANDATED,
+    ("10.9.0.5", "mandated-example.com", 1, MON_1200, Action.BLOCK, Tier.MANDATED,
      "mandated", None),
     ("10.9.0.5", "warning-example.org", 1, MON_1200, Action.REWRITE, Tier.MANDATED, "mandated",
      "notice.example.gov"),
@@ -163,7 +163,7 @@ lists: {catalogue_sources: false, dir: LISTS}
 @pytest.mark.parametrize(
     ("name", "action", "tier"),
     [
-        ("mandated-example.com", Action.NXDOMAIN, Tier.MANDATED),  # 1 beats allow
+        ("mandated-example.com", Action.BLOCK, Tier.MANDATED),  # 1 beats allow
         ("use-application-dns.net", Action.NXDOMAIN, Tier.BYPASS),  # 2 beats allow
         ("www.facebook.com", Action.ALLOW, Tier.ALLOW_LIST),  # 3 beats deny and category
         ("www.google.com", Action.REWRITE, Tier.SAFESEARCH),  # allowed, still safe search

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from resolver.build.compile import compile_policy
 from resolver.policy.decide import decide
-from resolver.store.overlay import add_overlay_allow
+from resolver.store.overlay import add_entry, new_entry
 
 POLICY = """\
 version: 1
@@ -27,10 +27,10 @@ def test_approved_unblock_allows_the_name_and_its_subdomains(tmp_path: Path) -> 
     assert decide(before, "127.0.0.1", "tiktok.com", 1, 0.0).action.value == "block"
     assert before.overlay == tmp_path / "approved.yaml"
 
-    assert add_overlay_allow(before.overlay, "kids", "TikTok.com.", "request #1")
-    assert not add_overlay_allow(before.overlay, "kids", "tiktok.com", "again")  # no duplicate
+    entry = new_entry("allow", "kids", "name", "tiktok.com", until=None, now=0.0, note="#1")
+    add_entry(before.overlay, entry, before.timezone)
 
     after = compile_policy(tmp_path / "policy.yaml")
     allowed = decide(after, "127.0.0.1", "www.tiktok.com", 1, 0.0)
     assert allowed.action.value == "allow" and allowed.tier.value == "allow"
-    assert "approved_at" in (tmp_path / "approved.yaml").read_text()
+    assert f"id: {entry.id}" in (tmp_path / "approved.yaml").read_text()

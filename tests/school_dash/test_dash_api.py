@@ -4,15 +4,17 @@ history from roll-ups, query-log search, profiles, list status, the inbox, the p
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
-from dash_support import PHONE_TOKEN, Dash, today
+from dash_support import LOG_ROWS, PHONE_TOKEN, Dash, today
 
 from resolver.http.admin import make_admin_app
+from resolver.http.users import User, UserTable, hash_password, write_users
 from resolver.store.reports import FORMULA_START
 
 TOKEN = "a-long-enough-admin-token"
@@ -212,11 +214,18 @@ async def test_a_page_without_a_session_goes_to_the_login_form_the_api_stays_jso
 ):
     client = await client_for(aiohttp_client, dash, token=TOKEN)
     remote = {"X-Test-Peer": "192.0.2.50", "Host": "admin.school.example"}
-    for path in ("/dashboard/history?period=week", "/dashboard/profiles/primary"):
-        resp = await client.get(path, headers=remote, allow_redirects=False)
+    browser = remote | {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in (
+        "/dashboard/history?period=week",
+        "/dashboard/profiles/primary",
+        "/dashboard/log?qname=x.example&action=blocked",  # the whole search comes back
+    ):
+        resp = await client.get(path, headers=browser, allow_redirects=False)
         assert resp.status == 303, path
         login = urlsplit(resp.headers["Location"])
         assert login.path == "/login" and parse_qs(login.query)["next"] == [path]
+        form = await client.get(resp.headers["Location"], headers=browser)
+        assert f'name="next" value="{html.escape(path)}"' in await form.text()
     resp = await client.get("/api/v1/history", headers=remote)
     assert resp.status == 401 and (await resp.json())["error"]
     resp = await client.get("/static/history.js", headers=remote)
@@ -224,3 +233,61 @@ async def test_a_page_without_a_session_goes_to_the_login_form_the_api_stays_jso
     ok = await client.get("/dashboard/lists", headers=remote | {"Authorization": f"Bearer {TOKEN}"})
     assert ok.status == 200 and "text/html" in ok.headers["Content-Type"]
     assert (await client.get("/static/nothing.js")).status == 404
+
+
+# -- roles ---------------------------------------------------------------------------------------
+
+PASSWORD = "a long password 1"
+
+
+async def logged_in(aiohttp_client: Any, dash: Dash, users: list[User], name: str) -> Any:
+    path = dash.folder / "users.yaml"
+    write_users(path, users)
+    app = make_admin_app(dash.control, token=None, store=dash.store, querylog=dash.log,
+                         users=UserTable(path), require_login=True)  # fmt: skip
+    client = await aiohttp_client(app)
+    resp = await client.post(
+        "/login", data={"user": name, "password": PASSWORD}, allow_redirects=False
+    )
+    assert resp.status == 303
+    return client
+
+
+async def test_a_teacher_sees_her_profiles_log_and_pages_and_nothing_school_wide(
+    aiohttp_client, dash
+):
+    hashed = hash_password(PASSWORD)
+    lan = User("lan", "teacher", ("primary", "teachers"), hashed)
+    client = await logged_in(aiohttp_client, dash, [lan], "lan")
+    listed = await get(client, "/api/v1/profiles")
+    assert [p["id"] for p in listed["profiles"]] == ["primary", "teachers"]
+    primary = await get(client, "/api/v1/profiles/primary")
+    assert primary["allow"] == ["olm.vn", "hocmai.vn"]
+    assert "not one of yours" in (await get(client, "/api/v1/profiles/guests", 403))["error"]
+    # Her log: both her profiles at once (one logs nothing), paged; another's is refused.
+    first = await get(client, "/api/v1/querylog", limit=3)
+    assert {r["profile"] for r in first["rows"]} == {"primary"} and first["next_offset"] == 3
+    rest = await get(client, "/api/v1/querylog", limit=3, offset=3)
+    assert len(rest["rows"]) == 1 and rest["next_offset"] is None
+    await get(client, "/api/v1/querylog", 403, profile="guests")
+    for path in ("/api/v1/history", "/api/v1/lists", "/api/v1/content-reports", "/api/v1/policy"):
+        await get(client, path, 403)
+    for page, status in (("/dashboard/log", 200), ("/dashboard/profiles/primary", 200),
+                         ("/dashboard/history", 403), ("/dashboard/lists", 403),
+                         ("/dashboard/reports", 403), ("/dashboard/policy", 403)):  # fmt: skip
+        assert (await client.get(page)).status == status, page
+    me = await get(client, "/api/v1/me")  # what the navigation shows her
+    assert "GET /dashboard/log" in me["permissions"]
+    assert "GET /dashboard/history" not in me["permissions"]
+
+
+async def test_a_viewer_reads_every_page_but_the_policy_and_changes_nothing(aiohttp_client, dash):
+    users = [User("vy", "viewer", (), hash_password(PASSWORD))]
+    viewer = await logged_in(aiohttp_client, dash, users, "vy")
+    assert len((await get(viewer, "/api/v1/querylog"))["rows"]) == len(LOG_ROWS)
+    assert (await get(viewer, "/api/v1/history", period="week"))["coverage"]["covered"] == 6
+    assert (await viewer.get("/api/v1/content-reports.csv")).status == 200
+    refused = await viewer.post("/api/v1/content-reports/delete", json={"ids": [1]})
+    assert refused.status == 403
+    assert (await viewer.get("/api/v1/policy")).status == 403
+    assert (await viewer.post("/api/v1/policy/undo", json={"base": "x"})).status == 403

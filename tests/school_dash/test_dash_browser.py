@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's), at a desktop and a phone width, over the
-real data of dash_support.py: the policy edited in the form (checked, explained, saved with its
-comments), a bad edit refused with `check`'s message, an undo; a schedule added in the form and
-given to a profile; each table usable on a phone
+real data of dash_support.py: the policy edited in the form (a deny entry and a service blocked;
+checked, explained, saved with its comments), a bad edit refused with `check`'s message, an
+undo; a schedule added in the form and given to a profile; each table usable on a phone
 (cards, no sideways scrolling, no column squeezed to a letter per line).
 
 Screenshots land in tmp_path (and in $SR_SCREENSHOT_DIR when set, to look at them).
@@ -90,8 +90,11 @@ async def test_policy_edited_in_the_form_a_bad_edit_refused_then_undone(
     assert await primary.locator("[name=allow]").input_value() == "olm.vn\nhocmai.vn"
     await no_sideways_scroll(page)
 
-    # The edit: a name always blocked for pupils; checked and explained before saving.
+    # The edit: a name always blocked for pupils, and a service from the catalogue by its name;
+    # checked and explained before saving.
     await primary.locator("[name=deny]").fill("tiktok.com")
+    roblox = primary.get_by_label("Roblox")
+    await roblox.select_option("block")
     await page.locator("#samples").fill("www.tiktok.com\nolm.vn")
     await page.locator("#preview").click()
     result = page.locator("#result")
@@ -104,6 +107,7 @@ async def test_policy_edited_in_the_form_a_bad_edit_refused_then_undone(
     )
     assert "allow" in await rows.nth(1).inner_text()
     assert "+    deny: [tiktok.com]" in await result.locator("pre").inner_text()
+    assert "+    block_services: [roblox]" in await result.locator("pre").inner_text()
     assert dash.policy.read_text() == original  # a check saves nothing
     if width == "phone":
         await no_sideways_scroll(page)  # the explain table is cards, the diff scrolls in its box
@@ -113,6 +117,7 @@ async def test_policy_edited_in_the_form_a_bad_edit_refused_then_undone(
     await page.locator("#msg").get_by_text("Đã lưu · Saved").wait_for()
     saved = dash.policy.read_text()
     assert "deny: [tiktok.com]" in saved and dash.control.reloaded == 1
+    assert "block_services: [roblox]" in saved
     assert [line for line in saved.splitlines() if "#" in line] == [
         line for line in original.splitlines() if "#" in line
     ]  # every comment kept

@@ -124,3 +124,49 @@ async def test_stale_forms_malformed_edits_and_bundles_are_refused(aiohttp_clien
     loaded = await (await client.get("/api/v1/policy")).json()
     assert not loaded["editable"] and "bundle" in loaded["reason"]
     await post(client, "/api/v1/policy", {"base": base, "edits": {}}, 409)
+
+
+async def test_services_blocked_and_allowed_per_profile_and_schedule_unknown_ids_refused(
+    aiohttp_client, dash: Dash
+):
+    client = await client_for(aiohttp_client, dash)
+    original = dash.policy.read_text()
+    loaded = await (await client.get("/api/v1/policy")).json()
+    catalogue = {s["id"]: s for s in loaded["services"]}
+    assert catalogue["tiktok"]["name_en"] == "TikTok" and "lien-quan" in catalogue
+    guests = next(p for p in loaded["model"]["profiles"] if p["id"] == "guests")
+    assert guests["block_services"] == guests["allow_services"] == []
+    edit = {"profiles": {"guests": {"block_services": ["roblox"]},
+                         "primary": {"allow_services": ["discord"]}},
+            "schedules": {"lessons": {"block_services": ["zalo"]}}}  # fmt: skip
+    samples = [{"client": "10.99.0.7", "name": "www.roblox.com"},
+               {"client": "10.1.0.1", "name": "discord.com"}]  # fmt: skip
+    body = {"base": loaded["sha256"], "edits": edit, "samples": samples}
+    saved = await post(client, "/api/v1/policy", body, 200)
+    explained = {x["name"]: x for x in saved["explain"]}
+    assert explained["www.roblox.com"]["action"] == "block"
+    assert explained["www.roblox.com"]["service"] == "roblox"
+    assert explained["discord.com"]["action"] == "allow"
+    assert saved["saved"] and saved["reload"]["ok"]
+    text = dash.policy.read_text()
+    assert comments(text) == comments(original)
+    assert "block_services: [roblox]" in text and "allow_services: [discord]" in text
+    data = load_yaml(dash.policy).data
+    assert data["schedules"]["lessons"]["block_services"] == ["zalo"]
+    served = explain_report(dash.control.snapshot, "10.99.0.7", "www.roblox.com", "A",
+                            datetime.now(TZ))  # fmt: skip
+    assert served["action"] == "block" and served["service"] == "roblox"  # in force
+    again = await (await client.get("/api/v1/policy")).json()
+    guests = next(p for p in again["model"]["profiles"] if p["id"] == "guests")
+    assert guests["block_services"] == ["roblox"]
+
+    # An id the catalogue does not know: check's message, where it is written; nothing saved.
+    typo = {"profiles": {"guests": {"block_services": ["roblox", "tiktokk"]}}}
+    refused = await post(client, "/api/v1/policy", {"base": saved["sha256"], "edits": typo}, 422)
+    (error,) = [p for p in refused["problems"] if p["severity"] == "error"]
+    assert "unknown service 'tiktokk'" in error["message"] and "tiktok" in error["message"]
+    assert error["file"] == str(dash.policy)
+    assert error["line"] == next(
+        i for i, line in enumerate(text.splitlines(), 1) if "block_services: [roblox]" in line
+    )
+    assert dash.policy.read_text() == text

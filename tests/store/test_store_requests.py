@@ -12,7 +12,7 @@ import yaml
 
 from resolver.rollup import RollupFold
 from resolver.store import sqlite as sqlite_store
-from resolver.store.overlay import add_overlay_allow, read_overlay
+from resolver.store.overlay import add_entry, new_entry, read_overlay
 from resolver.store.sqlite import SqliteRequestStore
 from resolver.supervisor import CountedRequests
 
@@ -50,21 +50,25 @@ def test_content_reports_cap(tmp_path: Path, monkeypatch):
     store.close()
 
 
-def test_overlay_is_yaml_deduplicated_and_replaced_atomically(tmp_path: Path):
+def test_overlay_is_yaml_one_entry_per_target_and_replaced_atomically(tmp_path: Path):
     path = tmp_path / "policy" / "overlay.yaml"
-    assert read_overlay(path) == []
-    assert add_overlay_allow(path, "students", "Wiki.Example.", "request #1")
-    assert not add_overlay_allow(path, "students", "wiki.example", "again")
-    assert add_overlay_allow(path, "staff", "wiki.example", "")
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    assert read_overlay(path, zone) == []
+    first = new_entry("allow", "students", "name", "wiki.example", until=None, now=1.0,
+                      note="request #1")  # fmt: skip
+    assert add_entry(path, first, zone) is None
+    again = new_entry("allow", "students", "name", "Wiki.Example", until=None, now=2.0)
+    assert add_entry(path, again, zone) == first  # the same target: replaced, not doubled
+    add_entry(path, new_entry("allow", "staff", "name", "wiki.example", until=None, now=3.0), zone)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert [(e["profile"], e["name"]) for e in data["allow"]] == [
-        ("students", "wiki.example"), ("staff", "wiki.example"),
+        ("students", "Wiki.Example"), ("staff", "wiki.example"),
     ]  # fmt: skip
-    assert data["allow"][0]["note"] == "request #1" and data["allow"][0]["approved_at"]
+    assert data["allow"][0]["id"] == again.id and data["allow"][0]["created"]
     assert [p.name for p in path.parent.iterdir()] == ["overlay.yaml"]  # no temp file left
     path.write_text("allow: 3\n")
     with pytest.raises(ValueError, match="allow"):
-        read_overlay(path)
+        read_overlay(path, zone)
 
 
 def test_requests_have_their_own_retention_and_their_decisions_are_counted(tmp_path: Path):

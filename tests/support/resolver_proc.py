@@ -149,11 +149,29 @@ def wait_until_answering(rp: ResolverProc, timeout: float = START_TIMEOUT) -> No
     pytest.fail(f"resolver did not answer within {timeout} s:\n{rp.output()}")
 
 
-class ResolverFactory:
-    """Starts resolvers with a config built from BASE_CONFIG plus overrides; stops them all."""
+def datapath_env(datapath: str) -> dict[str, str]:
+    """Environment for a resolver serving UDP with `datapath`: "compiled" (the C fast path
+    where it is built and SAFE_RESOLVER_PURE is not set), "pure" (the pure-Python twin), or
+    "default" (whatever this environment gives)."""
+    return {"SAFE_RESOLVER_PURE": "1"} if datapath == "pure" else {}
 
-    def __init__(self, directory: Path):
+
+def datapath_params() -> list[Any]:
+    """Both UDP paths, for suites that must pass on each (the compiled one skips where it is
+    not built, or where SAFE_RESOLVER_PURE=1 makes every run pure anyway)."""
+    from resolver.dns.fastpath import use_compiled
+
+    skip = pytest.mark.skipif(not use_compiled(), reason="compiled fast path not in use here")
+    return [pytest.param("compiled", marks=skip), "pure"]
+
+
+class ResolverFactory:
+    """Starts resolvers with a config built from BASE_CONFIG plus overrides; stops them all.
+    `env` adds to the environment the resolvers start in."""
+
+    def __init__(self, directory: Path, env: dict[str, str] | None = None):
         self.directory = directory
+        self.env = env or {}
         self.running: list[ResolverProc] = []
 
     def __call__(
@@ -177,7 +195,7 @@ class ResolverFactory:
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         rp = ResolverProc("127.0.0.1", port, proc, path, log)
         self.running.append(rp)

@@ -178,6 +178,19 @@ const SR = (() => {
     return badge(text, cls);
   }
 
+  // Who is logged in and the routes her role may call (`/api/v1/me`, once per page). The pages
+  // show only what she may use; the server checks every call anyway.
+  let mePromise = null;
+  const me = () => (mePromise = mePromise || getJSON("/api/v1/me"));
+  const can = (who, method, route) => who.permissions.includes(method + " " + route);
+  const ROLES = { admin: "quản trị · admin", teacher: "giáo viên · teacher", viewer: "xem · viewer" };
+  async function initWho() {
+    const who = await me();
+    for (const a of document.querySelectorAll("#nav a")) a.hidden = !can(who, "GET", a.getAttribute("href"));
+    const box = $("who");
+    if (box) box.textContent = `${who.user} · ${ROLES[who.role] || who.role}` + (who.profiles ? " · " + who.profiles.join(", ") : "");
+  }
+
   function initNav() {
     const header = document.querySelector("header");
     const toggle = $("nav-toggle");
@@ -188,6 +201,7 @@ const SR = (() => {
     });
   }
   initNav();
+  initWho().catch((e) => say(e.message, true));
 
-  return { $, el, svgEl, link, fmt, ago, when, say, catName, request, getJSON, fillTable, drawBars, lineChart, badge, listState, LIST_STATES };
+  return { $, el, svgEl, link, fmt, ago, when, say, catName, request, getJSON, fillTable, drawBars, lineChart, badge, listState, LIST_STATES, me, can };
 })();

@@ -1,5 +1,7 @@
 // Overview: polls the admin JSON API; live timeline, the last 7 days from the roll-ups, lists,
-// upstreams and pending unblock requests. Approve/reject/reload are same-origin POSTs.
+// upstreams (readers: admin, viewer), pending unblock requests with how long to open them,
+// the unblocks and pauses in force with revoke, and the pause form (admin, teacher: hers).
+// What the user's role may call decides what is shown. Actions are same-origin requests.
 "use strict";
 (() => {
   const { $, el, svgEl, fmt, ago, say, catName, getJSON, request, fillTable, drawBars, lineChart } = SR;
@@ -10,6 +12,20 @@
   let features = { querylog: false, requests: false };
   let names = {};
   let slowAt = 0;
+  let me = { user: "", role: "", profiles: null, permissions: [] };
+  const can = (method, route) => SR.can(me, method, route);
+  // How long an approval lasts, chosen per pending request (kept across the 5 s redraws).
+  const DURATIONS = [
+    ["60", "1 giờ · 1 hour"],
+    ["today", "Hết hôm nay · Until end of today"],
+    ["date", "Đến hết ngày… · Until a date…"],
+    ["permanent", "Luôn luôn · Permanently"],
+  ];
+  const chosen = {};
+  const drawn = { requests: "", entries: "" };
+  let zone;
+  const when = (ts, tz) =>
+    new Date(ts * 1000).toLocaleString("vi-VN", { timeZone: tz || zone, dateStyle: "short", timeStyle: "short" });
 
   function drawTimeline() {
     const box = $("timeline");
@@ -112,18 +128,53 @@
     }), "Chưa nạp danh sách · No lists loaded");
   }
 
+  function approveBody(id) {
+    const c = chosen[id] || { mode: DURATIONS[0][0], date: "" };
+    if (c.mode === "date") {
+      if (!c.date) throw new Error("chọn ngày · pick a date");
+      return { until: c.date };
+    }
+    return /^\d+$/.test(c.mode) ? { minutes: Number(c.mode) } : { until: c.mode };
+  }
+
+  function durationPicker(id) {
+    const c = (chosen[id] = chosen[id] || { mode: DURATIONS[0][0], date: "" });
+    const select = el("select");
+    select.setAttribute("aria-label", `Mở yêu cầu #${id} trong · Open request #${id} for`);
+    for (const [value, label] of DURATIONS) {
+      const o = el("option", label);
+      o.value = value;
+      select.append(o);
+    }
+    select.value = c.mode;
+    const day = el("input");
+    day.type = "date";
+    day.value = c.date;
+    day.hidden = c.mode !== "date";
+    day.setAttribute("aria-label", `Ngày kết thúc #${id} · Last day #${id}`);
+    select.addEventListener("change", () => {
+      c.mode = select.value;
+      day.hidden = c.mode !== "date";
+    });
+    day.addEventListener("change", () => (c.date = day.value));
+    return [select, day];
+  }
+
   function decideButton(id, action, label, cls) {
     const b = el("button", label, cls);
     b.type = "button";
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        await request("POST", `/api/v1/unblock-requests/${id}/${action}`);
-        say(`#${id}: ${action === "approve" ? "đã duyệt · approved" : "đã từ chối · rejected"}`);
+        const r = await request("POST", `/api/v1/unblock-requests/${id}/${action}`, action === "approve" ? approveBody(id) : undefined);
+        const until = r.entry && r.entry.until ? " → " + when(r.entry.until) : "";
+        say(`#${id}: ${action === "approve" ? "đã duyệt · approved" + until : "đã từ chối · rejected"}`);
       } catch (e) {
         say(`#${id}: ${e.message}`, true);
+        b.disabled = false;
       }
       refreshRequests().catch((e) => say(e.message, true));
+      refreshEntries().catch((e) => say(e.message, true));
     });
     return b;
   }
@@ -134,26 +185,118 @@
       return;
     }
     const data = await getJSON("/api/v1/unblock-requests?status=pending");
+    const key = JSON.stringify(data.requests.map((r) => r.id));
+    if (key === drawn.requests) return; // redrawing would close an open duration picker
+    drawn.requests = key;
+    const decide = can("POST", "/api/v1/unblock-requests/{id}/approve");
     fillTable($("requests"), data.requests.map((r) => {
-      const buttons = el("span");
-      buttons.append(decideButton(r.id, "approve", "Duyệt · Approve", "ok"), " ", decideButton(r.id, "reject", "Từ chối · Reject", "no"));
-      return ["#" + r.id, r.host, r.profile, catName(names, r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), buttons];
+      const act = el("span", null, "act");
+      if (decide) {
+        act.append(...durationPicker(r.id), decideButton(r.id, "approve", "Duyệt · Approve", "ok"),
+          decideButton(r.id, "reject", "Từ chối · Reject", "no"));
+      }
+      return ["#" + r.id, r.host, r.profile, catName(names, r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), act];
     }), "Không có yêu cầu nào · No pending requests");
+  }
+
+  const KINDS = { allow: "Mở chặn · Unblock", pause: "Tạm dừng · Pause" };
+  function targetText(e) {
+    if (e.target_kind === "category") return catName(names, e.target);
+    if (e.target_kind === "service") return "dịch vụ · service " + e.target;
+    return e.target;
+  }
+
+  function revokeButton(e) {
+    const b = el("button", "Thu hồi · Revoke", "no");
+    b.type = "button";
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await request("DELETE", `/api/v1/overlay/${e.id}`);
+        say(`${targetText(e)} (${e.profile}): đã thu hồi · revoked`);
+      } catch (err) {
+        say(err.message, true);
+        b.disabled = false;
+      }
+      refreshEntries().catch((err) => say(err.message, true));
+    });
+    return b;
+  }
+
+  async function refreshEntries() {
+    const data = await getJSON("/api/v1/overlay");
+    zone = data.timezone;
+    const key = JSON.stringify(data.entries.map((e) => [e.id, e.until]));
+    if (key === drawn.entries) return;
+    drawn.entries = key;
+    const revoke = can("DELETE", "/api/v1/overlay/{id}");
+    fillTable($("entries"), data.entries.map((e) => [
+      KINDS[e.kind] || e.kind,
+      e.profile,
+      targetText(e),
+      e.until ? when(e.until, data.timezone) : "luôn luôn · permanent",
+      e.by,
+      e.note,
+      revoke ? revokeButton(e) : "",
+    ]), "Không có · None");
   }
 
   async function tick() {
     try {
-      await refreshStats();
-      const jobs = [refreshLog(), refreshRequests()];
-      if (Date.now() - slowAt > SLOW_MS) {
-        slowAt = Date.now();
-        jobs.push(refreshWeek(), refreshLists());
+      const jobs = [refreshRequests(), refreshEntries()];
+      if (can("GET", "/api/v1/stats")) {
+        await refreshStats();
+        jobs.push(refreshLog());
+        if (Date.now() - slowAt > SLOW_MS) {
+          slowAt = Date.now();
+          jobs.push(refreshWeek(), refreshLists());
+        }
       }
       await Promise.all(jobs);
     } catch (e) {
       say("Không lấy được dữ liệu · Could not load data: " + e.message, true);
     }
   }
+
+  async function start() {
+    me = await SR.me();
+    const readers = can("GET", "/api/v1/stats");
+    for (const e of document.querySelectorAll(".stats")) e.hidden = !readers;
+    if (!readers) {
+      $("status").textContent = "";
+      features.requests = true; // the request list answers 404 if no store is configured
+    }
+    $("reload").hidden = !can("POST", "/api/v1/reload");
+    $("flush").hidden = !can("POST", "/api/v1/cache/flush");
+    if (can("POST", "/api/v1/pauses")) {
+      $("pause-section").hidden = false;
+      for (const p of me.profiles || []) $("p-profiles").append(Object.assign(el("option"), { value: p }));
+      if (me.profiles && me.profiles.length === 1) $("p-profile").value = me.profiles[0];
+    }
+  }
+
+  function fillTargets() {
+    const list = $("p-targets");
+    list.replaceChildren();
+    if ($("p-kind").value !== "category") return;
+    for (const [id, n] of Object.entries(names)) list.append(Object.assign(el("option", n.vi + " · " + n.en), { value: id }));
+  }
+  $("p-kind").addEventListener("change", fillTargets);
+
+  $("pause-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const kind = $("p-kind").value;
+    const body = { profile: $("p-profile").value.trim(), minutes: Number($("p-minutes").value) };
+    body[kind] = $("p-target").value.trim();
+    try {
+      const r = await request("POST", "/api/v1/pauses", body);
+      say(`${body.profile}: ${targetText(r.entry)} — tạm dừng đến · paused until ${when(r.entry.until)}`);
+      $("p-target").value = "";
+    } catch (e) {
+      say("Không tạm dừng được · Could not pause: " + e.message, true);
+    }
+    refreshEntries().catch((e) => say(e.message, true));
+  });
 
   $("reload").addEventListener("click", async () => {
     try {
@@ -172,6 +315,11 @@
     }
   });
 
-  tick();
-  setInterval(tick, POLL_MS);
+  start()
+    .then(async () => {
+      await tick();
+      fillTargets(); // the category names come with the first stats
+      setInterval(tick, POLL_MS);
+    })
+    .catch((e) => say("Không lấy được dữ liệu · Could not load data: " + e.message, true));
 })();

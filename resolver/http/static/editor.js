@@ -45,6 +45,28 @@
     return box;
   }
   const checked = (box) => [...box.querySelectorAll("input:checked")].map((c) => c.value);
+
+  // Services (blocklists/services.yaml) by name. An id written in the file but missing from the
+  // catalogue stays listed, marked, so the check's error about it can be seen and cleared.
+  function serviceLabel(id) {
+    const s = (data.services || []).find((x) => x.id === id);
+    return s ? `${s.name_vi} · ${s.name_en}` : `${id} (không có trong danh mục · not in the catalogue)`;
+  }
+  const serviceIds = (...written) => [...new Set([...(data.services || []).map((s) => s.id), ...written.flat()])];
+  const SERVICE_CHOICES = [["", "theo danh mục · as the categories"], ["block", "chặn · block"], ["allow", "luôn cho phép · always allow"]];
+  function serviceChoices(p) {
+    const box = el("div", null, "checks");
+    box.dataset.name = "services";
+    for (const id of serviceIds(p.block_services, p.allow_services)) {
+      const value = p.allow_services.includes(id) ? "allow" : p.block_services.includes(id) ? "block" : "";
+      const s = select("service-" + id, SERVICE_CHOICES, value);
+      s.dataset.service = id;
+      box.append(field(serviceLabel(id), s));
+    }
+    return box;
+  }
+  const servicesChosen = (f, choice) =>
+    [...f.querySelectorAll("[data-name=services] select")].filter((s) => s.value === choice).map((s) => s.dataset.service);
   const levelOptions = (extra) => [...extra, ...data.levels.map((l) => [l, l])];
 
   // -- profiles --------------------------------------------------------------------------------
@@ -91,13 +113,10 @@
     );
     const services = el("fieldset");
     services.append(el("legend", "Dịch vụ · Services"));
-    if (data.services) {
-      services.append(checks("services", data.services.map((s) => s.id), p.services,
-        (id) => { const s = data.services.find((x) => x.id === id); return `${s.name_vi} · ${s.name_en}`; }));
-    } else {
-      services.append(el("p", "Danh mục dịch vụ (TikTok, YouTube, Zalo…) chưa được cài · The services catalogue is not installed yet" +
-        (p.services.length ? `: ${p.services.join(", ")}` : ""), "muted"));
+    if (!data.services) {
+      services.append(el("p", "Không đọc được danh mục dịch vụ · The services catalogue cannot be read", "bad"));
     }
+    services.append(serviceChoices(p));
     f.append(grid, el("h3", "Danh mục bị chặn · Blocked categories"), cats,
       el("h3", "Lịch áp dụng · Schedules"), checks("schedules", scheduleNames, p.schedules), lists, services);
     return f;
@@ -115,6 +134,8 @@
       allow: lines(v("allow").value),
       deny: lines(v("deny").value),
       log: v("log").checked,
+      block_services: servicesChosen(f, "block"),
+      allow_services: servicesChosen(f, "allow"),
     };
   }
 
@@ -134,7 +155,9 @@
       field("Internet khi chạy · Internet while active", select("internet", [["on", "bật · on"], ["off", "tắt · off"]], s.internet)),
     );
     f.append(grid, el("h3", "Chặn thêm khi chạy · Also block while active"),
-      checks("block", data.categories, s.block, (c) => catName(data.category_names, c)));
+      checks("block", data.categories, s.block, (c) => catName(data.category_names, c)),
+      el("h3", "Chặn dịch vụ khi chạy · Block services while active"),
+      checks("block_services", serviceIds(s.block_services), s.block_services, serviceLabel));
     if (!isNew) {
       const rm = el("label", null, "check");
       const box = el("input");
@@ -151,6 +174,7 @@
     return {
       windows: lines(v("windows").value),
       block: checked(f.querySelector("[data-name=block]")),
+      block_services: checked(f.querySelector("[data-name=block_services]")),
       safe_search: v("safe_search").value,
       internet: v("internet").value,
       except: lines(v("except").value),
@@ -293,7 +317,7 @@
       say("Tên lịch: chữ, số, - hoặc _, chưa dùng · Schedule name: letters, digits, - or _, not used yet", true);
       return;
     }
-    const s = { name, windows: ["mon-fri 07:00-11:30"], block: [], safe_search: "", internet: "on", except: [], extra: [] };
+    const s = { name, windows: ["mon-fri 07:00-11:30"], block: [], block_services: [], safe_search: "", internet: "on", except: [], extra: [] };
     fresh.push(s);
     $("schedule-forms").append(scheduleForm(s, true));
     const o = el("option", name);

@@ -35,7 +35,7 @@
   }
 
   async function showOne() {
-    const p = await getJSON("/api/v1/profiles/" + encodeURIComponent(id));
+    const [p, who] = await Promise.all([getJSON("/api/v1/profiles/" + encodeURIComponent(id)), SR.me()]);
     const names = p.category_names;
     $("title").textContent = `Nhóm · Profile: ${p.id}`;
     document.title = `safe-resolver · ${p.id}`;
@@ -49,6 +49,9 @@
     $("to-log").href = "/dashboard/log?profile=" + q;
     $("to-history").href = "/dashboard/history?period=week&profile=" + q;
     $("to-edit").href = "/dashboard/policy#profile=" + q;
+    $("to-history").hidden = !SR.can(who, "GET", "/dashboard/history");
+    $("to-edit").hidden = !SR.can(who, "GET", "/dashboard/policy");
+    const setup = SR.can(who, "GET", "/devices/{name}"); // the set-up pages show device secrets
     const base = new Set(p.categories);
     const now = p.blocked_now.map((c) => ({ c, extra: !base.has(c) }));
     const box = $("categories");
@@ -67,6 +70,8 @@
       s.internet_off ? "tắt Internet · internet off" : s.block.map((c) => catName(names, c)).join(", ") || (s.safe_search ? `safe search ${s.safe_search}` : "–"),
       scheduleNow(s),
     ]), "Không có lịch · No schedules");
+    chips($("block-services"), p.block_services, "–");
+    chips($("allow-services"), p.allow_services, "–");
     chips($("allow"), p.allow, "–");
     chips($("deny"), p.deny, "–");
     const devices = $("devices");
@@ -74,7 +79,8 @@
       const ul = el("ul");
       for (const d of p.devices) {
         const li = el("li");
-        li.append(link("/devices/" + encodeURIComponent(d), d), " ", el("span", "cài đặt · set-up page", "muted"));
+        if (setup) li.append(link("/devices/" + encodeURIComponent(d), d), " ", el("span", "cài đặt · set-up page", "muted"));
+        else li.append(d);
         ul.append(li);
       }
       devices.replaceChildren(ul);

@@ -1,0 +1,111 @@
+"""The UDP listener: one socket read in batches from the event loop's reader callback.
+
+Each wake-up `FastPath.serve` reads up to `batch` queries and answers those it has stored
+(`resolver.dns.fastpath`); the others go through the `Handler` here. Its synchronous answers
+leave together in one `send` at the end of the wake-up; answers that await upstream are sent
+alone when ready.
+
+Behind a load balancer (`proxy_protocol_from`), a datagram from a trusted balancer, or one that
+starts with a PROXY v2 signature, goes through the `ProxyGate` first: the query and the client
+it names come out, or nothing (counted). The fast path never answers such a datagram (a
+balancer is never a client of its table, and a stored key is never a PROXY header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from resolver.dns.fastpath import Address, FastPathLike, Reply
+from resolver.dns.handler import Handler
+from resolver.dns.proxygate import SIGNATURE, ProxyGate
+from resolver.dns.server import InFlight
+from resolver.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UdpConfig:
+    batch: int = 64  # datagrams read per wake-up at most (one recvmmsg)
+    fast_answers: int = 200_000  # answers kept for repeating, per worker
+    fast_clients: int = 65_536  # client addresses whose profile the fast path knows
+
+
+class UdpListener:
+    """Serves one bound, non-blocking UDP socket until `close`."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fast: FastPathLike,
+        handler: Handler,
+        inflight: InFlight,
+        stats: Stats,
+        gate: ProxyGate,
+    ) -> None:
+        self.sock = sock
+        self.fast = fast
+        self.handler = handler
+        self.inflight = inflight
+        self.stats = stats
+        self.gate = gate
+        self.balancers = gate.trusted  # None unless proxy_protocol_from is set
+        self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            misses = self.fast.serve(self.sock, time.monotonic())
+        except OSError as exc:
+            self.stats.dropped["udp-receive-error"] += 1
+            log.debug("receive failed: %s", exc)
+            return
+        if not misses:
+            return
+        answer = self.handler.answer
+        balancers = self.balancers
+        replies: list[Reply] = []
+        for data, addr in misses:
+            client = addr[0]
+            # PROXY v2: from a trusted load balancer, the query and the client it relays for;
+            # from anyone else a header is refused. The answer goes back to the balancer (addr).
+            if data.startswith(SIGNATURE) or (balancers is not None and balancers.allows(client)):
+                opened = self.gate.open_datagram(data, client)
+                if opened is None:
+                    continue
+                data, client = opened
+            try:
+                result = answer(data, client, "udp")
+            except Exception:  # a bug must cost one query, never the listener
+                self.stats.dropped["internal-error"] += 1
+                log.exception("query handling failed")
+                continue
+            if result is None:
+                continue
+            if result.__class__ is bytes:
+                replies.append((result, addr))
+            else:
+                self.inflight.spawn(self._send_later(result, addr))
+        if replies:
+            self.fast.send(self.sock, replies)
+
+    async def _send_later(self, pending: object, addr: Address) -> None:
+        try:
+            resp = await pending  # type: ignore[misc]
+        except Exception:
+            self.stats.dropped["internal-error"] += 1
+            log.exception("query handling failed")
+            return
+        if resp is not None and not self.closed:
+            self.fast.send(self.sock, [(resp, addr)])
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()

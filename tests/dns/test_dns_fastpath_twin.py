@@ -1,0 +1,116 @@
+"""The compiled fast path against its pure-Python twin (the reference): random sequences of
+clients, stored answers (TTLs to count down or not), queries (0x20 case, IDs, flags, EDNS,
+garbage), clears and clocks give the same misses, the same answers on the wire and the same
+counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.fastpath import CFastPath, Wire, answer_to, opt, query, wire
+
+from resolver.dns.fastpath import PyFastPath, address_bytes, name_end
+
+pytestmark = pytest.mark.skipif(CFastPath is None, reason="resolver.dns._fastpath not built")
+
+NOW = 5000.0
+HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+NAMES = ["a.example", "b.example", "www.c.test", "x"]
+
+
+@st.composite
+def packets(draw: st.DrawFn) -> bytes:
+    """A query for one of NAMES in random case, or garbage."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=60))
+    name = draw(st.sampled_from(NAMES))
+    name = "".join(c.upper() if draw(st.booleans()) else c for c in name)
+    return query(
+        name,
+        qid=draw(st.integers(0, 0xFFFF)),
+        qtype=draw(st.sampled_from([1, 28])),
+        flags=draw(st.sampled_from([0x0100, 0x0000, 0x0110])),
+        edns=draw(st.sampled_from([b"", opt(), opt(do=True)])),
+    )
+
+
+OPS = {
+    "client": st.tuples(st.just("client"), st.integers(0, 2), st.sampled_from([0, 1, 1, 1, 2])),
+    "put": st.tuples(
+        st.just("put"),
+        st.sampled_from([1, 1, 2]),
+        packets(),
+        st.sampled_from([-1.0, 0.5, 2.0, 2.0]),  # valid until NOW + this
+        st.integers(0, 5),  # stats id
+        st.sampled_from(["echo", "echo", "ttl", "ttl", "other", "short", "upper", "bad ttl"]),
+        st.integers(-2, 2),  # the second the TTLs are for, against NOW
+    ),
+    "ask": st.tuples(
+        st.just("ask"), st.integers(0, 2), packets(), st.sampled_from([0.0, 0.0, 1.0, 3.0])
+    ),
+    "clear": st.tuples(st.just("clear")),
+}
+KINDS = ["ask"] * 8 + ["put"] * 6 + ["client"] * 3 + ["clear"]
+
+
+def apply(fast: Any, w: Wire, op: tuple[Any, ...]) -> Any:
+    kind = op[0]
+    if kind == "client":
+        fast.set_client(address_bytes(HOSTS[op[1]]), op[2])
+        return None
+    if kind == "put":
+        _, klass, packet, until, stats_id, shape, second = op
+        if name_end(packet) < 0:
+            return "not a query"
+        answer = answer_to(packet)
+        if shape == "other":
+            answer = answer_to(query("zz.other"))
+        elif shape == "short":
+            answer = answer[:13]
+        elif shape == "upper":
+            packet = (
+                packet[:12] + packet[12 : name_end(packet)].upper() + packet[name_end(packet) :]
+            )
+        ttls = {"ttl": [len(answer) - 10], "bad ttl": [len(answer) - 3]}.get(shape, [])
+        return fast.put(klass, packet, answer, NOW + until, stats_id, ttls, int(NOW) + second)
+    if kind == "ask":
+        _, host, packet, later = op
+        misses, answers = w.exchange(fast, [packet], NOW + later, host=HOSTS[host])
+        return [(data, addr[0]) for data, addr in misses], answers
+    fast.clear()
+    return None
+
+
+def recased(packet: bytes, data: st.DataObject) -> bytes:
+    """`packet` with another ID and its name's letters in random case (a 0x20 client)."""
+    qid = data.draw(st.binary(min_size=2, max_size=2))
+    end = name_end(packet)
+    name = bytes(
+        c ^ 0x20 if chr(c).isalpha() and data.draw(st.booleans()) else c for c in packet[12:end]
+    )
+    return qid + packet[2:12] + name + packet[end:]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_compiled_and_twin_agree(data: st.DataObject) -> None:
+    compiled = CFastPath(batch=8, answers=1000, clients=1000)
+    twin = PyFastPath(batch=8, answers=1000, clients=1000)
+    stored: list[bytes] = []
+    with wire() as wc, wire() as wt:
+        for host in range(len(HOSTS)):
+            start = ("client", host, data.draw(st.sampled_from([0, 1, 1, 2])))
+            apply(compiled, wc, start), apply(twin, wt, start)
+        for _ in range(data.draw(st.integers(1, 30))):
+            op = data.draw(OPS[data.draw(st.sampled_from(KINDS))])
+            if op[0] == "ask" and stored and data.draw(st.integers(0, 3)):
+                op = (op[0], op[1], recased(data.draw(st.sampled_from(stored)), data), op[3])
+            result = apply(compiled, wc, op)
+            assert result == apply(twin, wt, op), op
+            if op[0] == "put" and result is True:
+                stored.append(op[2])
+            assert (compiled.answers, compiled.clients) == (twin.answers, twin.clients), op
+    assert compiled.harvest()[0::2] == twin.harvest()[0::2]  # hits and send errors
