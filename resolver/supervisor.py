@@ -32,6 +32,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -827,6 +828,7 @@ class Supervisor:
             "datapath": self.pool.datapath(),
             "bundle": self.bundles.status() if self.bundles else None,
             "proxy_protocol_from": list(self.cfg.proxy_protocol_from),
+            "content_reports_retention_days": self.cfg.querylog.content_reports_retention_days,
         }
 
     async def explain(
@@ -995,6 +997,9 @@ class Supervisor:
             raise ValueError("the policy has no `overlay:` file to record approvals in")
         return snapshot, snapshot.overlay
 
+    def policy_snapshot(self) -> PolicySnapshot | None:
+        return self.holder.current
+
     def _snapshot(self) -> PolicySnapshot:
         if self.holder.current is None:
             raise ValueError("no policy is loaded")
@@ -1031,8 +1036,14 @@ class CountedRequests:
     def get_unblock(self, request_id: int) -> dict[str, Any] | None:
         return self._store.get_unblock(request_id)
 
-    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]:
-        return self._store.list_content_reports(limit)
+    def list_content_reports(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        return self._store.list_content_reports(limit, offset)
+
+    def count_content_reports(self) -> int:
+        return self._store.count_content_reports()
+
+    def delete_content_reports(self, ids: Sequence[int]) -> int:
+        return self._store.delete_content_reports(ids)
 
     def expire(self, unblock_before: float, reports_before: float) -> int:
         return self._store.expire(unblock_before, reports_before)

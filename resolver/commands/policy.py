@@ -16,6 +16,7 @@ from typing import cast
 
 from resolver.build.compile import compile_policy
 from resolver.build.listfile import rule_line
+from resolver.build.trial import check_policy
 from resolver.policy.compile import PolicyError
 from resolver.policy.decide import check_sample
 from resolver.policy.explain import explain_report
@@ -31,13 +32,7 @@ def _print_problems(problems: list[Problem]) -> None:
 
 def check_command(args: argparse.Namespace) -> int:
     """Validate the policy (schema, then a full compile) and print every problem."""
-    snapshot = None
-    try:
-        snapshot = compile_policy(args.policy)
-        problems = snapshot.warnings
-    except PolicyError as exc:
-        problems = exc.problems
-    failures = snapshot.check_expectations() if snapshot else []
+    snapshot, problems, failures = check_policy(args.policy)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(json.dumps({

@@ -46,6 +46,11 @@ from resolver.http.dashboard import setup_dashboard
 from resolver.http.devices import setup_devices
 from resolver.http.i18n import category_label
 from resolver.http.login import setup_login
+from resolver.http.logsearch import query_filter
+from resolver.http.params import int_param as _int_param
+from resolver.http.params import json_error as _error
+from resolver.http.params import request_store as _store
+from resolver.http.params import time_param as _time_param
 from resolver.http.ports import ResolverControl
 from resolver.http.roles import ADMIN, Principal, allowed, permissions
 from resolver.http.security import RateLimiter, add_security_headers, is_loopback
@@ -53,7 +58,7 @@ from resolver.http.sessions import Session, SessionStore
 from resolver.http.users import UserTable, password_stamp
 from resolver.stats import LATENCY_BUCKETS, Stats
 from resolver.store.audit import record_overlay
-from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter, RequestStore, StoreUnavailable
+from resolver.store.base import RequestStore, StoreUnavailable
 from resolver.store.overlay import OverlayEntry, new_entry, until_from
 from resolver.store.querylog import QueryLog
 
@@ -115,7 +120,6 @@ def make_admin_app(
     r.add_get(f"{API}/overlay", overlay_list)
     r.add_delete(f"{API}/overlay/{{id:[0-9a-f]{{1,16}}}}", overlay_revoke)
     r.add_post(f"{API}/pauses", pause_create)
-    r.add_get(f"{API}/content-reports", content_reports)
     r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.yaml", openapi)
     setup_dashboard(app)
@@ -227,7 +231,8 @@ def _unauthenticated(request: web.Request, cfg: AdminConfig) -> web.StreamRespon
     if not (cfg.token or cfg.users or cfg.require_login):
         return web.json_response({"error": "admin access is limited to loopback"}, status=403)
     if request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", ""):
-        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/?=&')}")
+        # `&` escaped: the page's own query string comes back whole after the login.
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/?=')}")
     return web.json_response(
         {"error": "authentication required"},
         status=401,
@@ -236,34 +241,6 @@ def _unauthenticated(request: web.Request, cfg: AdminConfig) -> web.StreamRespon
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _error(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _time_param(request: web.Request, key: str) -> float | None:
-    """A unix time or an ISO-8601 time from the query string; ValueError if malformed."""
-    text = request.query.get(key)
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise ValueError(f"{key}: expected unix time or ISO-8601, got {text[:40]!r}") from None
-
-
-def _int_param(request: web.Request, key: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(key)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"{key}: expected an integer in {low}..{high}")
-    return int(text)
 
 
 def stats_json(s: Stats) -> dict[str, Any]:
@@ -395,33 +372,27 @@ async def querylog_search(request: web.Request) -> web.Response:
     log = request.app[CONFIG].querylog
     if log is None:
         return _error("the query log is disabled", 404)
-    q = request.query
     try:
-        profiles = _profiles_asked(request, q.get("profile") or None)
-        flt = QueryFilter(
-            since=_time_param(request, "since"),
-            until=_time_param(request, "until"),
-            client=q.get("client") or None,
-            qname=q.get("qname") or None,
-            action=q.get("action") or None,
-            category=q.get("category") or None,
-            limit=_int_param(request, "limit", 100, 1, SEARCH_LIMIT_MAX),
-        )
+        flt = query_filter(request)
+        profiles = _profiles_asked(request, flt.profile)
+        if len(profiles) != 1:  # a teacher's own profiles, all of them (or she has none)
+            flt = dataclasses.replace(flt, profile=None, profiles=tuple(p for p in profiles if p))
     except ValueError as exc:
         return _error(str(exc))
     except PermissionError as exc:
         return _error(str(exc), 403)
-
-    def search() -> list[dict[str, Any]]:
-        # A teacher with several profiles: each searched, newest first over all of them.
-        rows = [r for p in profiles for r in log.search(dataclasses.replace(flt, profile=p))]
-        return sorted(rows, key=lambda r: -r["ts"])[: flt.limit]
-
     try:
-        rows = await asyncio.to_thread(search)
+        rows = await asyncio.to_thread(log.search, flt)
     except StoreUnavailable:
         return _error("the query-log database is unreachable", 503)
-    return web.json_response({"rows": rows, "clients": log.clients})
+    more = len(rows) == flt.limit  # a full page: the next one may hold more
+    return web.json_response(
+        {
+            "rows": rows,
+            "clients": log.clients,
+            "next_offset": flt.offset + len(rows) if more else None,
+        }
+    )
 
 
 def _profiles_asked(request: web.Request, asked: str | None) -> list[str | None]:
@@ -460,15 +431,6 @@ async def querylog_summary(request: web.Request) -> web.Response:
     except StoreUnavailable:
         return _error("the query-log database is unreachable", 503)
     return web.json_response({"hours": hours} | dataclasses.asdict(summary))
-
-
-def _store(request: web.Request) -> RequestStore:
-    store = request.app[CONFIG].store
-    if store is None:
-        raise web.HTTPNotFound(
-            text='{"error": "no request store configured"}', content_type="application/json"
-        )
-    return store
 
 
 async def me(request: web.Request) -> web.Response:
@@ -627,11 +589,6 @@ async def pause_create(request: web.Request) -> web.Response:
     return web.json_response(
         {"entry": entry.as_json(_zone(now)), "reload": reload_result}, status=201
     )
-
-
-async def content_reports(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(_store(request).list_content_reports)
-    return web.json_response({"reports": rows})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from resolver.policy.blockinfo import BlockInfo
 from resolver.policy.decision import Decision
+from resolver.policy.snapshot import PolicySnapshot
 from resolver.stats import Stats
 
 if TYPE_CHECKING:
@@ -92,4 +93,9 @@ class ResolverControl(Protocol):
     def device_setups(self) -> list[DeviceSetup]:
         """Each device of the policy with the encrypted endpoints it is set up with (empty
         when no encrypted listener is on or no policy is loaded)."""
+        ...
+
+    def policy_snapshot(self) -> PolicySnapshot | None:
+        """The policy serving now (None before the first one), read-only: the dashboard's
+        profile pages, schedules and list status read it."""
         ...

@@ -3,9 +3,11 @@
 Roles (resolver/http/users.py keeps the accounts):
 - admin: everything. The bearer token (`admin.token`, for scripts) and a loopback request
   without credentials (a local operator; off with `admin.require_login: true`) are admin.
-- teacher: unblock requests, pauses and the query log of the profiles assigned to her; the
-  handlers narrow what she sees and does to those profiles (`Principal.may_act_for`).
-- viewer: the dashboard and the reports, read-only.
+- teacher: unblock requests, pauses, the query log and the profile pages of the profiles
+  assigned to her; the handlers narrow what she sees and does to those profiles
+  (`Principal.may_act_for`). Not the school-wide pages: history, lists, content reports.
+- viewer: the dashboard and the reports, read-only (history, query log, profiles, lists,
+  content reports); not the policy editor nor the device set-up pages.
 
 A route missing from `ROUTE_ROLES` is for admins only, so a new page is never opened by
 accident; tests/school_admin/test_roles.py checks every route of the app against the table.
@@ -41,11 +43,31 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", f"{API}/overlay/{{id}}"): ACTORS,
     ("POST", f"{API}/pauses"): ACTORS,
     ("GET", f"{API}/content-reports"): READERS,
+    ("GET", f"{API}/content-reports.csv"): READERS,
+    ("POST", f"{API}/content-reports/delete"): ADMINS,
+    ("GET", f"{API}/history"): READERS,
+    ("GET", f"{API}/lists"): READERS,
+    ("GET", f"{API}/profiles"): EVERYONE,  # a teacher: her profiles only
+    ("GET", f"{API}/profiles/{{id}}"): EVERYONE,  # a teacher: her profiles only
+    # The policy editor: only an admin reads the file (networks, allow lists) or changes it.
+    ("GET", f"{API}/policy"): ADMINS,
+    ("POST", f"{API}/policy/preview"): ADMINS,
+    ("POST", f"{API}/policy"): ADMINS,
+    ("POST", f"{API}/policy/undo"): ADMINS,
     ("GET", "/metrics"): READERS,
     ("GET", "/openapi.yaml"): EVERYONE,
     ("GET", "/"): EVERYONE,
+    # Dashboard pages: a page is a shell, its data comes from the routes above; each page is
+    # open to the roles that may read that data (the navigation shows only those).
     ("GET", "/dashboard"): EVERYONE,
-    ("GET", "/static/dashboard.js"): EVERYONE,
+    ("GET", "/dashboard/history"): READERS,
+    ("GET", "/dashboard/log"): EVERYONE,  # a teacher: her profiles' rows
+    ("GET", "/dashboard/profiles"): EVERYONE,
+    ("GET", "/dashboard/profiles/{id}"): EVERYONE,
+    ("GET", "/dashboard/lists"): READERS,
+    ("GET", "/dashboard/reports"): READERS,
+    ("GET", "/dashboard/policy"): ADMINS,
+    ("GET", "/static/{name}"): EVERYONE,  # the pages' scripts: no data in them
     # Device set-up pages show the devices' secret tokens.
     ("GET", "/devices"): ADMINS,
     ("GET", "/devices/{name}"): ADMINS,

@@ -25,6 +25,7 @@ from resolver.store.events import QueryEvent
 from resolver.store.reportdb import RollupRows
 
 SEARCH_LIMIT_MAX = 1000
+SEARCH_OFFSET_MAX = 100_000  # rows a search may page past (newest first; deeper: narrow the time)
 
 # One schema step: the statements that take a component from version N-1 to N, run in one
 # transaction. A component's migrations are a tuple of steps: version N is `steps[N - 1]`.
@@ -57,7 +58,9 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class QueryFilter:
-    """Query-log search criteria; None means "any". `qname` matches the name and its subdomains."""
+    """Query-log search criteria; None means "any". `qname` matches the name and its subdomains,
+    `name_contains` any name with that text in it. `offset` skips that many of the newest rows
+    (the dashboard's pages: it pins `until` so that new rows do not shift them)."""
 
     since: float | None = None
     until: float | None = None
@@ -67,6 +70,10 @@ class QueryFilter:
     action: str | None = None
     category: str | None = None
     limit: int = 100
+    qtype: str | None = None
+    name_contains: str | None = None
+    offset: int = 0
+    profiles: tuple[str, ...] | None = None  # any of these (a teacher's); () matches nothing
 
 
 @dataclass(slots=True)
@@ -183,7 +190,17 @@ class RequestStore(Protocol):
         """Store a report of harmful content; None when the cap is reached."""
         ...
 
-    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]: ...
+    def list_content_reports(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first; `offset` skips that many (the inbox's pages)."""
+        ...
+
+    def count_content_reports(self) -> int:
+        """How many reports are kept (the inbox shows every one, page by page)."""
+        ...
+
+    def delete_content_reports(self, ids: Sequence[int]) -> int:
+        """Delete these reports (the inbox's Delete); how many went."""
+        ...
 
     def expire(self, unblock_before: float, reports_before: float) -> int:
         """Retention: decided requests and content reports older than the given times."""

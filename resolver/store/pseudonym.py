@@ -17,6 +17,7 @@ import os
 import time
 
 ROTATIONS = ("hourly", "daily", "weekly")
+PSEUDONYM_DIGITS = 16  # hex digits of a pseudonym (64 bits)
 
 
 def _period(ts: float, rotation: str) -> tuple[int, ...]:
@@ -59,4 +60,4 @@ class Pseudonymizer:
 
     def lookup(self, client: str) -> str:
         """Pseudonym under the current key without rotating (for searching the log)."""
-        return hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()[:16]
+        return hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_DIGITS]

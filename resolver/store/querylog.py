@@ -43,7 +43,7 @@ from resolver.store.audit import AuditEntry, server_name
 from resolver.store.backends import open_query_store
 from resolver.store.base import QueryFilter, QueryStore, StoreUnavailable, Summary
 from resolver.store.events import QueryEvent
-from resolver.store.pseudonym import Pseudonymizer
+from resolver.store.pseudonym import PSEUDONYM_DIGITS, Pseudonymizer
 
 log = logging.getLogger(__name__)
 
@@ -307,14 +307,21 @@ class QueryLog:
         return self._pseudonym.lookup(client) if self.clients == "pseudonymized" else client
 
     def search(self, flt: QueryFilter) -> list[dict[str, Any]]:
-        """Search; `flt.client` is an address and is matched under the current key."""
+        """Search; `flt.client` is an address, matched under the current key, or a pseudonym
+        as the log shows it (16 hex digits: matched as stored, so an earlier day's one works)."""
         assert self._reader is not None, "QueryLog.start() first"
-        if flt.client is not None:
+        if flt.client is not None and not _is_pseudonym(flt.client, self.clients):
             key = self.client_key(flt.client)
             if key is None:
                 return []
             flt = dataclasses.replace(flt, client=key)
         return self._reader.search(flt)
+
+    @property
+    def reader(self) -> QueryStore:
+        """The store for reading roll-ups and the audit trail (blocking: call in a thread)."""
+        assert self._reader is not None, "QueryLog.start() first"
+        return self._reader
 
     def summary(
         self, since: float, until: float, profile: str | None = None, top: int = 20
@@ -327,3 +334,11 @@ class QueryLog:
         assert self._reader is not None, "QueryLog.start() first"
         before = None if older_than_days is None else time.time() - older_than_days * 86400
         return self._reader.purge(before)
+
+
+def _is_pseudonym(text: str, clients: str) -> bool:
+    return (
+        clients == "pseudonymized"
+        and len(text) == PSEUDONYM_DIGITS
+        and all(c in "0123456789abcdef" for c in text)
+    )

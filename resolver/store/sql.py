@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resolver.store.base import SEARCH_LIMIT_MAX, QueryFilter
+from resolver.store.base import SEARCH_LIMIT_MAX, SEARCH_OFFSET_MAX, QueryFilter
 from resolver.store.events import QueryEvent
 
 COLUMNS = (
@@ -67,12 +67,32 @@ def search_sql(flt: QueryFilter, mark: str) -> tuple[str, list[Any]]:
         name = flt.qname.lower().rstrip(".")
         where.append(f"(qname = {mark} OR qname LIKE {mark} ESCAPE '\\')")
         params += [name, "%." + _escape_like(name)]
+    _search_extras(flt, mark, where, params)
     sql = f"SELECT {COLUMNS} FROM queries"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY ts DESC LIMIT {mark}"
     params.append(max(0, min(flt.limit, SEARCH_LIMIT_MAX)))
+    if flt.offset:
+        sql += f" OFFSET {mark}"
+        params.append(max(0, min(flt.offset, SEARCH_OFFSET_MAX)))
     return sql, params
+
+
+def _search_extras(flt: QueryFilter, mark: str, where: list[str], params: list[Any]) -> None:
+    """The dashboard's search filters (a teacher's profiles, query type, a name containing a
+    text), kept apart from the API's first ones. Names are stored lower-case without the final
+    dot."""
+    if flt.profiles is not None:
+        marks = ", ".join([mark] * len(flt.profiles))
+        where.append(f"profile IN ({marks})" if flt.profiles else "1 = 0")
+        params += flt.profiles
+    if flt.qtype is not None:
+        where.append(f"qtype = {mark}")
+        params.append(flt.qtype.upper())
+    if flt.name_contains:
+        where.append(f"qname LIKE {mark} ESCAPE '\\'")
+        params.append("%" + _escape_like(flt.name_contains.lower().strip(".")) + "%")
 
 
 def period_sql(since: float, until: float, profile: str | None, mark: str) -> tuple[str, list[Any]]:

@@ -345,12 +345,24 @@ class SqliteRequestStore(_Db):
             )
             return int(cur.lastrowid or 0)
 
-    def list_content_reports(self, limit: int = 200) -> list[dict[str, Any]]:
+    def list_content_reports(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
         with self._lock:
             return [
                 dict(r)
                 for r in self._conn.execute(
-                    "SELECT * FROM content_reports ORDER BY id DESC LIMIT ?",
-                    (max(0, min(limit, SEARCH_LIMIT_MAX)),),
+                    "SELECT * FROM content_reports ORDER BY id DESC LIMIT ? OFFSET ?",
+                    (max(0, min(limit, SEARCH_LIMIT_MAX)), max(0, offset)),
                 )
             ]
+
+    def count_content_reports(self) -> int:
+        with self._lock:
+            (n,) = self._conn.execute("SELECT COUNT(*) FROM content_reports").fetchone()
+        return int(n)
+
+    def delete_content_reports(self, ids: Sequence[int]) -> int:
+        with self._lock, self._conn:
+            cur = self._conn.executemany(
+                "DELETE FROM content_reports WHERE id = ?", [(int(i),) for i in ids]
+            )
+        return int(cur.rowcount)

@@ -4,7 +4,8 @@ A new copy replaces the old only when it downloaded completely, parses to at lea
 rule, is not truncated or corrupt, and has not shrunk below `min_keep_ratio` of the last
 good copy's rule count (a half-empty mirror must not silently unblock half a category).
 The replace is atomic (temp file in the same folder, fsync, `os.replace`), and beside each
-copy `{id}.meta.json` keeps etag, last_modified, sha256, entries, fetched_at and url.
+copy `{id}.meta.json` keeps etag, last_modified, sha256, entries, fetched_at and url, and
+after a failed update last_error and last_error_at (kept after later successes: "last error").
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ async def _update_one(
                 "fetched_at": _now(),
                 "format": result.format,
                 "rejects": result.reject_counts(),
-            },
+            }
+            | {key: meta[key] for key in ("last_error", "last_error_at") if key in meta},
         )
         return Outcome(source, "updated", True, entries, fetched.size)
     finally:
@@ -150,8 +152,16 @@ async def _update_one(
 
 
 def _kept(source: Source, meta: dict[str, Any], why: str) -> Outcome:
+    """A failed update: the last good copy stays, and its sidecar records the error (the
+    dashboard's list status shows the last success and the last error, each with its time)."""
     have = "last good copy kept" if source.local_path.is_file() else "no copy yet"
-    return Outcome(source, "kept", False, int(meta.get("entries", 0)), message=f"{why}; {have}")
+    message = f"{why}; {have}"
+    with contextlib.suppress(OSError):  # a read-only folder must not hide the outcome itself
+        _write_json(
+            meta_path(source.local_path),
+            meta | {"url": source.url, "last_error": message, "last_error_at": _now()},
+        )
+    return Outcome(source, "kept", False, int(meta.get("entries", 0)), message=message)
 
 
 def _commit(part: Path, copy: Path) -> None:

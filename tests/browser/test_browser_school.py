@@ -68,6 +68,12 @@ async def test_teacher_approves_her_class_for_an_hour_and_it_ends(browser, schoo
     await row.wait_for()
     assert await page.locator("#requests tr", has_text=f"#{theirs}").count() == 0
     assert not await page.is_visible("#reload") and not await page.is_visible("#timeline")
+    # Her navigation: her profiles' log and pages, not the school-wide ones nor the policy.
+    nav = {href: await page.locator(f'#nav a[href="{href}"]').get_attribute("hidden")
+           for href in ("/dashboard/log", "/dashboard/profiles", "/dashboard/history",
+                        "/dashboard/policy", "/devices")}  # fmt: skip
+    shown = [href for href, hidden in nav.items() if hidden is None]
+    assert shown == ["/dashboard/log", "/dashboard/profiles"]
     status, body = await fetch(page, "POST", f"/api/v1/unblock-requests/{theirs}/approve",
                                {"minutes": 60})  # fmt: skip
     assert status == 403 and "10a2" in body["error"]  # not hers, even asked for directly

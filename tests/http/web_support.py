@@ -134,6 +134,9 @@ class ControlImpl:
         paths = {"an-phone": f"family/{AN_TOKEN}", "binh-tablet": "family/b1nh0tablet0token0789"}
         return device_setups(paths, [443], [853], "dns.example.vn")
 
+    def policy_snapshot(self) -> None:
+        return None  # no compiled policy: the dashboard's policy pages say so
+
     def policy_now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), ZONE)
 

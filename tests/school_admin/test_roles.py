@@ -18,8 +18,10 @@ from resolver.http.users import User, UserTable, hash_password, write_users
 from resolver.store.sqlite import SqliteRequestStore
 
 A, T, V = "admin", "teacher", "viewer"
-# The product's rules, written out: admin everything; teacher requests, pauses, overlay and the
-# query log (her profiles: the handlers narrow it); viewer the dashboard and reports, read-only.
+# The product's rules, written out: admin everything; teacher requests, pauses, overlay, the
+# query log and profile pages (her profiles: the handlers narrow it), not the school-wide
+# history, lists and content reports; viewer the dashboard and reports, read-only, without the
+# policy editor and the device pages (devices' secret tokens).
 EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/health"): {A, T, V},
     ("GET", "/api/v1/me"): {A, T, V},
@@ -37,11 +39,28 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/overlay/{id}"): {A, T},
     ("POST", "/api/v1/pauses"): {A, T},
     ("GET", "/api/v1/content-reports"): {A, V},
+    ("GET", "/api/v1/content-reports.csv"): {A, V},
+    ("POST", "/api/v1/content-reports/delete"): {A},
+    ("GET", "/api/v1/history"): {A, V},
+    ("GET", "/api/v1/lists"): {A, V},
+    ("GET", "/api/v1/profiles"): {A, T, V},
+    ("GET", "/api/v1/profiles/{id}"): {A, T, V},
+    ("GET", "/api/v1/policy"): {A},
+    ("POST", "/api/v1/policy/preview"): {A},
+    ("POST", "/api/v1/policy"): {A},
+    ("POST", "/api/v1/policy/undo"): {A},
     ("GET", "/metrics"): {A, V},
     ("GET", "/openapi.yaml"): {A, T, V},
     ("GET", "/"): {A, T, V},
     ("GET", "/dashboard"): {A, T, V},
-    ("GET", "/static/dashboard.js"): {A, T, V},
+    ("GET", "/dashboard/history"): {A, V},
+    ("GET", "/dashboard/log"): {A, T, V},
+    ("GET", "/dashboard/profiles"): {A, T, V},
+    ("GET", "/dashboard/profiles/{id}"): {A, T, V},
+    ("GET", "/dashboard/lists"): {A, V},
+    ("GET", "/dashboard/reports"): {A, V},
+    ("GET", "/dashboard/policy"): {A},
+    ("GET", "/static/{name}"): {A, T, V},
     ("GET", "/devices"): {A},
     ("GET", "/devices/{name}"): {A},
     ("GET", "/devices/{name}/{protocol}.mobileconfig"): {A},

@@ -203,11 +203,20 @@ def test_admin_search_results_are_identical(both: tuple[Any, Any, str]) -> None:
         QueryFilter(profile="a-team", action="blocked", category="gambling"),
         QueryFilter(category="mandated-vn", limit=5),
         QueryFilter(since=start + 3600.5, until=start + 7200.25),
+        # The dashboard's search: query type, a name containing a text, pages by offset.
+        QueryFilter(qtype="AAAA", limit=50),
+        QueryFilter(name_contains="ADULT", limit=20, offset=20),
+        QueryFilter(name_contains="_", limit=50),  # '_' is text here too
+        QueryFilter(until=start + 86400, limit=7, offset=700),
+        # A teacher's search: any of her profiles, or (none assigned) nothing.
+        QueryFilter(profiles=("a-team", "guests"), limit=50, offset=10),
+        QueryFilter(profiles=()),
     ]
     for flt in filters:
         rows = pg.search(flt)
         assert json.dumps(rows) == json.dumps(sqlite.search(flt)), flt
     assert {r["qname"] for r in pg.search(QueryFilter(qname="a_b.example"))} == {"a_b.example"}
+    assert pg.search(QueryFilter(profiles=())) == []
     assert pg.search(QueryFilter(limit=1000))[0]["client"] in (
         None,
         *(f"{i:016x}" for i in range(16)),

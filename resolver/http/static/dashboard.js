@@ -1,16 +1,19 @@
-// safe-resolver dashboard: polls the admin JSON API and draws with SVG. No external code.
-// Server data only ever reaches the page through textContent / setAttribute (never innerHTML).
+// Overview: polls the admin JSON API; live timeline, the last 7 days from the roll-ups, lists,
+// upstreams (readers: admin, viewer), pending unblock requests with how long to open them,
+// the unblocks and pauses in force with revoke, and the pause form (admin, teacher: hers).
+// What the user's role may call decides what is shown. Actions are same-origin requests.
 "use strict";
 (() => {
+  const { $, el, svgEl, fmt, ago, say, catName, getJSON, request, fillTable, drawBars, lineChart } = SR;
   const POLL_MS = 5000;
+  const SLOW_MS = 60000; // history and lists change slowly
   const KEEP = 120; // samples in the timeline (10 minutes at 5 s)
-  const SVGNS = "http://www.w3.org/2000/svg";
-  const $ = (id) => document.getElementById(id);
   const samples = [];
   let features = { querylog: false, requests: false };
   let names = {};
+  let slowAt = 0;
   let me = { user: "", role: "", profiles: null, permissions: [] };
-  const can = (method, route) => me.permissions.includes(method + " " + route);
+  const can = (method, route) => SR.can(me, method, route);
   // How long an approval lasts, chosen per pending request (kept across the 5 s redraws).
   const DURATIONS = [
     ["60", "1 giờ · 1 hour"],
@@ -20,77 +23,9 @@
   ];
   const chosen = {};
   const drawn = { requests: "", entries: "" };
-
-  function el(tag, text, cls) {
-    const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (cls) e.className = cls;
-    return e;
-  }
-  function svgEl(tag, attrs, text) {
-    const e = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-    if (text !== undefined) e.textContent = String(text);
-    return e;
-  }
-  const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("vi-VN"));
-  function ago(ts) {
-    if (!ts) return "–";
-    const s = Math.max(0, Date.now() / 1000 - ts);
-    if (s < 3600) return Math.round(s / 60) + " phút / min";
-    if (s < 172800) return Math.round(s / 3600) + " giờ / h";
-    return Math.round(s / 86400) + " ngày / days";
-  }
-  function catName(id) {
-    const n = names[id];
-    return n ? n.vi + " · " + n.en : id || "–";
-  }
-  function say(text, bad) {
-    const m = $("msg");
-    m.textContent = text;
-    m.className = bad ? "bad" : "";
-  }
-
-  async function getJSON(path) {
-    const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (!r.ok) throw new Error(path + " → HTTP " + r.status);
-    return r.json();
-  }
-  async function post(path, payload, method) {
-    const init = { method: method || "POST", credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (payload) {
-      init.body = JSON.stringify(payload);
-      init.headers["Content-Type"] = "application/json";
-    }
-    const r = await fetch(path, init);
-    const body = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(body.error || "HTTP " + r.status);
-    return body;
-  }
-
-  function fillRows(tbody, rows, emptyText) {
-    tbody.replaceChildren();
-    if (!rows.length) {
-      const tr = el("tr");
-      const td = el("td", emptyText, "empty");
-      td.colSpan = 8;
-      tr.append(td);
-      tbody.append(tr);
-      return;
-    }
-    const heads = [...(tbody.closest("table")?.querySelectorAll("thead th") || [])].map((th) => th.textContent);
-    for (const cells of rows) {
-      const tr = el("tr");
-      for (const [i, c] of cells.entries()) {
-        const td = el("td");
-        if (heads[i]) td.dataset.label = heads[i]; // the column's name, shown on phones
-        if (c instanceof Node) td.append(c);
-        else td.textContent = c === null || c === undefined ? "" : String(c);
-        tr.append(td);
-      }
-      tbody.append(tr);
-    }
-  }
+  let zone;
+  const when = (ts, tz) =>
+    new Date(ts * 1000).toLocaleString("vi-VN", { timeZone: tz || zone, dateStyle: "short", timeStyle: "short" });
 
   function drawTimeline() {
     const box = $("timeline");
@@ -103,7 +38,7 @@
       rates.push({ t: b.t, q: Math.max(0, b.total - a.total) / dt, bl: Math.max(0, b.blocked - a.blocked) / dt });
     }
     if (rates.length < 2) {
-      s.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#6b7a89" }, "Đang thu thập… / Collecting…"));
+      s.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#5b6b7b" }, "Đang thu thập… · Collecting…"));
       box.replaceChildren(s);
       return;
     }
@@ -111,35 +46,17 @@
     const x = (i) => L + (i * (W - L - 10)) / (KEEP - 1);
     const y = (v) => H - B - (v / max) * (H - B - 10);
     s.append(svgEl("line", { x1: L, y1: H - B, x2: W - 10, y2: H - B, stroke: "#c5d0dc" }));
-    s.append(svgEl("text", { x: L - 6, y: 16, "text-anchor": "end", "font-size": 12, fill: "#6b7a89" }, max.toFixed(1)));
-    s.append(svgEl("text", { x: L - 6, y: H - B, "text-anchor": "end", "font-size": 12, fill: "#6b7a89" }, "0"));
+    s.append(svgEl("text", { x: L - 6, y: 16, "text-anchor": "end", "font-size": 12, fill: "#5b6b7b" }, max.toFixed(1)));
+    s.append(svgEl("text", { x: L - 6, y: H - B, "text-anchor": "end", "font-size": 12, fill: "#5b6b7b" }, "0"));
     const offset = KEEP - rates.length;
     const line = (key, color) =>
       svgEl("polyline", {
         points: rates.map((r, i) => `${x(i + offset).toFixed(1)},${y(r[key]).toFixed(1)}`).join(" "),
         fill: "none", stroke: color, "stroke-width": 2.5,
       });
-    s.append(line("q", "#2160a8"), line("bl", "#d9534f"));
+    s.append(line("q", "#2160a8"), line("bl", "#c9302c"));
     s.append(svgEl("text", { x: L + 4, y: H - 6, "font-size": 12, fill: "#2160a8" }, "— truy vấn/s · queries/s"));
-    s.append(svgEl("text", { x: L + 200, y: H - 6, "font-size": 12, fill: "#d9534f" }, "— bị chặn/s · blocked/s"));
-    box.replaceChildren(s);
-  }
-
-  function drawBars(box, items) {
-    if (!items.length) {
-      box.replaceChildren(el("p", "Chưa có lượt chặn nào · Nothing blocked yet", "empty"));
-      return;
-    }
-    const W = 420, row = 40, H = items.length * row + 4;
-    const s = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Blocked by category" });
-    const max = Math.max(1, ...items.map((i) => i.value));
-    items.forEach((it, i) => {
-      const yy = i * row + 4;
-      s.append(svgEl("text", { x: 0, y: yy + 12, "font-size": 12, fill: "#1f2d3d" }, it.label));
-      const w = Math.max(2, ((W - 60) * it.value) / max);
-      s.append(svgEl("rect", { x: 0, y: yy + 17, width: w.toFixed(1), height: 14, rx: 4, fill: "#d9534f" }));
-      s.append(svgEl("text", { x: w + 6, y: yy + 29, "font-size": 12, fill: "#1f2d3d" }, fmt(it.value)));
-    });
+    s.append(svgEl("text", { x: L + 200, y: H - 6, "font-size": 12, fill: "#c9302c" }, "— bị chặn/s · blocked/s"));
     box.replaceChildren(s);
   }
 
@@ -148,8 +65,8 @@
     features = status.features || features;
     names = stats.category_names || {};
     $("status").textContent =
-      `v${status.version ?? "?"} · thế hệ chính sách / policy gen ${status.policy_generation ?? "?"} · ` +
-      `chạy / up ${ago(Date.now() / 1000 - (status.uptime || 0))}`;
+      `v${status.version ?? "?"} · thế hệ chính sách · policy gen ${status.policy_generation ?? "?"} · ` +
+      `chạy · up ${ago(Date.now() / 1000 - (status.uptime || 0)).replace(/ trước| ago/g, "")}`;
     const q = stats.queries;
     const blocked = q.by_action.blocked || 0;
     samples.push({ t: stats.time, total: q.total, blocked });
@@ -164,32 +81,57 @@
     $("c-dropped").textContent = fmt(stats.querylog.dropped);
     drawTimeline();
     const cats = Object.entries(q.by_category).sort((a, b) => b[1] - a[1]).slice(0, 12);
-    drawBars($("categories"), cats.map(([id, v]) => ({ label: catName(id), value: v })));
-    fillRows($("upstreams"), stats.upstreams.map((u) => [
+    drawBars($("categories"), cats.map(([id, v]) => ({ label: catName(names, id), value: v })), "Blocked by category");
+    fillTable($("upstreams"), stats.upstreams.map((u) => [
       u.address,
       el("span", u.healthy ? "tốt · up" : "lỗi · down", u.healthy ? "good" : "bad"),
-      fmt(u.errors),
-      u.latency_avg_ms === null ? "–" : u.latency_avg_ms.toFixed(1),
+      { text: fmt(u.errors), cls: "n" },
+      { text: u.latency_avg_ms === null ? "–" : u.latency_avg_ms.toFixed(1), cls: "n" },
     ]), "Không có máy chủ · No upstreams");
-    fillRows($("lists"), stats.lists.map((l) => {
-      const stale = l.updated && Date.now() / 1000 - l.updated > 7 * 86400;
-      return [catName(l.category), fmt(l.rules), el("span", ago(l.updated), stale ? "bad" : "")];
-    }), "Chưa nạp danh sách · No lists loaded");
   }
 
   async function refreshLog() {
     if (!features.querylog) {
-      fillRows($("top"), [], "Nhật ký truy vấn đang tắt · Query log disabled");
+      fillTable($("top"), [], "Nhật ký truy vấn đang tắt · Query log disabled");
       return;
     }
     const summary = await getJSON("/api/v1/querylog/summary?hours=24&top=10");
-    fillRows($("top"), summary.top_blocked.map((r) => [r.qname, fmt(r.blocked)]), "Chưa có · None yet");
+    fillTable($("top"), summary.top_blocked.map((r) => [r.qname, { text: fmt(r.blocked), cls: "n" }]), "Chưa có · None yet");
+  }
+
+  async function refreshWeek() {
+    if (!features.querylog) {
+      $("week").replaceChildren(el("p", "Nhật ký truy vấn đang tắt: không có số liệu theo ngày · Query log disabled: no daily figures", "empty"));
+      return;
+    }
+    const h = await getJSON("/api/v1/history?period=week");
+    const days = h.per_day.map((d) => d.day.slice(5));
+    lineChart($("week"), days, [
+      { label: "truy vấn · queries", color: "#2160a8", values: h.per_day.map((d) => d.queries) },
+      { label: "bị chặn · blocked", color: "#c9302c", values: h.per_day.map((d) => d.blocked) },
+    ], "Last 7 days");
+  }
+
+  const WORST = ["stale", "missing", "failing", "never-fetched", "ok", "bundled"];
+  async function refreshLists() {
+    const data = await getJSON("/api/v1/lists");
+    const by = new Map();
+    for (const row of data.lists) {
+      const c = by.get(row.category) || { rules: 0, states: [] };
+      c.rules += row.rules || 0;
+      c.states.push(row.state);
+      by.set(row.category, c);
+    }
+    fillTable($("lists"), [...by.entries()].map(([cat, c]) => {
+      const worst = WORST.find((s) => c.states.includes(s)) || "ok";
+      return [catName(data.category_names, cat), { text: fmt(c.rules), cls: "n" }, SR.listState(worst)];
+    }), "Chưa nạp danh sách · No lists loaded");
   }
 
   function approveBody(id) {
     const c = chosen[id] || { mode: DURATIONS[0][0], date: "" };
     if (c.mode === "date") {
-      if (!c.date) throw new Error("chọn ngày / pick a date");
+      if (!c.date) throw new Error("chọn ngày · pick a date");
       return { until: c.date };
     }
     return /^\d+$/.test(c.mode) ? { minutes: Number(c.mode) } : { until: c.mode };
@@ -224,9 +166,9 @@
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        const r = await post(`/api/v1/unblock-requests/${id}/${action}`, action === "approve" ? approveBody(id) : null);
+        const r = await request("POST", `/api/v1/unblock-requests/${id}/${action}`, action === "approve" ? approveBody(id) : undefined);
         const until = r.entry && r.entry.until ? " → " + when(r.entry.until) : "";
-        say(`#${id}: ${action === "approve" ? "đã duyệt / approved" + until : "đã từ chối / rejected"}`);
+        say(`#${id}: ${action === "approve" ? "đã duyệt · approved" + until : "đã từ chối · rejected"}`);
       } catch (e) {
         say(`#${id}: ${e.message}`, true);
         b.disabled = false;
@@ -237,14 +179,9 @@
     return b;
   }
 
-  let zone;
-  function when(ts, tz) {
-    return new Date(ts * 1000).toLocaleString("vi-VN", { timeZone: tz || zone, dateStyle: "short", timeStyle: "short" });
-  }
-
   async function refreshRequests() {
     if (!features.requests) {
-      fillRows($("requests"), [], "Chưa cấu hình nơi lưu · No request store configured");
+      fillTable($("requests"), [], "Chưa cấu hình nơi lưu · No request store configured");
       return;
     }
     const data = await getJSON("/api/v1/unblock-requests?status=pending");
@@ -252,19 +189,19 @@
     if (key === drawn.requests) return; // redrawing would close an open duration picker
     drawn.requests = key;
     const decide = can("POST", "/api/v1/unblock-requests/{id}/approve");
-    fillRows($("requests"), data.requests.map((r) => {
+    fillTable($("requests"), data.requests.map((r) => {
       const act = el("span", null, "act");
       if (decide) {
         act.append(...durationPicker(r.id), decideButton(r.id, "approve", "Duyệt · Approve", "ok"),
           decideButton(r.id, "reject", "Từ chối · Reject", "no"));
       }
-      return ["#" + r.id, r.host, r.profile, catName(r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), act];
+      return ["#" + r.id, r.host, r.profile, catName(names, r.category), r.note, new Date(r.created * 1000).toLocaleString("vi-VN"), act];
     }), "Không có yêu cầu nào · No pending requests");
   }
 
   const KINDS = { allow: "Mở chặn · Unblock", pause: "Tạm dừng · Pause" };
   function targetText(e) {
-    if (e.target_kind === "category") return catName(e.target);
+    if (e.target_kind === "category") return catName(names, e.target);
     if (e.target_kind === "service") return "dịch vụ · service " + e.target;
     return e.target;
   }
@@ -275,8 +212,8 @@
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        await post(`/api/v1/overlay/${e.id}`, null, "DELETE");
-        say(`${targetText(e)} (${e.profile}): đã thu hồi / revoked`);
+        await request("DELETE", `/api/v1/overlay/${e.id}`);
+        say(`${targetText(e)} (${e.profile}): đã thu hồi · revoked`);
       } catch (err) {
         say(err.message, true);
         b.disabled = false;
@@ -293,7 +230,7 @@
     if (key === drawn.entries) return;
     drawn.entries = key;
     const revoke = can("DELETE", "/api/v1/overlay/{id}");
-    fillRows($("entries"), data.entries.map((e) => [
+    fillTable($("entries"), data.entries.map((e) => [
       KINDS[e.kind] || e.kind,
       e.profile,
       targetText(e),
@@ -306,21 +243,23 @@
 
   async function tick() {
     try {
+      const jobs = [refreshRequests(), refreshEntries()];
       if (can("GET", "/api/v1/stats")) {
         await refreshStats();
-        await refreshLog();
+        jobs.push(refreshLog());
+        if (Date.now() - slowAt > SLOW_MS) {
+          slowAt = Date.now();
+          jobs.push(refreshWeek(), refreshLists());
+        }
       }
-      await Promise.all([refreshRequests(), refreshEntries()]);
+      await Promise.all(jobs);
     } catch (e) {
-      say("Không lấy được dữ liệu / Could not load data: " + e.message, true);
+      say("Không lấy được dữ liệu · Could not load data: " + e.message, true);
     }
   }
 
-  // What this user may do decides what the page shows (the server checks every call anyway).
   async function start() {
-    me = await getJSON("/api/v1/me");
-    const role = { admin: "quản trị · admin", teacher: "giáo viên · teacher", viewer: "xem · viewer" }[me.role] || me.role;
-    $("who").textContent = `${me.user} · ${role}` + (me.profiles ? " · " + me.profiles.join(", ") : "");
+    me = await SR.me();
     const readers = can("GET", "/api/v1/stats");
     for (const e of document.querySelectorAll(".stats")) e.hidden = !readers;
     if (!readers) {
@@ -329,7 +268,6 @@
     }
     $("reload").hidden = !can("POST", "/api/v1/reload");
     $("flush").hidden = !can("POST", "/api/v1/cache/flush");
-    $("devices").hidden = !can("GET", "/devices");
     if (can("POST", "/api/v1/pauses")) {
       $("pause-section").hidden = false;
       for (const p of me.profiles || []) $("p-profiles").append(Object.assign(el("option"), { value: p }));
@@ -337,13 +275,13 @@
     }
   }
 
-  function fillCategories() {
-    const list = $("p-categories");
+  function fillTargets() {
+    const list = $("p-targets");
     list.replaceChildren();
     if ($("p-kind").value !== "category") return;
     for (const [id, n] of Object.entries(names)) list.append(Object.assign(el("option", n.vi + " · " + n.en), { value: id }));
   }
-  $("p-kind").addEventListener("change", fillCategories);
+  $("p-kind").addEventListener("change", fillTargets);
 
   $("pause-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -351,27 +289,27 @@
     const body = { profile: $("p-profile").value.trim(), minutes: Number($("p-minutes").value) };
     body[kind] = $("p-target").value.trim();
     try {
-      const r = await post("/api/v1/pauses", body);
-      say(`${body.profile}: ${targetText(r.entry)} — tạm dừng đến / paused until ${when(r.entry.until, zone)}`);
+      const r = await request("POST", "/api/v1/pauses", body);
+      say(`${body.profile}: ${targetText(r.entry)} — tạm dừng đến · paused until ${when(r.entry.until)}`);
       $("p-target").value = "";
     } catch (e) {
-      say("Không tạm dừng được / Could not pause: " + e.message, true);
+      say("Không tạm dừng được · Could not pause: " + e.message, true);
     }
     refreshEntries().catch((e) => say(e.message, true));
   });
 
   $("reload").addEventListener("click", async () => {
     try {
-      const r = await post("/api/v1/reload");
-      say(`Đã tải lại / Reloaded: generation ${r.generation} (${(r.duration || 0).toFixed(2)} s)`);
+      const r = await request("POST", "/api/v1/reload");
+      say(`Đã tải lại · Reloaded: generation ${r.generation} (${(r.duration || 0).toFixed(2)} s)`);
     } catch (e) {
-      say("Tải lại thất bại / Reload failed: " + e.message, true);
+      say("Tải lại thất bại · Reload failed: " + e.message, true);
     }
   });
   $("flush").addEventListener("click", async () => {
     try {
-      const r = await post("/api/v1/cache/flush");
-      say(`Đã xoá ${r.flushed} mục / Flushed ${r.flushed} entries`);
+      const r = await request("POST", "/api/v1/cache/flush");
+      say(`Đã xoá ${r.flushed} mục · Flushed ${r.flushed} entries`);
     } catch (e) {
       say(e.message, true);
     }
@@ -380,8 +318,8 @@
   start()
     .then(async () => {
       await tick();
-      fillCategories(); // the category names come with the first stats
+      fillTargets(); // the category names come with the first stats
       setInterval(tick, POLL_MS);
     })
-    .catch((e) => say("Không lấy được dữ liệu / Could not load data: " + e.message, true));
+    .catch((e) => say("Không lấy được dữ liệu · Could not load data: " + e.message, true));
 })();
