@@ -27,6 +27,9 @@ Stages 1-5 are synchronous and return bytes; only stage 6 (and rewrites whose ta
 cached) return a coroutine, which the transport awaits. Synchronous UDP answers of stages 3-5
 are offered to the fast path (`resolver.dns.fastanswers`), which repeats them to later queries
 with the same bytes from clients of the same profile without coming here.
+
+Each packet read becomes one `Context` (parse, client, transport, arrival, decision), which
+the stages hand on; `Handler._done` fits, counts and logs every answer from it.
 """
 
 from __future__ import annotations
@@ -135,6 +138,30 @@ class NotifySink(Protocol):
 Decide = Callable[[Any, str, str, int, float, str | None, NameKey, Any, Any], Decision]
 
 
+class Context:
+    """One query on its way through the stages: the parse, who asked, over which transport,
+    when it arrived, and what the policy decided (None until it has, or when none serves).
+
+    Built once per packet that reaches the handler; the answer's bookkeeping (`Handler._done`)
+    reads everything it counts and logs from here."""
+
+    __slots__ = ("client", "decision", "query", "started", "transport")
+
+    def __init__(self, query: Query, client: str, transport: str, started: float) -> None:
+        self.query = query
+        self.client = client  # the address, or "device:NAME" once an identity names a device
+        self.transport = transport
+        self.started = started  # time.monotonic() when the packet reached the handler
+        self.decision: Decision | None = None
+
+    def detach(self) -> Context:
+        """This context with a parse of its own, for answers that await: the shared parse is
+        the memo's, which the next packet with the same bytes will give its own ID."""
+        query = self.query
+        self.query = read_query(query.qid.to_bytes(2, "big") + query.data[2:])
+        return self
+
+
 class Handler:
     def __init__(
         self,
@@ -212,28 +239,29 @@ class Handler:
                     self._memo_misses = 0
         else:
             # The shared parse gets this packet's ID. Synchronous answers use it before the next
-            # packet is read; paths that await take a private parse instead (see _private).
+            # packet is read; paths that await take a private parse instead (Context.detach).
             query.qid = (data[0] << 8) | data[1]
+        ctx = Context(query, client, transport, started)
         # 2. access
         chosen = None
         if query.flags & OPCODE_MASK == OPCODE_NOTIFY << 11:
             # NOTIFY from a zone-transfer primary (RFC 1996), whether or not it is a client.
-            notified = self._notify(query, data, client, transport, started)
+            notified = self._notify(ctx, data)
             if notified is not None:
                 return notified
         if identity is None:
             if not self.acl.allows(client):
-                return self._done(query, client, not_served(query), transport, started, "refused")
+                return self._done(ctx, not_served(query), "refused")
         else:
             chosen = self.identified(identity)
             if chosen is None:
                 if not self.acl.allows(client):
                     self.stats.dropped["identity-unknown"] += 1
                     resp = not_served(query, (EDE_PROHIBITED, "unknown identity"))
-                    return self._done(query, client, resp, transport, started, "refused")
+                    return self._done(ctx, resp, "refused")
             else:
                 if chosen.device:
-                    client = "device:" + chosen.device  # what the query log pseudonymizes
+                    client = ctx.client = "device:" + chosen.device  # the log pseudonymizes it
                 over = self._over_identity_limit(query, identity, started)
                 if over is not None:
                     return over
@@ -245,33 +273,28 @@ class Handler:
         # 3. guards
         qtype = query.qtype
         if query.flags & OPCODE_MASK:
-            return self._done(query, client, notimp(query), transport, started, "notimp")
+            return self._done(ctx, notimp(query), "notimp")
         if query.edns and query.edns_version > 0:
-            return self._done(query, client, badvers(query), transport, started, "formerr")
+            return self._done(ctx, badvers(query), "formerr")
         if query.qclass != 1:
             if query.qclass == CLASS_CH and qtype == 16 and query.qname in IDENTITY_NAMES:
-                resp = txt_answer(query, self.identity)
-                return self._done(query, client, resp, transport, started, "allowed", until=FOREVER)
+                return self._done(ctx, txt_answer(query, self.identity), "allowed", until=FOREVER)
             ede = (EDE_NOT_SUPPORTED, "only class IN is served")
-            resp = error_response(query, REFUSED, ede)
-            return self._done(query, client, resp, transport, started, "refused")
+            return self._done(ctx, error_response(query, REFUSED, ede), "refused")
         if qtype == TYPE_ANY:
-            return self._done(query, client, any_answer(query), transport, started, "allowed")
+            return self._done(ctx, any_answer(query), "allowed")
         if qtype == TYPE_SVCB and self.ddr:
             designation = self.ddr.get(query.qname)
             if designation is not None:  # DDR: upgrade to our own encrypted endpoints
                 resp = address_answer(query, TYPE_SVCB, designation, DDR_TTL)
-                return self._done(query, client, resp, transport, started, "allowed")
+                return self._done(ctx, resp, "allowed")
         if qtype in ZONE_TRANSFERS:
-            return self._done(
-                query, client, error_response(query, NOTIMP), transport, started, "notimp"
-            )
+            return self._done(ctx, error_response(query, NOTIMP), "notimp")
         # 4. policy
-        decision: Decision | None = None
         if self.policy is not None and self.decide is not None:
             serving = self.policy.serving
             if serving is not None:
-                decision = self.decide(
+                decision = ctx.decision = self.decide(
                     serving[0],
                     client,
                     query.qname,
@@ -283,19 +306,17 @@ class Handler:
                     chosen,
                 )
                 if decision.action is not Action.ALLOW:
-                    return self._apply(query, client, decision, transport, started)
+                    return self._apply(ctx, decision)
         # 5. cache
         key: CacheKey = (query.qname, qtype, 1, query.do)
         entry = self.cache.get(key, started)
         if entry is not None:
             self.stats.cache_hits += 1
             resp = render(entry, query, started)
-            return self._done(
-                query, client, resp, transport, started, "cached", decision, True, FOREVER, entry
-            )
+            return self._done(ctx, resp, "cached", cached=True, until=FOREVER, entry=entry)
         self.stats.cache_misses += 1
         # 6. forward
-        return self._forward(_private(query), client, key, transport, started, decision)
+        return self._forward(ctx.detach(), key)
 
     def identified(self, identity: str) -> Any:
         """The profile or device variant `identity` selects in the policy serving now, or None."""
@@ -318,29 +339,19 @@ class Handler:
         self.stats.ratelimited[(scope, action)] += 1
         return None if action == "drop" else truncated(query)
 
-    def _notify(
-        self, query: Query, data: bytes, client: str, transport: str, started: float
-    ) -> Answer | None:
+    def _notify(self, ctx: Context, data: bytes) -> Answer | None:
         """The transfer manager's answer to a NOTIFY from a configured primary, or None (not
         ours: the usual REFUSED or NOTIMP follows)."""
         sink = self.notify_sink
-        if sink is None or not sink.wants(client):
+        if sink is None or not sink.wants(ctx.client):
             return None
-        return self._notified(sink, _private(query), data, client, transport, started)
+        return self._notified(sink, ctx.detach(), data)
 
-    async def _notified(
-        self,
-        sink: NotifySink,
-        query: Query,
-        data: bytes,
-        client: str,
-        transport: str,
-        started: float,
-    ) -> bytes | None:
-        resp = await sink.notify(data, client)
+    async def _notified(self, sink: NotifySink, ctx: Context, data: bytes) -> bytes | None:
+        resp = await sink.notify(data, ctx.client)
         if resp is None:
-            resp = not_served(query)
-        return self._done(query, client, resp, transport, started, _rcode_action(resp))
+            resp = not_served(ctx.query)
+        return self._done(ctx, resp, _rcode_action(resp))
 
     def _now_wall(self, monotonic_now: float) -> float:
         """Wall-clock Unix time for schedules, read at most once per second."""
@@ -350,23 +361,16 @@ class Handler:
             self._wall = time.time()
         return self._wall
 
-    async def _forward(
-        self,
-        query: Query,
-        client: str,
-        key: CacheKey,
-        transport: str,
-        started: float,
-        decision: Decision | None,
-    ) -> bytes | None:
-        entry, stale = await self._fetch(query, key, started)
+    async def _forward(self, ctx: Context, key: CacheKey) -> bytes | None:
+        query = ctx.query
+        entry, stale = await self._fetch(query, key, ctx.started)
         if entry is None:
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "no upstream"))
-            return self._done(query, client, resp, transport, started, "servfail", decision)
+            return self._done(ctx, resp, "servfail")
         resp = render(entry, query, time.monotonic(), stale=stale)
         if stale and query.edns:
             resp = _replace_opt(resp, opt_record(query.do, (EDE_STALE_ANSWER, "")))
-        return self._done(query, client, resp, transport, started, "allowed", decision)
+        return self._done(ctx, resp, "allowed")
 
     async def _fetch(
         self, query: Query, key: CacheKey, started: float
@@ -429,14 +433,14 @@ class Handler:
 
     # -- answers the policy chose ----------------------------------------------------------------
 
-    def _apply(
-        self, query: Query, client: str, decision: Decision, transport: str, started: float
-    ) -> Answer:
+    def _apply(self, ctx: Context, decision: Decision) -> Answer:
+        """The answer for a decision other than ALLOW (`ctx.decision`)."""
         if decision.tier is Tier.MANDATED:  # an RPZ rewrite of a mandated name counts too
             self.stats.mandated_hits += 1
         action = decision.action
+        query = ctx.query
         if action is Action.REWRITE:
-            return self._rewrite(query, client, decision, transport, started)
+            return self._rewrite(ctx, decision)
         known = self._ede.get(id(decision))
         if known is not None and known[0] is decision:
             ede = known[1]
@@ -454,7 +458,7 @@ class Handler:
         else:
             resp = self._blocked(query, decision, ede)
         label = "refused" if action is Action.REFUSED else "blocked"
-        return self._done(query, client, resp, transport, started, label, decision, until=FOREVER)
+        return self._done(ctx, resp, label, until=FOREVER)
 
     def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str] | None) -> bytes:
         mode = decision.block_mode
@@ -475,15 +479,11 @@ class Handler:
         qtype = query.qtype
         return address_answer(query, qtype, addrs, decision.ttl, ede)
 
-    def _rewrite(
-        self, query: Query, client: str, decision: Decision, transport: str, started: float
-    ) -> Answer:
+    def _rewrite(self, ctx: Context, decision: Decision) -> Answer:
+        query = ctx.query
         target = decision.target or ""
         if query.qtype not in REWRITE_TYPES:
-            return self._done(
-                query, client, nodata(query), transport, started, "rewritten", decision,
-                until=FOREVER,
-            )  # fmt: skip
+            return self._done(ctx, nodata(query), "rewritten", until=FOREVER)
         if _is_ip(target):
             # Rewrite to an address (RPZ A/AAAA, Yandex): answer it, or NODATA for the other family.
             literal = address_rdata(target, query.qtype)
@@ -492,32 +492,20 @@ class Handler:
                 if literal is not None
                 else nodata(query)
             )
-            return self._done(
-                query, client, resp, transport, started, "rewritten", decision, until=FOREVER
-            )
+            return self._done(ctx, resp, "rewritten", until=FOREVER)
         key: CacheKey = (f"{query.qname}\0{target}", query.qtype, 1, query.do)
-        entry = self.cache.get(key, started)
+        entry = self.cache.get(key, ctx.started)
         if entry is not None:
             self.stats.cache_hits += 1
-            resp = render(entry, query, started)
-            return self._done(
-                query, client, resp, transport, started, "rewritten", decision, True, FOREVER,
-                entry,
-            )  # fmt: skip
-        return self._compose(_private(query), client, decision, key, transport, started)
+            resp = render(entry, query, ctx.started)
+            return self._done(ctx, resp, "rewritten", cached=True, until=FOREVER, entry=entry)
+        return self._compose(ctx.detach(), decision, key)
 
-    async def _compose(
-        self,
-        query: Query,
-        client: str,
-        decision: Decision,
-        key: CacheKey,
-        transport: str,
-        started: float,
-    ) -> bytes | None:
+    async def _compose(self, ctx: Context, decision: Decision, key: CacheKey) -> bytes | None:
+        query = ctx.query
         target = decision.target or ""
         type_class = query.data[query.qend - 4 : query.qend]
-        deadline = started + self.forwarder.config.query_budget_ms / 1000
+        deadline = ctx.started + self.forwarder.config.query_budget_ms / 1000
         try:
             name = encode_name(target).lower()
             reply = await self.forwarder.resolve(
@@ -529,37 +517,38 @@ class Handler:
         except UpstreamFailure as exc:  # counted per upstream by the forwarder
             log.debug("rewrite of %s to %s failed: %s", query.qname, target, exc)
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "rewrite target"))
-            return self._done(query, client, resp, transport, started, "servfail", decision)
+            return self._done(ctx, resp, "servfail")
         except BadReply as exc:  # the target's reply, or the answer made of it, is unusable
             self.stats.dropped[f"upstream-{exc.reason}"] += 1
             ede = (EDE_NETWORK_ERROR, "unusable upstream reply")
             resp = error_response(query, SERVFAIL, ede)
-            return self._done(query, client, resp, transport, started, "servfail", decision)
+            return self._done(ctx, resp, "servfail")
         except ValueError:  # a target the policy should never have let through
             self.stats.dropped["rewrite-target"] += 1
             resp = error_response(query, SERVFAIL, (EDE_NETWORK_ERROR, "bad rewrite target"))
-            return self._done(query, client, resp, transport, started, "servfail", decision)
+            return self._done(ctx, resp, "servfail")
         resp = render(entry, query, now)
-        return self._done(query, client, resp, transport, started, "rewritten", decision)
+        return self._done(ctx, resp, "rewritten")
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
     def _done(
         self,
-        query: Query,
-        client: str,
+        ctx: Context,
         resp: bytes,
-        transport: str,
-        started: float,
         action: str,
-        decision: Decision | None = None,
+        *,
         cached: bool = False,
         until: float = 0.0,
         entry: Entry | None = None,
     ) -> bytes:
         """Fit the answer to the transport, count it, log it, or offer it to the fast path
-        (`until`: how long its source stands behind it, 0 for never; `entry`: the cache entry
-        it was rendered from)."""
+        (`action`: the stats label; `cached`: rendered from the cache; `until`: how long its
+        source stands behind it, 0 for never; `entry`: the cache entry it was rendered from)."""
+        query = ctx.query
+        transport = ctx.transport
+        started = ctx.started
+        decision = ctx.decision
         # RFC 6891: never more than the client's UDP size, nor more than we advertise.
         limit = min(query.udp_size, ADVERTISED_UDP_SIZE) if query.edns else 512
         if transport == "udp" and len(resp) > limit:
@@ -584,7 +573,7 @@ class Handler:
             self.querylog.submit(
                 QueryEvent(
                     time.time(),
-                    client,
+                    ctx.client,
                     decision.profile if decision else "",
                     query.qname,
                     qtype_name,
@@ -598,7 +587,9 @@ class Handler:
                 )
             )
         elif until and self.fast is not None and transport == "udp":
-            self.fast.offer(query, client, resp, until, started, self._wall, key, decision, entry)
+            self.fast.offer(
+                query, ctx.client, resp, until, started, self._wall, key, decision, entry
+            )
         return resp
 
 
@@ -613,11 +604,6 @@ def _ede_for(decision: Decision) -> tuple[int, str] | None:
     if decision.tier is Tier.SAFESEARCH:
         return None  # NODATA for a search host's other types: nothing was filtered
     return (EDE_FILTERED, f"{decision.tier.value}: {decision.category or decision.rule}")
-
-
-def _private(query: Query) -> Query:
-    """A parse of this packet that no later packet will touch, for answers that await."""
-    return read_query(query.qid.to_bytes(2, "big") + query.data[2:])
 
 
 def _replace_opt(resp: bytes, opt: bytes) -> bytes:
