@@ -1,6 +1,6 @@
 """Workers benchmark: ours with one worker process and with two, on the same core, in one run.
 
-What a second worker costs and what it survives, issue 16's "Workers" targets:
+What a second worker costs and what it survives:
 - CPU per answered query (every process of ours: supervisor and workers) for blocked answers
   and cache hits at each list size (dns_bench's `blocked` and `cache-hit` query files), 1 worker
   against 2: near-linear scaling means 2 workers within 10 % of 1;

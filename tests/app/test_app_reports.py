@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port
+from support.waiting import wait_for
 
 from resolver.cli import main
 from resolver.store.reports import load_schema
@@ -38,7 +38,6 @@ banned.w.example.org CNAME .
 redirect.w.example.org CNAME warning.w.example.org.
 {more}
 """
-DEADLINE = 30.0
 
 
 def policy(rpz: Path) -> dict[str, Any]:
@@ -73,16 +72,6 @@ def metric_sum(text: str, name: str) -> float:
     return sum(
         s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
     )
-
-
-def wait_for(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {DEADLINE} s")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sqlite3
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import dns.rdatatype
 from prometheus_client.parser import text_string_to_metric_families
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port, unique_name
+from support.waiting import wait_for
 
 POLICY = """\
 version: 1
@@ -27,23 +27,12 @@ clients: {default: kids}
 profiles:
   kids: {age: unrestricted, block_mode: nxdomain, deny: [%s]}
 """
-DEADLINE = 30.0  # seconds a condition may take on a loaded machine
 
 
 def http(url: str, data: bytes | None = None) -> Any:
     with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as resp:
         body = resp.read().decode()
     return json.loads(body) if body.startswith(("{", "[")) else body
-
-
-def wait_for(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {DEADLINE} s")
 
 
 def identity(rp: ResolverProc) -> str:

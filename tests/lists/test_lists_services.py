@@ -13,7 +13,7 @@ from resolver.lists.catalogue import CatalogueError, load_catalogue
 from resolver.lists.services import load_services
 
 UMBRELLA = Path("/work/shared/data/popularity/umbrella-top-100k.txt.xz")
-# The services children in Vietnam use (issue 21), by id.
+# The services children in Vietnam use, by id.
 WANTED = ("tiktok", "youtube", "facebook", "instagram", "zalo", "messenger", "discord",
           "telegram", "roblox", "lien-quan", "free-fire", "pubg-mobile", "minecraft", "steam",
           "netflix")  # fmt: skip

@@ -413,7 +413,7 @@ def test_reload_reads_the_changed_file_and_refuses_a_broken_one(tmp_path: Path) 
 
 
 def test_check_200k_networks_from_the_command_line(tmp_path: Path) -> None:
-    """200,000 networks (issue 18's interface): half in the policy's own mapping, half in the
+    """200,000 networks: half in the policy's own mapping, half in the
     networks file, one pool enclosing many of them. Only completion and the report are checked;
     the time is measured in bench/networks_bench.py."""
     inline = "".join(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import pytest
 import yaml
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port
+from support.waiting import wait_for
 
 from resolver.expiry import CLOCK_OFFSET_ENV
 from resolver.http.users import User, hash_password, write_users
@@ -110,15 +110,6 @@ def request_unblock(school: School, host: str, profile: str) -> int:
         store.close()
     assert request_id is not None
     return request_id
-
-
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
-    """Poll `condition` until true; a generous deadline (a loaded machine is slow, not wrong)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,11 +17,11 @@ import dns.rcode
 import pytest
 from support.authority import Authority
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port
+from support.waiting import wait_for
 
 from resolver.http.dashboard import PAGES, SCRIPTS
 from resolver.store.sqlite import SqliteRequestStore
 
-DEADLINE = 30.0
 POLICY = """\
 # The e2e school: everyone on loopback is a pupil.
 version: 1
@@ -55,16 +54,6 @@ def api(url: str, body: Any = None, status: int = 200) -> Any:
     got, _, text = http(url, body)
     assert got == status, (url, text)
     return json.loads(text)
-
-
-def wait_for(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {DEADLINE} s")
 
 
 @pytest.fixture

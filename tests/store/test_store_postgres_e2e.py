@@ -9,10 +9,9 @@ dropped: nothing is lost without a count, nothing is written twice.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import dns.rcode
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.authority import Authority
 from support.postgres import PostgresServer, PostgresUnavailable, start_server
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port, unique_name
+from support.waiting import wait_for
 
 QUEUE = 20  # querylog.queue_size: small, so an outage overflows it quickly
 
@@ -65,14 +65,6 @@ def logged(dsn: str, names: list[str]) -> int:
             return 0
         row = cur.fetchone()
         return int(row[0]) if row is not None else 0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def ask(rp: ResolverProc, names: list[str]) -> None:
