@@ -123,11 +123,30 @@ class WorkerPool:
         self.slots = [Slot(number) for number in range(1, count + 1)]
         self.retired = Stats()  # counters of workers that exited, so totals never go back
         self.stopping = False
+        self.greeting = False  # the first policy is built: a (re)started worker is greeted
         self._watchdog: asyncio.Task[None] | None = None
+
+    async def launch(self) -> None:
+        """Start the worker processes before the first policy is built: their start (an
+        interpreter, the imports) overlaps the build, and `start` greets them when it is done."""
+        await asyncio.gather(*(self._launch(slot) for slot in self.slots))
+
+    async def abandon(self) -> None:
+        """The first policy did not build: end the launched workers before they are greeted."""
+        self.stopping = True  # not replaced
+        for slot in self.slots:
+            if slot.alive:
+                assert slot.proc is not None
+                slot.proc.kill()
+                await slot.proc.wait()
 
     async def start(self) -> None:
         self._watchdog = asyncio.get_running_loop().create_task(self._stall_watch())
-        await asyncio.gather(*(self._spawn(slot) for slot in self.slots))
+        self.greeting = True
+        for slot in self.slots:
+            if slot.channel is None:
+                await self._launch(slot)
+            self._hello(slot)
         waits = [asyncio.wait_for(slot.ready.wait(), READY_TIMEOUT) for slot in self.slots]
         try:
             await asyncio.gather(*waits)
@@ -138,6 +157,11 @@ class WorkerPool:
             raise StartError("; ".join(failed))
 
     async def _spawn(self, slot: Slot) -> None:
+        await self._launch(slot)
+        if self.greeting:
+            self._hello(slot)
+
+    async def _launch(self, slot: Slot) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             slot.proc = await asyncio.create_subprocess_exec(
@@ -152,6 +176,15 @@ class WorkerPool:
         slot.failed = ""
         slot.started = slot.heard = time.monotonic()
         slot.channel = await Channel.over(parent, lambda message: self._on_message(slot, message))
+        loop = asyncio.get_running_loop()
+        for coro in (slot.channel.run(), self._watch(slot, slot.proc)):
+            task = loop.create_task(coro)
+            slot.tasks.add(task)
+            task.add_done_callback(slot.tasks.discard)
+
+    def _hello(self, slot: Slot) -> None:
+        """What a worker needs to serve: the config, its number, the snapshot, the listeners."""
+        assert slot.channel is not None
         holder = self.sup.holder
         slot.channel.notify({
             "op": "hello", "config": self.sup.cfg, "worker": slot.number,
@@ -161,11 +194,6 @@ class WorkerPool:
             "increments": self.sup.increments(),
         })  # fmt: skip
         slot.generation = self.sup.generation
-        loop = asyncio.get_running_loop()
-        for coro in (slot.channel.run(), self._watch(slot, slot.proc)):
-            task = loop.create_task(coro)
-            slot.tasks.add(task)
-            task.add_done_callback(slot.tasks.discard)
 
     async def _on_message(self, slot: Slot, message: Message) -> Message | None:
         slot.heard = time.monotonic()
@@ -1134,12 +1162,17 @@ async def serve(cfg: ServerConfig) -> int:
         loop.add_signal_handler(sig, sup.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(sup.reload(cause="sighup")))
     sup.notifier.status("loading the policy")
+    launching = loop.create_task(sup.pool.launch())
     errors = await sup.load_initial()
     if errors:
+        with contextlib.suppress(Exception):
+            await launching
+        await sup.pool.abandon()
         for line in errors:
             print(line, file=sys.stderr)
         return 2
     try:
+        await launching
         await sup.start()
     except (OSError, StartError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
