@@ -57,7 +57,9 @@ test: $(STAMP) system-test-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	# Three test processes: most tests wait on real servers starting and answering, so three
+	# keep two cores busy; a file's tests stay together (they share its servers).
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 bench: $(STAMP)
 	@sh bench/install-peers.sh

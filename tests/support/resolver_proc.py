@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -55,18 +56,32 @@ def unique_name(tag: str = "q", zone: str = "w.example.org") -> str:
     return f"{tag}-{next(_names)}-{secrets.token_hex(3)}.{zone}"
 
 
+_PORTS_FROM, _PORTS_PER_PROCESS = 10_000, 4_000  # below the kernel's ephemeral ports
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (released before use: tiny race)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
+    """A port free for both UDP and TCP on 127.0.0.1, released before use. Each test process
+    (pytest-xdist worker) takes ports from a range of its own below the ephemeral range, in
+    turn, so two processes never hand out the same port and no client socket of the kernel's
+    choosing lands on it meanwhile."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low = _PORTS_FROM + worker * _PORTS_PER_PROCESS
+    if not _next_port:
+        _next_port.append(low + random.randrange(_PORTS_PER_PROCESS))
+    for _ in range(_PORTS_PER_PROCESS):
+        port = low + (_next_port[0] - low) % _PORTS_PER_PROCESS
+        _next_port[0] = port + 1
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        ):
+            try:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     raise OSError("no free UDP+TCP port")
 
 
