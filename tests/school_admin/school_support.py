@@ -180,7 +180,7 @@ def write_school(folder: Path) -> tuple[Path, dict[str, Any]]:
             p: {"age": "unrestricted", "block": ["social"], "schedules": ["lesson"]}
             for p in CLASSES
         },
-        "schedules": {"lesson": {"windows": ["mon-sun 00:00-23:59"], "block": ["video"]}},
+        "schedules": {"lesson": {"windows": ["00:00-24:00"], "block": ["video"]}},
         "mandated": {
             "sources": [{"id": "gov", "path": str(folder / "mandated.txt"), "format": "domains"}]
         },
