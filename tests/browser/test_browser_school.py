@@ -38,6 +38,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"{CHROMIUM} not installed (tests/install-system-deps.sh)",
 )
 NONE = "Không có · None"  # the empty list of unblocks and pauses
+TIMEOUT = 120_000  # ms for an answer that waits on a reload (a loaded machine is slow)
 
 
 async def logged_in(browser, school: School, user: str, width: str):
@@ -79,7 +80,11 @@ async def test_teacher_approves_her_class_for_an_hour_and_it_ends(browser, schoo
     assert status == 403 and "10a2" in body["error"]  # not hers, even asked for directly
 
     await row.get_by_role("combobox").select_option("60")
-    await row.get_by_role("button", name="Duyệt · Approve").click()
+    # The answer comes once the reload is live (the entry may show earlier: the file is written
+    # first, and the page refreshes on its own).
+    async with page.expect_response(lambda r: r.url.endswith("/approve"), timeout=TIMEOUT) as got:
+        await row.get_by_role("button", name="Duyệt · Approve").click()
+    assert (await got.value).status == 200
     entry_row = page.locator("#entries tr", has_text=name)
     await entry_row.wait_for()
     assert "Mở chặn" in await entry_row.inner_text() and "lan" in await entry_row.inner_text()
@@ -110,7 +115,9 @@ async def test_teacher_pauses_video_for_a_lesson_and_revokes_it(browser, school,
     await page.select_option("#p-kind", "category")
     await page.fill("#p-target", "video")
     await page.fill("#p-minutes", "45")
-    await page.click("#pause-form button[type=submit]")
+    async with page.expect_response(lambda r: r.url.endswith("/pauses"), timeout=TIMEOUT) as got:
+        await page.click("#pause-form button[type=submit]")
+    assert (await got.value).status == 201
     row = page.locator("#entries tr", has_text="Tạm dừng")
     await row.wait_for()
     assert await answer(school, VIDEO, "10a1") == ALLOWED
@@ -122,7 +129,11 @@ async def test_teacher_pauses_video_for_a_lesson_and_revokes_it(browser, school,
     await page.locator("#msg.bad", has_text="'10a2' is not one of yours").wait_for()
     await shoot(page, tmp_path, f"dashboard-teacher-pause-{width}.png")
 
-    await row.get_by_role("button", name="Thu hồi · Revoke").click()
+    async with page.expect_response(
+        lambda r: r.request.method == "DELETE" and "/overlay/" in r.url, timeout=TIMEOUT
+    ) as got:
+        await row.get_by_role("button", name="Thu hồi · Revoke").click()
+    assert (await got.value).status == 200
     await page.locator("#entries td", has_text=NONE).wait_for()
     assert await answer(school, VIDEO, "10a1") == BLOCKPAGE
     await page.close()
