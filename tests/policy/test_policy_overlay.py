@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from resolver.build.compile import compile_policy
 from resolver.policy.decide import decide
 from resolver.store.overlay import add_entry, new_entry
@@ -33,4 +35,5 @@ def test_approved_unblock_allows_the_name_and_its_subdomains(tmp_path: Path) -> 
     after = compile_policy(tmp_path / "policy.yaml")
     allowed = decide(after, "127.0.0.1", "www.tiktok.com", 1, 0.0)
     assert allowed.action.value == "allow" and allowed.tier.value == "allow"
-    assert f"id: {entry.id}" in (tmp_path / "approved.yaml").read_text()
+    written = yaml.safe_load((tmp_path / "approved.yaml").read_text())
+    assert [row["id"] for row in written["allow"]] == [entry.id]  # an all-digit id is quoted
