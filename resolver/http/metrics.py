@@ -10,7 +10,7 @@ category, upstream address from the config, malformed reason): never a domain or
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -90,27 +90,27 @@ class StatsCollector(Collector):
         yield up_latency
         yield healthy
 
-        rules = GaugeMetricFamily(
-            P + "list_rules", "Rules loaded per category", labels=["category"]
+        yield _by_label(
+            GaugeMetricFamily,
+            P + "list_rules",
+            "Rules loaded per category",
+            "category",
+            s.list_sizes,
         )
-        for category, size in list(s.list_sizes.items()):
-            rules.add_metric([category], size)
-        yield rules
-        updated = GaugeMetricFamily(
-            P + "list_updated_timestamp_seconds", "When a category's lists last changed",
-            labels=["category"],
-        )  # fmt: skip
-        for category, ts in list(s.list_updated.items()):
-            updated.add_metric([category], ts)
-        yield updated
-        stale = GaugeMetricFamily(
+        yield _by_label(
+            GaugeMetricFamily,
+            P + "list_updated_timestamp_seconds",
+            "When a category's lists last changed",
+            "category",
+            s.list_updated,
+        )
+        yield _by_label(
+            GaugeMetricFamily,
             P + "list_stale_sources",
             "Lists served from their last good copy because their own file is missing",
-            labels=["category"],
+            "category",
+            s.list_stale,
         )
-        for category, count in list(s.list_stale.items()):
-            stale.add_metric([category], count)
-        yield stale
 
         yield CounterMetricFamily(P + "reloads", "Successful policy reloads", s.reloads)
         yield CounterMetricFamily(P + "reload_failures", "Failed policy reloads", s.reload_failures)
@@ -140,16 +140,20 @@ class StatsCollector(Collector):
             ("malformed", "Malformed DNS messages by reason", s.malformed),
             ("dropped", "Queries dropped without an answer by reason", s.dropped),
         ):
-            family = CounterMetricFamily(P + name, doc, labels=["reason"])
-            for reason, count in list(table.items()):
-                family.add_metric([reason], count)
-            yield family
-        tcp_closed = CounterMetricFamily(
-            P + "tcp_closed", "TCP connections closed by the server by reason", labels=["reason"]
+            yield _by_label(
+                CounterMetricFamily,
+                P + name,
+                doc,
+                "reason",
+                table,
+            )
+        yield _by_label(
+            CounterMetricFamily,
+            P + "tcp_closed",
+            "TCP connections closed by the server by reason",
+            "reason",
+            s.tcp_closed,
         )
-        for reason, count in list(s.tcp_closed.items()):
-            tcp_closed.add_metric([reason], count)
-        yield tcp_closed
         limited = CounterMetricFamily(
             P + "ratelimited", "UDP queries over a rate limit, by limit and what was done",
             labels=["scope", "action"],
@@ -207,22 +211,24 @@ def _transfer_families(s: Stats) -> Iterator[Metric]:
         if t.last_success:
             age.add_metric([t.source], now - t.last_success)
     yield from (attempts, increments, completed, failures, serial, rules, age)
-    notifies = CounterMetricFamily(
-        P + "notify", "NOTIFY messages received, by outcome", labels=["outcome"]
+    yield _by_label(
+        CounterMetricFamily,
+        P + "notify",
+        "NOTIFY messages received, by outcome",
+        "outcome",
+        s.notifies,
     )
-    for outcome, count in list(s.notifies.items()):
-        notifies.add_metric([outcome], count)
-    yield notifies
 
 
 def _http_families(s: Stats) -> Iterator[Metric]:
     """The block page and admin listeners: connections, why they were closed, bad requests."""
-    open_now = GaugeMetricFamily(
-        P + "http_connections", "HTTP connections open now", labels=["listener"]
+    yield _by_label(
+        GaugeMetricFamily,
+        P + "http_connections",
+        "HTTP connections open now",
+        "listener",
+        s.http_connections,
     )
-    for listener, count in list(s.http_connections.items()):
-        open_now.add_metric([listener], count)
-    yield open_now
     closed = CounterMetricFamily(
         P + "http_connections_closed",
         "HTTP connections closed or refused by the connection guard, by reason",
@@ -231,12 +237,13 @@ def _http_families(s: Stats) -> Iterator[Metric]:
     for (listener, reason), count in list(s.http_closed.items()):
         closed.add_metric([listener, reason], count)
     yield closed
-    bad = CounterMetricFamily(
-        P + "http_bad_requests", "HTTP requests the parser rejected with 400", labels=["listener"]
+    yield _by_label(
+        CounterMetricFamily,
+        P + "http_bad_requests",
+        "HTTP requests the parser rejected with 400",
+        "listener",
+        s.http_bad_requests,
     )
-    for listener, count in list(s.http_bad_requests.items()):
-        bad.add_metric([listener], count)
-    yield bad
 
 
 def _report_families(s: Stats) -> Iterator[Metric]:
@@ -277,29 +284,27 @@ def _report_families(s: Stats) -> Iterator[Metric]:
 
 def _isp_families(s: Stats) -> Iterator[Metric]:
     """PROXY v2 refusals, and the policy bundle: polls, refusals, the bundle serving."""
-    proxy = CounterMetricFamily(
+    yield _by_label(
+        CounterMetricFamily,
         P + "proxy_refused",
         "Datagrams and TCP connections dropped at the PROXY v2 gate, by reason",
-        labels=["reason"],
+        "reason",
+        s.proxy_refused,
     )
-    for reason, count in list(s.proxy_refused.items()):
-        proxy.add_metric([reason], count)
-    yield proxy
-    checks = CounterMetricFamily(
-        P + "bundle_checks", "Polls of the policy bundle by result (unchanged, new, failed)",
-        labels=["result"],
-    )  # fmt: skip
-    for result, count in list(s.bundle_checks.items()):
-        checks.add_metric([result], count)
-    yield checks
-    refused = CounterMetricFamily(
+    yield _by_label(
+        CounterMetricFamily,
+        P + "bundle_checks",
+        "Polls of the policy bundle by result (unchanged, new, failed)",
+        "result",
+        s.bundle_checks,
+    )
+    yield _by_label(
+        CounterMetricFamily,
         P + "bundle_refused",
         "Policy bundles refused (hash, signature, format, files, size; policy: the build failed)",
-        labels=["reason"],
+        "reason",
+        s.bundle_refused,
     )
-    for reason, count in list(s.bundle_refused.items()):
-        refused.add_metric([reason], count)
-    yield refused
     if s.bundle_sha256:
         info = GaugeMetricFamily(
             P + "bundle_info", "The policy bundle serving now (1)", labels=["version", "sha256"]
@@ -316,6 +321,20 @@ def _isp_families(s: Stats) -> Iterator[Metric]:
             "The last poll that reached the policy host",
             s.bundle_checked,
         )
+
+
+def _by_label(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """A family with one sample per key of `values` (one of Stats' bounded counter dicts)."""
+    metric = family(name, documentation, labels=[label])
+    for key, value in list(values.items()):
+        metric.add_metric([key], value)
+    return metric
 
 
 def make_registry(get_stats: Callable[[], Stats]) -> CollectorRegistry:
