@@ -13,6 +13,7 @@ import dns.message
 import pytest
 from support.authority import Authority, Fault
 from support.resolver_proc import ResolverFactory, ResolverProc, free_port, metric, unique_name
+from support.tcpdns import read_exact
 
 
 def _frame(msg: dns.message.Message) -> bytes:
@@ -21,18 +22,8 @@ def _frame(msg: dns.message.Message) -> bytes:
 
 
 def _read_msg(sock: socket.socket) -> dns.message.Message:
-    size = struct.unpack("!H", _read_exact(sock, 2))[0]
-    return dns.message.from_wire(_read_exact(sock, size))
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        buf += chunk
-    return buf
+    size = struct.unpack("!H", read_exact(sock, 2))[0]
+    return dns.message.from_wire(read_exact(sock, size))
 
 
 def _connect(rp: ResolverProc, timeout: float = 3.0) -> socket.socket:

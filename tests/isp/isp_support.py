@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 from support.resolver_proc import metric
+from support.tcpdns import read_exact
 
 from resolver.dns.proxyproto import build
 
@@ -103,18 +104,8 @@ def ask_tcp(
     wire = query.to_wire()
     with socket.create_connection(target, timeout=3, source_address=(source, 0)) as sock:
         sock.sendall(header + struct.pack("!H", len(wire)) + wire)
-        size = struct.unpack("!H", _read(sock, 2))[0]
-        return dns.message.from_wire(_read(sock, size))
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionResetError("closed by the server")
-        data += chunk
-    return data
+        size = struct.unpack("!H", read_exact(sock, 2))[0]
+        return dns.message.from_wire(read_exact(sock, size))
 
 
 def wait_for(what: str, probe: Callable[[], T | None], deadline: float = DEADLINE) -> T:
