@@ -37,7 +37,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
@@ -81,7 +82,7 @@ from resolver.store.events import QueryEvent
 
 log = logging.getLogger(__name__)
 
-Answer = bytes | Coroutine[Any, Any, bytes | None] | None
+Answer = bytes | Awaitable[bytes | None] | None
 TYPE_HTTPS = 65
 TYPE_SVCB = 64
 DDR_TTL = 300  # seconds clients may keep our DDR designation
@@ -205,8 +206,6 @@ class Handler:
         self._ede: dict[int, tuple[Decision, tuple[int, str] | None]] = {}
         self._wall_sec = -1
         self._wall = time.time()
-        # Refreshes that outlived the stale answer they were racing (RFC 8767 section 5).
-        self._refreshing: set[asyncio.Task[Entry | None]] = set()
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -361,9 +360,55 @@ class Handler:
             self._wall = time.time()
         return self._wall
 
-    async def _forward(self, ctx: Context, key: CacheKey) -> bytes | None:
+    def _forward(self, ctx: Context, key: CacheKey) -> Answer:
+        """The answer from upstream: a future the forwarder's callback completes (no task per
+        query). A name upstream failed on lately gets the stale entry or SERVFAIL at once; one
+        with an expired entry to fall back on takes `_forward_stale`."""
+        now = time.monotonic()
+        if self.cache.servfail_cached(key, now):
+            return self._from_upstream(ctx, *self._stale(key, now))
+        if self.cache.get_stale(key, now) is not None:
+            return self._forward_stale(ctx, key)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        budget = self.forwarder.config.query_budget_ms / 1000
+        self._ask(ctx.query, key, ctx.started + budget, partial(self._settle, ctx, key, future))
+        return future
+
+    def _settle(
+        self,
+        ctx: Context,
+        key: CacheKey,
+        future: asyncio.Future[bytes | None],
+        entry: Entry | None,
+    ) -> None:
+        if future.done():
+            return
+        try:
+            if entry is None:
+                future.set_result(self._from_upstream(ctx, *self._stale(key, time.monotonic())))
+            else:
+                future.set_result(self._from_upstream(ctx, entry, False))
+        except Exception as exc:  # reaches whoever awaits the answer, counted there
+            future.set_exception(exc)
+
+    async def _forward_stale(self, ctx: Context, key: CacheKey) -> bytes:
+        """With an expired entry to fall back on (RFC 8767): the fresh answer, or the stale
+        one when upstreams fail or at the client response timer (`stale_answer_ms`), while the
+        refresh goes on until the query budget to update the cache."""
+        cfg = self.forwarder.config
+        refresh: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        self._ask(ctx.query, key, ctx.started + cfg.query_budget_ms / 1000,
+                  partial(_settle_once, refresh))  # fmt: skip
+        stale_at = ctx.started + min(cfg.stale_answer_ms, cfg.query_budget_ms) / 1000
+        await asyncio.wait((refresh,), timeout=max(stale_at - time.monotonic(), 0))
+        entry = refresh.result() if refresh.done() else None
+        if entry is None:
+            return self._from_upstream(ctx, *self._stale(key, time.monotonic()))
+        return self._from_upstream(ctx, entry, False)
+
+    def _from_upstream(self, ctx: Context, entry: Entry | None, stale: bool) -> bytes:
+        """The answer rendered from what upstream gave (SERVFAIL for nothing), counted."""
         query = ctx.query
-        entry, stale = await self._fetch(query, key, ctx.started)
         if entry is None:
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "no upstream"))
             return self._done(ctx, resp, "servfail")
@@ -372,58 +417,43 @@ class Handler:
             resp = _replace_opt(resp, opt_record(query.do, (EDE_STALE_ANSWER, "")))
         return self._done(ctx, resp, "allowed")
 
-    async def _fetch(
-        self, query: Query, key: CacheKey, started: float
-    ) -> tuple[Entry | None, bool]:
-        """Cache entry for `key` after asking upstream; (None, False) on failure.
+    def _ask(
+        self, query: Query, key: CacheKey, deadline: float, then: Callable[[Entry | None], None]
+    ) -> None:
+        """Ask upstream by `deadline`, cache the reply, and hand `then` the entry (None when
+        no usable reply came: counted, and remembered for servfail_ttl)."""
+        data, qend = query.data, query.qend
+        self.forwarder.start(
+            data[12 : qend - 4].lower(),
+            data[qend - 4 : qend],
+            query.do,
+            bool(query.flags & CD),
+            deadline,
+            partial(self._store, query, key, then),
+        )
 
-        Everything ends by the query's time budget. With serve_stale (RFC 8767) an expired entry
-        is answered when upstreams fail, or at the client response timer (`stale_answer_ms`)
-        while the refresh goes on in the background until the budget to update the cache.
-        """
+    def _store(
+        self,
+        query: Query,
+        key: CacheKey,
+        then: Callable[[Entry | None], None],
+        reply: bytes | None,
+        error: str,
+    ) -> None:
         now = time.monotonic()
-        if self.cache.servfail_cached(key, now):
-            return self._stale(key, now)
-        cfg = self.forwarder.config
-        refresh = self._refresh(query, key, started + cfg.query_budget_ms / 1000)
-        if self.cache.get_stale(key, now) is None:
-            entry = await refresh
+        entry: Entry | None = None
+        if reply is None:  # counted per upstream by the forwarder
+            log.debug("upstream failure for %s: %s", query.qname, error)
         else:
-            task = asyncio.ensure_future(refresh)
-            stale_at = started + min(cfg.stale_answer_ms, cfg.query_budget_ms) / 1000
-            await asyncio.wait((task,), timeout=max(stale_at - now, 0))
-            if not task.done():
-                self._refreshing.add(task)
-                task.add_done_callback(self._refreshing.discard)
-                return self._stale(key, time.monotonic())
-            entry = task.result()
-        if entry is None:
-            return self._stale(key, time.monotonic())
-        return entry, False
-
-    async def _refresh(self, query: Query, key: CacheKey, deadline: float) -> Entry | None:
-        """Ask upstream by `deadline` and cache the reply; None (counted) when none is usable."""
-        name_lower = query.data[12 : query.qend - 4].lower()
-        type_class = query.data[query.qend - 4 : query.qend]
-        try:
-            reply = await self.forwarder.resolve(
-                name_lower, type_class, query.do, bool(query.flags & CD), deadline
-            )
-            now = time.monotonic()
-            entry = self.cache.put(key, scan_reply(reply), now)
-        except UpstreamFailure as exc:  # counted per upstream by the forwarder
-            log.debug("upstream failure for %s: %s", query.qname, exc)
-            self.cache.put_servfail(key, time.monotonic())
-            return None
-        except BadReply as exc:
-            self.stats.dropped[f"upstream-{exc.reason}"] += 1
-            self.cache.put_servfail(key, time.monotonic())
-            return None
-        if entry.flags & 0x000F == SERVFAIL:
+            try:
+                entry = self.cache.put(key, scan_reply(reply), now)
+            except BadReply as exc:
+                self.stats.dropped[f"upstream-{exc.reason}"] += 1
+        if entry is None or entry.flags & 0x000F == SERVFAIL:
             # Every upstream failed to resolve it: ask again only after servfail_ttl (RFC 2308 7.1).
             self.cache.put_servfail(key, now)
         self.stats.cache_size = len(self.cache)
-        return entry
+        then(entry)
 
     def _stale(self, key: CacheKey, now: float) -> tuple[Entry | None, bool]:
         entry = self.cache.get_stale(key, now)
@@ -591,6 +621,11 @@ class Handler:
                 query, ctx.client, resp, until, started, self._wall, key, decision, entry
             )
         return resp
+
+
+def _settle_once(future: asyncio.Future[Entry | None], entry: Entry | None) -> None:
+    if not future.done():
+        future.set_result(entry)
 
 
 def _rcode_action(resp: bytes) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import struct
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,10 +40,10 @@ class TcpConfig:
 
 
 class InFlight:
-    """The tasks answering queries, so shutdown can wait for them."""
+    """The tasks (and, for UDP, the futures) answering queries, so shutdown can wait for them."""
 
     def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -300,7 +300,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.server.inflight.spawn(self._answer_later(result, len(message)))
         return True
 
-    async def _answer_later(self, pending: Coroutine[Any, Any, bytes | None], size: int) -> None:
+    async def _answer_later(self, pending: Awaitable[bytes | None], size: int) -> None:
         try:
             resp = await pending
         except Exception:

@@ -2,8 +2,9 @@
 
 Each wake-up `FastPath.serve` reads up to `batch` queries and answers those it has stored
 (`resolver.dns.fastpath`); the others go through the `Handler` here. Its synchronous answers
-leave together in one `send` at the end of the wake-up; answers that await upstream are sent
-alone when ready.
+leave together in one `send` at the end of the wake-up. A forwarded query's answer is a future
+the forwarder's reply callback completes (no task per query); answers finished in one turn of
+the loop leave together too.
 
 Behind a load balancer (`proxy_protocol_from`), a datagram from a trusted balancer, or one that
 starts with a PROXY v2 signature, goes through the `ProxyGate` first: the query and the client
@@ -17,7 +18,9 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 
 from resolver.dns.fastpath import Address, FastPathLike, Reply
 from resolver.dns.handler import Handler
@@ -88,20 +91,37 @@ class UdpListener:
                 continue
             if result is None:
                 continue
-            if result.__class__ is bytes:
+            if isinstance(result, bytes):
                 replies.append((result, addr))
+            elif isinstance(result, asyncio.Future):  # forwarded: completed by a callback
+                self.inflight.tasks.add(result)
+                result.add_done_callback(partial(self._answered, addr))
             else:
                 self.inflight.spawn(self._send_later(result, addr))
         if replies:
             self.fast.send(self.sock, replies)
 
-    async def _send_later(self, pending: object, addr: Address) -> None:
+    async def _send_later(self, pending: Awaitable[bytes | None], addr: Address) -> None:
         try:
-            resp = await pending  # type: ignore[misc]
+            resp = await pending
         except Exception:
             self.stats.dropped["internal-error"] += 1
             log.exception("query handling failed")
             return
+        self._reply_late(resp, addr)
+
+    def _answered(self, addr: Address, future: asyncio.Future[bytes | None]) -> None:
+        self.inflight.tasks.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self.stats.dropped["internal-error"] += 1
+            log.error("query handling failed", exc_info=exc)
+            return
+        self._reply_late(future.result(), addr)
+
+    def _reply_late(self, resp: bytes | None, addr: Address) -> None:
         if resp is not None and not self.closed:
             if not self._late:
                 self._loop.call_soon(self._send_late)

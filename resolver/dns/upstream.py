@@ -30,7 +30,9 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from resolver.dns.message import question_matches
 from resolver.dns.packet import CD, HEADER, QR, RD, TC
@@ -109,37 +111,15 @@ class Upstream:
 class _Attempt:
     """One query sent to one upstream, waiting on one of its pooled sockets."""
 
-    __slots__ = (
-        "answered",
-        "name_lower",
-        "qid",
-        "sent",
-        "sock",
-        "timed_out",
-        "type_class",
-        "upstream",
-        "waiter",
-        "wire",
-    )
+    __slots__ = ("exchange", "qid", "sent", "sock", "timed_out", "upstream", "wire")
 
-    def __init__(
-        self,
-        upstream: Upstream,
-        qid: int,
-        wire: bytes,
-        waiter: _Waiter,
-        name_lower: bytes,
-        type_class: bytes,
-    ) -> None:
+    def __init__(self, upstream: Upstream, qid: int, wire: bytes, exchange: _Exchange) -> None:
         self.upstream = upstream
         self.qid = qid
         self.wire = wire
-        self.waiter = waiter
-        self.name_lower = name_lower
-        self.type_class = type_class
+        self.exchange = exchange
         self.sock: _UdpSocket | None = None
         self.sent = time.monotonic()
-        self.answered = False  # a reply or an error was delivered
         self.timed_out = False  # counted as a timeout already (it may still answer late)
 
     def release(self) -> None:
@@ -210,66 +190,239 @@ class _UdpSocket:
     def _readable(self) -> None:
         """Read every waiting datagram; each that is really an answer goes to its query."""
         pending = self.pending
-        while True:
+        while self.fd >= 0:
             try:
                 data = self.sock.recv(65535)
             except BlockingIOError:
-                return
+                break
             except OSError as exc:
                 # ICMP port unreachable and the like: no telling which query it was for.
-                for attempt in list(pending.values()):
-                    attempt.sock = None
-                    attempt.waiter.deliver(attempt, exc)
+                failed = list(pending.values())
                 pending.clear()
-                return
+                for attempt in failed:
+                    attempt.sock = None
+                    attempt.exchange.deliver(attempt, exc)
+                break
             waiting = pending.get(data[0] << 8 | data[1]) if len(data) >= 12 else None
             if waiting is not None:
-                qend = 12 + len(waiting.name_lower) + 4
+                qend = 12 + len(waiting.exchange.name_lower) + 4
                 if (
                     len(data) >= qend
                     and data[2] & 0x80
-                    and question_matches(data, qend, waiting.name_lower, waiting.type_class)
+                    and question_matches(
+                        data, qend, waiting.exchange.name_lower, waiting.exchange.type_class
+                    )
                 ):
                     del pending[waiting.qid]
                     waiting.sock = None
-                    waiting.waiter.deliver(waiting, data)
+                    waiting.exchange.deliver(waiting, data)
                     continue
             self.stats.spoofed += 1
+        if self.retired and not pending:
+            self._close()
 
 
-class _Waiter:
-    """What the attempts of one exchange report (a reply, or the error that ended them)."""
+# What an exchange ends with: (the reply, "") or (None, why no upstream gave a usable one).
+Done = Callable[[bytes | None, str], None]
 
-    __slots__ = ("_loop", "_wakeup", "events")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._wakeup: asyncio.Future[None] | None = None
-        self.events: list[tuple[_Attempt, bytes | OSError]] = []
+class _Exchange:
+    """One question to the upstreams, driven by callbacks: the sockets' readers deliver replies,
+    one timer wakes it for the next attempt or the end, and it calls every asker's `Done` once.
+
+    Why not a coroutine: on a forwarded miss the task, futures and the coroutine chain resumed
+    per reply were a third of the worker's CPU (bench/README.md, "Profile"). Only a truncated
+    reply's TCP retry runs as a task; replies that arrive meanwhile wait for it to end.
+    """
+
+    __slots__ = (
+        "deadline",
+        "fallback",
+        "finished",
+        "flags",
+        "fwd",
+        "held",
+        "key",
+        "last_error",
+        "loop",
+        "name_lower",
+        "next_send",
+        "order",
+        "pending",
+        "question",
+        "sent",
+        "tcp",
+        "timer",
+        "timer_at",
+        "type_class",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        fwd: Forwarder,
+        loop: asyncio.AbstractEventLoop,
+        key: _Key,
+        deadline: float,
+        done: Done,
+    ) -> None:
+        name_lower, type_class, do, cd = key
+        self.fwd = fwd
+        self.loop = loop
+        self.key = key
+        self.name_lower = name_lower
+        self.type_class = type_class
+        self.flags = RD | (CD if cd else 0)
+        self.question = name_lower + type_class + (OPT_DO if do else OPT_PLAIN)
+        self.deadline = deadline
+        self.order = fwd._order(time.monotonic())
+        self.pending: list[_Attempt] = []
+        self.sent = 0
+        self.next_send = 0.0
+        self.fallback: bytes | None = None  # a REFUSED or SERVFAIL, if nobody does better
+        self.last_error = "no upstream answered in time"
+        self.waiting = [done]
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.tcp: asyncio.Task[bytes] | None = None
+        self.held: list[tuple[_Attempt, bytes | OSError]] = []  # came during the TCP retry
+        self.finished = False
+
+    def step(self) -> None:
+        """Send the attempt that is due, or end; then sleep until the next thing to do.
+
+        An attempt not answered after `timeout_ms` is followed by the next one (to the next
+        upstream) but keeps listening; the exchange fails when the last attempt has had its
+        `timeout_ms` too, or at the deadline, whichever comes first."""
+        fwd = self.fwd
+        cfg = fwd.config
+        pending = self.pending
+        while True:
+            now = time.monotonic()
+            if now >= self.deadline or (self.sent == cfg.attempts and now >= self.next_send):
+                self._give_up(now)  # the budget is spent, or the last attempt had its time too
+                return
+            if self.sent < cfg.attempts and (not pending or now >= self.next_send):
+                retry = cfg.timeout_ms / 1000
+                for late in pending:
+                    if not late.timed_out and now - late.sent >= retry:
+                        fwd._timed_out(late, now)
+                upstream = self.order[self.sent % len(self.order)]
+                self.sent += 1
+                self.next_send = now + retry
+                try:
+                    pending.append(fwd._send(upstream, self))
+                except OSError as exc:
+                    self.last_error = fwd._failed(upstream, exc)
+                continue
+            if not pending:
+                self._give_up(now)  # every attempt failed at once and none is left
+                return
+            break
+        at = min(self.next_send, self.deadline)
+        if self.timer is not None:
+            if self.timer_at == at:
+                return
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = self.loop.call_later(at - now, self._wake)
 
     def deliver(self, attempt: _Attempt, result: bytes | OSError) -> None:
-        attempt.answered = True
-        self.events.append((attempt, result))
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
-
-    async def wait(self, timeout: float) -> None:
-        """Until something is delivered or `timeout` seconds have passed."""
-        if self.events or timeout <= 0:
+        """A reply to one of the attempts, or the socket error that ended it."""
+        if self.finished:
             return
-        wakeup = self._wakeup = self._loop.create_future()
-        timer = self._loop.call_later(timeout, _wake, wakeup)
-        try:
-            await wakeup
-        finally:
-            timer.cancel()
-            self._wakeup = None
+        if self.tcp is not None:
+            self.held.append((attempt, result))
+            return
+        self._handle(attempt, result)
+        if not self.finished and self.tcp is None:
+            self.step()
+
+    def _wake(self) -> None:
+        self.timer = None
+        if not self.finished and self.tcp is None:
+            self.step()
+
+    def _handle(self, attempt: _Attempt, result: bytes | OSError) -> None:
+        fwd = self.fwd
+        self.pending.remove(attempt)
+        attempt.release()
+        upstream = attempt.upstream
+        if isinstance(result, OSError):
+            self._failed(upstream, result)
+            return
+        if result[2] & (TC >> 8):
+            upstream.stats.truncated += 1
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            tcp = fwd._tcp(upstream, attempt.qid, attempt.wire, self.name_lower, self.type_class,
+                           self.deadline)  # fmt: skip
+            self.tcp = self.loop.create_task(tcp)
+            self.tcp.add_done_callback(partial(self._tcp_done, attempt))
+            return
+        self._replied(attempt, result)
+
+    def _failed(self, upstream: Upstream, exc: BaseException) -> None:
+        self.last_error = self.fwd._failed(upstream, exc)
+        if self.sent < self.fwd.config.attempts:
+            self.next_send = 0.0  # the next attempt goes out at once
+
+    def _replied(self, attempt: _Attempt, reply: bytes) -> None:
+        attempt.upstream.record_success(time.monotonic() - attempt.sent)
+        if reply[3] & 0x0F in _TRY_NEXT and self.sent < self.fwd.config.attempts:
+            # This server will not (REFUSED) or could not (SERVFAIL) answer: ask the next, and
+            # fall back to this reply if nobody does better.
+            self.fallback = reply
+            self.next_send = 0.0
+            return
+        self._finish(reply, "")
+
+    def _tcp_done(self, attempt: _Attempt, task: asyncio.Task[bytes]) -> None:
+        self.tcp = None
+        if self.finished:
+            return
+        exc = None if task.cancelled() else task.exception()
+        if task.cancelled() or isinstance(
+            exc, (TimeoutError, OSError, asyncio.IncompleteReadError)
+        ):
+            self._failed(attempt.upstream, exc or TimeoutError())
+        elif exc is not None:
+            log.error("TCP retry failed", exc_info=exc)
+            self._failed(attempt.upstream, exc)
+        else:
+            self._replied(attempt, task.result())
+        while self.held and self.tcp is None and not self.finished:
+            self._handle(*self.held.pop(0))
+        if not self.finished and self.tcp is None:
+            self.step()
+
+    def _give_up(self, now: float) -> None:
+        for attempt in self.pending:
+            if not attempt.timed_out:
+                self.fwd._timed_out(attempt, now)
+        self._finish(self.fallback, self.last_error)
+
+    def _finish(self, reply: bytes | None, error: str) -> None:
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for attempt in self.pending:
+            attempt.release()
+        self.pending.clear()
+        inflight = self.fwd._inflight
+        if inflight.get(self.key) is self:
+            del inflight[self.key]
+        for done in self.waiting:
+            try:
+                done(reply, error)
+            except Exception:  # one asker's bug must not cost the others their answer
+                self.fwd.stats.dropped["internal-error"] += 1
+                log.exception("answering a forwarded query failed")
 
 
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+_Key = tuple[bytes, bytes, bool, bool]  # name (lower case, wire form), type and class, DO, CD
 
 
 class Forwarder:
@@ -284,12 +437,20 @@ class Forwarder:
             ustats = stats.upstreams.setdefault(label, UpstreamStats(label))
             self.upstreams.append(Upstream(host, port, ustats))
         self._ids = _RandomIds()
-        self._inflight: dict[tuple[bytes, bytes, bool, bool], asyncio.Future[bytes]] = {}
+        self._inflight: dict[_Key, _Exchange] = {}
 
-    async def resolve(
-        self, name_lower: bytes, type_class: bytes, do: bool, cd: bool, deadline: float
-    ) -> bytes:
-        """Reply bytes for the question by `deadline` (time.monotonic()), or UpstreamFailure.
+    def start(
+        self,
+        name_lower: bytes,
+        type_class: bytes,
+        do: bool,
+        cd: bool,
+        deadline: float,
+        done: Done,
+    ) -> None:
+        """Ask upstream for the question; `done` gets the reply by `deadline`
+        (time.monotonic()), or None and why there is none. It is called once, from the event
+        loop, possibly before this returns (when every attempt fails at once).
 
         Identical questions in flight share one exchange, which ends by the first asker's
         deadline, so never after a later one's.
@@ -297,20 +458,28 @@ class Forwarder:
         key = (name_lower, type_class, do, cd)
         shared = self._inflight.get(key)
         if shared is not None:
-            return await asyncio.shield(shared)
+            shared.waiting.append(done)
+            return
+        exchange = _Exchange(self, asyncio.get_running_loop(), key, deadline, done)
+        self._inflight[key] = exchange
+        exchange.step()
+
+    async def resolve(
+        self, name_lower: bytes, type_class: bytes, do: bool, cd: bool, deadline: float
+    ) -> bytes:
+        """`start`, awaited: the reply bytes, or UpstreamFailure."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            reply = await self._exchange(name_lower, type_class, do, cd, deadline)
-        except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else UpstreamFailure("stopped"))
-            future.exception()  # mark retrieved: waiters may be gone
-            raise
-        else:
-            future.set_result(reply)
-            return reply
-        finally:
-            del self._inflight[key]
+
+        def done(reply: bytes | None, error: str) -> None:
+            if future.done():  # the asker was cancelled
+                return
+            if reply is None:
+                future.set_exception(UpstreamFailure(error))
+            else:
+                future.set_result(reply)
+
+        self.start(name_lower, type_class, do, cd, deadline, done)
+        return await future
 
     def _order(self, now: float) -> list[Upstream]:
         if len(self.upstreams) == 1:
@@ -322,112 +491,21 @@ class Forwarder:
         up.sort(key=lambda u: u.srtt)
         return up + [u for u in self.upstreams if not u.is_up(now)]
 
-    async def _exchange(
-        self, name_lower: bytes, type_class: bytes, do: bool, cd: bool, deadline: float
-    ) -> bytes:
-        cfg = self.config
-        waiter = _Waiter(asyncio.get_running_loop())
-        order = self._order(time.monotonic())
-        flags = RD | (CD if cd else 0)
-        question = name_lower + type_class + (OPT_DO if do else OPT_PLAIN)
-        retry = cfg.timeout_ms / 1000
-        pending: list[_Attempt] = []
-        fallback: bytes | None = None
-        last_error = "no upstream answered in time"
-        sent = 0
-        next_send = 0.0
-        try:
-            while True:
-                now = time.monotonic()
-                if now >= deadline or (sent == cfg.attempts and now >= next_send):
-                    break  # the budget is spent, or the last attempt had its time too
-                if sent < cfg.attempts and (not pending or now >= next_send):
-                    for late in pending:
-                        if not late.timed_out and now - late.sent >= retry:
-                            self._timed_out(late, now)
-                    upstream = order[sent % len(order)]
-                    sent += 1
-                    next_send = now + retry
-                    qid = self._ids.next()
-                    wire = HEADER.pack(qid, flags, 1, 0, 0, 1) + question
-                    try:
-                        pending.append(
-                            self._send(upstream, qid, wire, waiter, name_lower, type_class)
-                        )
-                    except OSError as exc:
-                        last_error = self._failed(upstream, exc)
-                    continue
-                if not pending:
-                    break  # every attempt failed at once and none is left
-                await waiter.wait(min(next_send, deadline) - now)
-                events, waiter.events = waiter.events, []
-                for attempt, result in events:
-                    pending.remove(attempt)
-                    attempt.release()
-                    upstream = attempt.upstream
-                    if isinstance(result, OSError):
-                        last_error = self._failed(upstream, result)
-                        if sent < cfg.attempts:
-                            next_send = 0.0  # the next attempt goes out at once
-                        continue
-                    reply = result
-                    if reply[2] & (TC >> 8):
-                        upstream.stats.truncated += 1
-                        try:
-                            reply = await self._tcp(
-                                upstream,
-                                attempt.qid,
-                                attempt.wire,
-                                name_lower,
-                                type_class,
-                                deadline,
-                            )
-                        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-                            last_error = self._failed(upstream, exc)
-                            if sent < cfg.attempts:
-                                next_send = 0.0
-                            continue
-                    upstream.record_success(time.monotonic() - attempt.sent)
-                    if reply[3] & 0x0F in _TRY_NEXT and sent < cfg.attempts:
-                        # This server will not (REFUSED) or could not (SERVFAIL) answer: ask the
-                        # next, and fall back to this reply if nobody does better.
-                        fallback = reply
-                        next_send = 0.0
-                        continue
-                    return reply
-            now = time.monotonic()
-            for attempt in pending:
-                if not attempt.timed_out:
-                    self._timed_out(attempt, now)
-        finally:
-            for attempt in pending:
-                attempt.release()
-        if fallback is not None:
-            return fallback
-        raise UpstreamFailure(last_error)
-
-    def _send(
-        self,
-        upstream: Upstream,
-        qid: int,
-        wire: bytes,
-        waiter: _Waiter,
-        name_lower: bytes,
-        type_class: bytes,
-    ) -> _Attempt:
-        """Send one attempt on one of the upstream's sockets; its reply goes to `waiter`."""
+    def _send(self, upstream: Upstream, exchange: _Exchange) -> _Attempt:
+        """Send one attempt on one of the upstream's sockets; its reply goes to `exchange`."""
         upstream.stats.queries += 1
+        qid = self._ids.next()
         slot = qid % POOL_SIZE
         sock = upstream.pool[slot]
         now = time.monotonic()
         if sock is None or not sock.usable(now):
             if sock is not None:
                 sock.retire()
-            sock = upstream.pool[slot] = _UdpSocket(upstream, asyncio.get_running_loop(), now)
+            sock = upstream.pool[slot] = _UdpSocket(upstream, exchange.loop, now)
         while qid in sock.pending:  # an ID this socket is already waiting for: pick another
             qid = self._ids.next()
-            wire = qid.to_bytes(2, "big") + wire[2:]
-        attempt = _Attempt(upstream, qid, wire, waiter, name_lower, type_class)
+        wire = HEADER.pack(qid, exchange.flags, 1, 0, 0, 1) + exchange.question
+        attempt = _Attempt(upstream, qid, wire, exchange)
         sock.send(attempt)
         return attempt
 

@@ -26,6 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
+from support.answering import answer_on
 from support.authority import Authority
 
 from resolver.build.compile import compile_policy
@@ -100,9 +101,7 @@ class Exchange:
         return dns.message.from_wire(self.raw(packet, client, transport))
 
     def raw(self, packet: bytes, client: str = PUPIL, transport: str = "udp") -> bytes:
-        answer = self.handler.answer(packet, client, transport)
-        if asyncio.iscoroutine(answer):
-            answer = self.loop.run_until_complete(asyncio.wait_for(answer, WAIT))
+        answer = answer_on(self.loop, self.handler, packet, client, transport, timeout=WAIT)
         assert isinstance(answer, bytes), answer
         return answer
 
@@ -393,10 +392,8 @@ def test_a_silent_upstream_gets_servfail_by_the_query_budget(
     assert ede(msg) == [(22, "no upstream")]
     # the failure is remembered (servfail_ttl): the next client is not made to wait again
     answer = resolver.handler.answer(ask("example.org", qid=10), "127.0.0.3", "udp")
-    assert asyncio.iscoroutine(answer)
-    task = loop.create_task(answer)
-    loop.run_until_complete(asyncio.wait((task,), timeout=WAIT))
-    assert dns.message.from_wire(task.result()).rcode() == dns.rcode.SERVFAIL
+    assert isinstance(answer, bytes)  # at once
+    assert dns.message.from_wire(answer).rcode() == dns.rcode.SERVFAIL
     assert resolver.handler.stats.queries[("udp", "A", "servfail", "open", "")] == 2
 
 

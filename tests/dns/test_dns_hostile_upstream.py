@@ -12,7 +12,6 @@ well-formed answer to its own question, and a SERVFAIL the upstream did not send
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import struct
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.answering import answer_on
 from support.authority import Authority, Fault
 
 from resolver.dns.acl import AccessList
@@ -78,9 +78,7 @@ class ReplyPath:
         return sum(self.stats.dropped.values()) + errors
 
     def ask(self, query: bytes) -> bytes:
-        answer = self.handler.answer(query, "127.0.0.1", "udp")
-        if asyncio.iscoroutine(answer):
-            answer = self.loop.run_until_complete(asyncio.wait_for(answer, 5))
+        answer = answer_on(self.loop, self.handler, query, "127.0.0.1", timeout=5)
         assert isinstance(answer, bytes), answer
         return answer
 

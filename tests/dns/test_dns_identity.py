@@ -10,6 +10,8 @@ import dns.edns
 import dns.message
 import dns.rcode
 import pytest
+import uvloop
+from support.answering import answer_on
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
@@ -94,11 +96,17 @@ def test_unknown_identity_is_refused_unless_the_address_is_allowed(
         assert ede.code == 18  # Prohibited
     assert handler.stats.dropped["identity-unknown"] == 3
     # From an allowed address the address decides: profile "open" denies nothing, so the
-    # query goes upstream (a coroutine to await) instead of being refused or blocked.
+    # query goes upstream (none listens on port 9: SERVFAIL "no upstream") instead of being
+    # refused or blocked.
     wire = dns.message.make_query("games.example", "A").to_wire()
-    forwarded = handler.answer(wire, "127.0.0.1", "dot", "nobody-family")
-    assert forwarded is not None and not isinstance(forwarded, bytes)
-    forwarded.close()
+    loop = uvloop.new_event_loop()
+    try:
+        forwarded = answer_on(loop, handler, wire, "127.0.0.1", "dot", "nobody-family")
+    finally:
+        loop.close()
+    assert forwarded is not None
+    assert dns.message.from_wire(forwarded).rcode() == dns.rcode.SERVFAIL
+    assert handler.stats.cache_misses == 1
     # ... and plain DNS (identity None) is by address only.
     assert ask(handler, "video.example", OUTSIDER, None).rcode() == dns.rcode.REFUSED
 
