@@ -77,6 +77,25 @@ def test_ports_are_replaced_after_socket_queries(
     assert open_fds() - fds <= upstream_module.POOL_SIZE  # the replaced ones were closed
 
 
+def test_a_socket_retired_with_queries_in_flight_closes_after_its_last_reply(
+    authority: Authority, loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a socket reaches SOCKET_QUERIES while it still waits for replies: it must
+    close when the last one comes, or every replaced socket would keep its descriptor."""
+    monkeypatch.setattr(upstream_module, "POOL_SIZE", 1)
+    monkeypatch.setattr(upstream_module, "SOCKET_QUERIES", 5)
+    fwd = forwarder(authority)
+    authority.set_fault(Fault(delay_ms=50))  # all 40 out at once: 8 sockets, retired busy
+    fds = open_fds()
+
+    async def all_of_them() -> list[bytes]:
+        return await asyncio.gather(*(ask(fwd, f"busy{i}.w.example.org") for i in range(40)))
+
+    assert len(loop.run_until_complete(all_of_them())) == 40
+    assert len({s.src_port for s in authority.seen()}) >= 40 // 5 - 1
+    assert open_fds() - fds <= upstream_module.POOL_SIZE
+
+
 def test_ports_are_replaced_after_socket_seconds(
     authority: Authority, loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
