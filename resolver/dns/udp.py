@@ -5,10 +5,10 @@ Each wake-up `FastPath.serve` reads up to `batch` queries and answers those it h
 leave together in one `send` at the end of the wake-up; answers that await upstream are sent
 alone when ready.
 
-Behind a load balancer (`proxy_protocol_from`), a datagram from a trusted balancer, or one that
-starts with a PROXY v2 signature, goes through the `ProxyGate` first: the query and the client
-it names come out, or nothing (counted). The fast path never answers such a datagram (a
-balancer is never a client of its table, and a stored key is never a PROXY header).
+Behind a load balancer (`proxy_protocol_from`), the fast path repeats stored answers to
+datagrams from a balancer whose PROXY v2 header names a client it knows. Every other datagram
+from a trusted balancer, or one that starts with a PROXY v2 signature, goes through the
+`ProxyGate` here first: the query and the client it names come out, or nothing (counted).
 """
 
 from __future__ import annotations
