@@ -28,7 +28,8 @@ NAMES = ["a.example", "b.example", "www.c.test", "x"]
 def packets(draw: st.DrawFn) -> bytes:
     """A query for one of NAMES in random case, or garbage."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.binary(max_size=60))
+        garbage: bytes = draw(st.binary(max_size=60))
+        return garbage
     name = draw(st.sampled_from(NAMES))
     name = "".join(c.upper() if draw(st.booleans()) else c for c in name)
     return query(
