@@ -256,8 +256,11 @@ def dnsperf(
     once: bool = False,
     verbose: bool = False,
     max_qps: int | None = None,
+    source: str | None = None,
 ) -> str:
     argv = ["taskset", "-c", LOAD_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port)]
+    if source:
+        argv += ["-a", source]  # the clients' address (default: the kernel's choice, 127.0.0.1)
     argv += ["-d", str(queries), "-l", str(seconds), "-c", str(settings.clients)]
     argv += ["-q", str(settings.outstanding), "-t", "2"]
     if once:

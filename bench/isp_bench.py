@@ -1,7 +1,7 @@
 """ISP tier benchmark: two safe-resolver instances behind dnsdist against one instance alone.
 
 Three set-ups answer the same cache-hit traffic (1,000 names replayed after warm-up passes,
-forwarded once to the fast local authority):
+forwarded once to the fast local authority) from one subscriber address:
 
   alone         dnsperf -> one instance (one worker)
   dnsdist+1     dnsperf -> dnsdist (deploy/isp/dnsdist.conf, PROXY v2) -> one instance
@@ -47,7 +47,10 @@ from bench.peers.process import LOAD_CPU, REPO, SERVER_CPU, free_port, query
 RECIPE = REPO / "deploy" / "isp" / "dnsdist.conf"
 START_TIMEOUT = 60.0
 TICK = os.sysconf("SC_CLK_TCK")
-PROBE_SOURCE = "127.0.0.2"  # plain queries from here are answered by any instance
+# The subscriber's address: dnsperf's, and the probes'. Not the balancer's (dnsdist sends from
+# 127.0.0.1, trusted for PROXY headers): a balancer's own queries are never repeated from the
+# fast path's table, a subscriber's are.
+SUBSCRIBER = "127.0.0.2"
 
 
 @dataclass
@@ -124,7 +127,7 @@ def _instance(name: str, upstream: int, workdir: Path, behind: bool) -> tuple[Pr
         + "admin: {listen: []}\nlog_level: warning\n"
     )
     proc = Proc(name, [sys.executable, "-m", "resolver", "serve", "--config", str(config)], workdir)
-    _wait(proc, port, PROBE_SOURCE)
+    _wait(proc, port, SUBSCRIBER)
     return proc, port
 
 
@@ -177,9 +180,11 @@ def measure(
             dnsdist_proc, target = _dnsdist(ports, workdir)
             procs.append(dnsdist_proc)
         for _ in range(2):  # every instance's cache warm, whichever dnsdist picks
-            dnsperf(target, queries, max(settings.warmup, 5), settings, once=True)
+            dnsperf(
+                target, queries, max(settings.warmup, 5), settings, once=True, source=SUBSCRIBER
+            )
         before = [p.cpu_seconds() for p in procs]
-        out = dnsperf(target, queries, settings.duration, settings)
+        out = dnsperf(target, queries, settings.duration, settings, source=SUBSCRIBER)
         spent = [p.cpu_seconds() - b for p, b in zip(procs, before, strict=True)]
         stats = parse_stats(out)
         answered = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))  # type: ignore[union-attr]

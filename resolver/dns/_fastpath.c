@@ -12,6 +12,14 @@
  * What Python stores and for how long (policy minute, cache second, reloads) is decided in
  * resolver/dns/fastanswers.py; this file only keeps the promise "valid until".
  *
+ * Behind a load balancer (`proxy_protocol_from`, given here by `set_balancers`) every datagram
+ * from a balancer starts with a PROXY v2 header naming the client (resolver/dns/proxyproto.py).
+ * One that resolver.dns.proxygate would accept (a PROXY command, IPv4 or IPv6 over UDP or TCP,
+ * addresses and TLVs filling the header exactly) is looked up as the query after the header
+ * from the client it names, and a hit goes back to the balancer as plain DNS, as the gate's
+ * path answers. Anything the gate might refuse or read otherwise (LOCAL, malformed, a header
+ * from anyone else, a balancer's datagram without one) goes to Python unchanged.
+ *
  * Both tables have a fixed number of slots (open addressing, linear probing, deletion by
  * backward shift) and evict with CLOCK (a hit sets a referenced bit; the hand skips such an
  * entry once) when full: memory never grows with traffic. Hashes are seeded per process.
@@ -41,6 +49,12 @@
 #define MAX_STATS (1 << 20)
 #define MAX_KLASS 65535
 #define MAX_TTLS 128     /* TTL fields aged per answer at most (a 1232-byte answer has fewer) */
+#define PROXY_FIXED 16   /* PROXY v2: signature, version and command, family, length */
+#define PROXY_SIGNATURE "\r\n\r\n\0\r\nQUIT\n"
+#define PROXY_SIGNATURE_LEN 12
+#define MAX_BALANCERS 4096
+
+static const unsigned char V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 /* One stored answer: key bytes, answer bytes and TTL offsets follow the fields. */
 typedef struct {
@@ -71,9 +85,19 @@ typedef struct {
     unsigned char addr[16];
 } Client;
 
+/* A trusted load balancer's network (`proxy_protocol_from`): address bytes, host bits zero. */
+typedef struct {
+    uint8_t len;           /* 4 or 16 */
+    uint8_t prefix;        /* bits */
+    unsigned char addr[16];
+} Balancer;
+
 typedef struct {
     PyObject_HEAD
     unsigned batch;
+    /* load balancers whose PROXY v2 headers are read (few: scanned in turn) */
+    Balancer *balancers;
+    size_t balancer_count;
     /* answers */
     Answer **answers;
     size_t answer_mask, answer_count, answer_capacity, answer_hand;
@@ -256,6 +280,69 @@ static const unsigned char *sockaddr_bytes(const struct sockaddr_storage *sa, si
     return NULL;
 }
 
+/* ---- PROXY v2 from load balancers --------------------------------------------------------- */
+
+/* Whether an address (4 or 16 bytes) is in one of the balancers' networks. An IPv4-mapped
+ * IPv6 address is matched as the IPv4 one, as resolver.dns.acl reads it. */
+static int is_balancer(const FastPath *self, const unsigned char *addr, size_t len) {
+    if (len == 16 && memcmp(addr, V4_MAPPED, sizeof V4_MAPPED) == 0) {
+        addr += sizeof V4_MAPPED;
+        len = 4;
+    }
+    for (size_t i = 0; i < self->balancer_count; i++) {
+        const Balancer *b = &self->balancers[i];
+        if (b->len != len) continue;
+        unsigned whole = b->prefix / 8, bits = b->prefix % 8;
+        if (memcmp(addr, b->addr, whole) != 0) continue;
+        if (bits && ((addr[whole] ^ b->addr[whole]) & (0xFF00 >> bits) & 0xFF)) continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* For a datagram starting with the signature: the offset of the query after a PROXY v2 header
+ * resolver.dns.proxyproto.parse accepts with a client address (`client`, 4 or 16 bytes; an
+ * IPv4-mapped one as IPv4), or -1 (LOCAL, malformed: Python's to count). */
+static Py_ssize_t proxy_client(const unsigned char *p, Py_ssize_t len,
+                               const unsigned char **client, size_t *client_len) {
+    if (len < PROXY_FIXED || p[12] != 0x21) return -1; /* version 2, PROXY */
+    unsigned family = p[13] >> 4, protocol = p[13] & 0x0F;
+    if (protocol != 1 && protocol != 2) return -1; /* TCP or UDP */
+    size_t size = family == 1 ? 4 : family == 2 ? 16 : 0;
+    if (size == 0) return -1;
+    Py_ssize_t end = PROXY_FIXED + ((Py_ssize_t)p[14] << 8 | p[15]);
+    Py_ssize_t pos = PROXY_FIXED + 2 * (Py_ssize_t)size + 4; /* addresses and ports */
+    if (end > len || pos > end) return -1;
+    while (pos < end) { /* TLVs must fill the rest of the header exactly */
+        if (pos + 3 > end) return -1;
+        pos += 3 + ((Py_ssize_t)p[pos + 1] << 8 | p[pos + 2]);
+    }
+    if (pos != end) return -1;
+    *client = p + PROXY_FIXED;
+    *client_len = size;
+    if (size == 16 && memcmp(*client, V4_MAPPED, sizeof V4_MAPPED) == 0) {
+        *client += sizeof V4_MAPPED;
+        *client_len = 4;
+    }
+    return end;
+}
+
+/* Where datagram i's DNS query starts and whose it is: the source's own query, or the one
+ * after a PROXY v2 header from a balancer; -1 when Python must see the datagram (the gate
+ * refuses or counts it). */
+static Py_ssize_t query_of(const FastPath *self, unsigned i, const unsigned char **client,
+                           size_t *client_len) {
+    const unsigned char *buf = self->rbufs + (size_t)i * RECV_SIZE;
+    Py_ssize_t len = self->rmsgs[i].msg_len;
+    *client = sockaddr_bytes(&self->raddrs[i], client_len);
+    if (*client == NULL) return -1;
+    int headed = len >= PROXY_SIGNATURE_LEN && buf[0] == '\r' &&
+                 memcmp(buf, PROXY_SIGNATURE, PROXY_SIGNATURE_LEN) == 0;
+    if (self->balancer_count == 0 || !is_balancer(self, *client, *client_len))
+        return headed ? -1 : 0;
+    return headed ? proxy_client(buf, len, client, client_len) : -1;
+}
+
 /* ---- Python address tuples ---------------------------------------------------------------- */
 
 /* (host, port) or (host, port, flowinfo, scope_id), as socket.recvfrom gives them. */
@@ -371,6 +458,7 @@ static void FastPath_dealloc(FastPath *self) {
     free_answers(self);
     PyMem_RawFree(self->answers);
     PyMem_RawFree(self->clients);
+    PyMem_RawFree(self->balancers);
     PyMem_RawFree(self->hits);
     PyMem_RawFree(self->rbufs);
     PyMem_RawFree(self->rmsgs);
@@ -440,14 +528,15 @@ static void age_ttls(unsigned char *answer, const unsigned char *offsets, unsign
 
 /* The stored answer for packet i of the batch, set up in send slot `slot`; 0 if none. */
 static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
-    const unsigned char *buf = self->rbufs + (size_t)i * RECV_SIZE;
-    Py_ssize_t len = self->rmsgs[i].msg_len;
+    size_t alen;
+    const unsigned char *addr;
+    Py_ssize_t at_query = query_of(self, i, &addr, &alen);
+    if (at_query < 0) return 0;
+    const unsigned char *buf = self->rbufs + (size_t)i * RECV_SIZE + at_query;
+    Py_ssize_t len = self->rmsgs[i].msg_len - at_query;
     if (len < MIN_QUERY || len - 2 > MAX_KEY) return 0;
     Py_ssize_t end = name_end(buf, len);
     if (end < 0) return 0;
-    size_t alen;
-    const unsigned char *addr = sockaddr_bytes(&self->raddrs[i], &alen);
-    if (addr == NULL) return 0;
     Client *client = client_find(self, addr, alen, client_hash(self, addr, alen));
     if (client == NULL || client->klass == 0 || client->credit == 0) return 0;
     client->referenced = 1;
@@ -483,7 +572,7 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
                             (size_t)a->answer_len - HEADER - a->name_len};
     struct msghdr *m = &self->smsgs[slot].msg_hdr;
     memset(m, 0, sizeof *m);
-    m->msg_name = &self->raddrs[i];
+    m->msg_name = &self->raddrs[i]; /* the sender: the client, or the balancer relaying it */
     m->msg_namelen = self->rmsgs[i].msg_hdr.msg_namelen;
     m->msg_iov = iov;
     m->msg_iovlen = 4;
@@ -767,6 +856,58 @@ static PyObject *FastPath_set_client(FastPath *self, PyObject *args) {
     return PyLong_FromLongLong(had == UNLIMITED ? -1 : (long long)had);
 }
 
+static PyObject *FastPath_set_balancers(FastPath *self, PyObject *args) {
+    PyObject *networks;
+    if (!PyArg_ParseTuple(args, "O:set_balancers", &networks)) return NULL;
+    PyObject *seq = PySequence_Fast(networks, "set_balancers takes (address bytes, prefix) pairs");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Balancer *table = PyMem_RawCalloc(n > 0 ? (size_t)n : 1, sizeof(Balancer));
+    if (table == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_buffer addr;
+        int prefix;
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "y*i", &addr, &prefix)) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_ValueError, "a network is (address bytes, prefix length)");
+            }
+            PyMem_RawFree(table);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        int ok = (addr.len == 4 || addr.len == 16) && prefix >= 0 && prefix <= addr.len * 8 &&
+                 n <= MAX_BALANCERS;
+        if (ok) {
+            Balancer *b = &table[i];
+            b->len = (uint8_t)addr.len;
+            b->prefix = (uint8_t)prefix;
+            for (Py_ssize_t k = 0; k < addr.len; k++) {
+                int keep = prefix - (int)k * 8; /* bits of this byte in the prefix */
+                unsigned mask = keep >= 8 ? 0xFF : keep <= 0 ? 0 : (0xFF00 >> keep) & 0xFF;
+                b->addr[k] = ((const unsigned char *)addr.buf)[k] & mask;
+            }
+        }
+        PyBuffer_Release(&addr);
+        if (!ok) {
+            PyMem_RawFree(table);
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError,
+                            "an address of 4 or 16 bytes and a prefix that fits it, 4096 at most");
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    PyMem_RawFree(self->balancers);
+    self->balancers = table;
+    self->balancer_count = (size_t)n;
+    Py_RETURN_NONE;
+}
+
 static PyObject *FastPath_clear(FastPath *self, PyObject *Py_UNUSED(ignored)) {
     free_answers(self);
     memset(self->clients, 0, (self->client_mask + 1) * sizeof(Client));
@@ -820,7 +961,11 @@ static PyMethodDef FastPath_methods[] = {
     {"set_client", (PyCFunction)FastPath_set_client, METH_VARARGS,
      "set_client(address_bytes, klass, credit=-1) -> the credit it had: the client's class (0: "
      "answer it in Python only) and how many answers it may get here (-1: no limit)"},
-    {"clear", (PyCFunction)FastPath_clear, METH_NOARGS, "forget every answer and client"},
+    {"set_balancers", (PyCFunction)FastPath_set_balancers, METH_VARARGS,
+     "set_balancers([(address_bytes, prefix_length)]): the load balancers whose PROXY v2 "
+     "headers name the client (proxy_protocol_from); replaces the previous ones"},
+    {"clear", (PyCFunction)FastPath_clear, METH_NOARGS,
+     "forget every answer and client (not the balancers)"},
     {"harvest", (PyCFunction)FastPath_harvest, METH_NOARGS,
      "harvest() -> ([(stats_id, hits)], seconds, send_errors), counters reset"},
     {NULL, NULL, 0, NULL},

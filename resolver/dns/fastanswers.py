@@ -29,9 +29,14 @@ the table starts over at the next harvest.
 Rate limits (`resolver.dns.ratelimit`) hold for repeated answers too: a client's entry in the
 table carries a credit of LEASE answers, charged to its buckets in advance; its query after
 the last one comes here, where the limiter decides, and the next offer grants a new credit
-and refunds what was left. A load balancer whose PROXY headers name the clients
-(`proxy_protocol_from`) is never made a client of the table: its datagrams always reach the
-PROXY gate.
+and refunds what was left.
+
+Behind a load balancer (`proxy_protocol_from`) the handler sees the client each PROXY v2 header
+names, so its answers are offered for that client's class and credit, as for a direct client;
+the table is given the balancers' networks (`set_balancers`) and repeats answers to datagrams
+whose header names a client it knows, back to the balancer. The balancer itself is never made
+a client of the table: a datagram it sends without a header, or with a LOCAL one, always reaches
+the PROXY gate.
 """
 
 from __future__ import annotations
@@ -81,6 +86,10 @@ class FastAnswers:
         self.monotonic_clock = monotonic_clock
         self.limiter = limiter  # the handler's UDP rate limiter, if any
         self.balancers = balancers  # proxy_protocol_from, if set
+        if balancers is not None:
+            table.set_balancers(
+                [(n.network_address.packed, n.prefixlen) for n in balancers.networks]
+            )
         self._ids: dict[Counter, int] = {}
         self._counters: list[Counter] = []
         self._named = 0  # counters carrying a name
@@ -147,7 +156,7 @@ class FastAnswers:
             self._counters.append(counter)
         if self.table.put(klass, query.data, resp, until, stats_id, ttls, int(started)):
             if self.balancers is not None and self.balancers.allows(client):
-                return  # its datagrams carry PROXY headers: the gate reads every one
+                return  # a balancer's own query (LOCAL): never repeated from the table
             limiter = self.limiter
             if limiter is not None:
                 credit = limiter.lease(client, started, LEASE)

@@ -14,12 +14,20 @@ Two implementations with one API and the same results:
 - `PyFastPath` below, the reference the C type is tested against and the fallback where it is
   not built (or `SAFE_RESOLVER_PURE=1`): a recvfrom per datagram, a sendto per answer.
 
+Behind a load balancer (`proxy_protocol_from`, given by `set_balancers`), a datagram from a
+balancer that starts with a PROXY v2 header the gate (`resolver.dns.proxygate`) accepts with a
+client address is looked up as the query after the header from that client (its class, its
+credit), and a hit is answered to the balancer as plain DNS, as the gate's path answers. LOCAL
+and malformed headers, headers from anyone else and a balancer's datagrams without one go to
+Python unchanged, where the gate counts them.
+
 Both tables have a fixed capacity and evict with CLOCK (second chance for entries hit since the
 hand last passed), so memory is bounded whatever the traffic.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import time
@@ -27,9 +35,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from resolver.dns.acl import AccessList
+from resolver.dns.proxyproto import SIGNATURE, ProxyError, parse
+
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id): socket's form
 Reply = tuple[bytes, Address]
 Harvest = tuple[list[tuple[int, int]], float, int]  # [(stats_id, hits)], seconds, send errors
+Network = tuple[bytes, int]  # (address bytes, prefix length)
 
 RECV_SIZE = 65535  # the largest UDP payload: nothing is ever cut short
 HEADER = 12
@@ -41,6 +53,7 @@ MAX_KLASS = 65535
 MAX_STATS = 1 << 20
 MAX_CREDIT = (1 << 32) - 1  # credits are below this (C: uint32, all ones is no limit)
 MAX_TTLS = 128  # TTL fields aged per answer at most (a 1232-byte answer has fewer)
+MAX_BALANCERS = 4096  # networks given to set_balancers at most
 PURE_ENV = "SAFE_RESOLVER_PURE"  # "1": serve with PyFastPath even where the C type is built
 
 
@@ -66,6 +79,7 @@ class FastPathLike(Protocol):
         second: int = 0,
     ) -> bool: ...
     def set_client(self, address: bytes, klass: int, credit: int = -1) -> int: ...
+    def set_balancers(self, networks: Sequence[Network]) -> None: ...
     def clear(self) -> None: ...
     def harvest(self) -> Harvest: ...
 
@@ -116,6 +130,7 @@ class PyFastPath:
         self._client_capacity = clients
         self._answers: OrderedDict[tuple[int, bytes], _Stored] = OrderedDict()
         self._clients: OrderedDict[bytes, _Client] = OrderedDict()
+        self._balancers: AccessList | None = None
         self._hits: dict[int, int] = {}
         self._seconds = 0.0
         self._send_errors = 0
@@ -155,13 +170,17 @@ class PyFastPath:
             self._seconds += (time.monotonic() - started) / received * len(hits)
         return misses
 
-    def _lookup(self, data: bytes, addr: Address, now: float) -> bytes | None:
+    def _lookup(self, packet: bytes, addr: Address, now: float) -> bytes | None:
+        opened = self._query_of(packet, addr[0])
+        if opened is None:
+            return None
+        data, source = opened
         if len(data) < MIN_QUERY or len(data) - 2 > MAX_KEY:
             return None
         end = name_end(data)
         if end < 0:
             return None
-        client = self._clients.get(address_bytes(addr[0]))
+        client = self._clients.get(source)
         if client is None or client.klass == 0 or client.credit == 0:
             return None
         client.referenced = True
@@ -182,6 +201,20 @@ class PyFastPath:
         if stored.ttls and elapsed > 0:
             answer = aged(answer, stored.ttls, elapsed)
         return data[:2] + answer[2:HEADER] + data[HEADER:cut] + answer[cut:]
+
+    def _query_of(self, data: bytes, host: str) -> tuple[bytes, bytes] | None:
+        """(the DNS query, its client's address bytes): the source's own query, or the one
+        after a PROXY v2 header from a balancer; None when the gate must see the datagram."""
+        balancers = self._balancers
+        if balancers is None or not balancers.allows(host):
+            return None if data.startswith(SIGNATURE) else (data, address_bytes(host))
+        if not data.startswith(SIGNATURE):
+            return None
+        try:
+            client, payload = parse(data)
+        except ProxyError:
+            return None
+        return None if client is None else (payload, address_bytes(client))
 
     def send(self, sock: socket.socket, replies: list[Reply]) -> None:
         for data, addr in replies:
@@ -242,7 +275,22 @@ class PyFastPath:
         self._clients[address] = _Client(klass, credit)
         return 0
 
+    def set_balancers(self, networks: Sequence[Network]) -> None:
+        """The load balancers whose PROXY v2 headers name the client (`proxy_protocol_from`),
+        as (address bytes, prefix length); replaces the previous ones."""
+        nets = []
+        for network in networks:
+            try:
+                address, prefix = network
+                nets.append(ipaddress.ip_network((bytes(address), prefix), strict=False))
+            except (TypeError, ValueError):
+                raise ValueError("a network is (address bytes, prefix length)") from None
+        if len(nets) > MAX_BALANCERS:
+            raise ValueError("4096 networks at most")
+        self._balancers = AccessList(str(net) for net in nets) if nets else None
+
     def clear(self) -> None:
+        """Forget every answer and client (not the balancers)."""
         self._answers.clear()
         self._clients.clear()
 

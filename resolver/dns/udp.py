@@ -6,10 +6,10 @@ leave together in one `send` at the end of the wake-up. A forwarded query's answ
 the forwarder's reply callback completes (no task per query); answers finished in one turn of
 the loop leave together too.
 
-Behind a load balancer (`proxy_protocol_from`), a datagram from a trusted balancer, or one that
-starts with a PROXY v2 signature, goes through the `ProxyGate` first: the query and the client
-it names come out, or nothing (counted). The fast path never answers such a datagram (a
-balancer is never a client of its table, and a stored key is never a PROXY header).
+Behind a load balancer (`proxy_protocol_from`), the fast path repeats stored answers to
+datagrams from a balancer whose PROXY v2 header names a client it knows. Every other datagram
+from a trusted balancer, or one that starts with a PROXY v2 signature, goes through the
+`ProxyGate` here first: the query and the client it names come out, or nothing (counted).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from resolver.dns.fastpath import PyFastPath
 from resolver.dns.handler import Handler
 from resolver.dns.message import scan_reply
 from resolver.dns.packet import read_query
+from resolver.dns.proxyproto import build
 from resolver.dns.ratelimit import RateLimitConfig, RateLimiter
 from resolver.dns.upstream import Forwarder, UpstreamConfig
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
@@ -121,6 +122,7 @@ def make_handler(
     querylog: list[QueryEvent] | None = None,
     rollup: Rollup | None = None,
     limiter: RateLimiter | None = None,
+    balancers: AccessList | None = None,
 ) -> Handler:
     stats = Stats()
     holder = Holder()
@@ -142,7 +144,7 @@ def make_handler(
         blockpage_v4=[bytes([10, 0, 0, 1])],
         identity="worker 1",
         limiter=limiter,
-        fast=FastAnswers(table, holder, limiter=limiter),
+        fast=FastAnswers(table, holder, limiter=limiter, balancers=balancers),
     )
 
 
@@ -446,6 +448,28 @@ def test_a_load_balancer_is_never_a_client_of_the_table() -> None:
     fast = FastAnswers(table, None, balancers=AccessList(["127.0.0.1/32"]))
     offer(fast, query("g.example"), until=FOREVER, started=1.0, wall=0.0, decision=None)
     assert (table.answers, table.clients) == (1, 0)
+
+
+def test_clients_behind_a_balancer_get_repeats_through_it(impl: Any) -> None:
+    """The gate hands the handler the client a PROXY header names: the answer is stored for that
+    client's class, and the balancer's next datagram for it is answered from the table with
+    what the handler would answer that client."""
+
+    def attempt() -> None:
+        table = impl(batch=8, answers=100, clients=100)
+        handler = make_handler(table, balancers=AccessList(["127.0.0.1/32"]))
+        for client in ("127.0.0.2", "127.0.0.1"):  # a subscriber, the balancer's health check
+            assert isinstance(
+                handler.answer(wire_query("blocked.example", 1), client, "udp"), bytes
+            )
+        assert table.clients == 1  # the subscriber, never the balancer
+        again = wire_query("blocked.example", 2)
+        with wire() as w:
+            relayed = build("127.0.0.2", 40000, "127.0.0.1") + again
+            misses, answers = w.exchange(table, [relayed], time.monotonic(), host="127.0.0.1")
+        assert (misses, answers) == ([], [handler.answer(again, "127.0.0.2", "udp")])
+
+    within_one_second(attempt)
 
 
 def test_the_client_table_learns_allowed_clients_only(impl: Any) -> None:

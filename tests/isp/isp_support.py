@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from support.resolver_proc import metric
+from support.resolver_proc import ResolverFactory, ResolverProc, free_port, metric
 from support.tcpdns import read_exact
 
 from resolver.dns.proxyproto import build
@@ -106,6 +106,35 @@ def ask_tcp(
         sock.sendall(header + struct.pack("!H", len(wire)) + wire)
         size = struct.unpack("!H", read_exact(sock, 2))[0]
         return dns.message.from_wire(read_exact(sock, size))
+
+
+def instance(
+    factory: ResolverFactory, upstream: str, policy_path: Path
+) -> tuple[ResolverProc, int]:
+    """An instance trusting BALANCER for PROXY headers, with its admin port; no rate limit
+    (load tests send one subscriber's queries on purpose)."""
+    admin = free_port()
+    rp = factory(
+        [upstream],
+        "--proxy-protocol-from", f"{BALANCER}/32",
+        policy=str(policy_path),
+        admin={"listen": [f"127.0.0.1:{admin}"]},
+        ratelimit={"enabled": False},
+        wait=False,
+    )  # fmt: skip
+    wait_for("an instance to answer", lambda: answers_directly(rp))
+    return rp, admin
+
+
+def answers_directly(rp: ResolverProc) -> bool:
+    """Whether `rp` answers a subscriber asking it directly (from the balancer's address a
+    query without a PROXY header is dropped)."""
+    probe = dns.message.make_query("example.org", "A").to_wire()
+    try:
+        ask_udp(probe, (rp.host, rp.port), STANDARD, 0.3)
+    except OSError:
+        return False
+    return True
 
 
 def wait_for(what: str, probe: Callable[[], T | None], deadline: float = DEADLINE) -> T:

@@ -16,40 +16,24 @@ import dns.exception
 import dns.message
 import dns.query
 import pytest
-from isp_support import BALANCER, BLOCKED, FAMILY, STANDARD, ask_udp, policy, profile_of, wait_for
+from isp_support import (
+    BLOCKED,
+    FAMILY,
+    STANDARD,
+    answers_directly,
+    instance,
+    policy,
+    profile_of,
+    wait_for,
+)
 from support.authority import Authority
 from support.dnsdist import RECIPE, DnsDist
-from support.resolver_proc import ResolverFactory, ResolverProc, free_port, metric
+from support.resolver_proc import ResolverFactory, metric
 
 QUERIES_PER_CLIENT = 150
 STREAK = 50  # answers in a row, each with the right profile, that show the survivor carries all
 RECOVERY_DEADLINE = 20.0  # seconds for dnsdist to notice the dead instance (checks every 1 s)
 WANT = {FAMILY: "family", STANDARD: "standard"}
-
-
-def _instance(
-    factory: ResolverFactory, upstream: str, policy_path: Path
-) -> tuple[ResolverProc, int]:
-    admin = free_port()
-    rp = factory(
-        [upstream],
-        "--proxy-protocol-from", f"{BALANCER}/32",
-        policy=str(policy_path),
-        admin={"listen": [f"127.0.0.1:{admin}"]},
-        ratelimit={"enabled": False},  # the load below is one client's, on purpose
-        wait=False,
-    )  # fmt: skip
-    probe = dns.message.make_query("example.org", "A").to_wire()
-    wait_for("an instance to answer", lambda: _alive(probe, rp))
-    return rp, admin
-
-
-def _alive(probe: bytes, rp: ResolverProc) -> bool:
-    try:
-        ask_udp(probe, (rp.host, rp.port), STANDARD, 0.3)
-    except OSError:
-        return False
-    return True
 
 
 def _ask(lb: DnsDist, client: str, timeout: float = 2.0) -> str:
@@ -71,7 +55,7 @@ def test_two_instances_behind_dnsdist_survive_one_dying(
 ) -> None:
     path = policy(tmp_path)
     (first, first_admin), (second, second_admin) = (
-        _instance(resolver_proc, authority.address, path) for _ in range(2)
+        instance(resolver_proc, authority.address, path) for _ in range(2)
     )
     lb = DnsDist(tmp_path, [first.address, second.address], ["127.0.0.0/8"])
     try:
@@ -90,8 +74,7 @@ def test_two_instances_behind_dnsdist_survive_one_dying(
         first.proc.send_signal(signal.SIGKILL)  # a crash: no goodbye to dnsdist
         first.proc.wait(10)
         first.stopped = True
-        probe = dns.message.make_query("example.org", "A").to_wire()
-        wait_for("its workers to go too", lambda: not _alive(probe, first))
+        wait_for("its workers to go too", lambda: not answers_directly(first))
         # Until dnsdist's health checks mark it down some queries may be lost (UDP is not
         # retried); after that every answer comes, from the survivor, with the right profile.
         lost, streak, deadline = 0, 0, time.monotonic() + RECOVERY_DEADLINE

@@ -22,6 +22,7 @@ from isp_support import (
     OUTSIDER,
     STANDARD,
     UNTRUSTED,
+    answers_directly,
     api,
     ask_tcp,
     ask_udp,
@@ -56,16 +57,8 @@ def proxied(
     )  # fmt: skip
     # Started with no header from the trusted address: probe as an ordinary client instead.
     rp.host = "127.0.0.1"
-    wait_for("the resolver to answer", lambda: _answers(rp))
+    wait_for("the resolver to answer", lambda: answers_directly(rp))
     return rp, admin
-
-
-def _answers(rp: ResolverProc) -> bool:
-    try:
-        ask_udp(dns.message.make_query("example.org", "A").to_wire(), _target(rp), STANDARD, 0.3)
-    except OSError:
-        return False
-    return True
 
 
 def _target(rp: ResolverProc) -> tuple[str, int]:

@@ -102,7 +102,7 @@ class ResolverProc:
 
     host: str
     port: int
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     config: Path
     log: Path
     stopped: bool = field(default=False)
@@ -247,9 +247,11 @@ def metric(admin_port: int, name: str, **labels: str) -> float:
     url = f"http://127.0.0.1:{admin_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    return float(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
     )
