@@ -548,8 +548,9 @@ class Handler:
             log.debug("rewrite of %s to %s failed: %s", query.qname, target, exc)
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "rewrite target"))
             return self._done(ctx, resp, "servfail")
-        except BadReply as exc:  # the target's reply, or the answer made of it, is unusable
-            self.stats.dropped[f"upstream-{exc.reason}"] += 1
+        except BadReply as bad:  # the target's reply, or the answer made of it, is unusable
+            # (not `exc` again: a mypyc build would give it the first clause's type)
+            self.stats.dropped[f"upstream-{bad.reason}"] += 1
             ede = (EDE_NETWORK_ERROR, "unusable upstream reply")
             resp = error_response(query, SERVFAIL, ede)
             return self._done(ctx, resp, "servfail")

@@ -335,12 +335,18 @@ class _Exchange:
             self.held.append((attempt, result))
             return
         self._handle(attempt, result)
-        if not self.finished and self.tcp is None:
+        if self._idle():
             self.step()
+
+    def _idle(self) -> bool:
+        """Neither finished nor waiting for a TCP retry. (A method, not an inline test: after
+        `self.tcp = None` mypy, and so a mypyc build, would take `self.tcp` to stay None across
+        the calls that may start a retry.)"""
+        return not self.finished and self.tcp is None
 
     def _wake(self) -> None:
         self.timer = None
-        if not self.finished and self.tcp is None:
+        if self._idle():
             self.step()
 
     def _handle(self, attempt: _Attempt, result: bytes | OSError) -> None:
@@ -392,9 +398,9 @@ class _Exchange:
             self._failed(attempt.upstream, exc)
         else:
             self._replied(attempt, task.result())
-        while self.held and self.tcp is None and not self.finished:
+        while self.held and self._idle():
             self._handle(*self.held.pop(0))
-        if not self.finished and self.tcp is None:
+        if self._idle():
             self.step()
 
     def _give_up(self, now: float) -> None:
