@@ -3,10 +3,4 @@ Python one (`datapath` overrides the session default of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import pytest
-from support.resolver_proc import datapath_params
-
-
-@pytest.fixture(scope="module", params=datapath_params())
-def datapath(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from support.resolver_proc import both_datapaths  # noqa: F401  (the `datapath` fixture)

@@ -15,16 +15,16 @@ import pytest
 from isp_support import BLOCKED, FAMILY, STANDARD, instance, policy, profile_of, wait_metric
 from support.authority import Authority
 from support.dnsdist import DnsDist
-from support.resolver_proc import ResolverFactory, datapath_env, datapath_params, metric
+from support.resolver_proc import (  # noqa: F401  (both_datapaths: compiled and pure paths)
+    ResolverFactory,
+    both_datapaths,
+    datapath_env,
+    metric,
+)
 
 ROUNDS = 20  # queries per subscriber
 WANT = {FAMILY: "family", STANDARD: "standard"}  # BLOCKED: NXDOMAIN, or resolved upstream
 FAST = "safe_resolver_fast_answers_total"
-
-
-@pytest.fixture(scope="module", params=datapath_params())
-def datapath(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(scope="module")

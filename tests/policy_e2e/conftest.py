@@ -8,13 +8,11 @@ from collections.abc import Iterator
 import pytest
 from policy_e2e_support import Served, school_policy, server_overrides, write_lists, write_policy
 from support.authority import Authority
-from support.resolver_proc import ResolverFactory, datapath_env, datapath_params
-
-
-@pytest.fixture(scope="module", params=datapath_params())
-def datapath(request: pytest.FixtureRequest) -> str:
-    """Every test here runs against the compiled UDP fast path and the pure-Python one."""
-    return str(request.param)
+from support.resolver_proc import (  # noqa: F401  (both_datapaths: every test on both UDP paths)
+    ResolverFactory,
+    both_datapaths,
+    datapath_env,
+)
 
 
 @pytest.fixture(scope="module")

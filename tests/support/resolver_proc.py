@@ -180,6 +180,13 @@ def datapath_params() -> list[Any]:
     return [pytest.param("compiled", marks=skip), "pure"]
 
 
+@pytest.fixture(scope="module", params=datapath_params(), name="datapath")
+def both_datapaths(request: pytest.FixtureRequest) -> str:
+    """`datapath` for a suite that must pass on both UDP paths: imported into its conftest or
+    test module, it overrides the session default of tests/conftest.py."""
+    return str(request.param)
+
+
 class ResolverFactory:
     """Starts resolvers with a config built from BASE_CONFIG plus overrides; stops them all.
     `env` adds to the environment the resolvers start in."""
