@@ -22,7 +22,8 @@ import uvloop
 from bench.peers.configs import fast_authority
 from bench.peers.process import SERVER_CPU, free_port
 from resolver.dns.packet import encode_name
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.stats import Stats
 
 A_IN = b"\x00\x01\x00\x01"

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from resolver.dns.acl import DEFAULT_ALLOW
-from resolver.dns.cache import CacheConfig
 from resolver.dns.ratelimit import ACTIONS, RateLimitConfig, RateOverride
 from resolver.dns.server import TcpConfig
+from resolver.dns.settings import CacheConfig, UdpConfig, UpstreamConfig
 from resolver.dns.tls import DEFAULT_PORTS, EncryptedConfig, certificate_info, server_context
-from resolver.dns.udp import UdpConfig
-from resolver.dns.upstream import UpstreamConfig
 from resolver.http.limits import HttpLimits
 from resolver.yamlsource import (
     Checker,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from resolver.dns.message import MAX_MESSAGE, BadReply, Reply, without_opt
 from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
+from resolver.dns.settings import CacheConfig
 from resolver.dns.synth import EDE_STALE_ANSWER, NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN, opt_record
 
 CacheKey = tuple[str, int, int, bool]
@@ -24,17 +24,6 @@ _COUNTS = struct.Struct("!HHHH")
 _TTL = struct.Struct("!I")
 STALE_TTL = 30  # RFC 8767 section 4: every record of a stale answer gets this TTL
 _OPT_ROOM = len(opt_record(True, (EDE_STALE_ANSWER, "")))  # the largest OPT render() appends
-
-
-@dataclass(frozen=True, slots=True)
-class CacheConfig:
-    size: int = 100_000
-    min_ttl: int = 0
-    max_ttl: int = 86_400
-    negative_max_ttl: int = 3_600
-    servfail_ttl: int = 5
-    serve_stale: bool = False
-    stale_ttl: int = 86_400  # how long past expiry an answer may still be served stale
 
 
 class Entry:

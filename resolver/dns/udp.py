@@ -19,7 +19,6 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from functools import partial
 
 from resolver.dns.fastpath import Address, FastPathLike, Reply
@@ -29,13 +28,6 @@ from resolver.dns.server import InFlight
 from resolver.stats import Stats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class UdpConfig:
-    batch: int = 64  # datagrams read per wake-up at most (one recvmmsg)
-    fast_answers: int = 200_000  # answers kept for repeating, per worker
-    fast_clients: int = 65_536  # client addresses whose profile the fast path knows
 
 
 class UdpListener:

@@ -31,11 +31,11 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 from resolver.dns.message import question_matches
 from resolver.dns.packet import CD, HEADER, QR, RD, TC
+from resolver.dns.settings import UpstreamConfig
 from resolver.dns.synth import OPT_DO, OPT_PLAIN
 from resolver.stats import Stats, UpstreamStats
 
@@ -51,16 +51,6 @@ _TRY_NEXT = frozenset((2, 5))  # SERVFAIL, REFUSED
 
 class UpstreamFailure(Exception):
     """No upstream produced a usable answer within the time budget."""
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    timeout_ms: int = 800  # wait this long for an attempt before sending the next one
-    attempts: int = 3  # tries per query, moving to the next upstream each time
-    tcp_timeout_ms: int = 1500  # a truncated reply's retry over TCP (within the budget)
-    down_after: int = 3  # consecutive failures before an upstream is considered down
-    query_budget_ms: int = 2000  # every client query is answered within this, SERVFAIL at worst
-    stale_answer_ms: int = 1800  # with cache.serve_stale: answer stale data after this (RFC 8767)
 
 
 class _RandomIds:

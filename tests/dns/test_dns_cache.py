@@ -8,9 +8,10 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
-from resolver.dns.cache import AnswerCache, CacheConfig, render
+from resolver.dns.cache import AnswerCache, render
 from resolver.dns.message import scan_reply
 from resolver.dns.packet import encode_name, read_query
+from resolver.dns.settings import CacheConfig
 
 
 def make_reply(name: str, rdtype: str = "A", answers=(), authority=(), rcode=0, aa=False) -> bytes:

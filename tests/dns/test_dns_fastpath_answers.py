@@ -24,7 +24,7 @@ from support.fastpath import IMPLEMENTATIONS, answer_to, query, wire
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig, Entry, render
+from resolver.dns.cache import AnswerCache, Entry, render
 from resolver.dns.fastanswers import FOREVER, HORIZON_MINUTES, FastAnswers
 from resolver.dns.fastpath import PyFastPath
 from resolver.dns.handler import Handler
@@ -32,7 +32,8 @@ from resolver.dns.message import scan_reply
 from resolver.dns.packet import read_query
 from resolver.dns.proxyproto import build
 from resolver.dns.ratelimit import RateLimitConfig, RateLimiter
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import CacheConfig, UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.policy.decision import Action, BlockMode, Decision, Tier
 from resolver.rollup import Rollup
 from resolver.stats import Stats

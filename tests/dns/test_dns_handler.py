@@ -31,10 +31,11 @@ from support.authority import Authority
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
 from resolver.dns.message import scan_reply
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import CacheConfig, UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.policy.decide import decide
 from resolver.policy.memo import DecisionMemo
 from resolver.stats import Stats

@@ -27,10 +27,11 @@ from support.answering import answer_on
 from support.authority import Authority, Fault
 
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
 from resolver.dns.message import scan_reply
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import CacheConfig, UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.policy.decision import Action, Decision, Tier
 from resolver.stats import Stats
 

@@ -15,10 +15,11 @@ from support.answering import answer_on
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
 from resolver.dns.ratelimit import RateLimitConfig, RateLimiter, for_identities
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import CacheConfig, UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.policy.decide import decide
 from resolver.policy.memo import DecisionMemo
 from resolver.stats import Stats

@@ -7,9 +7,10 @@ import pytest
 
 from resolver.dns import handler as handler_module
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.cache import AnswerCache
 from resolver.dns.handler import Handler
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import CacheConfig, UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.stats import Stats
 
 

@@ -19,7 +19,8 @@ from support.authority import Authority, Fault
 from resolver.dns import upstream as upstream_module
 from resolver.dns.message import scan_reply
 from resolver.dns.packet import encode_name
-from resolver.dns.upstream import Forwarder, UpstreamConfig
+from resolver.dns.settings import UpstreamConfig
+from resolver.dns.upstream import Forwarder
 from resolver.stats import Stats
 
 A_IN = b"\x00\x01\x00\x01"

@@ -9,9 +9,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.dns.cache import AnswerCache, CacheConfig
+from resolver.dns.cache import AnswerCache
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import encode_name, read_query
+from resolver.dns.settings import CacheConfig
 from resolver.dns.wire import compose_rewrite
 
 TARGET = "forcesafesearch.google.com"
