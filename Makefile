@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test bench lint format clean venv compiled system-test-deps install uninstall
+.PHONY: serve test test-compiled bench lint format clean venv compiled system-test-deps install uninstall
 
 venv: $(STAMP)
 
@@ -60,6 +60,19 @@ test: $(STAMP) system-test-deps
 	# Three test processes: most tests wait on real servers starting and answering, so three
 	# keep two cores busy; a file's tests stay together (they share its servers).
 	$(BIN)/pytest -q -n 3 --dist loadfile
+
+# The mypyc build tested apart: a copy of this tree in build/compiled gets its own venv and the
+# compiled modules (so the .py files here stay what `make test` runs), then the suites of the
+# query path run on it. .ci/run runs it after `make test`.
+COMPILED := build/compiled
+test-compiled: system-test-deps
+	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
+	git ls-files -z | xargs -0 cp --parents -t $(COMPILED)
+	$(MAKE) -C $(COMPILED) compiled
+	cd $(COMPILED) && .venv/bin/python -c 'from resolver.dns.fastpath import mypyc_compiled; \
+		assert mypyc_compiled(), "the mypyc modules were not built"'
+	cd $(COMPILED) && .venv/bin/pytest -q -n 3 --dist loadfile tests/dns tests/dns_e2e \
+		tests/policy_e2e tests/isp tests/encrypted tests/observability
 
 bench: $(STAMP)
 	@sh bench/install-peers.sh
