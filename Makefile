@@ -67,7 +67,7 @@ test: $(STAMP) system-test-deps
 COMPILED := build/compiled
 test-compiled: system-test-deps
 	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
-	git ls-files -z | xargs -0 cp --parents -t $(COMPILED)
+	git ls-files -z | xargs -0 cp -P --parents -t $(COMPILED)
 	$(MAKE) -C $(COMPILED) compiled
 	cd $(COMPILED) && .venv/bin/python -c 'from resolver.dns.fastpath import mypyc_compiled; \
 		assert mypyc_compiled(), "the mypyc modules were not built"'
