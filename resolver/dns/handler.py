@@ -366,7 +366,7 @@ class Handler:
         with an expired entry to fall back on takes `_forward_stale`."""
         now = time.monotonic()
         if self.cache.servfail_cached(key, now):
-            return self._from_upstream(ctx, *self._stale(key, now))
+            return self._from_upstream(ctx, key, None)
         if self.cache.get_stale(key, now) is not None:
             return self._forward_stale(ctx, key)
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
@@ -384,10 +384,7 @@ class Handler:
         if future.done():
             return
         try:
-            if entry is None:
-                future.set_result(self._from_upstream(ctx, *self._stale(key, time.monotonic())))
-            else:
-                future.set_result(self._from_upstream(ctx, entry, False))
+            future.set_result(self._from_upstream(ctx, key, entry))
         except Exception as exc:  # reaches whoever awaits the answer, counted there
             future.set_exception(exc)
 
@@ -401,14 +398,15 @@ class Handler:
                   partial(_settle_once, refresh))  # fmt: skip
         stale_at = ctx.started + min(cfg.stale_answer_ms, cfg.query_budget_ms) / 1000
         await asyncio.wait((refresh,), timeout=max(stale_at - time.monotonic(), 0))
-        entry = refresh.result() if refresh.done() else None
-        if entry is None:
-            return self._from_upstream(ctx, *self._stale(key, time.monotonic()))
-        return self._from_upstream(ctx, entry, False)
+        return self._from_upstream(ctx, key, refresh.result() if refresh.done() else None)
 
-    def _from_upstream(self, ctx: Context, entry: Entry | None, stale: bool) -> bytes:
-        """The answer rendered from what upstream gave (SERVFAIL for nothing), counted."""
+    def _from_upstream(self, ctx: Context, key: CacheKey, entry: Entry | None) -> bytes:
+        """The answer rendered from what upstream gave, counted; for nothing, the stale entry
+        if serve_stale keeps one (RFC 8767), else SERVFAIL."""
         query = ctx.query
+        stale = False
+        if entry is None:
+            entry, stale = self._stale(key, time.monotonic())
         if entry is None:
             resp = error_response(query, SERVFAIL, (EDE_NO_REACHABLE_AUTHORITY, "no upstream"))
             return self._done(ctx, resp, "servfail")
