@@ -17,6 +17,11 @@ const SR = (() => {
     if (text !== undefined) e.textContent = String(text);
     return e;
   }
+  function option(value, text) {  // a <select>'s choice: `text` shown (the value itself if none)
+    const o = el("option", text === undefined ? value : text);
+    o.value = value;
+    return o;
+  }
   function link(href, text) {
     const a = el("a", text);
     a.href = href;
@@ -203,5 +208,5 @@ const SR = (() => {
   initNav();
   initWho().catch((e) => say(e.message, true));
 
-  return { $, el, svgEl, link, fmt, ago, when, say, catName, request, getJSON, fillTable, drawBars, lineChart, badge, listState, LIST_STATES, me, can };
+  return { $, el, option, svgEl, link, fmt, ago, when, say, catName, request, getJSON, fillTable, drawBars, lineChart, badge, listState, LIST_STATES, me, can };
 })();

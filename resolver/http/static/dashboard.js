@@ -4,7 +4,7 @@
 // What the user's role may call decides what is shown. Actions are same-origin requests.
 "use strict";
 (() => {
-  const { $, el, svgEl, fmt, ago, say, catName, getJSON, request, fillTable, drawBars, lineChart } = SR;
+  const { $, el, option, svgEl, fmt, ago, say, catName, getJSON, request, fillTable, drawBars, lineChart } = SR;
   const POLL_MS = 5000;
   const SLOW_MS = 60000; // history and lists change slowly
   const KEEP = 120; // samples in the timeline (10 minutes at 5 s)
@@ -141,11 +141,7 @@
     const c = (chosen[id] = chosen[id] || { mode: DURATIONS[0][0], date: "" });
     const select = el("select");
     select.setAttribute("aria-label", `Mở yêu cầu #${id} trong · Open request #${id} for`);
-    for (const [value, label] of DURATIONS) {
-      const o = el("option", label);
-      o.value = value;
-      select.append(o);
-    }
+    for (const [value, label] of DURATIONS) select.append(option(value, label));
     select.value = c.mode;
     const day = el("input");
     day.type = "date";
@@ -270,7 +266,7 @@
     $("flush").hidden = !can("POST", "/api/v1/cache/flush");
     if (can("POST", "/api/v1/pauses")) {
       $("pause-section").hidden = false;
-      for (const p of me.profiles || []) $("p-profiles").append(Object.assign(el("option"), { value: p }));
+      for (const p of me.profiles || []) $("p-profiles").append(option(p, ""));
       if (me.profiles && me.profiles.length === 1) $("p-profile").value = me.profiles[0];
     }
   }
@@ -279,7 +275,7 @@
     const list = $("p-targets");
     list.replaceChildren();
     if ($("p-kind").value !== "category") return;
-    for (const [id, n] of Object.entries(names)) list.append(Object.assign(el("option", n.vi + " · " + n.en), { value: id }));
+    for (const [id, n] of Object.entries(names)) list.append(option(id, n.vi + " · " + n.en));
   }
   $("p-kind").addEventListener("change", fillTargets);
 

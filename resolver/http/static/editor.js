@@ -3,7 +3,7 @@
 // keeps the file's comments, runs `safe-resolver check` on the result and saves only if it passes.
 "use strict";
 (() => {
-  const { $, el, fmt, say, catName, getJSON, request, fillTable } = SR;
+  const { $, el, option, fmt, say, catName, getJSON, request, fillTable } = SR;
   let data = null; // GET /api/v1/policy
   let fresh = []; // schedules added in the form, not yet saved
 
@@ -16,11 +16,7 @@
   function select(name, options, value) {
     const s = el("select");
     s.name = name;
-    for (const [v, text] of options) {
-      const o = el("option", text);
-      o.value = v;
-      s.append(o);
-    }
+    for (const [v, text] of options) s.append(option(v, text));
     s.value = value;
     return s;
   }
@@ -286,7 +282,7 @@
     $("schedule-forms").replaceChildren(...data.model.schedules.map((s) => scheduleForm(s, false)));
     for (const [id, sel] of [["profile-select", data.model.profiles.map((p) => p.id)], ["sample-profile", data.model.profiles.map((p) => p.id)],
       ["schedule-select", data.model.schedules.map((s) => s.name)]]) {
-      $(id).replaceChildren(...sel.map((v) => { const o = el("option", v); o.value = v; return o; }));
+      $(id).replaceChildren(...sel.map((v) => option(v)));
     }
     if (wanted && data.model.profiles.some((p) => p.id === wanted)) $("profile-select").value = wanted;
     $("sample-profile").value = $("profile-select").value;
@@ -320,9 +316,7 @@
     const s = { name, windows: ["mon-fri 07:00-11:30"], block: [], block_services: [], safe_search: "", internet: "on", except: [], extra: [] };
     fresh.push(s);
     $("schedule-forms").append(scheduleForm(s, true));
-    const o = el("option", name);
-    o.value = name;
-    $("schedule-select").append(o);
+    $("schedule-select").append(option(name));
     $("schedule-select").value = name;
     showOnly($("schedule-forms"), "data-schedule", name);
     for (const box of document.querySelectorAll("#profile-forms [data-name=schedules]")) box.append(checks("x", [name], []).firstChild);

@@ -1,7 +1,7 @@
 // History: the daily roll-ups (GET /api/v1/history) as cards, charts and tables.
 "use strict";
 (() => {
-  const { $, el, fmt, say, catName, getJSON, fillTable, drawBars, lineChart } = SR;
+  const { $, el, option, fmt, say, catName, getJSON, fillTable, drawBars, lineChart } = SR;
   const params = new URLSearchParams(location.search);
   let period = ["day", "week", "6months"].includes(params.get("period")) ? params.get("period") : "week";
   let profile = params.get("profile") || "";
@@ -53,11 +53,7 @@
     }
     try {
       const list = await getJSON("/api/v1/profiles");
-      for (const p of list.profiles) {
-        const o = el("option", p.id);
-        o.value = p.id;
-        $("profile").append(o);
-      }
+      for (const p of list.profiles) $("profile").append(option(p.id));
     } catch (e) {
       say(e.message, true);
     }

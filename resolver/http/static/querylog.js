@@ -2,7 +2,7 @@
 // to the first search's time, so that new queries do not shift the pages.
 "use strict";
 (() => {
-  const { $, el, fmt, say, getJSON, fillTable } = SR;
+  const { $, el, option, fmt, say, getJSON, fillTable } = SR;
   const PAGE = 100;
   const FIELDS = ["name", "profile", "action", "client", "qtype", "since", "until"];
   let shown = [];
@@ -100,11 +100,7 @@
       const [profiles, stats] = await Promise.all([getJSON("/api/v1/profiles").catch(() => ({ profiles: [] })),
         getJSON("/api/v1/stats").catch(() => ({}))]); // a teacher: her profiles, no school-wide figures
       names = stats.category_names || {};
-      for (const p of profiles.profiles) {
-        const o = el("option", p.id);
-        o.value = p.id;
-        $("f-profile").append(o);
-      }
+      for (const p of profiles.profiles) $("f-profile").append(option(p.id));
     } catch (e) {
       say(e.message, true);
     }
