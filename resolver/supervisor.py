@@ -85,6 +85,12 @@ _WORKER_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 HOUSEKEEPING_EVERY = 3600.0  # seconds between retention rounds of the request store
 SAMPLE_EVERY = 1.0  # seconds between samples of the supervisor's own resources
 LAST_PUSH_WAIT = 2.0  # seconds to read a stopped worker's last push (its final counts)
+# A replacement worker starts with up to this much of a live sibling's answer cache, most
+# recently used first (AnswerCache.hottest): ~10 MB through the channels at most, and a pause
+# of a few tens of milliseconds in the sibling.
+WARM_ENTRIES = 50_000
+WARM_BYTES = 8 << 20
+WARM_TIMEOUT = 5.0  # seconds to wait for the sibling's entries; without them it starts cold
 
 
 class StartError(Exception):
@@ -157,9 +163,27 @@ class WorkerPool:
             raise StartError("; ".join(failed))
 
     async def _spawn(self, slot: Slot) -> None:
+        """Replace the worker of `slot`, its cache warmed from a live sibling's (which is
+        asked while the new process starts its interpreter)."""
         await self._launch(slot)
         if self.greeting:
-            self._hello(slot)
+            self._hello(slot, await self._warm_entries(slot))
+
+    async def _warm_entries(self, slot: Slot) -> list[Any]:
+        """The hottest entries of one live worker's answer cache, or [] (none, or no reply)."""
+        for sibling in self._live():
+            assert sibling.channel is not None
+            ask = {"op": "warm", "limit": WARM_ENTRIES, "bytes": WARM_BYTES}
+            try:
+                reply = await sibling.channel.request(ask, WARM_TIMEOUT)
+            except (ChannelClosed, TimeoutError):
+                continue
+            entries = reply.get("entries")
+            if isinstance(entries, list):
+                log.warning("worker %d starts with %d cache entries of worker %d",
+                            slot.number, len(entries), sibling.number)  # fmt: skip
+                return entries
+        return []
 
     async def _launch(self, slot: Slot) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -182,8 +206,9 @@ class WorkerPool:
             slot.tasks.add(task)
             task.add_done_callback(slot.tasks.discard)
 
-    def _hello(self, slot: Slot) -> None:
-        """What a worker needs to serve: the config, its number, the snapshot, the listeners."""
+    def _hello(self, slot: Slot, warm: list[Any] | None = None) -> None:
+        """What a worker needs to serve: the config, its number, the snapshot, the listeners,
+        and for a replacement, a sibling's cache entries to start with (`warm`)."""
         assert slot.channel is not None
         holder = self.sup.holder
         slot.channel.notify({
@@ -191,7 +216,7 @@ class WorkerPool:
             "path": str(holder.path) if holder.path else None,
             "generation": self.sup.generation, "listen": self.sup.listen,
             "primaries": self.sup.primaries(),
-            "increments": self.sup.increments(),
+            "increments": self.sup.increments(), "warm": warm or [],
         })  # fmt: skip
         slot.generation = self.sup.generation
 

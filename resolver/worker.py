@@ -215,6 +215,9 @@ class Worker:
         if op == "stats":
             self.collect_stats()
             return {"stats": self.stats}
+        if op == "warm":  # for a worker replacing one that died (supervisor.WorkerPool._spawn)
+            cache = self.handler.cache
+            return {"entries": cache.hottest(message["limit"], message["bytes"], time.monotonic())}
         if op == "tls":
             return reload_tls(self)
         if op == "primaries":
@@ -420,6 +423,9 @@ async def run(control_fd: int) -> int:
             worker.holder.commit(first["generation"])
         if worker.rollup is not None:
             worker.rollup.clock(time.time(), worker.zone())
+        if first.get("warm"):  # a sibling's cache, taken before the kernel sends us queries
+            worker.handler.cache.adopt(first["warm"])
+            worker.stats.cache_size = len(worker.handler.cache)
         listening = await worker.start(first["listen"])
     except Exception as exc:
         channel.notify({"op": "failed", "error": f"{type(exc).__name__}: {exc}"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from resolver.dns.message import MAX_MESSAGE, BadReply, Reply, without_opt
 from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
@@ -19,6 +19,10 @@ from resolver.dns.settings import CacheConfig
 from resolver.dns.synth import EDE_STALE_ANSWER, NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN, opt_record
 
 CacheKey = tuple[str, int, int, bool]
+# An entry in plain values (key, then Entry's arguments): what crosses to another worker.
+PlainEntry = tuple[
+    CacheKey, int, tuple[int, int, int], bytes, tuple[int, ...], tuple[int, ...], int, float, float
+]
 _ID_FLAGS = struct.Struct("!HH")
 _COUNTS = struct.Struct("!HHHH")
 _TTL = struct.Struct("!I")
@@ -164,6 +168,41 @@ class AnswerCache:
                 return None  # RFC 2308 section 5: no SOA, no negative caching
             return min(max(reply.neg_ttl, cfg.min_ttl), cfg.negative_max_ttl)
         return None
+
+    def hottest(self, limit: int, max_bytes: int, now: float) -> list[PlainEntry]:
+        """Up to `limit` entries (`max_bytes` of answers) still fresh or stale-servable at `now`,
+        most recently used first, in plain values for `adopt` in another process.
+
+        A worker that replaces one that died takes its share of the traffic the moment it binds;
+        with an empty cache every allowed name is a miss for it (~30 times a hit's CPU), and its
+        socket overflows under load. Times are `time.monotonic()`: CLOCK_MONOTONIC is the host's,
+        the same in every process."""
+        out: list[PlainEntry] = []
+        size = 0
+        for key, e in reversed(self._entries.items()):
+            if len(out) >= limit or size + len(e.body) > max_bytes:
+                break
+            if e.stale_until <= now:
+                continue
+            counts = _COUNTS.unpack(e.counts)[1:]
+            out.append((key, e.flags, counts, e.body, e.ttl_offsets, e.ttls, e.stored_sec,
+                        e.expires, e.stale_until))  # fmt: skip
+            size += len(e.body)
+        return out
+
+    def adopt(self, entries: Iterable[PlainEntry]) -> int:
+        """Store another worker's `hottest` entries (most recently used first) that this cache
+        lacks, below its own; how many were taken."""
+        taken = 0
+        for key, flags, counts, body, offsets, ttls, stored, expires, stale in entries:
+            if len(self._entries) >= self.config.size:
+                break
+            if key not in self._entries:
+                entry = Entry(flags, counts, body, offsets, ttls, stored, expires, stale)
+                self._entries[key] = entry
+                self._entries.move_to_end(key, last=False)
+                taken += 1
+        return taken
 
     def put_servfail(self, key: CacheKey, now: float) -> None:
         """Remember for a few seconds that nobody could answer `key` (RFC 2308 section 7.1)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import urllib.request
 from pathlib import Path
@@ -115,6 +116,45 @@ def test_a_killed_worker_is_replaced_and_counters_never_go_back(
     text = http(f"{admin}/metrics")
     assert 'safe_resolver_dropped_total{reason="worker-exit"} 1.0' in text
     assert "worker 1 (pid" in rp.output() and "replacing it" in rp.output()
+
+
+def test_a_replacement_worker_starts_with_a_siblings_cache(
+    resolver_proc: ResolverFactory, authority: Authority, tmp_path: Path
+) -> None:
+    """A worker that replaces a dead one answers what its sibling had cached without asking
+    upstream: it is not a cold cache taking half the traffic at once."""
+    rp, admin, _ = start(resolver_proc, authority, tmp_path)
+    wait_for(
+        lambda: all(w["alive"] for w in http(f"{admin}/api/v1/status")["workers"]),
+        "both workers ready",
+    )
+    name = unique_name("warm")
+    for _ in range(40):  # fresh sockets: both workers get it into their caches
+        assert rp.query(name).rcode() == dns.rcode.NOERROR
+    asked = authority.count(name)
+    victim = http(f"{admin}/api/v1/status")["workers"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: (
+            http(f"{admin}/api/v1/status")["workers"][0]["pid"] not in (None, victim["pid"])
+            and http(f"{admin}/api/v1/status")["workers"][0]["alive"]
+        ),
+        "worker 1 replaced",
+    )
+    by_replacement = 0
+    while by_replacement < 5:  # SO_REUSEPORT keeps one source port on one worker
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            ask = dns.message.make_query("id.server", dns.rdatatype.TXT, dns.rdataclass.CH)
+            worker = dns.query.udp(ask, rp.host, port=rp.port, timeout=3, sock=sock)
+            if worker.answer[0][0].strings[0] != b"safe-resolver worker 1":
+                continue
+            answer = dns.query.udp(dns.message.make_query(name, "A"), rp.host, port=rp.port,
+                                   timeout=3, sock=sock)  # fmt: skip
+            assert answer.rcode() == dns.rcode.NOERROR and answer.answer
+            by_replacement += 1
+    assert authority.count(name) == asked
+    assert "worker 1 starts with" in rp.output()
 
 
 def test_counters_add_up_and_the_query_log_gets_each_query_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import struct
 
 import dns.message
@@ -151,3 +152,32 @@ def test_records_after_the_opt_keep_their_names_when_it_is_cut_out() -> None:
         msg = served(entry, "g.example", now=1.0, use_edns=edns)
         assert [r.name.to_text() for r in msg.additional] == ["ns1.g.example."] * 2
         assert [rd.to_text() for rd in msg.answer[0]] == ["192.0.2.1"]
+
+
+def test_a_caches_hottest_entries_go_to_another_below_its_own() -> None:
+    """What a replacement worker takes from a live sibling (supervisor.WorkerPool._spawn)."""
+    old = AnswerCache(CacheConfig(serve_stale=False))
+    for i, ttl in enumerate((300, 10, 300, 300)):
+        name = f"n{i}.example"
+        reply = scan_reply(make_reply(name, answers=[f"{name} {ttl} A 192.0.2.{i}"]))
+        old.put((name, 1, 1, False), reply, 1000.0)
+    old.get(("n0.example", 1, 1, False), 1005.0)  # now the most recently used
+    plain = pickle.loads(pickle.dumps(old.hottest(10, 1 << 20, 1020.0)))
+    # most recently used first; n1 expired at 1010 and is left out
+    assert [key[0] for key, *_ in plain] == ["n0.example", "n3.example", "n2.example"]
+    assert [key[0] for key, *_ in old.hottest(2, 1 << 20, 1020.0)] == ["n0.example", "n3.example"]
+    body = len(plain[0][3])
+    assert len(old.hottest(10, 2 * body, 1020.0)) == 2  # bounded by bytes too
+
+    new = AnswerCache(CacheConfig(size=3))
+    own = scan_reply(make_reply("own.example", answers=["own.example 300 A 192.0.2.9"]))
+    new.put(("own.example", 1, 1, False), own, 1020.0)
+    assert new.adopt(plain) == 2  # full at 3: the sibling's least recent one is not taken
+    entry = new.get(("n0.example", 1, 1, False), 1030.0)
+    assert entry is not None
+    assert served(entry, "n0.example", now=1030.0).answer[0].ttl == 270  # aged as in the sibling
+    assert new.get(("n2.example", 1, 1, False), 1030.0) is None
+    # the adopted entries sit below the cache's own: they are evicted first
+    new.put(("own2.example", 1, 1, False), own, 1030.0)
+    assert new.get(("own.example", 1, 1, False), 1030.0) is not None
+    assert new.get(("n3.example", 1, 1, False), 1030.0) is None
