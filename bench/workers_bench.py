@@ -1,19 +1,23 @@
-"""Workers benchmark: ours with one worker process and with two, on the same core, in one run.
+"""Workers benchmark: ours with one worker process and with two, in one run.
 
 What a second worker costs and what it survives:
 - CPU per answered query (every process of ours: supervisor and workers) for blocked answers
   and cache hits at each list size (dns_bench's `blocked` and `cache-hit` query files), 1 worker
-  against 2: near-linear scaling means 2 workers within 10 % of 1;
+  against 2: near-linear scaling means 2 workers within 10 % of 1. Measured twice: at full
+  speed with everything of ours on CPU 0, and "spread": each worker on a CPU of its own (worker
+  N on CPU N-1) at the same fixed rate per worker (SPREAD_SHARE of one worker's full speed);
 - PSS after the load (supervisor + workers, /proc/PID/smaps_rollup): the snapshot file is mapped
   read-only by every process, so 2 workers should cost at most 1.3x one;
 - with 2 workers, under mixed traffic at half of capacity: a reload (one rule appended to the
   list, SIGHUP) loses no query and the new rule answers NXDOMAIN in every worker; one worker
   SIGKILLed is replaced by the supervisor, and only its queries in flight are lost.
 
-Both workers and the supervisor are pinned to CPU 0, like the one-worker server: on a 2-core
-machine CPU 1 is needed for dnsperf and the authority, so this measures the cost of running
-two workers, not the throughput of two cores. The list sizes share one compiled snapshot per
-size (the 2-worker server maps what the 1-worker start compiled).
+Apart from the spread runs, both workers and the supervisor are pinned to CPU 0, like the
+one-worker server: on a 2-core machine CPU 1 is needed for dnsperf and the authority, so those
+runs measure the cost of running two workers, not the throughput of two cores. In the spread
+runs the second worker shares CPU 1 with dnsperf, which a fixed rate leaves room for. The list
+sizes share one compiled snapshot per size (the 2-worker server maps what the 1-worker start
+compiled).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ CLASS_CH, TYPE_TXT = 3, 16
 PROBES_PER_CHECK = 16  # fresh client sockets per liveness check (each lands on one worker)
 REPLACE_TIMEOUT = 60.0  # seconds a killed worker's replacement may take to answer
 KILL_OUTSTANDING = 2000  # dnsperf -q of the kill run (the others: 200)
+SPREAD_SHARE = 0.4  # each worker's fixed rate in the spread runs, of one worker's full speed
+SPREAD_CLIENTS = 32  # dnsperf sockets in the spread runs: SO_REUSEPORT hashes them over workers
 
 
 @dataclass
@@ -80,6 +86,8 @@ class Row:
     pss_kib: int | None
     pss_anon_kib: int | None  # of which anonymous memory (not the mapped snapshot file)
     start_s: float | None
+    spread: dict[str, tuple[int, float | None]] = field(default_factory=dict)  # scenario ->
+    # (fixed rate per worker, CPU µs per answered query) with each worker on its own CPU
 
 
 @dataclass
@@ -217,6 +225,29 @@ def gone(pid: int) -> bool:
 
 
 # ---- the measurements -------------------------------------------------------------------------
+def measure_spread(server: Server, queries: Path, run: Run, rate: int) -> float | None:
+    """CPU µs per answered query (every process of ours) at `rate` q/s per worker, with worker
+    i on CPU i-1 (the supervisor stays where it was); the pinning is put back after."""
+    pids = sorted(worker_pids(server))
+    cpus = sorted(os.sched_getaffinity(0))
+    for i, pid in enumerate(pids):
+        os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
+    try:
+        settings = replace(run.settings, clients=SPREAD_CLIENTS)
+        before = server.cpu_seconds()
+        out = dnsperf(server.port, queries, run.settings.duration, settings,
+                      max_qps=rate * len(pids))  # fmt: skip
+        after = server.cpu_seconds()
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, {int(SERVER_CPU)})
+    stats = parse_stats(out)
+    if before is None or after is None or not stats.completed:
+        return None
+    return (after - before) / stats.completed * 1e6
+
+
 def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn:
     """Fixed-rate traffic; 3 s in, SIGKILL one worker; how long until every worker number
     answers again (the killed one's only from its replacement), and what dnsperf lost."""
@@ -275,9 +306,12 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
     )
 
 
-def measure_server(run: Run, workers: int, upstream: int, churn: bool) -> tuple[Row, list[Churn]]:
-    """Start ours with `workers`, measure blocked answers and cache hits, read its PSS; with
-    `churn`, then a reload and a killed worker under load."""
+def measure_server(
+    run: Run, workers: int, upstream: int, churn: bool, rates: dict[str, int]
+) -> tuple[Row, list[Churn]]:
+    """Start ours with `workers`, measure blocked answers and cache hits (at full speed on one
+    CPU, then spread at `rates` per worker, which the first server measured sets), read its
+    PSS; with `churn`, then a reload and a killed worker under load."""
     lists = run.lists
     name = f"safe-resolver-w{workers}"
     server = ours(
@@ -288,15 +322,19 @@ def measure_server(run: Run, workers: int, upstream: int, churn: bool) -> tuple[
     churns: list[Churn] = []
     try:
         runs: dict[str, Result] = {}
+        spread: dict[str, tuple[int, float | None]] = {}
         for scenario in MEASURED:
             queries = (blocked_queries if scenario == "blocked" else hit_queries)(run)
             # one more pass than dns_bench: each worker keeps its own answer table
             dnsperf(server.port, queries, max(run.settings.warmup, 5), run.settings, once=True)
             runs[scenario] = measure(SCENARIO[scenario], server, queries, run)
+            rate = rates.setdefault(scenario, int(runs[scenario].qps * SPREAD_SHARE))
+            spread[scenario] = (rate, measure_spread(server, queries, run, rate))
             print(f"  {name} {scenario}: {runs[scenario].qps:,.0f} q/s, "
-                  f"{runs[scenario].cpu_us or 0:.1f} µs/q", flush=True)  # fmt: skip
+                  f"{runs[scenario].cpu_us or 0:.1f} µs/q; spread at {rate:,} q/s per worker: "
+                  f"{spread[scenario][1] or 0:.1f} µs/q", flush=True)  # fmt: skip
         pss, anon = server.pss_kib(), server.pss_kib("Pss_Anon")
-        row = Row(run.settings.list_size, workers, runs, pss, anon, server.start_s)
+        row = Row(run.settings.list_size, workers, runs, pss, anon, server.start_s, spread)
         if churn:
             mixed = mixed_queries(run)
             live = LiveEverywhere(workers)
@@ -327,9 +365,10 @@ def run_all(settings: WorkersSettings) -> tuple[list[Row], list[Churn]]:
                 run = Run(Path(tmp) / f"rules-{size}", replace(settings, list_size=size))
                 run.workdir.mkdir()
                 print(f"{size:,} rules ...", flush=True)
+                rates: dict[str, int] = {}  # the spread runs' rate per worker, for both servers
                 for workers in settings.workers:
                     churn = i == 0 and workers == max(settings.workers)
-                    row, more = measure_server(run, workers, auth.port, churn)
+                    row, more = measure_server(run, workers, auth.port, churn, rates)
                     rows.append(row)
                     churns += more
         finally:
@@ -371,6 +410,21 @@ def table(rows: list[Row], churns: list[Churn]) -> str:
                 f"| {size:,} | {scenario} | {_num(cpu_a, '.1f')} | {_num(cpu_b, '.1f')} "
                 f"| {_ratio(cpu_b, cpu_a)} | {_num(ra.qps if ra else None, ',.0f')} "
                 f"| {_num(rb.qps if rb else None, ',.0f')} |"
+            )
+    out += [
+        "",
+        f"| rules | scenario | spread: fixed q/s per worker | CPU µs/q, {one} worker "
+        f"| {two} workers, one CPU each | {two} / {one} |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for size in sizes:
+        a, b = by.get((size, one)), by.get((size, two))
+        for scenario in MEASURED:
+            rate, cpu_a = a.spread.get(scenario, (0, None)) if a else (0, None)
+            cpu_b = b.spread.get(scenario, (0, None))[1] if b else None
+            out.append(
+                f"| {size:,} | {scenario} | {rate:,} | {_num(cpu_a, '.1f')} "
+                f"| {_num(cpu_b, '.1f')} | {_ratio(cpu_b, cpu_a)} |"
             )
     out += [
         "",

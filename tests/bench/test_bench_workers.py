@@ -65,15 +65,18 @@ def result(scenario: str, qps: float, cpu_us: float) -> Result:
 def test_table_gives_two_workers_against_one() -> None:
     rows = [
         Row(
-            1_000_000, 1, {"blocked": result("blocked", 50_000, 10.0)}, 200 * 1024, 90 * 1024, 12.0
+            1_000_000, 1, {"blocked": result("blocked", 50_000, 10.0)}, 200 * 1024, 90 * 1024, 12.0,
+            {"blocked": (20_000, 12.0)},
         ),
         Row(
-            1_000_000, 2, {"blocked": result("blocked", 48_000, 10.5)}, 250 * 1024, 140 * 1024, 3.0
+            1_000_000, 2, {"blocked": result("blocked", 48_000, 10.5)}, 250 * 1024, 140 * 1024, 3.0,
+            {"blocked": (20_000, 12.6)},
         ),
-    ]
+    ]  # fmt: skip
     churns = [Churn("kill", 2, 30_000, 29_990, 120, 0.02, 40.0, 0.81, "pid 7 killed")]
     text = table(rows, churns)
     assert "| 1,000,000 | blocked | 10.0 | 10.5 | 1.05x | 50,000 | 48,000 |" in text
+    assert "| 1,000,000 | blocked | 20,000 | 12.0 | 12.6 | 1.05x |" in text  # one CPU each
     assert "| 1,000,000 | 200 | 250 | 1.25x | 90 | 140 | 12.0 | 3.0 |" in text
     assert (
         "| one worker SIGKILLed | 2 | 30,000 | 29,990 | 120 | 40.0 | 0.81 | pid 7 killed |" in text
