@@ -56,15 +56,24 @@ class SnapshotHolder:
         # yet beside its mandated index (resolver.transfer.overlay). `refresh` re-applies it.
         self.transform: Callable[[PolicySnapshot], PolicySnapshot] | None = None
 
-    async def prepare(self, generation: int, path: Path | str) -> PolicySnapshot:
-        """Map and check snapshot file `path` as `generation`; raises SnapshotFileError."""
+    async def prepare(
+        self, generation: int, path: Path | str, *, starting: bool = False
+    ) -> PolicySnapshot:
+        """Map and check snapshot file `path` as `generation`; raises SnapshotFileError.
+
+        `starting`: this process serves nothing yet (a worker's first snapshot), so nothing
+        needs the low priority; at nice 19 on a core that serving siblings keep busy, a
+        replacement worker's start took seconds longer."""
         self.abort()
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        try:
-            snapshot: PolicySnapshot = await self.in_thread(map_snapshot, Path(path), generation)
-        finally:
-            sys.setswitchinterval(interval)
+        if starting:
+            snapshot: PolicySnapshot = await asyncio.to_thread(map_snapshot, Path(path), generation)
+        else:
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            try:
+                snapshot = await self.in_thread(map_snapshot, Path(path), generation)
+            finally:
+                sys.setswitchinterval(interval)
         if self.transform is not None:
             snapshot = self.transform(snapshot)
         self._prepared = (generation, Path(path), snapshot)

@@ -419,7 +419,7 @@ async def run(control_fd: int) -> int:
         if first.get("increments"):
             await worker.set_increments(first["increments"])
         if first.get("path"):
-            await worker.holder.prepare(first["generation"], first["path"])
+            await worker.holder.prepare(first["generation"], first["path"], starting=True)
             worker.holder.commit(first["generation"])
         if worker.rollup is not None:
             worker.rollup.clock(time.time(), worker.zone())
