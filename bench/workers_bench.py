@@ -68,7 +68,6 @@ SPREAD_CLIENTS = 32  # dnsperf sockets in the spread runs: SO_REUSEPORT hashes t
 class WorkersSettings(Settings):
     list_sizes: list[int] = field(default_factory=lambda: [1_000_000, 5_000_000])
     workers: tuple[int, int] = (1, 2)
-    reload_run: float = 30.0  # seconds of fixed-rate traffic around the reload
     kill_run: float = 20.0  # seconds of fixed-rate traffic around the SIGKILL
 
     @classmethod
