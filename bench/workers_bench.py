@@ -214,6 +214,14 @@ def datagram_cost(payload: bytes) -> int:
     return 0
 
 
+def receive_buffer_drops() -> int:
+    """UDP datagrams the kernel dropped for a full receive buffer, on the whole host
+    (RcvbufErrors of /proc/net/snmp): a socket nobody reads fast enough."""
+    rows = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    udp = [row[1:] for row in rows if row and row[0] == "Udp:"]
+    return int(dict(zip(udp[0], udp[1], strict=True))["RcvbufErrors"])
+
+
 def gone(pid: int) -> bool:
     """The process is dead (exited, or a zombie not reaped yet)."""
     try:
@@ -255,6 +263,7 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
     rate = half_capacity(server, queries, settings)
     # room for every query the dead worker holds: lost ones stay "outstanding" until timed out
     wide = replace(settings, outstanding=KILL_OUTSTANDING)
+    drops = receive_buffer_drops()
     load, out = background_dnsperf(server.port, queries, settings.kill_run, wide, rate)
     time.sleep(3)
     before = worker_pids(server)
@@ -295,6 +304,7 @@ def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn
         if replaced is None:
             note += f"; not answering within {REPLACE_TIMEOUT:g} s"
     load.join()
+    note += f"; {receive_buffer_drops() - drops:,} datagrams dropped for full receive buffers"
     if not out:
         return Churn("kill", workers, rate, 0, None, None, None, replaced, note + "; no dnsperf")
     stats = parse_stats(out[0])

@@ -9,7 +9,7 @@ import pytest
 
 from bench.dns_bench import Result
 from bench.peers.process import pss_of, query
-from bench.workers_bench import Churn, Row, table, txt_of, worker_of
+from bench.workers_bench import Churn, Row, receive_buffer_drops, table, txt_of, worker_of
 
 SMAPS_ROLLUP = """\
 55d0c0a00000-7ffc3e5f9000 ---p 00000000 00:00 0                          [rollup]
@@ -82,3 +82,7 @@ def test_table_gives_two_workers_against_one() -> None:
         "| one worker SIGKILLed | 2 | 30,000 | 29,990 | 120 | 40.0 | 0.81 | pid 7 killed |" in text
     )
     assert "| 1,000,000 | cache-hit | - | - | - | - | - |" in text  # not measured: dashes
+
+
+def test_receive_buffer_drops_are_read_from_the_kernel() -> None:
+    assert receive_buffer_drops() >= 0
