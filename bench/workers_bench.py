@@ -398,19 +398,24 @@ def _ratio(two: float | None, one: float | None) -> str:
     return f"{two / one:.2f}x" if two and one else "-"
 
 
+def _pairs(rows: list[Row], one: int, two: int) -> list[tuple[int, Row | None, Row | None]]:
+    """(list size, the `one`-worker row, the `two`-worker row) per list size, smallest first."""
+    by = {(r.list_size, r.workers): r for r in rows}
+    return [(size, by.get((size, one)), by.get((size, two)))
+            for size in sorted({r.list_size for r in rows})]  # fmt: skip
+
+
 def table(rows: list[Row], churns: list[Churn]) -> str:
     """Markdown: CPU per answer and PSS, 1 worker against 2 per list size; then the churn runs."""
-    by = {(r.list_size, r.workers): r for r in rows}
-    sizes = sorted({r.list_size for r in rows})
     counts = sorted({r.workers for r in rows})
     one, two = counts[0], counts[-1]
+    pairs = _pairs(rows, one, two)
     out = [
         f"| rules | scenario | CPU µs/q, {one} worker | CPU µs/q, {two} workers | {two} / {one} "
         f"| q/s, {one} | q/s, {two} |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for size in sizes:
-        a, b = by.get((size, one)), by.get((size, two))
+    for size, a, b in pairs:
         for scenario in MEASURED:
             ra = a.runs.get(scenario) if a else None
             rb = b.runs.get(scenario) if b else None
@@ -426,8 +431,7 @@ def table(rows: list[Row], churns: list[Churn]) -> str:
         f"| {two} workers, one CPU each | {two} / {one} |",
         "|---:|---|---:|---:|---:|---:|",
     ]
-    for size in sizes:
-        a, b = by.get((size, one)), by.get((size, two))
+    for size, a, b in pairs:
         for scenario in MEASURED:
             rate, cpu_a = a.spread.get(scenario, (0, None)) if a else (0, None)
             cpu_b = b.spread.get(scenario, (0, None))[1] if b else None
@@ -441,8 +445,7 @@ def table(rows: list[Row], churns: list[Churn]) -> str:
         f"| anon MiB, {one} | anon MiB, {two} | start s, {one} | start s, {two} |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size in sizes:
-        a, b = by.get((size, one)), by.get((size, two))
+    for size, a, b in pairs:
         pss_a, pss_b = a.pss_kib if a else None, b.pss_kib if b else None
         anon_a, anon_b = a.pss_anon_kib if a else None, b.pss_anon_kib if b else None
         out.append(
