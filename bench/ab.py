@@ -30,16 +30,31 @@ OURS = "safe-resolver"
 WORKTREE = "WORKTREE"
 
 
+# What a server needs besides `resolver/`: the list catalogue and services (a policy build reads
+# them), and what builds the C fast path.
+SERVED = ["resolver", "blocklists"]
+BUILD = ["setup.py", "pyproject.toml"]
+
+
 def export(rev: str, into: Path) -> Path:
-    """The resolver at `rev` (or the working tree), with the current bench code."""
+    """The resolver at `rev` (or the working tree, as built), with the current bench code. A
+    revision gets its C fast path built in place, as the working tree has it: without it the
+    pure-Python twin would serve one side only."""
     into.mkdir(parents=True)
     if rev == WORKTREE:
-        shutil.copytree(REPO / "resolver", into / "resolver")
+        for part in SERVED:
+            shutil.copytree(REPO / part, into / part)
     else:
         archive = subprocess.run(
-            ["git", "archive", rev, "resolver"], cwd=REPO, capture_output=True, check=True
+            ["git", "archive", rev, *SERVED, *BUILD], cwd=REPO, capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+        subprocess.run(
+            [sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"],
+            cwd=into,
+            check=True,
+            capture_output=True,
+        )
     shutil.copytree(REPO / "bench", into / "bench", ignore=shutil.ignore_patterns("results"))
     return into
 

@@ -140,6 +140,7 @@ class Worker:
             named=udp.fast_answers,
             limiter=limiter,
             balancers=self.gate.trusted,
+            names=self.rollup is not None,  # blocked names matter to the roll-up alone
         )
         compiled = not isinstance(self.fastpath, PyFastPath)
         self.datapath = describe(compiled, udp.batch, udp.fast_answers)

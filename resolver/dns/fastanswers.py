@@ -51,7 +51,7 @@ from resolver.dns.cache import Entry
 from resolver.dns.fastpath import FastPathLike, address_bytes
 from resolver.dns.packet import Query
 from resolver.dns.ratelimit import RateLimiter
-from resolver.policy.decision import Action, Decision, Tier
+from resolver.policy.decision import ACT_REWRITE, TIER_MANDATED, Decision
 from resolver.rollup import Rollup, named
 from resolver.stats import Stats
 
@@ -79,6 +79,7 @@ class FastAnswers:
         named: int = 200_000,
         limiter: RateLimiter | None = None,
         balancers: AccessList | None = None,
+        names: bool = True,
     ) -> None:
         self.table = table
         self.policy = policy  # .serving is (snapshot, memo) (resolver.holder.SnapshotHolder)
@@ -94,6 +95,10 @@ class FastAnswers:
         self._counters: list[Counter] = []
         self._named = 0  # counters carrying a name
         self._named_limit = max(1, named)
+        # Whether roll-up keys carry the blocked name: only a roll-up reads it, and without
+        # one a counter per blocked name would only fill `_ids` and start the table over
+        # every `named` names.
+        self.names = names
         # profile -> (minute, Unix time its state changes): worked out once a minute each
         self._stable: dict[Any, tuple[int, float]] = {}
         self._offset = wall_clock() - monotonic_clock()
@@ -135,15 +140,15 @@ class FastAnswers:
         klass = profile.num + 1 if profile is not None else 1
         mandated = (
             decision is not None
-            and decision.tier is Tier.MANDATED
-            and decision.action is not Action.REWRITE
+            and decision.tier is TIER_MANDATED
+            and decision.action is not ACT_REWRITE
         )
         action = key[2]
         if decision is None:
             rollup: RollupKey = ("", "", "", action, None)
         else:
-            tier = decision.tier.value
-            name = query.qname if named(tier, action) else None
+            tier = str(decision.tier)  # its value (a StrEnum's str)
+            name = query.qname if self.names and named(tier, action) else None
             rollup = (decision.profile, decision.category or "", tier, action, name)
         counter = (key, entry is not None, mandated, rollup)
         stats_id = self._ids.get(counter)

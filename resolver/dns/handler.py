@@ -76,7 +76,19 @@ from resolver.dns.synth import (
 from resolver.dns.upstream import Forwarder, UpstreamFailure
 from resolver.dns.wire import address_rdata, compose_rewrite
 from resolver.match.key import NameKey
-from resolver.policy.decision import Action, BlockMode, Decision, Tier
+from resolver.policy.decision import (
+    ACT_ALLOW,
+    ACT_NODATA,
+    ACT_NXDOMAIN,
+    ACT_REFUSED,
+    ACT_REWRITE,
+    MODE_BLOCKPAGE,
+    MODE_NXDOMAIN,
+    MODE_REFUSED,
+    TIER_MANDATED,
+    TIER_SAFESEARCH,
+    Decision,
+)
 from resolver.stats import Stats
 from resolver.store.events import QueryEvent
 
@@ -218,7 +230,8 @@ class Handler:
         path after /dns-query/, the first label of the TLS server name; "" for none)."""
         started = time.monotonic()
         # 1. read (memoized: clients repeat the same bytes but for the ID)
-        query = self._parsed.get(data[2:])
+        tail = data[2:]
+        query = self._parsed.get(tail)
         if query is None:
             try:
                 query = read_query(data)
@@ -228,7 +241,7 @@ class Handler:
                     return None
                 return unreadable(data, exc.qid, self.acl.allows(client))
             if len(self._parsed) < PARSE_MEMO_SIZE:
-                self._parsed[data[2:]] = query
+                self._parsed[tail] = query
             else:
                 # Full: keep what it holds, so traffic with more distinct names than it has
                 # room for still hits on those; start over once as many packets have missed.
@@ -304,7 +317,7 @@ class Handler:
                     serving[1],
                     chosen,
                 )
-                if decision.action is not Action.ALLOW:
+                if decision.action is not ACT_ALLOW:
                     return self._apply(ctx, decision)
         # 5. cache
         key: CacheKey = (query.qname, qtype, 1, query.do)
@@ -463,11 +476,11 @@ class Handler:
 
     def _apply(self, ctx: Context, decision: Decision) -> Answer:
         """The answer for a decision other than ALLOW (`ctx.decision`)."""
-        if decision.tier is Tier.MANDATED:  # an RPZ rewrite of a mandated name counts too
+        if decision.tier is TIER_MANDATED:  # an RPZ rewrite of a mandated name counts too
             self.stats.mandated_hits += 1
         action = decision.action
         query = ctx.query
-        if action is Action.REWRITE:
+        if action is ACT_REWRITE:
             return self._rewrite(ctx, decision)
         known = self._ede.get(id(decision))
         if known is not None and known[0] is decision:
@@ -477,29 +490,29 @@ class Handler:
             if len(self._ede) >= EDE_MEMO_SIZE:
                 self._ede.clear()
             self._ede[id(decision)] = (decision, ede)
-        if action is Action.NXDOMAIN:
+        if action is ACT_NXDOMAIN:
             resp = error_response(query, NXDOMAIN, ede)
-        elif action is Action.NODATA:
+        elif action is ACT_NODATA:
             resp = nodata(query, ede)
-        elif action is Action.REFUSED:
+        elif action is ACT_REFUSED:
             resp = error_response(query, REFUSED, ede)
         else:
             resp = self._blocked(query, decision, ede)
-        label = "refused" if action is Action.REFUSED else "blocked"
+        label = "refused" if action is ACT_REFUSED else "blocked"
         return self._done(ctx, resp, label, until=FOREVER)
 
     def _blocked(self, query: Query, decision: Decision, ede: tuple[int, str] | None) -> bytes:
         mode = decision.block_mode
-        if mode is BlockMode.BLOCKPAGE and not (self.blockpage_v4 or self.blockpage_v6):
-            mode = BlockMode.NXDOMAIN  # no block page to point at: the quiet answer instead
-        if mode is BlockMode.NXDOMAIN:
+        if mode is MODE_BLOCKPAGE and not (self.blockpage_v4 or self.blockpage_v6):
+            mode = MODE_NXDOMAIN  # no block page to point at: the quiet answer instead
+        if mode is MODE_NXDOMAIN:
             return error_response(query, NXDOMAIN, ede)
-        if mode is BlockMode.REFUSED:
+        if mode is MODE_REFUSED:
             return error_response(query, REFUSED, ede)
         if query.qtype == TYPE_A:
-            addrs = self.blockpage_v4 if mode is BlockMode.BLOCKPAGE else [NULL_V4]
+            addrs = self.blockpage_v4 if mode is MODE_BLOCKPAGE else [NULL_V4]
         elif query.qtype == TYPE_AAAA:
-            addrs = self.blockpage_v6 if mode is BlockMode.BLOCKPAGE else [NULL_V6]
+            addrs = self.blockpage_v6 if mode is MODE_BLOCKPAGE else [NULL_V6]
         else:
             addrs = []
         if not addrs:
@@ -607,7 +620,7 @@ class Handler:
                     query.qname,
                     qtype_name,
                     _LOG_ACTIONS.get(action, action),
-                    decision.tier.value if decision else "",
+                    str(decision.tier) if decision else "",
                     decision.category if decision else None,
                     resp[3] & 0x0F,
                     elapsed * 1000.0,
@@ -633,9 +646,9 @@ def _rcode_action(resp: bytes) -> str:
 
 def _ede_for(decision: Decision) -> tuple[int, str] | None:
     """The Extended DNS Error (RFC 8914) a policy answer carries."""
-    if decision.tier is Tier.MANDATED:
+    if decision.tier is TIER_MANDATED:
         return (EDE_CENSORED, "mandated by the authorities")
-    if decision.tier is Tier.SAFESEARCH:
+    if decision.tier is TIER_SAFESEARCH:
         return None  # NODATA for a search host's other types: nothing was filtered
     return (EDE_FILTERED, f"{decision.tier.value}: {decision.category or decision.rule}")
 

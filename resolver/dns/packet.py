@@ -153,12 +153,13 @@ def _read_question_name(data: bytes, qid: int) -> tuple[str, NameKey, int]:
     if pos > end:
         raise Malformed("truncated-question", qid)
     wire = bytearray(data[13 : pos + 1])  # the labels and the root's zero byte
-    if 0x2E in wire:
-        # Label bytes may not contain '.', or "a.b" as one label would match like two.
-        raise Malformed("dot-in-label", qid)
     for i in dots:  # the first, -1, marks the zero byte, which becomes the "\n" below
         wire[i] = 0x2E
     wire[-1] = 0x0A
+    # Label bytes may not contain '.', or "a.b" as one label would match like two. (Counted
+    # after the length bytes became dots: a label of 46 octets has length byte 0x2E.)
+    if wire.count(0x2E) != len(dots) - 1:
+        raise Malformed("dot-in-label", qid)
     key = bytes(wire).lower()
     name = key[:-1].decode("latin-1")
     if not key.isascii():

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from resolver.lists.model import RuleAction
 from resolver.match.key import NameKey, name_key
-from resolver.policy.decision import Action, Decision, Tier
+from resolver.policy.decision import (
+    ACT_BLOCK,
+    TIER_CATEGORY,
+    TIER_KEYWORD,
+    TIER_SCHEDULE,
+    Action,
+    Decision,
+    Tier,
+)
 from resolver.policy.memo import DecisionMemo
 from resolver.policy.safesearch import REWRITE_QTYPES
 
@@ -112,20 +120,20 @@ def _category(q: Query) -> Decision | None:
     p, snap = q.profile, q.snap
     base = q.hits & p.mask
     if base:
-        return _list_block(q, base, Tier.CATEGORY)
+        return _list_block(q, base, TIER_CATEGORY)
     if q.own >> p.keyword_bit & 1:
         return _own_block(q, p.keyword_bit, Tier.KEYWORD)
     if snap.has_keywords:
         found = snap.index.keywords(q.name) & q.state.mask
         if found:
-            return _list_block(q, found, Tier.KEYWORD)
+            return _list_block(q, found, TIER_KEYWORD)
     return None
 
 
 def _schedule(q: Query) -> Decision | None:
     extra = q.hits & q.state.schedule_mask
     if extra:
-        return _list_block(q, extra, Tier.SCHEDULE)
+        return _list_block(q, extra, TIER_SCHEDULE)
     if q.state.internet_off:
         return q.profile.internet_off
     return None
@@ -192,6 +200,12 @@ PRECEDENCE: tuple[Stage, ...] = (
 # The facts `decide()` works out before the stages; no stage may answer on anything else.
 FACTS = frozenset(("mandated", "own", "hits", "keywords", "internet_off", "special"))
 assert frozenset().union(*(stage.facts for stage in PRECEDENCE)) == FACTS
+_FACT_BITS = {"mandated": 1, "own": 2, "hits": 4, "keywords": 8, "internet_off": 16, "special": 32}
+# The stages that can answer, by the bits of the facts that hold: only those are asked (a
+# blocked name's query runs _category alone, not four stages that return None first).
+_STAGES_FOR: tuple[tuple[Stage, ...], ...] = tuple(
+    tuple(s for s in PRECEDENCE if any(held & _FACT_BITS[f] for f in s.facts)) for held in range(64)
+)
 
 
 def decide(
@@ -238,16 +252,26 @@ def decide(
         services = own >> snap.service_shift
         if services:
             hits |= services << snap.service_base
-    # The facts (FACTS): when none holds, no stage can answer.
-    if not (mandated or own or hits or snap.has_keywords or state.internet_off
-            or qname in snap.special_names):  # fmt: skip
+    # The facts (FACTS, as _FACT_BITS): when none holds, no stage can answer.
+    held = 1 if mandated else 0
+    if own:
+        held |= 2
+    if hits:
+        held |= 4
+    if snap.has_keywords:
+        held |= 8
+    if state.internet_off:
+        held |= 16
+    if qname in snap.special_names:
+        held |= 32
+    if not held:
         return profile.allow_default
     q = Query(snap, memo, profile, state, qname, qtype, hits, own, mandated)
     svcb_allowed = qtype in SVCB_QTYPES and not snap.block_svcb
-    for stage in PRECEDENCE:
+    for stage in _STAGES_FOR[held]:
         found = stage.decide(q)
         if found is not None:
-            if svcb_allowed and found.action is Action.BLOCK and not stage.svcb:
+            if svcb_allowed and found.action is ACT_BLOCK and not stage.svcb:
                 return profile.allow_default
             return found
     return profile.allow_default
@@ -260,10 +284,10 @@ def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
     blocked names, and finding the rule costs an index walk. `explain` finds it (`rule_for`).
     """
     snap, p = q.snap, q.profile
-    services = bits >> snap.service_base if snap.service_shift and tier is not Tier.KEYWORD else 0
+    services = bits >> snap.service_base if snap.service_shift and tier is not TIER_KEYWORD else 0
     # Two blocked services share a domain (Garena's login): the name decides which one.
     shared = services & (services - 1) != 0
-    key = (p.num, q.name if shared else "", bits if tier is not Tier.KEYWORD else ~bits)
+    key = (p.num, q.name if shared else "", bits if tier is not TIER_KEYWORD else ~bits)
     found = q.memo.blocks.get(key)
     if found is None:
         # A blocked service names the block (its category is what reports count it under).
@@ -271,7 +295,7 @@ def _list_block(q: Query, bits: int, tier: Tier) -> Decision:
         if services:
             service = _closest_service(q, bits) if shared else snap.service_of(bits)
         category = snap.service_info[service][2] if service else snap.category_of(bits)
-        found = Decision(Action.BLOCK, tier, p.id, category, p.block_mode, None, None, None,
+        found = Decision(ACT_BLOCK, tier, p.id, category, p.block_mode, None, None, None,
                          p.block_ttl, p.log, service)  # fmt: skip
         q.memo.remember(key, found)
     return found

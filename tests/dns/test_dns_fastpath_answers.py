@@ -145,7 +145,9 @@ def make_handler(
         blockpage_v4=[bytes([10, 0, 0, 1])],
         identity="worker 1",
         limiter=limiter,
-        fast=FastAnswers(table, holder, limiter=limiter, balancers=balancers),
+        fast=FastAnswers(
+            table, holder, limiter=limiter, balancers=balancers, names=rollup is not None
+        ),
     )
 
 
@@ -419,6 +421,19 @@ def test_repeated_answers_reach_the_daily_rollups(impl: Any) -> None:
     handler.fast.harvest_into(handler.stats, rollup)  # type: ignore[union-attr]
     assert ("kids", "adult", "category", "blocked", "blocked.example") in by_python
     assert dict(rollup.take()[""]) == {key: 3 * count for key, count in by_python.items()}
+
+
+@pytest.mark.parametrize("with_rollup", [False, True])
+def test_blocked_names_share_a_counter_unless_a_rollup_counts_them(with_rollup: bool) -> None:
+    """The name in a counter serves the roll-up's most-blocked table only: without a roll-up,
+    two blocked names of one decision's kind are counted under one id (no counter, and no
+    start-over of the table, per name)."""
+    table = Recording()
+    handler = make_handler(table, rollup=Rollup() if with_rollup else None)
+    for n, name in enumerate(["blocked.example", "quiet.example"]):
+        handler.answer(wire_query(name, n), "127.0.0.1", "udp")
+    first, second = (put[4] for put in table.puts)
+    assert (first == second) is not with_rollup
 
 
 def test_a_rate_limit_holds_for_repeated_answers(impl: Any) -> None:
