@@ -119,12 +119,13 @@ class FastAnswers:
         key: StatsKey,
         decision: Decision | None,
         entry: Entry | None,
-    ) -> None:
+    ) -> bool:
         """Store `resp` if it may be repeated (see the module docstring). `until` is when its
         source stops standing behind it (monotonic), `started` when the query came in,
-        `wall` the Unix time the decision was made for, `entry` the cache entry it came from."""
+        `wall` the Unix time the decision was made for, `entry` the cache entry it came from.
+        True when the table will answer this client's repeats of the query."""
         if query.ecs is not None or resp[2] & _TC or resp[3] & 0x0F == _SERVFAIL:
-            return
+            return False
         serving = self.policy.serving if self.policy is not None else None
         profile = serving[1].profile(client) if serving is not None else None
         if decision is not None and profile is not None:
@@ -136,7 +137,7 @@ class FastAnswers:
             until = min(until, entry.expires)
             ttls = [query.qend + offset for offset in entry.ttl_offsets]
         if until <= started:
-            return
+            return False
         klass = profile.num + 1 if profile is not None else 1
         mandated = (
             decision is not None
@@ -155,25 +156,27 @@ class FastAnswers:
         if stats_id is None:
             if rollup[4] is not None:
                 if self._named >= self._named_limit:
-                    return  # the table starts over at the next harvest
+                    return False  # the table starts over at the next harvest
                 self._named += 1
             stats_id = self._ids[counter] = len(self._counters)
             self._counters.append(counter)
-        if self.table.put(klass, query.data, resp, until, stats_id, ttls, int(started)):
-            if self.balancers is not None and self.balancers.allows(client):
-                return  # a balancer's own query (LOCAL): never repeated from the table
-            limiter = self.limiter
-            if limiter is not None:
-                credit = limiter.lease(client, started, LEASE)
-                left = self.table.set_client(address_bytes(client), klass, credit)
-                limiter.refund(client, left)
-                return
-            known = self._clients
-            if known.get(client) != klass:
-                if len(known) >= self._clients_limit:
-                    known.clear()
-                known[client] = klass
-                self.table.set_client(address_bytes(client), klass)
+        if not self.table.put(klass, query.data, resp, until, stats_id, ttls, int(started)):
+            return False
+        if self.balancers is not None and self.balancers.allows(client):
+            return False  # a balancer's own query (LOCAL): never repeated from the table
+        limiter = self.limiter
+        if limiter is not None:
+            credit = limiter.lease(client, started, LEASE)
+            left = self.table.set_client(address_bytes(client), klass, credit)
+            limiter.refund(client, left)
+            return credit != 0
+        known = self._clients
+        if known.get(client) != klass:
+            if len(known) >= self._clients_limit:
+                known.clear()
+            known[client] = klass
+            self.table.set_client(address_bytes(client), klass)
+        return True
 
     def decision_stands_until(self, profile: Any, wall: float) -> float:
         """The Unix time `profile`'s state first differs from its state at `wall`."""

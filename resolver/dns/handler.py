@@ -628,10 +628,17 @@ class Handler:
                     cached,
                 )
             )
-        elif until and self.fast is not None and transport == "udp":
-            self.fast.offer(
+        elif (
+            until
+            and self.fast is not None
+            and transport == "udp"
+            and self.fast.offer(
                 query, ctx.client, resp, until, started, self._wall, key, decision, entry
             )
+        ):
+            # Its repeats are the fast path's now: the parse memo keeps the parses of packets
+            # that come back here (logged profiles, TCP), not of these.
+            self._parsed.pop(query.data[2:], None)
         return resp
 
 

@@ -513,3 +513,14 @@ def test_the_school_timetable_bounds_a_decision() -> None:
     assert fast.decision_stands_until(lower, at("11:10")) == at("11:30")
     assert fast.decision_stands_until(lower, at("12:45")) == at("13:30")
     assert fast.decision_stands_until(snapshot.profiles["teachers"], at("06:30")) == FOREVER
+
+
+def test_a_parse_stays_memoized_only_while_the_fast_path_does_not_answer_its_repeats() -> None:
+    """Repeats of a packet whose answer the table stored never come back to the handler: its
+    parse would only take room in the memo (about 600 bytes each, per worker)."""
+    handler = make_handler(Recording())
+    udp, tcp = wire_query("blocked.example", 1), wire_query("mandated.example", 2)
+    handler.answer(udp, "127.0.0.1", "udp")
+    handler.answer(tcp, "127.0.0.1", "tcp")
+    assert udp[2:] not in handler._parsed
+    assert tcp[2:] in handler._parsed
