@@ -109,7 +109,8 @@ QTYPE_NAMES: dict[int, str] = {
 }  # fmt: skip
 # Stats count cache hits and guard refusals apart; the query log uses the coarser vocabulary.
 _LOG_ACTIONS = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
-PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept
+PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept: those the
+# fast path does not answer (TCP, logged profiles, rate-limited clients), as `_done` drops the rest
 EDE_MEMO_SIZE = 4_096  # decisions whose Extended DNS Error is kept
 NULL_V4 = bytes(4)
 NULL_V6 = bytes(16)
