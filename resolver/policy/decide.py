@@ -197,10 +197,11 @@ PRECEDENCE: tuple[Stage, ...] = (
     _stage(Tier.SAFESEARCH, _safesearch, "special"),
     # 8. Otherwise: allowed (the profile's preallocated ALLOW decision).
 )
-# The facts `decide()` works out before the stages; no stage may answer on anything else.
-FACTS = frozenset(("mandated", "own", "hits", "keywords", "internet_off", "special"))
-assert frozenset().union(*(stage.facts for stage in PRECEDENCE)) == FACTS
+# The facts `decide()` works out before the stages, each with its bit in `held`; no stage may
+# answer on anything else.
 _FACT_BITS = {"mandated": 1, "own": 2, "hits": 4, "keywords": 8, "internet_off": 16, "special": 32}
+FACTS = frozenset(_FACT_BITS)
+assert frozenset().union(*(stage.facts for stage in PRECEDENCE)) == FACTS
 # The stages that can answer, by the bits of the facts that hold: only those are asked (a
 # blocked name's query runs _category alone, not four stages that return None first).
 _STAGES_FOR: tuple[tuple[Stage, ...], ...] = tuple(
