@@ -315,17 +315,25 @@ def p99_ms(verbose_out: str) -> float | None:
     return latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
 
 
+def cpu_measured(
+    server: Server, queries: Path, seconds: float, settings: Settings, **options: Any
+) -> tuple[Stats, float | None]:
+    """One dnsperf run against `server` (`options` as `dnsperf` takes them): its summary, and
+    the server's CPU µs per answered query over it (None when unknown or nothing answered)."""
+    before = server.cpu_seconds()
+    stats = parse_stats(dnsperf(server.port, queries, seconds, settings, **options))
+    after = server.cpu_seconds()
+    if before is None or after is None or not stats.completed:
+        return stats, None
+    return stats, (after - before) / stats.completed * 1e6
+
+
 def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Result:
     settings = run.settings
     if scenario.warm:
         dnsperf(server.port, queries, settings.warm_pass_limit, settings, once=True)
     once = not scenario.loop_file
-    cpu_before = server.cpu_seconds()
-    stats = parse_stats(dnsperf(server.port, queries, settings.duration, settings, once=once))
-    cpu_after = server.cpu_seconds()
-    cpu_us = None
-    if cpu_before is not None and cpu_after is not None and stats.completed:
-        cpu_us = (cpu_after - cpu_before) / stats.completed * 1e6
+    stats, cpu_us = cpu_measured(server, queries, settings.duration, settings, once=once)
     lat_queries = queries
     if once:  # the p99 run needs names nobody asked yet: take them from the end of the file
         lat_queries = queries.with_suffix(".tail.txt")

@@ -41,6 +41,7 @@ from bench.dns_bench import (
     background_dnsperf,
     blocked_queries,
     commit,
+    cpu_measured,
     dnsperf,
     half_capacity,
     hit_queries,
@@ -241,18 +242,13 @@ def measure_spread(server: Server, queries: Path, run: Run, rate: int) -> float 
         os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
     try:
         settings = replace(run.settings, clients=SPREAD_CLIENTS)
-        before = server.cpu_seconds()
-        out = dnsperf(server.port, queries, run.settings.duration, settings,
-                      max_qps=rate * len(pids))  # fmt: skip
-        after = server.cpu_seconds()
+        _, cpu_us = cpu_measured(server, queries, run.settings.duration, settings,
+                                 max_qps=rate * len(pids))  # fmt: skip
     finally:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(pid, {int(SERVER_CPU)})
-    stats = parse_stats(out)
-    if before is None or after is None or not stats.completed:
-        return None
-    return (after - before) / stats.completed * 1e6
+    return cpu_us
 
 
 def measure_kill(server: Server, queries: Path, run: Run, workers: int) -> Churn:
