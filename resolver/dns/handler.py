@@ -171,8 +171,7 @@ class Context:
     def detach(self) -> Context:
         """This context with a parse of its own, for answers that await: the shared parse is
         the memo's, which the next packet with the same bytes will give its own ID."""
-        query = self.query
-        self.query = read_query(query.qid.to_bytes(2, "big") + query.data[2:])
+        self.query = self.query.own_copy()
         return self
 
 

@@ -107,6 +107,15 @@ class Query:
         """The question section exactly as the client sent it (keeps 0x20 mixed case)."""
         return self.data[12 : self.qend]
 
+    def own_copy(self) -> Query:
+        """This parse for this packet alone: `data` with the current ID. A copy, not a second
+        read: the bytes but for the ID are the ones read, so every other field holds."""
+        copy = Query(self.qid.to_bytes(2, "big") + self.data[2:], self.qid, self.flags,
+                     self.qname, self.key, self.qtype, self.qclass, self.qend)  # fmt: skip
+        copy.edns, copy.udp_size, copy.do = self.edns, self.udp_size, self.do
+        copy.edns_version, copy.ecs = self.edns_version, self.ecs
+        return copy
+
 
 def read_query(data: bytes) -> Query:
     """Read header, question and any OPT record of a query packet."""

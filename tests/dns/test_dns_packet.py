@@ -156,3 +156,19 @@ def test_reader_agrees_with_dnspython(labels: list[str], rdtype: str) -> None:
     assert q.qname == name
     assert q.key == name_key(name)
     assert q.qtype == dns.rdatatype.from_text(rdtype)
+
+
+@pytest.mark.parametrize("ecs", [False, True])
+def test_own_copy_is_what_reading_the_packet_with_its_id_gives(ecs: bool) -> None:
+    """A query that awaits takes a copy of the shared parse (Handler: Context.detach): every
+    field must be what reading its own packet gives, and the bytes carry its own ID."""
+    options = [dns.edns.ECSOption("192.0.2.0", 24)] if ecs else []
+    msg = dns.message.make_query("WwW.Example.COM", "AAAA", use_edns=0, want_dnssec=True,
+                                 payload=1232, options=options)  # fmt: skip
+    shared = read_query(msg.to_wire())
+    shared.qid = 0x1234  # the next packet with the same bytes but for the ID
+    copy = shared.own_copy()
+    fresh = read_query(b"\x12\x34" + msg.to_wire()[2:])
+    assert copy is not shared and copy.data == fresh.data
+    for field in type(fresh).__slots__:
+        assert getattr(copy, field) == getattr(fresh, field), field
