@@ -3,14 +3,16 @@
 # (gcc, python3-dev) the compiled UDP fast path builds with; `make test` also installs the system
 # tools the tests drive for real (dig, Chromium) when they are missing.
 # `make install` installs the service for systemd (systemd/install.sh says where; DESTDIR=,
-# PREFIX=, SYSCONFDIR=, UNITDIR= override); `make uninstall` removes the program and units.
+# PREFIX=, SYSCONFDIR=, UNITDIR= override), with the query path compiled by mypyc (MYPYC=0: pure
+# Python); `make uninstall` removes the program and units.
 
 PYTHON ?= python3
+MYPYC ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test test-compiled bench lint format clean venv compiled system-test-deps install uninstall
+.PHONY: serve test test-compiled compiled-tree bench lint format clean venv compiled system-test-deps install uninstall
 
 venv: $(STAMP)
 
@@ -61,22 +63,28 @@ test: $(STAMP) system-test-deps
 	# keep two cores busy; a file's tests stay together (they share its servers).
 	$(BIN)/pytest -q -n 3 --dist loadfile
 
-# The mypyc build tested apart: a copy of this tree in build/compiled gets its own venv and the
-# compiled modules (so the .py files here stay what `make test` runs), then the suites of the
-# query path run on it. .ci/run runs it after `make test`.
+# The build `make install` deploys (the C fast path and the mypyc modules), made apart: a copy of
+# this tree in build/compiled gets its own venv and the compiled modules, so the .py files here
+# stay what `make test` and `make serve` run.
 COMPILED := build/compiled
-test-compiled: system-test-deps
+compiled-tree:
 	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
 	git ls-files -z | xargs -0 cp -P --parents -t $(COMPILED)
 	$(MAKE) -C $(COMPILED) compiled
 	cd $(COMPILED) && .venv/bin/python -c 'from resolver.dns.fastpath import mypyc_compiled; \
 		assert mypyc_compiled(), "the mypyc modules were not built"'
+
+# The suites of the query path on the compiled build. .ci/run runs it after `make test`.
+test-compiled: system-test-deps compiled-tree
 	cd $(COMPILED) && .venv/bin/pytest -q -n 3 --dist loadfile tests/dns tests/dns_e2e \
 		tests/policy_e2e tests/isp tests/encrypted tests/observability
 
-bench: $(STAMP)
+# Measures what `make install` deploys: the benchmarks run from the compiled tree; their results
+# are copied to bench/results. (bench/README.md: the pure-Python build beside it.)
+bench: compiled-tree
 	@sh bench/install-peers.sh
-	$(BIN)/python -m bench
+	cd $(COMPILED) && .venv/bin/python -m bench
+	mkdir -p bench/results && cp -p $(COMPILED)/bench/results/* bench/results/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -92,8 +100,9 @@ format: $(STAMP)
 install: PYTHON = /usr/bin/python3
 install:
 	$(NEED_PYTHON)
+	$(NEED_COMPILER)
 	@PYTHON='$(PYTHON)' DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
-		UNITDIR='$(UNITDIR)' sh systemd/install.sh install
+		UNITDIR='$(UNITDIR)' MYPYC='$(MYPYC)' sh systemd/install.sh install
 
 uninstall:
 	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' UNITDIR='$(UNITDIR)' \

@@ -158,12 +158,20 @@ def test_units_verify(installed: Installed, tmp_path: Path) -> None:
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr + result.stdout
 
 
+def test_install_compiles_the_query_path(installed: Installed) -> None:
+    """The default install builds the C fast path and the mypyc modules, and says so."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the install serves the pure-Python path")
+    assert "compiled: yes, mypyc: yes" in installed.output
+
+
 def test_reinstall_keeps_configuration_and_uninstall_keeps_state(installed: Installed) -> None:
     policy = installed.root / "etc/safe-resolver/policy.yaml"
     edited = policy.read_text() + "# the operator's edit\n"
     policy.write_text(edited)
-    output = make_install(installed.root)
+    output = make_install(installed.root, "MYPYC=0")  # pure Python: the upgrade is the point here
     assert f"kept {policy}" in output
+    assert "mypyc: yes" not in output
     assert policy.read_text() == edited
     assert installed.program("safe-resolver.service").is_file()
 
