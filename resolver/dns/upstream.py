@@ -25,7 +25,6 @@ once. Identical queries in flight share one upstream exchange.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
 import socket
@@ -217,50 +216,9 @@ class _UdpSocket:
 Done = Callable[[bytes | None, str], None]
 
 
-class _Wakeups:
-    """Every exchange's next wake-up in one heap under one event-loop timer: a wake-up is a
-    push, where a timer of its own per forwarded query, made and then cancelled when the reply
-    comes, cost about 5 % of a miss's CPU (bench/README.md). An entry whose exchange has moved
-    its wake-up or finished since is dropped when its time comes."""
-
-    __slots__ = ("_at", "_heap", "_seq", "_timer", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._heap: list[tuple[float, int, _Exchange]] = []
-        self._seq = 0  # ties in time go first come, first woken (and never compare exchanges)
-        self._timer: asyncio.TimerHandle | None = None
-        self._at = 0.0
-
-    def add(self, at: float, exchange: _Exchange, now: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, exchange))
-        if self._timer is None or at < self._at:
-            self._arm(at, now)
-
-    def _arm(self, at: float, now: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._at = at
-        self._timer = self.loop.call_later(max(0.0, at - now), self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        heap = self._heap
-        now = time.monotonic()
-        while heap and heap[0][0] <= now:
-            at, _, exchange = heapq.heappop(heap)
-            if exchange.timer_at == at:
-                exchange.timer_at = 0.0
-                exchange.wake()
-        if heap and (self._timer is None or heap[0][0] < self._at):
-            self._arm(heap[0][0], now)
-
-
 class _Exchange:
     """One question to the upstreams, driven by callbacks: the sockets' readers deliver replies,
-    the forwarder's `_Wakeups` wake it for the next attempt or the end, and it calls every
-    asker's `Done` once.
+    one timer wakes it for the next attempt or the end, and it calls every asker's `Done` once.
 
     Why not a coroutine: no task, future or coroutine chain per forwarded query (about 4 % of a
     miss's CPU in the pure-Python build, bench/README.md), and plain methods are what the mypyc
@@ -285,6 +243,7 @@ class _Exchange:
         "question",
         "sent",
         "tcp",
+        "timer",
         "timer_at",
         "type_class",
         "waiting",
@@ -314,7 +273,8 @@ class _Exchange:
         self.fallback: bytes | None = None  # a REFUSED or SERVFAIL, if nobody does better
         self.last_error = "no upstream answered in time"
         self.waiting = [done]
-        self.timer_at = 0.0  # when the wake-up it waits for is due; 0.0: none
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.tcp: asyncio.Task[bytes] | None = None
         self.held: list[tuple[_Attempt, bytes | OSError]] = []  # came during the TCP retry
         self.finished = False
@@ -351,9 +311,12 @@ class _Exchange:
                 return
             break
         at = min(self.next_send, self.deadline)
-        if self.timer_at != at:
-            self.timer_at = at
-            fwd.wakeups(self.loop).add(at, self, now)
+        if self.timer is not None:
+            if self.timer_at == at:
+                return
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = self.loop.call_later(at - now, self._wake)
 
     def deliver(self, attempt: _Attempt, result: bytes | OSError) -> None:
         """A reply to one of the attempts, or the socket error that ended it."""
@@ -372,8 +335,8 @@ class _Exchange:
         the calls that may start a retry.)"""
         return not self.finished and self.tcp is None
 
-    def wake(self) -> None:
-        """Its wake-up is due (`_Wakeups`)."""
+    def _wake(self) -> None:
+        self.timer = None
         if self._idle():
             self.step()
 
@@ -387,7 +350,9 @@ class _Exchange:
             return
         if result[2] & (TC >> 8):
             upstream.stats.truncated += 1
-            self.timer_at = 0.0  # the retry has the deadline; `step` sets a wake-up after it
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             tcp = fwd._tcp(upstream, attempt.qid, attempt.wire, self.name_lower, self.type_class,
                            self.deadline)  # fmt: skip
             self.tcp = self.loop.create_task(tcp)
@@ -437,7 +402,9 @@ class _Exchange:
 
     def _finish(self, reply: bytes | None, error: str) -> None:
         self.finished = True
-        self.timer_at = 0.0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         for attempt in self.pending:
             attempt.release()
         self.pending.clear()
@@ -450,7 +417,6 @@ class _Exchange:
             except Exception:  # one asker's bug must not cost the others their answer
                 self.fwd.stats.dropped["internal-error"] += 1
                 log.exception("answering a forwarded query failed")
-        self.waiting = []  # its stale wake-up may hold it a while: not the askers with it
 
 
 _Key = tuple[bytes, bytes, bool, bool]  # name (lower case, wire form), type and class, DO, CD
@@ -469,13 +435,6 @@ class Forwarder:
             self.upstreams.append(Upstream(host, port, ustats))
         self._ids = _RandomIds()
         self._inflight: dict[_Key, _Exchange] = {}
-        self._wakeups: _Wakeups | None = None
-
-    def wakeups(self, loop: asyncio.AbstractEventLoop) -> _Wakeups:
-        """The exchanges' wake-ups, on the loop they run on."""
-        if self._wakeups is None or self._wakeups.loop is not loop:
-            self._wakeups = _Wakeups(loop)
-        return self._wakeups
 
     def start(
         self,
