@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.dns.packet import REASONS, Malformed, encode_name, read_query
+from resolver.dns.packet import REASONS, Malformed, Query, encode_name, read_query
 from resolver.match.key import NON_ASCII, name_key
 
 
@@ -170,5 +170,7 @@ def test_own_copy_is_what_reading_the_packet_with_its_id_gives(ecs: bool) -> Non
     copy = shared.own_copy()
     fresh = read_query(b"\x12\x34" + msg.to_wire()[2:])
     assert copy is not shared and copy.data == fresh.data
-    for field in type(fresh).__slots__:
+    # A mypyc-compiled class names its fields in __mypyc_attrs__, not __slots__.
+    fields = getattr(Query, "__slots__", None) or Query.__mypyc_attrs__  # type: ignore[attr-defined]
+    for field in fields:
         assert getattr(copy, field) == getattr(fresh, field), field
