@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import Entry
+from resolver.dns.cache import EXPIRES, Entry, ttl_fields
 from resolver.dns.fastpath import FastPathLike, address_bytes
 from resolver.dns.packet import Query
 from resolver.dns.ratelimit import RateLimiter
@@ -134,8 +134,8 @@ class FastAnswers:
                 until = min(until, started + stands - self.wall_clock())
         ttls: list[int] = []
         if entry is not None:
-            until = min(until, entry.expires)
-            ttls = [query.qend + offset for offset in entry.ttl_offsets]
+            until = min(until, entry[EXPIRES])
+            ttls = [query.qend + offset for offset, _ in ttl_fields(entry)]
         if until <= started:
             return False
         klass = profile.num + 1 if profile is not None else 1

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
-from resolver.dns.cache import AnswerCache, CacheKey, Entry, render
+from resolver.dns.cache import FLAGS, AnswerCache, CacheKey, Entry, render
 from resolver.dns.fastanswers import FOREVER, FastAnswers
 from resolver.dns.message import BadReply, scan_reply
 from resolver.dns.packet import CD, OPCODE_MASK, Malformed, Query, encode_name, read_query
@@ -168,12 +168,6 @@ class Context:
         self.started = started  # time.monotonic() when the packet reached the handler
         self.decision: Decision | None = None
 
-    def detach(self) -> Context:
-        """This context with a parse of its own, for answers that await: the shared parse is
-        the memo's, which the next packet with the same bytes will give its own ID."""
-        self.query = self.query.own_copy()
-        return self
-
 
 class Handler:
     def __init__(
@@ -251,7 +245,7 @@ class Handler:
                     self._memo_misses = 0
         else:
             # The shared parse gets this packet's ID. Synchronous answers use it before the next
-            # packet is read; paths that await take a private parse instead (Context.detach).
+            # packet is read; paths that await take a private parse instead (`_detach`).
             query.qid = (data[0] << 8) | data[1]
         ctx = Context(query, client, transport, started)
         # 2. access
@@ -328,7 +322,21 @@ class Handler:
             return self._done(ctx, resp, "cached", cached=True, until=FOREVER, entry=entry)
         self.stats.cache_misses += 1
         # 6. forward
-        return self._forward(ctx.detach(), key)
+        return self._forward(self._detach(ctx), key)
+
+    def _detach(self, ctx: Context) -> Context:
+        """`ctx` with a parse of its own, for answers that await. A memoized parse leaves the
+        memo with it: the next packet with the same bytes would give it its own ID, and a name
+        that goes upstream is answered from the cache (or the fast path) next time, so its
+        parse kept there would only be more long-lived objects for the collector to walk."""
+        query = ctx.query
+        data = query.data
+        tail = data[2:]
+        if self._parsed.get(tail) is query:
+            del self._parsed[tail]
+        if (data[0] << 8) | data[1] != query.qid:  # a memo hit: the bytes are an earlier packet's
+            ctx.query = query.own_copy()
+        return ctx
 
     def identified(self, identity: str) -> Any:
         """The profile or device variant `identity` selects in the policy serving now, or None."""
@@ -357,7 +365,7 @@ class Handler:
         sink = self.notify_sink
         if sink is None or not sink.wants(ctx.client):
             return None
-        return self._notified(sink, ctx.detach(), data)
+        return self._notified(sink, self._detach(ctx), data)
 
     async def _notified(self, sink: NotifySink, ctx: Context, data: bytes) -> bytes | None:
         resp = await sink.notify(data, ctx.client)
@@ -460,7 +468,7 @@ class Handler:
                 entry = self.cache.put(key, scan_reply(reply), now)
             except BadReply as exc:
                 self.stats.dropped[f"upstream-{exc.reason}"] += 1
-        if entry is None or entry.flags & 0x000F == SERVFAIL:
+        if entry is None or entry[FLAGS] & 0x000F == SERVFAIL:
             # Every upstream failed to resolve it: ask again only after servfail_ttl (RFC 2308 7.1).
             self.cache.put_servfail(key, now)
         self.stats.cache_size = len(self.cache)
@@ -540,7 +548,7 @@ class Handler:
             self.stats.cache_hits += 1
             resp = render(entry, query, ctx.started)
             return self._done(ctx, resp, "rewritten", cached=True, until=FOREVER, entry=entry)
-        return self._compose(ctx.detach(), decision, key)
+        return self._compose(self._detach(ctx), decision, key)
 
     async def _compose(self, ctx: Context, decision: Decision, key: CacheKey) -> bytes | None:
         query = ctx.query

@@ -24,7 +24,7 @@ from support.fastpath import IMPLEMENTATIONS, answer_to, query, wire
 
 from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
-from resolver.dns.cache import AnswerCache, Entry, render
+from resolver.dns.cache import EXPIRES, AnswerCache, Entry, render
 from resolver.dns.fastanswers import FOREVER, HORIZON_MINUTES, FastAnswers
 from resolver.dns.fastpath import PyFastPath
 from resolver.dns.handler import Handler
@@ -317,7 +317,7 @@ def test_a_cache_answer_stands_until_its_entry_expires() -> None:
     offer(fast, query("c.example"), until=FOREVER, started=100.25, wall=0.0, decision=None,
           entry=entry)  # fmt: skip
     assert table.puts[-1][0] == 1  # no policy: one class
-    assert table.puts[-1][3] == entry.expires == 400.25
+    assert table.puts[-1][3] == entry[EXPIRES] == 400.25
     # an allowed decision of a scheduled profile and a cache answer: the earlier end
     holder = Holder(Memo({"127.0.0.1": Profile(4, (1,))}))
     fast = FastAnswers(table, holder, wall_clock=lambda: MINUTE + 59.5)

@@ -160,7 +160,7 @@ def test_reader_agrees_with_dnspython(labels: list[str], rdtype: str) -> None:
 
 @pytest.mark.parametrize("ecs", [False, True])
 def test_own_copy_is_what_reading_the_packet_with_its_id_gives(ecs: bool) -> None:
-    """A query that awaits takes a copy of the shared parse (Handler: Context.detach): every
+    """A query that awaits takes a copy of the shared parse (Handler._detach): every
     field must be what reading its own packet gives, and the bytes carry its own ID."""
     options = [dns.edns.ECSOption("192.0.2.0", 24)] if ecs else []
     msg = dns.message.make_query("WwW.Example.COM", "AAAA", use_edns=0, want_dnssec=True,
