@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine: `make serve` and `make test`.
 # Both create .venv and install the project into it, with the C compiler and Python headers
-# (gcc, python3-dev) the compiled UDP fast path builds with; `make test` also installs the system
-# tools the tests drive for real (dig, Chromium) when they are missing.
+# (gcc, python3-dev) the compiled UDP fast path and name-table walk build with; `make test` also
+# installs the system tools the tests drive for real (dig, Chromium) when they are missing.
 # `make install` installs the service for systemd (systemd/install.sh says where; DESTDIR=,
 # PREFIX=, SYSCONFDIR=, UNITDIR= override), with the query path compiled by mypyc (MYPYC=0: pure
 # Python); `make uninstall` removes the program and units.
@@ -24,15 +24,15 @@ define NEED_PYTHON
 	sh tests/install-system-deps.sh python3-venv
 endef
 
-# gcc and Python's headers for resolver/dns/_fastpath.c. Without them (no root, another OS) the
-# install still succeeds and the pure-Python fast path serves.
+# gcc and Python's headers for resolver/dns/_fastpath.c and resolver/match/_packed.c. Without
+# them (no root, another OS) the install still succeeds and the pure-Python twins serve.
 define NEED_COMPILER
 @command -v gcc >/dev/null 2>&1 && $(PYTHON) -c 'import os, sys, sysconfig; \
 	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || \
 	sh tests/install-system-deps.sh gcc python3-dev
 endef
 
-$(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c
+$(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c resolver/match/_packed.c
 	$(NEED_PYTHON)
 	$(NEED_COMPILER)
 	$(PYTHON) -m venv $(VENV)

@@ -1,8 +1,9 @@
 """The compiled parts; everything else is in pyproject.toml.
 
-- resolver/dns/_fastpath.c, the UDP fast path, built at every install where a C compiler is.
-  Without one (or off Linux: recvmmsg/sendmmsg) the install still succeeds and its pure-Python
-  twin, resolver/dns/fastpath.py, serves instead.
+- resolver/dns/_fastpath.c, the UDP fast path, and resolver/match/_packed.c, the packed name
+  table's lookup walk, built at every install where a C compiler is. Without one (or off Linux:
+  recvmmsg/sendmmsg) the install still succeeds and their pure-Python twins,
+  resolver/dns/fastpath.py and `PackedNames.python_lookup`, serve instead.
 - With SAFE_RESOLVER_MYPYC=1 (and mypy in the build environment: `make compiled`), the Python
   modules a first-seen query runs through are also compiled with mypyc, from the same source;
   the .py files stay the reference (and serve wherever this build is not done).
@@ -39,8 +40,15 @@ FASTPATH = Extension(
 )
 
 
+PACKED = Extension(
+    "resolver.match._packed",
+    sources=["resolver/match/_packed.c"],
+    extra_compile_args=["-O2", "-Wall", "-Wextra"],
+)
+
+
 class OptionalBuildExt(build_ext):  # type: ignore[misc]  # setuptools has no types here
-    """build_ext that warns instead of failing: the extension only makes serving cheaper."""
+    """build_ext that warns instead of failing: the extensions only make serving cheaper."""
 
     def run(self) -> None:
         try:
@@ -79,6 +87,6 @@ def mypyc_extensions() -> list[Any]:
 
 
 setup(
-    ext_modules=[FASTPATH, *mypyc_extensions()] if sys.platform.startswith("linux") else [],
+    ext_modules=[FASTPATH, PACKED, *mypyc_extensions()] if sys.platform.startswith("linux") else [],
     cmdclass={"build_ext": OptionalBuildExt},
 )

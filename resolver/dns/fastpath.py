@@ -28,7 +28,6 @@ hand last passed), so memory is bounded whatever the traffic.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import time
 from collections import OrderedDict
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 
 from resolver.dns.acl import AccessList
 from resolver.dns.proxyproto import SIGNATURE, ProxyError, parse
+from resolver.pure import pure_requested
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id): socket's form
 Reply = tuple[bytes, Address]
@@ -54,7 +54,6 @@ MAX_STATS = 1 << 20
 MAX_CREDIT = (1 << 32) - 1  # credits are below this (C: uint32, all ones is no limit)
 MAX_TTLS = 128  # TTL fields aged per answer at most (a 1232-byte answer has fewer)
 MAX_BALANCERS = 4096  # networks given to set_balancers at most
-PURE_ENV = "SAFE_RESOLVER_PURE"  # "1": serve with PyFastPath even where the C type is built
 
 
 class FastPathLike(Protocol):
@@ -367,7 +366,7 @@ def address_bytes(host: str) -> bytes:
 
 def use_compiled() -> bool:
     """Whether `new_fastpath` serves with the C type here (built, not disabled)."""
-    if os.environ.get(PURE_ENV) == "1":
+    if pure_requested():
         return False
     try:
         import resolver.dns._fastpath  # noqa: F401
