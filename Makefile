@@ -32,7 +32,8 @@ define NEED_COMPILER
 	sh tests/install-system-deps.sh gcc python3-dev
 endef
 
-$(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c resolver/match/_packed.c
+$(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c resolver/match/_packed.c \
+		resolver/dns/_untrack.c
 	$(NEED_PYTHON)
 	$(NEED_COMPILER)
 	$(PYTHON) -m venv $(VENV)

@@ -1,9 +1,11 @@
 """The compiled parts; everything else is in pyproject.toml.
 
-- resolver/dns/_fastpath.c, the UDP fast path, and resolver/match/_packed.c, the packed name
-  table's lookup walk, built at every install where a C compiler is. Without one (or off Linux:
-  recvmmsg/sendmmsg) the install still succeeds and their pure-Python twins,
-  resolver/dns/fastpath.py and `PackedNames.python_lookup`, serve instead.
+- resolver/dns/_fastpath.c, the UDP fast path, resolver/match/_packed.c, the packed name
+  table's lookup walk, and resolver/dns/_untrack.c, which keeps the answer cache out of the
+  cyclic collector's walks, built at every install where a C compiler is. Without one (or off
+  Linux: recvmmsg/sendmmsg) the install still succeeds and their pure-Python twins,
+  resolver/dns/fastpath.py, `PackedNames.python_lookup` and leaving the collector to untrack
+  the cache's tuples itself, serve instead.
 - With SAFE_RESOLVER_MYPYC=1 (and mypy in the build environment: `make compiled`), the Python
   modules a first-seen query runs through are also compiled with mypyc, from the same source;
   the .py files stay the reference (and serve wherever this build is not done).
@@ -43,6 +45,13 @@ FASTPATH = Extension(
 PACKED = Extension(
     "resolver.match._packed",
     sources=["resolver/match/_packed.c"],
+    extra_compile_args=["-O2", "-Wall", "-Wextra"],
+)
+
+
+UNTRACK = Extension(
+    "resolver.dns._untrack",
+    sources=["resolver/dns/_untrack.c"],
     extra_compile_args=["-O2", "-Wall", "-Wextra"],
 )
 
@@ -87,6 +96,8 @@ def mypyc_extensions() -> list[Any]:
 
 
 setup(
-    ext_modules=[FASTPATH, PACKED, *mypyc_extensions()] if sys.platform.startswith("linux") else [],
+    ext_modules=(
+        [FASTPATH, PACKED, UNTRACK, *mypyc_extensions()] if sys.platform.startswith("linux") else []
+    ),
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -12,14 +12,18 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from resolver.dns.message import MAX_MESSAGE, BadReply, Reply, without_opt
 from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
 from resolver.dns.settings import CacheConfig
 from resolver.dns.synth import EDE_STALE_ANSWER, NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN, opt_record
+from resolver.pure import pure_requested
 
-CacheKey = tuple[str, int, int, bool]
+# Keys and entries are typed as tuples of any length on purpose. mypyc holds a tuple of a fixed
+# shape as a C struct and makes a new tuple object each time it is passed or stored: the cache
+# would hold a copy the collector tracks, and `_AgedBodies` (keyed by identity) would miss.
+CacheKey = tuple[Any, ...]  # (name, type, class, DO): str, int, int, bool
 # An entry in plain values (key, then Entry's arguments): what crosses to another worker.
 PlainEntry = tuple[
     CacheKey, int, tuple[int, int, int], bytes, tuple[int, ...], tuple[int, ...], int, float, float
@@ -31,13 +35,37 @@ STALE_TTL = 30  # RFC 8767 section 4: every record of a stale answer gets this T
 _OPT_ROOM = len(opt_record(True, (EDE_STALE_ANSWER, "")))  # the largest OPT render() appends
 
 
+_T = TypeVar("_T")
+
+
+def _as_is(obj: _T) -> _T:
+    return obj
+
+
+def _untracker() -> Callable[[_T], _T]:
+    """resolver/dns/_untrack.c's `untracked` where built (and not SAFE_RESOLVER_PURE=1): the
+    cache's tuples and index leave the cyclic collector's sight when made. Without it the
+    collector untracks the tuples at its first look and walks the index at each full
+    collection: the same answers, longer pauses."""
+    if not pure_requested():
+        try:
+            from resolver.dns._untrack import untracked
+
+            return untracked
+        except ImportError:
+            pass
+    return _as_is
+
+
+_untracked = _untracker()
+
 # A cached answer is a plain tuple of values the cyclic collector never tracks (ints, floats,
-# bytes), read through the indexes below: the collector stops tracking such a tuple the first
-# time it looks at it, so a full cache adds nothing to its walks. (Objects of a class stay
-# tracked: 100k of them made every older-generation collection walk them all, a pause of tens
-# of milliseconds that set a forwarding worker's p99. A tuple inside needs a look of its own
-# first, which the collector reorders behind the entry's; an array is tracked.)
-Entry = tuple[int, bytes, bytes, bytes, bytes, int, float, float]
+# bytes), read through the indexes below, so that the collector need never walk the cache: a
+# tuple, its key (also plain values) and the index holding only them are untracked when made
+# (`_untracked`). (Objects of a class stay tracked: 100k of them made every older-generation
+# collection walk them all, a pause of tens of milliseconds that set a forwarding worker's p99;
+# an OrderedDict of 500k entries walked by a full collection made one of ~400 ms.)
+Entry = tuple[Any, ...]  # int, bytes, bytes, bytes, bytes, int, float, float: as indexed below
 FLAGS: Final = 0  # the reply's header flags as served (QR, RA; AA, TC, RD, CD cleared)
 COUNTS: Final = 1  # QDCOUNT to ARCOUNT, packed
 COUNTS_OPT: Final = 2  # the same with our OPT record counted
@@ -61,8 +89,8 @@ def new_entry(
 ) -> Entry:
     an, ns, ar = counts
     fields = b"".join(map(_TTL_FIELD.pack, ttl_offsets, ttls))
-    return (flags, _COUNTS.pack(1, an, ns, ar), _COUNTS.pack(1, an, ns, ar + 1), body,
-            fields, stored_sec, expires, stale_until)  # fmt: skip
+    return _untracked((flags, _COUNTS.pack(1, an, ns, ar), _COUNTS.pack(1, an, ns, ar + 1),
+                       body, fields, stored_sec, expires, stale_until))  # fmt: skip
 
 
 def ttl_fields(entry: Entry) -> Iterator[tuple[int, int]]:
@@ -76,19 +104,18 @@ class _AgedBodies:
 
     def __init__(self) -> None:
         self.sec = -1
-        # id(entry) -> (entry, body): holding the entry keeps its id from being reused
-        self.bodies: dict[int, tuple[Entry, bytes]] = {}
+        # keyed by the entry itself: equal entries age alike, and no tuple is made per body
+        self.bodies: dict[Entry, bytes] = {}
 
     def get(self, entry: Entry, sec: int) -> bytes:
         if sec != self.sec:
             self.bodies.clear()
             self.sec = sec
-        aged = self.bodies.get(id(entry))
-        if aged is not None:
-            return aged[1]
-        elapsed = sec - entry[STORED_SEC]
-        body = _with_ttls(entry, lambda ttl: max(ttl - elapsed, 0))
-        self.bodies[id(entry)] = (entry, body)
+        body = self.bodies.get(entry)
+        if body is None:
+            elapsed = sec - entry[STORED_SEC]
+            body = _with_ttls(entry, lambda ttl: max(ttl - elapsed, 0))
+            self.bodies[entry] = body
         return body
 
 
@@ -98,7 +125,7 @@ _AGED = _AgedBodies()
 class AnswerCache:
     def __init__(self, config: CacheConfig) -> None:
         self.config = config
-        self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, Entry] = _untracked(OrderedDict())
         self._servfail: dict[CacheKey, float] = {}
 
     def __len__(self) -> int:
@@ -130,7 +157,7 @@ class AnswerCache:
         ttl = self._cache_ttl(reply)
         entry = self.entry_from(reply, now, self.config, ttl or 0)
         if ttl:
-            self._entries[key] = entry
+            self._entries[_untracked(key)] = entry
             self._entries.move_to_end(key)
             self._servfail.pop(key, None)
             while len(self._entries) > self.config.size:
@@ -227,7 +254,7 @@ class AnswerCache:
                 break
             if key not in self._entries:
                 entry = new_entry(flags, counts, body, offsets, ttls, stored, expires, stale)
-                self._entries[key] = entry
+                self._entries[_untracked(key)] = entry
                 self._entries.move_to_end(key, last=False)
                 taken += 1
         return taken
