@@ -479,12 +479,20 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="blocklist rules (repeatable; default 1,000,000 and 5,000,000)",
     )
+    parser.add_argument(
+        "--reload-run",
+        type=float,
+        help="seconds of fixed-rate traffic around the reload (default 60): the new rule must be "
+        "live in every worker within them, less the 3 s before the reload",
+    )
     args = parser.parse_args(argv)
     settings = WorkersSettings.quick_settings() if args.quick else WorkersSettings()
     if args.duration:
         settings.duration = args.duration
     if args.list_size:
         settings.list_sizes = args.list_size
+    if args.reload_run:
+        settings.reload_run = args.reload_run
     rows, churns = run_all(settings)
     print(
         f"\nWorkers benchmark ({machine()}; commit {commit()}; ours (supervisor and every "
