@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from resolver.dns.acl import AccessList
 from resolver.dns.proxyproto import SIGNATURE, ProxyError, parse
+from resolver.match.packed import walk_compiled
 from resolver.pure import pure_requested
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id): socket's form
@@ -394,7 +395,9 @@ def mypyc_compiled() -> bool:
 
 def describe(compiled: bool, batch: int, answers: int) -> str:
     """Which UDP path serves, for `safe-resolver version` and the admin status."""
-    mypyc = ", mypyc: yes" if mypyc_compiled() else ""
+    more = (", mypyc: yes" if mypyc_compiled() else "") + (
+        ", name walk: C" if walk_compiled() else ""
+    )
     if compiled:
-        return f"udp: recvmmsg batch {batch}, fast answers {answers}, compiled: yes{mypyc}"
-    return f"udp: recvfrom batch {batch} (pure Python), fast answers {answers}, compiled: no{mypyc}"
+        return f"udp: recvmmsg batch {batch}, fast answers {answers}, compiled: yes{more}"
+    return f"udp: recvfrom batch {batch} (pure Python), fast answers {answers}, compiled: no{more}"

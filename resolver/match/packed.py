@@ -64,6 +64,18 @@ _HUGE = 1 << 21
 _DIGITS = bytes(range(DIGIT, 256))
 
 
+def walk_compiled() -> bool:
+    """Whether lookups walk the index in C here: resolver/match/_packed.c is built and
+    SAFE_RESOLVER_PURE=1 does not turn it off (`make_lookup`)."""
+    if pure_requested():
+        return False
+    try:
+        import resolver.match._packed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def new_region(size: int) -> mmap.mmap:
     """Memory for a region of `size` bytes while building: anonymous private memory, with huge
     pages where the kernel offers them. Serving processes map the region from its file."""

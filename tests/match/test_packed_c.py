@@ -18,7 +18,7 @@ from resolver.lists.model import Entry, RuleAction, Scope
 from resolver.match.builder import IndexBuilder
 from resolver.match.index import CategoryIndex, free_in_pieces
 from resolver.match.key import name_key
-from resolver.match.packed import DEEP, HOT, SPILL_SHARDS, PackedNames, new_region
+from resolver.match.packed import DEEP, HOT, SPILL_SHARDS, PackedNames, new_region, walk_compiled
 from resolver.pure import PURE_ENV
 
 Walk: Any  # the compiled type, or None where it is not built (its cases skip)
@@ -356,3 +356,13 @@ def test_safe_resolver_pure_selects_the_closure(monkeypatch: pytest.MonkeyPatch)
     index, keys = mixed_index(256, 8)
     assert type(index.lookup).__name__ == "function"
     assert index.lookup_name(keys[0]) == 1 and index.lookup_name("x.zz") == 1 << 2
+
+
+def test_the_datapath_line_says_which_walk_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`safe-resolver version` and the status API's `datapath` (resolver.dns.fastpath.describe)."""
+    from resolver.dns.fastpath import describe
+
+    assert ("name walk: C" in describe(True, 64, 1000)) == (Walk is not None)
+    monkeypatch.setenv(PURE_ENV, "1")
+    assert not walk_compiled()
+    assert "name walk" not in describe(False, 64, 1000)
