@@ -7,6 +7,7 @@ makes the twins serve where the C code is built, to compare the two or to rule o
 
 from __future__ import annotations
 
+import importlib
 import os
 
 PURE_ENV = "SAFE_RESOLVER_PURE"
@@ -15,3 +16,15 @@ PURE_ENV = "SAFE_RESOLVER_PURE"
 def pure_requested() -> bool:
     """Whether this process was asked to serve with the pure-Python twins."""
     return os.environ.get(PURE_ENV) == "1"
+
+
+def serves_compiled(module: str) -> bool:
+    """Whether the compiled part `module` (e.g. "resolver.match._packed") serves here: it is
+    built, and this process was not asked for the pure-Python twins."""
+    if pure_requested():
+        return False
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

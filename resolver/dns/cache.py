@@ -18,7 +18,7 @@ from resolver.dns.message import MAX_MESSAGE, BadReply, Reply, without_opt
 from resolver.dns.packet import AA, AD, CD, QR, RA, RD, TC, Query
 from resolver.dns.settings import CacheConfig
 from resolver.dns.synth import EDE_STALE_ANSWER, NOERROR, NXDOMAIN, OPT_DO, OPT_PLAIN, opt_record
-from resolver.pure import pure_requested
+from resolver.pure import serves_compiled
 
 # Keys and entries are typed as tuples of any length on purpose. mypyc holds a tuple of a fixed
 # shape as a C struct and makes a new tuple object each time it is passed or stored: the cache
@@ -47,13 +47,10 @@ def _untracker() -> Callable[[_T], _T]:
     cache's tuples and index leave the cyclic collector's sight when made. Without it the
     collector untracks the tuples at its first look and walks the index at each full
     collection: the same answers, longer pauses."""
-    if not pure_requested():
-        try:
-            from resolver.dns._untrack import untracked
+    if serves_compiled("resolver.dns._untrack"):
+        from resolver.dns._untrack import untracked
 
-            return untracked
-        except ImportError:
-            pass
+        return untracked
     return _as_is
 
 

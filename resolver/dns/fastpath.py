@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from resolver.dns.acl import AccessList
 from resolver.dns.proxyproto import SIGNATURE, ProxyError, parse
 from resolver.match.packed import walk_compiled
-from resolver.pure import pure_requested
+from resolver.pure import serves_compiled
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id): socket's form
 Reply = tuple[bytes, Address]
@@ -367,13 +367,7 @@ def address_bytes(host: str) -> bytes:
 
 def use_compiled() -> bool:
     """Whether `new_fastpath` serves with the C type here (built, not disabled)."""
-    if pure_requested():
-        return False
-    try:
-        import resolver.dns._fastpath  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return serves_compiled("resolver.dns._fastpath")
 
 
 def new_fastpath(batch: int, answers: int, clients: int) -> FastPathLike:

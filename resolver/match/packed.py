@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 from resolver.match.key import name_key
-from resolver.pure import pure_requested
+from resolver.pure import pure_requested, serves_compiled
 
 WINDOW = 256  # bytes: four cache lines; the header byte caps it at 256
 HOT_CHILDREN = 8
@@ -65,15 +65,8 @@ _DIGITS = bytes(range(DIGIT, 256))
 
 
 def walk_compiled() -> bool:
-    """Whether lookups walk the index in C here: resolver/match/_packed.c is built and
-    SAFE_RESOLVER_PURE=1 does not turn it off (`make_lookup`)."""
-    if pure_requested():
-        return False
-    try:
-        import resolver.match._packed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether lookups walk the index in C here (`make_lookup`)."""
+    return serves_compiled("resolver.match._packed")
 
 
 def new_region(size: int) -> mmap.mmap:
