@@ -24,10 +24,6 @@ from resolver.pure import serves_compiled
 # shape as a C struct and makes a new tuple object each time it is passed or stored: the cache
 # would hold a copy the collector tracks, and `_AgedBodies` (keyed by identity) would miss.
 CacheKey = tuple[Any, ...]  # (name, type, class, DO): str, int, int, bool
-# An entry in plain values (key, then Entry's arguments): what crosses to another worker.
-PlainEntry = tuple[
-    CacheKey, int, tuple[int, int, int], bytes, tuple[int, ...], tuple[int, ...], int, float, float
-]
 _ID_FLAGS = struct.Struct("!HH")
 _COUNTS = struct.Struct("!HHHH")
 _TTL = struct.Struct("!I")
@@ -218,15 +214,16 @@ class AnswerCache:
             return min(max(reply.neg_ttl, cfg.min_ttl), cfg.negative_max_ttl)
         return None
 
-    def hottest(self, limit: int, max_bytes: int, now: float) -> list[PlainEntry]:
-        """Up to `limit` entries (`max_bytes` of answers) still fresh or stale-servable at `now`,
-        most recently used first, in plain values for `adopt` in another process.
+    def hottest(self, limit: int, max_bytes: int, now: float) -> list[tuple[CacheKey, Entry]]:
+        """Up to `limit` (key, entry) pairs (`max_bytes` of answers) still fresh or stale-servable
+        at `now`, most recently used first, for `adopt` in another process (entries are plain
+        values: they pickle as they are).
 
         A worker that replaces one that died takes its share of the traffic the moment it binds;
         with an empty cache every allowed name is a miss for it (~30 times a hit's CPU), and its
         socket overflows under load. Times are `time.monotonic()`: CLOCK_MONOTONIC is the host's,
         the same in every process."""
-        out: list[PlainEntry] = []
+        out: list[tuple[CacheKey, Entry]] = []
         size = 0
         for key, e in reversed(self._entries.items()):
             body = e[BODY]
@@ -234,24 +231,19 @@ class AnswerCache:
                 break
             if e[STALE_UNTIL] <= now:
                 continue
-            _, an, ns, ar = _COUNTS.unpack(e[COUNTS])
-            fields = list(ttl_fields(e))
-            out.append((key, e[FLAGS], (an, ns, ar), body, tuple(f[0] for f in fields),
-                        tuple(f[1] for f in fields), e[STORED_SEC], e[EXPIRES],
-                        e[STALE_UNTIL]))  # fmt: skip
+            out.append((key, e))
             size += len(body)
         return out
 
-    def adopt(self, entries: Iterable[PlainEntry]) -> int:
+    def adopt(self, entries: Iterable[tuple[CacheKey, Entry]]) -> int:
         """Store another worker's `hottest` entries (most recently used first) that this cache
         lacks, below its own; how many were taken."""
         taken = 0
-        for key, flags, counts, body, offsets, ttls, stored, expires, stale in entries:
+        for key, entry in entries:
             if len(self._entries) >= self.config.size:
                 break
             if key not in self._entries:
-                entry = new_entry(flags, counts, body, offsets, ttls, stored, expires, stale)
-                self._entries[_untracked(key)] = entry
+                self._entries[_untracked(key)] = _untracked(entry)
                 self._entries.move_to_end(key, last=False)
                 taken += 1
         return taken

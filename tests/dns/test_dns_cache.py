@@ -10,7 +10,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
-from resolver.dns.cache import AnswerCache, render
+from resolver.dns.cache import BODY, AnswerCache, render
 from resolver.dns.message import scan_reply
 from resolver.dns.packet import encode_name, read_query
 from resolver.dns.settings import CacheConfig
@@ -167,7 +167,7 @@ def test_a_caches_hottest_entries_go_to_another_below_its_own() -> None:
     # most recently used first; n1 expired at 1010 and is left out
     assert [key[0] for key, *_ in plain] == ["n0.example", "n3.example", "n2.example"]
     assert [key[0] for key, *_ in old.hottest(2, 1 << 20, 1020.0)] == ["n0.example", "n3.example"]
-    body = len(plain[0][3])
+    body = len(plain[0][1][BODY])  # (key, entry)
     assert len(old.hottest(10, 2 * body, 1020.0)) == 2  # bounded by bytes too
 
     new = AnswerCache(CacheConfig(size=3))
