@@ -22,7 +22,9 @@
  *
  * Both tables have a fixed number of slots (open addressing, linear probing, deletion by
  * backward shift) and evict with CLOCK (a hit sets a referenced bit; the hand skips such an
- * entry once) when full: memory never grows with traffic. Hashes are seeded per process.
+ * entry once) when full: memory never grows with traffic. A doorkeeper (`admit`: 64-bit
+ * fingerprints in buckets of four, the oldest replaced) tells Python whether a query was offered
+ * before, so one-off queries never take a slot. Hashes are seeded per process.
  * The GIL is held throughout: the socket is non-blocking, and no other thread may free an
  * answer while a batch points at it.
  */
@@ -53,6 +55,8 @@
 #define PROXY_SIGNATURE "\r\n\r\n\0\r\nQUIT\n"
 #define PROXY_SIGNATURE_LEN 12
 #define MAX_BALANCERS 4096
+#define SEEN_WAYS 4      /* the doorkeeper: buckets of 4 fingerprints, the oldest one replaced */
+#define SEEN_BUCKETS (1 << 16) /* 262,144 queries remembered at most, in 2 MiB */
 
 static const unsigned char V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -110,6 +114,8 @@ typedef struct {
     double hit_seconds;
     uint64_t send_errors;
     uint64_t seed;
+    /* the doorkeeper: fingerprints of queries offered once (0: empty) */
+    uint64_t *seen;
     /* batch buffers */
     unsigned char *rbufs;
     struct mmsghdr *rmsgs, *smsgs;
@@ -219,6 +225,11 @@ static void answer_evict(FastPath *self) {
         answer_remove(self, self->answer_hand);
         return;
     }
+}
+
+/* The doorkeeper's bucket for a (class, key) hash. */
+static inline uint64_t *seen_bucket(FastPath *self, uint64_t h) {
+    return self->seen + ((h >> 32) & (SEEN_BUCKETS - 1)) * SEEN_WAYS;
 }
 
 /* ---- the client table --------------------------------------------------------------------- */
@@ -468,6 +479,7 @@ static void FastPath_dealloc(FastPath *self) {
     PyMem_RawFree(self->raddrs);
     PyMem_RawFree(self->saddrs);
     PyMem_RawFree(self->abufs);
+    PyMem_RawFree(self->seen);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -501,8 +513,10 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->raddrs = PyMem_RawCalloc((size_t)batch, sizeof(struct sockaddr_storage));
     self->saddrs = PyMem_RawCalloc((size_t)batch, sizeof(struct sockaddr_storage));
     self->abufs = PyMem_RawMalloc((size_t)batch * MAX_ANSWER);
+    self->seen = PyMem_RawCalloc((size_t)SEEN_BUCKETS * SEEN_WAYS, sizeof(uint64_t));
     if (!self->answers || !self->clients || !self->rbufs || !self->rmsgs || !self->smsgs ||
-        !self->riovs || !self->siovs || !self->raddrs || !self->saddrs || !self->abufs) {
+        !self->riovs || !self->siovs || !self->raddrs || !self->saddrs || !self->abufs ||
+        !self->seen) {
         PyErr_NoMemory();
         return -1;
     }
@@ -545,7 +559,10 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     make_key(buf, len, end, key);
     uint64_t h = hash_bytes(self->seed ^ client->klass, key, klen);
     size_t at = answer_find(self, client->klass, key, klen, h);
-    if (at == SIZE_MAX) return 0;
+    if (at == SIZE_MAX) {
+        __builtin_prefetch(seen_bucket(self, h | 1)); /* for the doorkeeper, when offered */
+        return 0;
+    }
     Answer *a = self->answers[at];
     if (!(a->valid_until > now)) {
         answer_remove(self, at);
@@ -806,6 +823,35 @@ static PyObject *FastPath_put(FastPath *self, PyObject *args) {
     return result;
 }
 
+/* The doorkeeper: whether a query like `query` (ID and name case aside) from a client of
+ * `klass` was offered before and is still remembered; if not, remember it. The fingerprint is
+ * the hash the answer table files the pair under (0 is kept for "empty"), so `serve` can fetch
+ * the bucket of a query it did not answer while Python decides; a bucket forgets its oldest
+ * when a fifth query lands in it. */
+static PyObject *FastPath_admit(FastPath *self, PyObject *args) {
+    int klass;
+    Py_buffer query;
+    if (!PyArg_ParseTuple(args, "iy*:admit", &klass, &query)) return NULL;
+    const unsigned char *q = query.buf;
+    Py_ssize_t len = query.len, end = -1;
+    if (klass >= 1 && klass <= MAX_KLASS && len >= MIN_QUERY && len - 2 <= MAX_KEY)
+        end = name_end(q, len);
+    if (end < 0) {
+        PyBuffer_Release(&query);
+        Py_RETURN_FALSE; /* never stored anyway */
+    }
+    unsigned char key[MAX_KEY];
+    make_key(q, len, end, key);
+    uint64_t h = hash_bytes(self->seed ^ (uint16_t)klass, key, (size_t)len - 2) | 1;
+    PyBuffer_Release(&query);
+    uint64_t *bucket = seen_bucket(self, h);
+    for (unsigned w = 0; w < SEEN_WAYS; w++)
+        if (bucket[w] == h) Py_RETURN_TRUE;
+    memmove(bucket + 1, bucket, (SEEN_WAYS - 1) * sizeof(uint64_t));
+    bucket[0] = h;
+    Py_RETURN_FALSE;
+}
+
 /* Set a client's class and credit; returns the credit it had (0 if it was not known). */
 static uint32_t client_set(FastPath *self, const unsigned char *addr, size_t len, uint16_t klass,
                            uint32_t credit) {
@@ -958,6 +1004,10 @@ static PyMethodDef FastPath_methods[] = {
      "put(klass, query, answer, valid_until, stats_id, ttl_offsets=(), second=0) -> bool: "
      "store `answer` for repeating to queries like `query` (ID and name case aside); the TTL "
      "fields at ttl_offsets count down from `second` on"},
+    {"admit", (PyCFunction)FastPath_admit, METH_VARARGS,
+     "admit(klass, query) -> bool: whether a query like this one (ID and name case aside) from "
+     "a client of `klass` was offered before and is remembered (about the last 262,144); "
+     "remember it if not"},
     {"set_client", (PyCFunction)FastPath_set_client, METH_VARARGS,
      "set_client(address_bytes, klass, credit=-1) -> the credit it had: the client's class (0: "
      "answer it in Python only) and how many answers it may get here (-1: no limit)"},

@@ -15,6 +15,11 @@ the same bytes from a client of the same class until `valid_until`:
 - a cache answer holds until its entry expires; its TTLs are counted down in the fast path;
 - a reload or a cache flush clears the whole table (`clear`), and so does a step of the wall
   clock (`watch_clock`), which would move schedule boundaries against the monotonic clock;
+- a policy or `id.server` answer is stored from its query's second sighting on (the table's
+  doorkeeper, `admit`): a query answered once and never again (random subdomains, one-off
+  lookups: most first-seen names) costs no table slot, counter or install, nor its parse a
+  place in the parse memo, and a flood of unique names cannot push the repeated answers out.
+  A cache answer is stored at once: its entry is the earlier sighting;
 - never stored: answers whose query must reach the query log, EDNS Client Subnet queries (the
   profile may come from the subnet), truncated (TC) answers and SERVFAIL, TCP answers, and
   anything answered after awaiting upstream (those never reach here with `until`).
@@ -123,11 +128,15 @@ class FastAnswers:
         """Store `resp` if it may be repeated (see the module docstring). `until` is when its
         source stops standing behind it (monotonic), `started` when the query came in,
         `wall` the Unix time the decision was made for, `entry` the cache entry it came from.
-        True when the table will answer this client's repeats of the query."""
+        True when the parse memo need not keep the query's parse: the table will answer this
+        client's repeats of it, or this was its first sighting."""
         if query.ecs is not None or resp[2] & _TC or resp[3] & 0x0F == _SERVFAIL:
             return False
         serving = self.policy.serving if self.policy is not None else None
         profile = serving[1].profile(client) if serving is not None else None
+        klass = profile.num + 1 if profile is not None else 1
+        if entry is None and not self.table.admit(klass, query.data):
+            return True  # a first sighting: most never come back, and a repeat is parsed anew
         if decision is not None and profile is not None:
             stands = self.decision_stands_until(profile, wall)
             if stands != FOREVER:
@@ -138,7 +147,6 @@ class FastAnswers:
             ttls = [query.qend + offset for offset, _ in ttl_fields(entry)]
         if until <= started:
             return False
-        klass = profile.num + 1 if profile is not None else 1
         mandated = (
             decision is not None
             and decision.tier is TIER_MANDATED

@@ -22,7 +22,9 @@ and malformed headers, headers from anyone else and a balancer's datagrams witho
 Python unchanged, where the gate counts them.
 
 Both tables have a fixed capacity and evict with CLOCK (second chance for entries hit since the
-hand last passed), so memory is bounded whatever the traffic.
+hand last passed), so memory is bounded whatever the traffic. A doorkeeper (`admit`) remembers
+the queries offered once, so that an answer is stored from its second sighting on: one-off names
+never take a slot (TinyLFU's doorkeeper; bounded too).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ MAX_STATS = 1 << 20
 MAX_CREDIT = (1 << 32) - 1  # credits are below this (C: uint32, all ones is no limit)
 MAX_TTLS = 128  # TTL fields aged per answer at most (a 1232-byte answer has fewer)
 MAX_BALANCERS = 4096  # networks given to set_balancers at most
+SEEN = 262_144  # queries the doorkeeper (`admit`) remembers at most
 
 
 class FastPathLike(Protocol):
@@ -78,6 +81,7 @@ class FastPathLike(Protocol):
         ttl_offsets: Sequence[int] = (),
         second: int = 0,
     ) -> bool: ...
+    def admit(self, klass: int, query: bytes) -> bool: ...
     def set_client(self, address: bytes, klass: int, credit: int = -1) -> int: ...
     def set_balancers(self, networks: Sequence[Network]) -> None: ...
     def clear(self) -> None: ...
@@ -131,6 +135,7 @@ class PyFastPath:
         self._answers: OrderedDict[tuple[int, bytes], _Stored] = OrderedDict()
         self._clients: OrderedDict[bytes, _Client] = OrderedDict()
         self._balancers: AccessList | None = None
+        self._seen: OrderedDict[tuple[int, bytes], None] = OrderedDict()
         self._hits: dict[int, int] = {}
         self._seconds = 0.0
         self._send_errors = 0
@@ -252,6 +257,26 @@ class PyFastPath:
         stored = _Stored(bytes(answer), name_len, valid_until, stats_id, ttls, second)
         self._answers[table_key] = stored
         return True
+
+    def admit(self, klass: int, query: bytes) -> bool:
+        """Whether a query like `query` (ID and question-name case aside) from a client of
+        `klass` was offered before and is still remembered (the last SEEN at most; the compiled
+        twin keeps fingerprints in buckets of four and may forget one sooner); remember it if
+        not. The table's doorkeeper: FastAnswers stores an answer from its query's second
+        sighting on."""
+        data = bytes(query)
+        if not 1 <= klass <= MAX_KLASS or len(data) < MIN_QUERY or len(data) - 2 > MAX_KEY:
+            return False
+        end = name_end(data)
+        if end < 0:
+            return False
+        key = (klass, table_key_of(data, end))
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        return False
 
     def set_client(self, address: bytes, klass: int, credit: int = -1) -> int:
         """The class of clients at `address` (4 or 16 bytes; 0 forgets it) and their credit

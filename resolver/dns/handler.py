@@ -644,8 +644,8 @@ class Handler:
                 query, ctx.client, resp, until, started, self._wall, key, decision, entry
             )
         ):
-            # Its repeats are the fast path's now: the parse memo keeps the parses of packets
-            # that come back here (logged profiles, TCP), not of these.
+            # Its repeats are the fast path's now, or this was its first sighting: the parse
+            # memo keeps the parses of packets that come back here (logged profiles, TCP).
             self._parsed.pop(query.data[2:], None)
         return resp
 

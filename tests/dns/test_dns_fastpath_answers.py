@@ -26,7 +26,7 @@ from resolver.build.compile import compile_policy
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import EXPIRES, AnswerCache, Entry, render
 from resolver.dns.fastanswers import FOREVER, HORIZON_MINUTES, FastAnswers
-from resolver.dns.fastpath import PyFastPath
+from resolver.dns.fastpath import SEEN, PyFastPath
 from resolver.dns.handler import Handler
 from resolver.dns.message import scan_reply
 from resolver.dns.packet import read_query
@@ -88,7 +88,8 @@ class Holder:
 
 
 class Recording(PyFastPath):
-    """The twin, remembering every `put`."""
+    """The twin, remembering every `put`, its doorkeeper open: every offer may be stored (the
+    doorkeeper's own cases run on the real tables)."""
 
     def __init__(self) -> None:
         super().__init__(batch=8, answers=100, clients=100)
@@ -111,6 +112,9 @@ class Recording(PyFastPath):
     ) -> bool:
         self.puts.append((klass, query, answer, valid_until, stats_id))
         return super().put(klass, query, answer, valid_until, stats_id, ttl_offsets, second)
+
+    def admit(self, klass: int, query: bytes) -> bool:
+        return True
 
 
 def fake_decide(snap: Any, client: str, qname: str, *rest: Any) -> Decision:
@@ -210,6 +214,10 @@ def test_a_repeat_is_what_the_handler_would_answer(
         cache_upstream_answer(handler, "cached.example")
         first = handler.answer(wire_query(name, 1, rdtype, rdclass, **options), "127.0.0.1", "udp")
         assert isinstance(first, bytes)
+        # a cache answer is stored at once (its entry is the earlier sighting), others from
+        # their second sighting on
+        assert table.answers == (name == "cached.example")
+        handler.answer(wire_query(name, 2, rdtype, rdclass, **options), "127.0.0.1", "udp")
         assert table.answers == 1 and table.clients == 1
         again = wire_query(name.upper(), 0x7777, rdtype, rdclass, **options)
         with wire() as w:
@@ -227,7 +235,8 @@ def test_what_must_reach_python_is_never_stored(impl: Any) -> None:
     logged.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")  # the log must get it
     logged.answer(wire_query("id.server", 2, "TXT", "CH"), "127.0.0.1", "udp")  # this one too
     assert len(events) == 2 and table.answers == 0
-    logged.answer(wire_query("quiet.example", 3), "127.0.0.1", "udp")  # a profile not logged
+    for qid in (3, 4):  # a profile not logged: stored from the second sighting on
+        logged.answer(wire_query("quiet.example", qid), "127.0.0.1", "udp")
     assert len(events) == 2 and table.answers == 1
     table.clear()
     handler = make_handler(table)
@@ -239,7 +248,8 @@ def test_what_must_reach_python_is_never_stored(impl: Any) -> None:
         (wire_query("blocked.example", 7), "192.0.2.9", "udp"),  # not allowed: REFUSED
         (wire_query("blocked.example", 8, use_edns=0, options=[ecs]), "127.0.0.1", "udp"),
     ]:
-        assert isinstance(handler.answer(packet, client, transport), bytes)
+        for _ in range(2):  # seen twice: the doorkeeper would let them in
+            assert isinstance(handler.answer(packet, client, transport), bytes)
     assert (table.answers, table.clients) == (0, 0)
 
 
@@ -369,7 +379,7 @@ def test_harvest_counts_like_the_handler(impl: Any) -> None:
         table = impl(batch=8, answers=100, clients=100)
         handler = make_handler(table)
         cache_upstream_answer(handler, "cached.example")
-        for n, name in enumerate(names):
+        for n, name in enumerate(names * 2):  # stored from the second sighting on
             handler.answer(wire_query(name, n), "127.0.0.1", "udp")
         by_python = Stats()
         by_python.add(handler.stats)
@@ -384,10 +394,10 @@ def test_harvest_counts_like_the_handler(impl: Any) -> None:
     stats = handler.stats
     handler.fast.harvest_into(stats)  # type: ignore[union-attr]
     assert stats.fast_answers == 9
-    for key, count in by_python.queries.items():
-        assert stats.queries[key] == 4 * count
-    assert stats.cache_hits == 4 * by_python.cache_hits == 4
-    assert stats.mandated_hits == 4 * by_python.mandated_hits == 4
+    for key, count in by_python.queries.items():  # two each by Python, three repeats
+        assert stats.queries[key] == count // 2 * 5
+    assert stats.cache_hits == by_python.cache_hits + 3 == 5
+    assert stats.mandated_hits == by_python.mandated_hits + 3 == 5
     assert stats.latency_count == by_python.latency_count + 9
     assert stats.latency_buckets[0] == by_python.latency_buckets[0] + 9
     assert stats.latency_sum >= by_python.latency_sum  # plus the batches' mean time
@@ -406,7 +416,7 @@ def test_repeated_answers_reach_the_daily_rollups(impl: Any) -> None:
         rollup = Rollup()
         handler = make_handler(table, rollup=rollup)
         cache_upstream_answer(handler, "cached.example")
-        for n, name in enumerate(names):
+        for n, name in enumerate(names * 2):  # stored from the second sighting on
             handler.answer(wire_query(name, n), "127.0.0.1", "udp")
         by_python = dict(rollup.take()[""])
         with wire() as w:
@@ -420,7 +430,7 @@ def test_repeated_answers_reach_the_daily_rollups(impl: Any) -> None:
     rollup = Rollup()
     handler.fast.harvest_into(handler.stats, rollup)  # type: ignore[union-attr]
     assert ("kids", "adult", "category", "blocked", "blocked.example") in by_python
-    assert dict(rollup.take()[""]) == {key: 3 * count for key, count in by_python.items()}
+    assert dict(rollup.take()[""]) == {key: count // 2 * 3 for key, count in by_python.items()}
 
 
 @pytest.mark.parametrize("with_rollup", [False, True])
@@ -443,18 +453,19 @@ def test_a_rate_limit_holds_for_repeated_answers(impl: Any) -> None:
     table = impl(batch=16, answers=100, clients=100)
     handler = make_handler(table, limiter=limiter)
     started = time.monotonic()
-    first = handler.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")
-    assert isinstance(first, bytes) and not first[2] & 0x02  # answered, 1 of the burst of 5
+    for qid in (1, 2):  # 2 of the burst of 5; the second sighting is stored
+        first = handler.answer(wire_query("blocked.example", qid), "127.0.0.1", "udp")
+        assert isinstance(first, bytes) and not first[2] & 0x02
     with wire() as w:
         repeats = [wire_query("blocked.example", 100 + n) for n in range(10)]
         misses, answers = w.exchange(table, repeats, time.monotonic())
-    assert (len(answers), len(misses)) == (4, 6)  # the rest of the burst, leased at once
+    assert (len(answers), len(misses)) == (3, 7)  # the rest of the burst, leased at once
     refilled = int(time.monotonic() - started) + 1  # the bucket's refill meanwhile (1/s)
     truncated = 0
     for data, addr in misses:
         resp = handler.answer(data, addr[0], "udp")
         truncated += isinstance(resp, bytes) and bool(resp[2] & 0x02)
-    assert truncated >= 6 - refilled
+    assert truncated >= 7 - refilled
 
 
 def test_a_load_balancer_is_never_a_client_of_the_table() -> None:
@@ -474,7 +485,8 @@ def test_clients_behind_a_balancer_get_repeats_through_it(impl: Any) -> None:
     def attempt() -> None:
         table = impl(batch=8, answers=100, clients=100)
         handler = make_handler(table, balancers=AccessList(["127.0.0.1/32"]))
-        for client in ("127.0.0.2", "127.0.0.1"):  # a subscriber, the balancer's health check
+        # a subscriber (twice: stored from the second sighting on), the balancer's health check
+        for client in ("127.0.0.2", "127.0.0.2", "127.0.0.1", "127.0.0.1"):
             assert isinstance(
                 handler.answer(wire_query("blocked.example", 1), client, "udp"), bytes
             )
@@ -491,9 +503,11 @@ def test_clients_behind_a_balancer_get_repeats_through_it(impl: Any) -> None:
 def test_the_client_table_learns_allowed_clients_only(impl: Any) -> None:
     table = impl(batch=8, answers=100, clients=100)
     handler = make_handler(table)
-    handler.answer(wire_query("blocked.example", 1), "192.0.2.1", "udp")  # refused
+    for _ in range(2):
+        handler.answer(wire_query("blocked.example", 1), "192.0.2.1", "udp")  # refused
     assert table.clients == 0
-    handler.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")
+    for _ in range(2):
+        handler.answer(wire_query("blocked.example", 1), "127.0.0.1", "udp")
     assert table.clients == 1
 
 
@@ -524,3 +538,49 @@ def test_a_parse_stays_memoized_only_while_the_fast_path_does_not_answer_its_rep
     handler.answer(tcp, "127.0.0.1", "tcp")
     assert udp[2:] not in handler._parsed
     assert tcp[2:] in handler._parsed
+
+
+def test_a_first_sighting_is_not_stored_and_leaves_the_memo(impl: Any) -> None:
+    """Most names asked once are never asked again: the first answer takes no table slot nor a
+    place in the parse memo; the second is stored, and the table answers the third."""
+
+    def attempt() -> None:
+        table = impl(batch=8, answers=100, clients=100)
+        handler = make_handler(table)
+        first = wire_query("blocked.example", 1)
+        handler.answer(first, "127.0.0.1", "udp")
+        assert (table.answers, table.clients) == (0, 0)
+        assert first[2:] not in handler._parsed
+        handler.answer(wire_query("BLOCKED.example", 2), "127.0.0.1", "udp")  # name case aside
+        assert (table.answers, table.clients) == (1, 1)
+        third = wire_query("blocked.example", 3)
+        with wire() as w:
+            misses, answers = w.exchange(table, [third], time.monotonic())
+        assert (misses, answers) == ([], [handler.answer(third, "127.0.0.1", "udp")])
+
+    within_one_second(attempt)
+
+
+def test_the_doorkeeper_tells_classes_and_queries_apart(impl: Any) -> None:
+    """A sighting counts for the same question, type, flags and EDNS from a client of the same
+    class; the twin and the compiled table agree."""
+    table = impl(batch=8, answers=100, clients=100)
+    packet = query("a.example")
+    assert table.admit(1, packet) is False
+    assert table.admit(1, query("A.EXAMPLE", qid=9)) is True
+    for other in (query("a.example", qtype=28), query("b.example"), query("a.example", flags=0)):
+        assert table.admit(1, other) is False
+    assert table.admit(2, packet) is False
+    assert table.admit(0, packet) is table.admit(0, packet) is False  # no class: never stored
+    assert table.admit(1, b"\x00" * 5) is table.admit(1, b"\x00" * 5) is False  # unreadable
+    table.clear()  # a reload forgets answers, not sightings
+    assert table.admit(1, packet) is True
+
+
+def test_the_doorkeeper_remembers_a_bounded_number_of_queries() -> None:
+    """Memory stays bounded whatever the traffic: past SEEN others, a query is forgotten."""
+    table = PyFastPath(batch=8, answers=100, clients=100)
+    packets = [query(f"n{i}.example") for i in range(SEEN + 1)]
+    assert not any(table.admit(1, p) for p in packets)
+    assert table.admit(1, packets[0]) is False  # forgotten, remembered again
+    assert table.admit(1, packets[-1]) is True

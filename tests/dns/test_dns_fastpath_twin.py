@@ -1,7 +1,8 @@
 """The compiled fast path against its pure-Python twin (the reference): random sequences of
 clients, stored answers (TTLs to count down or not), queries (0x20 case, IDs, flags, EDNS,
-garbage), clears and clocks give the same misses, the same answers on the wire and the same
-counters; so do PROXY v2 datagrams from a load balancer, well-formed or not."""
+garbage), the doorkeeper's sightings, clears and clocks give the same misses, the same answers
+on the wire and the same counters; so do PROXY v2 datagrams from a load balancer, well-formed
+or not."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ OPS = {
         st.just("ask"), st.integers(0, 2), packets(), st.sampled_from([0.0, 0.0, 1.0, 3.0])
     ),
     "clear": st.tuples(st.just("clear")),
+    "admit": st.tuples(st.just("admit"), st.sampled_from([0, 1, 1, 2]), packets()),
 }
-KINDS = ["ask"] * 8 + ["put"] * 6 + ["client"] * 3 + ["clear"]
+KINDS = ["ask"] * 8 + ["put"] * 6 + ["client"] * 3 + ["admit"] * 3 + ["clear"]
 
 
 def apply(fast: Any, w: Wire, op: tuple[Any, ...]) -> Any:
@@ -84,6 +86,8 @@ def apply(fast: Any, w: Wire, op: tuple[Any, ...]) -> Any:
         _, host, packet, later = op
         misses, answers = w.exchange(fast, [packet], NOW + later, host=HOSTS[host])
         return [(data, addr[0]) for data, addr in misses], answers
+    if kind == "admit":
+        return fast.admit(op[1], op[2])
     fast.clear()
     return None
 
