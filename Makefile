@@ -33,7 +33,7 @@ define NEED_COMPILER
 endef
 
 $(STAMP): pyproject.toml setup.py resolver/dns/_fastpath.c resolver/match/_packed.c \
-		resolver/dns/_untrack.c
+		resolver/dns/_untrack.c resolver/dns/_question.c
 	$(NEED_PYTHON)
 	$(NEED_COMPILER)
 	$(PYTHON) -m venv $(VENV)

@@ -56,6 +56,13 @@ UNTRACK = Extension(
 )
 
 
+QUESTION = Extension(
+    "resolver.dns._question",
+    sources=["resolver/dns/_question.c"],
+    extra_compile_args=["-O2", "-Wall", "-Wextra"],
+)
+
+
 class OptionalBuildExt(build_ext):  # type: ignore[misc]  # setuptools has no types here
     """build_ext that warns instead of failing: the extensions only make serving cheaper."""
 
@@ -97,7 +104,9 @@ def mypyc_extensions() -> list[Any]:
 
 setup(
     ext_modules=(
-        [FASTPATH, PACKED, UNTRACK, *mypyc_extensions()] if sys.platform.startswith("linux") else []
+        [FASTPATH, PACKED, UNTRACK, QUESTION, *mypyc_extensions()]
+        if sys.platform.startswith("linux")
+        else []
     ),
     cmdclass={"build_ext": OptionalBuildExt},
 )

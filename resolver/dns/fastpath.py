@@ -414,8 +414,10 @@ def mypyc_compiled() -> bool:
 
 def describe(compiled: bool, batch: int, answers: int) -> str:
     """Which UDP path serves, for `safe-resolver version` and the admin status."""
-    more = (", mypyc: yes" if mypyc_compiled() else "") + (
-        ", name walk: C" if walk_compiled() else ""
+    more = (
+        (", mypyc: yes" if mypyc_compiled() else "")
+        + (", name walk: C" if walk_compiled() else "")
+        + (", question reader: C" if serves_compiled("resolver.dns._question") else "")
     )
     if compiled:
         return f"udp: recvmmsg batch {batch}, fast answers {answers}, compiled: yes{more}"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 
 from resolver.match.key import NON_ASCII, NameKey
+from resolver.pure import serves_compiled
 
 HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
@@ -126,7 +128,10 @@ def read_query(data: bytes) -> Query:
         raise Malformed("response", qid)
     if qdcount != 1:
         raise Malformed("qdcount", qid)
-    qname, key, pos = _read_question_name(data, qid)
+    read = question_name(data)
+    if isinstance(read, str):
+        raise Malformed(read, qid)
+    qname, key, pos = read
     if pos + 4 > len(data):
         raise Malformed("truncated-question", qid)
     qtype = (data[pos] << 8) | data[pos + 1]
@@ -137,30 +142,29 @@ def read_query(data: bytes) -> Query:
     return query
 
 
-def _read_question_name(data: bytes, qid: int) -> tuple[str, NameKey, int]:
-    """Decode the question name without following pointers; return (name, its `name_key`
-    pair for the matching core, offset after it). The dots come from the label walk the
-    validation does anyway: a label's length byte at `pos` becomes the "." at `pos - 13` of
-    the name (-1 for the first label: the walk's sentinel)."""
+def python_question_name(data: bytes) -> tuple[str, NameKey, int] | str:
+    """Decode the question name without following pointers: (name, its `name_key` pair for
+    the matching core, offset after it), or the reason it is malformed. The dots come from
+    the label walk the validation does anyway: a label's length byte at `pos` becomes the "."
+    at `pos - 13` of the name (-1 for the first label: the walk's sentinel). The reference of
+    resolver/dns/_question.c, which serves where it is built."""
     pos = 12
     end = len(data)
     dots: list[int] = []
     while True:
         if pos >= end:
-            raise Malformed("truncated-question", qid)
+            return "truncated-question"
         length = data[pos]
         if length == 0:
             break
         if length & 0xC0:
-            raise Malformed("compressed-question", qid)
+            return "compressed-question"
         dots.append(pos - 13)
         pos += length + 1
         if pos - 12 >= MAX_NAME_WIRE:
-            raise Malformed("name-too-long", qid)
+            return "name-too-long"
     if pos == 12:
         return "", (b"\n", [-1]), 13
-    if pos > end:
-        raise Malformed("truncated-question", qid)
     wire = bytearray(data[13 : pos + 1])  # the labels and the root's zero byte
     for i in dots:  # the first, -1, marks the zero byte, which becomes the "\n" below
         wire[i] = 0x2E
@@ -168,12 +172,17 @@ def _read_question_name(data: bytes, qid: int) -> tuple[str, NameKey, int]:
     # Label bytes may not contain '.', or "a.b" as one label would match like two. (Counted
     # after the length bytes became dots: a label of 46 octets has length byte 0x2E.)
     if wire.count(0x2E) != len(dots) - 1:
-        raise Malformed("dot-in-label", qid)
+        return "dot-in-label"
     key = bytes(wire).lower()
     name = key[:-1].decode("latin-1")
     if not key.isascii():
         key = key.translate(NON_ASCII)
     return name, (key, dots), pos + 1
+
+
+question_name: Callable[[bytes], tuple[str, NameKey, int] | str] = python_question_name
+if serves_compiled("resolver.dns._question"):
+    from resolver.dns._question import question_name
 
 
 def _skip_name(data: bytes, pos: int, qid: int) -> int:

@@ -9,7 +9,12 @@ import pytest
 
 from resolver.pure import PURE_ENV, serves_compiled
 
-PARTS = ["resolver.dns._fastpath", "resolver.match._packed", "resolver.dns._untrack"]
+PARTS = [
+    "resolver.dns._fastpath",
+    "resolver.match._packed",
+    "resolver.dns._untrack",
+    "resolver.dns._question",
+]
 
 
 @pytest.mark.parametrize("module", PARTS)
