@@ -24,11 +24,11 @@ from resolver.pure import serves_compiled
 # shape as a C struct and makes a new tuple object each time it is passed or stored: the cache
 # would hold a copy the collector tracks, and `_AgedBodies` (keyed by identity) would miss.
 CacheKey = tuple[Any, ...]  # (name, type, class, DO): str, int, int, bool
-_ID_FLAGS = struct.Struct("!HH")
-_COUNTS = struct.Struct("!HHHH")
-_TTL = struct.Struct("!I")
-STALE_TTL = 30  # RFC 8767 section 4: every record of a stale answer gets this TTL
-_OPT_ROOM = len(opt_record(True, (EDE_STALE_ANSWER, "")))  # the largest OPT render() appends
+_ID_FLAGS: Final = struct.Struct("!HH")
+_COUNTS: Final = struct.Struct("!HHHH")
+_TTL: Final = struct.Struct("!I")
+STALE_TTL: Final = 30  # RFC 8767 section 4: every record of a stale answer gets this TTL
+_OPT_ROOM: Final = len(opt_record(True, (EDE_STALE_ANSWER, "")))  # the largest OPT render() appends
 
 
 _T = TypeVar("_T")
@@ -67,7 +67,7 @@ TTL_FIELDS: Final = 4  # (offset in BODY, TTL as stored) of every record, packed
 STORED_SEC: Final = 5  # int(time.monotonic()) when stored
 EXPIRES: Final = 6  # time.monotonic() when it stops being fresh
 STALE_UNTIL: Final = 7  # ... and when it stops being servable stale (RFC 8767)
-_TTL_FIELD = struct.Struct("=HI")
+_TTL_FIELD: Final = struct.Struct("=HI")
 
 
 def new_entry(
@@ -112,7 +112,7 @@ class _AgedBodies:
         return body
 
 
-_AGED = _AgedBodies()
+_AGED: Final = _AgedBodies()
 
 
 class AnswerCache:

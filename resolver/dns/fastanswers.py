@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from resolver.dns.acl import AccessList
 from resolver.dns.cache import EXPIRES, Entry, ttl_fields
@@ -60,15 +60,15 @@ from resolver.policy.decision import ACT_REWRITE, TIER_MANDATED, Decision
 from resolver.rollup import Rollup, named
 from resolver.stats import Stats
 
-FOREVER = math.inf  # an answer only a reload or a flush changes (policy answers, id.server)
-HORIZON_MINUTES = 60  # how far ahead a profile's schedules are looked at for a state change
-CLOCK_STEP = 1.0  # seconds the wall clock may move against the monotonic one unnoticed
-LEASE = 64  # answers a rate-limited client may get from the table per grant
+FOREVER: Final = math.inf  # an answer only a reload or a flush changes (policy answers, id.server)
+HORIZON_MINUTES: Final = 60  # how far ahead a profile's schedules are looked at for a state change
+CLOCK_STEP: Final = 1.0  # seconds the wall clock may move against the monotonic one unnoticed
+LEASE: Final = 64  # answers a rate-limited client may get from the table per grant
 StatsKey = tuple[str, str, str, str, str]  # Stats.queries' key
 RollupKey = tuple[str, str, str, str, str | None]  # Rollup.count's arguments, name or None
 Counter = tuple[StatsKey, bool, bool, RollupKey]  # key, from the cache, mandated, roll-up
-_TC = 0x02  # in the answer's third byte
-_SERVFAIL = 2
+_TC: Final = 0x02  # in the answer's third byte
+_SERVFAIL: Final = 2
 
 
 class FastAnswers:

@@ -39,7 +39,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from resolver.dns.cache import FLAGS, AnswerCache, CacheKey, Entry, render
 from resolver.dns.fastanswers import FOREVER, FastAnswers
@@ -95,27 +95,27 @@ from resolver.store.events import QueryEvent
 log = logging.getLogger(__name__)
 
 Answer = bytes | Awaitable[bytes | None] | None
-TYPE_HTTPS = 65
-TYPE_SVCB = 64
-DDR_TTL = 300  # seconds clients may keep our DDR designation
-TYPE_ANY = 255
-ZONE_TRANSFERS = frozenset((251, 252, 253, 254))  # IXFR, AXFR, MAILB, MAILA
-OPCODE_NOTIFY = 4
-REWRITE_TYPES = frozenset((TYPE_A, TYPE_AAAA, TYPE_HTTPS))
-QTYPE_NAMES: dict[int, str] = {
+TYPE_HTTPS: Final = 65
+TYPE_SVCB: Final = 64
+DDR_TTL: Final = 300  # seconds clients may keep our DDR designation
+TYPE_ANY: Final = 255
+ZONE_TRANSFERS: Final = frozenset((251, 252, 253, 254))  # IXFR, AXFR, MAILB, MAILA
+OPCODE_NOTIFY: Final = 4
+REWRITE_TYPES: Final = frozenset((TYPE_A, TYPE_AAAA, TYPE_HTTPS))
+QTYPE_NAMES: Final[dict[int, str]] = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
     28: "AAAA", 33: "SRV", 35: "NAPTR", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY",
     52: "TLSA", 64: "SVCB", 65: "HTTPS", 255: "ANY", 257: "CAA",
 }  # fmt: skip
 # Stats count cache hits and guard refusals apart; the query log uses the coarser vocabulary.
-_LOG_ACTIONS = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
+_LOG_ACTIONS: Final = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
 PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept: those the
 # fast path does not answer (TCP, logged profiles, rate-limited clients), as `_done` drops the rest
-EDE_MEMO_SIZE = 4_096  # decisions whose Extended DNS Error is kept
-NULL_V4 = bytes(4)
-NULL_V6 = bytes(16)
-CLASS_CH = 3
-IDENTITY_NAMES = frozenset(("id.server", "hostname.bind"))  # RFC 4892: which server answered
+EDE_MEMO_SIZE: Final = 4_096  # decisions whose Extended DNS Error is kept
+NULL_V4: Final = bytes(4)
+NULL_V6: Final = bytes(16)
+CLASS_CH: Final = 3
+IDENTITY_NAMES: Final = frozenset(("id.server", "hostname.bind"))  # RFC 4892: which server answered
 
 
 class PolicySource(Protocol):

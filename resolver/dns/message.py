@@ -9,17 +9,18 @@ answers can be aged in place.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from resolver.dns.packet import HEADER, TYPE_OPT
 
-_RR_FIXED = struct.Struct("!HHIH")
-_SOA_TAIL = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
-TYPE_SOA = 6
-TYPE_CNAME = 5
-MAX_POINTER_HOPS = 32
-MAX_MESSAGE = 65_535  # what a TCP length prefix can carry
+_RR_FIXED: Final = struct.Struct("!HHIH")
+_SOA_TAIL: Final = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
+TYPE_SOA: Final = 6
+TYPE_CNAME: Final = 5
+MAX_POINTER_HOPS: Final = 32
+MAX_MESSAGE: Final = 65_535  # what a TCP length prefix can carry
 # Types whose RDATA holds (compressible) names: (bytes before the names, names, bytes after).
-RDATA_NAMES: dict[int, tuple[int, int, int]] = {
+RDATA_NAMES: Final[dict[int, tuple[int, int, int]]] = {
     2: (0, 1, 0),  # NS
     5: (0, 1, 0),  # CNAME
     6: (0, 2, 20),  # SOA: MNAME RNAME, then serial refresh retry expire minimum
@@ -28,8 +29,8 @@ RDATA_NAMES: dict[int, tuple[int, int, int]] = {
     33: (6, 1, 0),  # SRV: priority weight port, target
     39: (0, 1, 0),  # DNAME
 }
-_IN_RDATA_SIZE = {1: 4, 28: 16}  # class IN A and AAAA: fixed RDATA lengths
-MAX_RECORDS = 1024
+_IN_RDATA_SIZE: Final = {1: 4, 28: 16}  # class IN A and AAAA: fixed RDATA lengths
+MAX_RECORDS: Final = 1024
 
 
 class BadReply(Exception):

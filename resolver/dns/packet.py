@@ -11,30 +11,31 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from resolver.match.key import NON_ASCII, NameKey
 from resolver.pure import serves_compiled
 
-HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
-_OPT_OPTION = struct.Struct("!HH")
+HEADER: Final = struct.Struct("!HHHHHH")
+_RR_FIXED: Final = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+_OPT_OPTION: Final = struct.Struct("!HH")
 
-QR = 0x8000
-OPCODE_MASK = 0x7800
-AA = 0x0400
-TC = 0x0200
-RD = 0x0100
-RA = 0x0080
-AD = 0x0020
-CD = 0x0010
+QR: Final = 0x8000
+OPCODE_MASK: Final = 0x7800
+AA: Final = 0x0400
+TC: Final = 0x0200
+RD: Final = 0x0100
+RA: Final = 0x0080
+AD: Final = 0x0020
+CD: Final = 0x0010
 
-TYPE_OPT = 41
-OPT_ECS = 8
-MAX_NAME_WIRE = 255
-MAX_RRS_SCANNED = 64  # a query has no business carrying more records than this
+TYPE_OPT: Final = 41
+OPT_ECS: Final = 8
+MAX_NAME_WIRE: Final = 255
+MAX_RRS_SCANNED: Final = 64  # a query has no business carrying more records than this
 
 # reason -> whether a FORMERR answer can be sent (the header was readable and it is a query)
-REASONS: dict[str, bool] = {
+REASONS: Final[dict[str, bool]] = {
     "short-header": False,  # fewer than 12 bytes: nothing to answer to
     "response": False,  # QR=1: never answer a response (reflection loops)
     "qdcount": True,  # not exactly one question

@@ -8,29 +8,32 @@ from __future__ import annotations
 
 import functools
 import struct
+from typing import Final
 
 from resolver.dns.packet import HEADER, OPCODE_MASK, QR, RA, RD, TC, Query
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
-BADVERS = 16
+BADVERS: Final = 16
 TYPE_A, TYPE_AAAA, TYPE_HINFO, TYPE_TXT = 1, 28, 13, 16
-ADVERTISED_UDP_SIZE = 1232  # DNS Flag Day 2020: no IP fragmentation
+ADVERTISED_UDP_SIZE: Final = 1232  # DNS Flag Day 2020: no IP fragmentation
 
 # RFC 8914 Extended DNS Error info-codes we use.
-EDE_STALE_ANSWER = 3
-EDE_CENSORED = 16  # blocked because an outside authority requires it (the mandated list)
-EDE_FILTERED = 17  # blocked because the client's own filtering profile asks for it
-EDE_PROHIBITED = 18  # the client may not ask us (unknown encrypted-DNS identity, over its rate)
-EDE_NOT_SUPPORTED = 21
-EDE_NO_REACHABLE_AUTHORITY = 22
-EDE_NETWORK_ERROR = 23  # an upstream's reply could not be used
+EDE_STALE_ANSWER: Final = 3
+EDE_CENSORED: Final = 16  # blocked because an outside authority requires it (the mandated list)
+EDE_FILTERED: Final = 17  # blocked because the client's own filtering profile asks for it
+EDE_PROHIBITED: Final = (
+    18  # the client may not ask us (unknown encrypted-DNS identity, over its rate)
+)
+EDE_NOT_SUPPORTED: Final = 21
+EDE_NO_REACHABLE_AUTHORITY: Final = 22
+EDE_NETWORK_ERROR: Final = 23  # an upstream's reply could not be used
 
-_OPT = struct.Struct(
+_OPT: Final = struct.Struct(
     "!BHHIH"
 )  # root name, TYPE, CLASS (udp size), TTL (ext-rcode/version/flags), RDLEN
-_RR_HEAD = struct.Struct("!HHHIH")  # name pointer, type, class, ttl, rdlength
-_EDE_HEAD = struct.Struct("!HHH")  # option code 15, length, info-code
-_NAME_PTR = 0xC00C  # pointer to the question name at offset 12
+_RR_HEAD: Final = struct.Struct("!HHHIH")  # name pointer, type, class, ttl, rdlength
+_EDE_HEAD: Final = struct.Struct("!HHH")  # option code 15, length, info-code
+_NAME_PTR: Final = 0xC00C  # pointer to the question name at offset 12
 
 
 @functools.lru_cache(maxsize=4096)
@@ -44,8 +47,8 @@ def opt_record(do: bool, ede: tuple[int, str] | None = None, ext_rcode: int = 0)
     return _OPT.pack(0, 41, ADVERTISED_UDP_SIZE, ttl, len(options)) + options
 
 
-OPT_PLAIN = opt_record(False)
-OPT_DO = opt_record(True)
+OPT_PLAIN: Final = opt_record(False)
+OPT_DO: Final = opt_record(True)
 
 
 def reply_flags(query_flags: int, rcode: int) -> int:

@@ -15,9 +15,11 @@ record digit: mapping it to 0x01, which no rule holds, keeps such a label a plai
 
 from __future__ import annotations
 
+from typing import Final
+
 NameKey = tuple[bytes, list[int]]
 
-NON_ASCII = bytes(range(128)) + b"\x01" * 128  # a bytes.translate table
+NON_ASCII: Final = bytes(range(128)) + b"\x01" * 128  # a bytes.translate table
 
 
 def name_key(name: str) -> NameKey:

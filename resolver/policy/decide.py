@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from resolver.lists.model import RuleAction
 from resolver.match.key import NameKey, name_key
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from resolver.policy.schema import Expectation
     from resolver.policy.snapshot import PolicySnapshot, Profile, State
 
-SVCB_QTYPES = frozenset({64, 65})
-_RPZ_ACTIONS = {RuleAction.NODATA: Action.NODATA, RuleAction.REWRITE: Action.REWRITE}
+SVCB_QTYPES: Final = frozenset({64, 65})
+_RPZ_ACTIONS: Final = {RuleAction.NODATA: Action.NODATA, RuleAction.REWRITE: Action.REWRITE}
 
 
 class Query:
@@ -178,7 +178,7 @@ def _stage(tier: Tier, fn: StageFn, *facts: str, svcb: bool = False) -> Stage:
 # Facts: "mandated", "own" (the profile's own rules), "hits" (category lists), "keywords" (the
 # lists have keyword rules), "internet_off" (a schedule switched it off), "special" (a
 # safe-search or bypass name).
-PRECEDENCE: tuple[Stage, ...] = (
+PRECEDENCE: Final[tuple[Stage, ...]] = (
     # 1. The authorities' list: blocked for every client; no allow, schedule or switch reaches it,
     #    and its blocks hold for SVCB/HTTPS queries whatever `bypass.https_svcb` says.
     _stage(Tier.MANDATED, _mandated, "mandated", svcb=True),
@@ -199,12 +199,19 @@ PRECEDENCE: tuple[Stage, ...] = (
 )
 # The facts `decide()` works out before the stages, each with its bit in `held`; no stage may
 # answer on anything else.
-_FACT_BITS = {"mandated": 1, "own": 2, "hits": 4, "keywords": 8, "internet_off": 16, "special": 32}
-FACTS = frozenset(_FACT_BITS)
+_FACT_BITS: Final = {
+    "mandated": 1,
+    "own": 2,
+    "hits": 4,
+    "keywords": 8,
+    "internet_off": 16,
+    "special": 32,
+}
+FACTS: Final = frozenset(_FACT_BITS)
 assert frozenset().union(*(stage.facts for stage in PRECEDENCE)) == FACTS
 # The stages that can answer, by the bits of the facts that hold: only those are asked (a
 # blocked name's query runs _category alone, not four stages that return None first).
-_STAGES_FOR: tuple[tuple[Stage, ...], ...] = tuple(
+_STAGES_FOR: Final[tuple[tuple[Stage, ...], ...]] = tuple(
     tuple(s for s in PRECEDENCE if any(held & _FACT_BITS[f] for f in s.facts)) for held in range(64)
 )
 
