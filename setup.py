@@ -1,11 +1,12 @@
 """The compiled parts; everything else is in pyproject.toml.
 
 - resolver/dns/_fastpath.c, the UDP fast path, resolver/match/_packed.c, the packed name
-  table's lookup walk, and resolver/dns/_untrack.c, which keeps the answer cache out of the
-  cyclic collector's walks, built at every install where a C compiler is. Without one (or off
-  Linux: recvmmsg/sendmmsg) the install still succeeds and their pure-Python twins,
-  resolver/dns/fastpath.py, `PackedNames.python_lookup` and leaving the collector to untrack
-  the cache's tuples itself, serve instead.
+  table's lookup walk, resolver/dns/_question.c, the question name read into the walk's key,
+  and resolver/dns/_untrack.c, which keeps the answer cache out of the cyclic collector's
+  walks, built at every install where a C compiler is. Without one (or off Linux:
+  recvmmsg/sendmmsg) the install still succeeds and their pure-Python twins,
+  resolver/dns/fastpath.py, `PackedNames.python_lookup`, `packet.python_question_name` and
+  leaving the collector to untrack the cache's tuples itself, serve instead.
 - With SAFE_RESOLVER_MYPYC=1 (and mypy in the build environment: `make compiled`), the Python
   modules a first-seen query runs through are also compiled with mypyc, from the same source;
   the .py files stay the reference (and serve wherever this build is not done).

@@ -1,8 +1,9 @@
 """SAFE_RESOLVER_PURE=1: serve with the pure-Python twin of every compiled part.
 
 Each C part (the UDP fast path, `resolver.dns.fastpath`; the packed name table's walk,
-`resolver.match.packed`) has a pure-Python twin, the reference it is tested against; this switch
-makes the twins serve where the C code is built, to compare the two or to rule one out.
+`resolver.match.packed`; the question name reader, `resolver.dns.packet`) has a pure-Python
+twin, the reference it is tested against; this switch makes the twins serve where the C code
+is built, to compare the two or to rule one out.
 """
 
 from __future__ import annotations
