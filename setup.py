@@ -40,32 +40,22 @@ MYPYC_MODULES = [
     "resolver/dns/udp.py",
 ]
 
-FASTPATH = Extension(
-    "resolver.dns._fastpath",
-    sources=["resolver/dns/_fastpath.c"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra"],
-)
+
+def c_part(module: str) -> Extension:
+    """A C part, built from the file its module name gives (resolver/dns/_fastpath.c...)."""
+    return Extension(
+        module,
+        sources=[module.replace(".", "/") + ".c"],
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    )
 
 
-PACKED = Extension(
-    "resolver.match._packed",
-    sources=["resolver/match/_packed.c"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra"],
-)
-
-
-UNTRACK = Extension(
-    "resolver.dns._untrack",
-    sources=["resolver/dns/_untrack.c"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra"],
-)
-
-
-QUESTION = Extension(
-    "resolver.dns._question",
-    sources=["resolver/dns/_question.c"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra"],
-)
+C_PARTS = [
+    c_part("resolver.dns._fastpath"),
+    c_part("resolver.match._packed"),
+    c_part("resolver.dns._untrack"),
+    c_part("resolver.dns._question"),
+]
 
 
 class OptionalBuildExt(build_ext):  # type: ignore[misc]  # setuptools has no types here
@@ -108,10 +98,6 @@ def mypyc_extensions() -> list[Any]:
 
 
 setup(
-    ext_modules=(
-        [FASTPATH, PACKED, UNTRACK, QUESTION, *mypyc_extensions()]
-        if sys.platform.startswith("linux")
-        else []
-    ),
+    ext_modules=([*C_PARTS, *mypyc_extensions()] if sys.platform.startswith("linux") else []),
     cmdclass={"build_ext": OptionalBuildExt},
 )
