@@ -270,10 +270,16 @@ def dnsperf(
         argv += ["-v"]
     if max_qps:
         argv += ["-Q", str(max_qps)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"dnsperf failed: {done.stderr[-2000:]}")
-    return done.stdout
+    # Its output goes to a file, read once it is done: a pipe read meanwhile would wake this
+    # process (unpinned) for every few lines of `-v`, on any core, the server's included.
+    with tempfile.TemporaryFile("w+") as out:
+        done = subprocess.run(
+            argv, stdout=out, stderr=subprocess.PIPE, text=True, timeout=seconds + 60
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"dnsperf failed: {done.stderr[-2000:]}")
+        out.seek(0)
+        return out.read()
 
 
 @dataclass
