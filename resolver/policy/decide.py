@@ -249,33 +249,37 @@ def decide(
     known = cached[1]
     state = known if cached[0] == t // 60 and known is not None else memo.state(profile, t)
     qkey, dots = name_key(qname) if key is None else key
-    mandated = snap.mandated.lookup(qkey, dots) if snap.mandated is not None else 0
+    mandated_lookup = memo.mandated_lookup  # the snapshot's fields, as the memo holds them
+    mandated = mandated_lookup(qkey, dots) if mandated_lookup is not None else 0
     own = 0
-    if snap.own is not None:
-        own = snap.own.lookup(qkey, dots)
-        if snap.own_keywords:
-            own |= snap.own.keywords(qname)
-    hits = snap.index.lookup(qkey, dots)
-    if snap.service_shift:  # blocked services' domains: own-index bits -> category bits
-        services = own >> snap.service_shift
+    own_lookup = memo.own_lookup
+    if own_lookup is not None:
+        own = own_lookup(qkey, dots)
+        own_index = memo.own
+        if memo.own_keywords and own_index is not None:
+            own |= own_index.keywords(qname)
+    hits = memo.index_lookup(qkey, dots)
+    shift = memo.service_shift
+    if shift:  # blocked services' domains: own-index bits -> category bits
+        services = own >> shift
         if services:
-            hits |= services << snap.service_base
+            hits |= services << memo.service_base
     # The facts (FACTS, as _FACT_BITS): when none holds, no stage can answer.
     held = 1 if mandated else 0
     if own:
         held |= 2
     if hits:
         held |= 4
-    if snap.has_keywords:
+    if memo.has_keywords:
         held |= 8
     if state.internet_off:
         held |= 16
-    if qname in snap.special_names:
+    if qname in memo.special_names:
         held |= 32
     if not held:
         return profile.allow_default
     q = Query(snap, memo, profile, state, qname, qtype, hits, own, mandated)
-    svcb_allowed = qtype in SVCB_QTYPES and not snap.block_svcb
+    svcb_allowed = qtype in SVCB_QTYPES and not memo.block_svcb
     for stage in _STAGES_FOR[held]:
         found = stage.decide(q)
         if found is not None:
