@@ -171,6 +171,13 @@ static Py_ssize_t name_end(const unsigned char *p, Py_ssize_t len) {
     return pos + 4 <= len ? pos : -1;
 }
 
+/* The end of the question name of a query the table can key (its length within bounds, its
+ * name uncompressed), or -1. */
+static Py_ssize_t key_end(const unsigned char *p, Py_ssize_t len) {
+    if (len < MIN_QUERY || len - 2 > MAX_KEY) return -1;
+    return name_end(p, len);
+}
+
 /* The table key of a query: its bytes from 2 on, the question name (ending at `end`) in lower
  * case; `len` - 2 bytes written to `key`. */
 static void make_key(const unsigned char *packet, Py_ssize_t len, Py_ssize_t end,
@@ -181,6 +188,12 @@ static void make_key(const unsigned char *packet, Py_ssize_t len, Py_ssize_t end
 }
 
 /* ---- the answer table --------------------------------------------------------------------- */
+
+/* The hash a key is filed under for clients of `klass` (the doorkeeper's fingerprint too). */
+static inline uint64_t key_hash(const FastPath *self, uint16_t klass, const unsigned char *key,
+                                size_t len) {
+    return hash_bytes(self->seed ^ klass, key, len);
+}
 
 static size_t answer_find(FastPath *self, uint16_t klass, const unsigned char *key, size_t len,
                           uint64_t hash) {
@@ -548,8 +561,7 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     if (at_query < 0) return 0;
     const unsigned char *buf = self->rbufs + (size_t)i * RECV_SIZE + at_query;
     Py_ssize_t len = self->rmsgs[i].msg_len - at_query;
-    if (len < MIN_QUERY || len - 2 > MAX_KEY) return 0;
-    Py_ssize_t end = name_end(buf, len);
+    Py_ssize_t end = key_end(buf, len);
     if (end < 0) return 0;
     Client *client = client_find(self, addr, alen, client_hash(self, addr, alen));
     if (client == NULL || client->klass == 0 || client->credit == 0) return 0;
@@ -557,7 +569,7 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     unsigned char key[MAX_KEY];
     size_t klen = (size_t)len - 2;
     make_key(buf, len, end, key);
-    uint64_t h = hash_bytes(self->seed ^ client->klass, key, klen);
+    uint64_t h = key_hash(self, client->klass, key, klen);
     size_t at = answer_find(self, client->klass, key, klen, h);
     if (at == SIZE_MAX) {
         __builtin_prefetch(seen_bucket(self, h | 1)); /* for the doorkeeper, when offered */
@@ -694,8 +706,8 @@ static PyObject *FastPath_send(FastPath *self, PyObject *args) {
  * query must be one `serve` can look up, the answer must echo its question name. */
 static Py_ssize_t storable(const unsigned char *query, Py_ssize_t qlen, const unsigned char *ans,
                            size_t alen) {
-    if (qlen < MIN_QUERY || qlen - 2 > MAX_KEY || alen > MAX_ANSWER) return -1;
-    Py_ssize_t end = name_end(query, qlen);
+    if (alen > MAX_ANSWER) return -1;
+    Py_ssize_t end = key_end(query, qlen);
     if (end < 0 || alen < (size_t)end) return -1;
     for (Py_ssize_t i = HEADER; i < end; i++) {
         unsigned char c = ans[i], want = query[i];
@@ -768,7 +780,7 @@ static PyObject *store(FastPath *self, const Put *p) {
     size_t ttl_bytes = p->ttl_count * sizeof(uint16_t);
     Answer *a = PyMem_RawMalloc(sizeof(Answer) + klen + p->answer_len + ttl_bytes);
     if (a == NULL) return PyErr_NoMemory();
-    uint64_t h = hash_bytes(self->seed ^ p->klass, key, klen);
+    uint64_t h = key_hash(self, p->klass, key, klen);
     size_t at = answer_find(self, p->klass, key, klen, h);
     if (at != SIZE_MAX) answer_remove(self, at);
     if (self->answer_count >= self->answer_capacity) answer_evict(self);
@@ -833,16 +845,15 @@ static PyObject *FastPath_admit(FastPath *self, PyObject *args) {
     Py_buffer query;
     if (!PyArg_ParseTuple(args, "iy*:admit", &klass, &query)) return NULL;
     const unsigned char *q = query.buf;
-    Py_ssize_t len = query.len, end = -1;
-    if (klass >= 1 && klass <= MAX_KLASS && len >= MIN_QUERY && len - 2 <= MAX_KEY)
-        end = name_end(q, len);
+    Py_ssize_t len = query.len;
+    Py_ssize_t end = klass >= 1 && klass <= MAX_KLASS ? key_end(q, len) : -1;
     if (end < 0) {
         PyBuffer_Release(&query);
         Py_RETURN_FALSE; /* never stored anyway */
     }
     unsigned char key[MAX_KEY];
     make_key(q, len, end, key);
-    uint64_t h = hash_bytes(self->seed ^ (uint16_t)klass, key, (size_t)len - 2) | 1;
+    uint64_t h = key_hash(self, (uint16_t)klass, key, (size_t)len - 2) | 1;
     PyBuffer_Release(&query);
     uint64_t *bucket = seen_bucket(self, h);
     for (unsigned w = 0; w < SEEN_WAYS; w++)

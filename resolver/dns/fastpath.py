@@ -180,9 +180,7 @@ class PyFastPath:
         if opened is None:
             return None
         data, source = opened
-        if len(data) < MIN_QUERY or len(data) - 2 > MAX_KEY:
-            return None
-        end = name_end(data)
+        end = key_end(data)
         if end < 0:
             return None
         client = self._clients.get(source)
@@ -265,9 +263,7 @@ class PyFastPath:
         not. The table's doorkeeper: FastAnswers stores an answer from its query's second
         sighting on."""
         data = bytes(query)
-        if not 1 <= klass <= MAX_KLASS or len(data) < MIN_QUERY or len(data) - 2 > MAX_KEY:
-            return False
-        end = name_end(data)
+        end = key_end(data) if 1 <= klass <= MAX_KLASS else -1
         if end < 0:
             return False
         key = (klass, table_key_of(data, end))
@@ -369,12 +365,20 @@ def name_end(packet: bytes) -> int:
 def storable(query: bytes, answer: bytes) -> int:
     """The end of the question name of `query` when `answer` may be stored for it, else -1:
     the query must be one `serve` can look up, the answer must echo its question name."""
-    if not MIN_QUERY <= len(query) <= MAX_KEY + 2 or len(answer) > MAX_ANSWER:
+    if len(answer) > MAX_ANSWER:
         return -1
-    end = name_end(query)
+    end = key_end(query)
     if end < 0 or len(answer) < end or answer[HEADER:end].lower() != query[HEADER:end].lower():
         return -1
     return end
+
+
+def key_end(query: bytes) -> int:
+    """The end of the question name of a query the table can key (its length within bounds,
+    its name uncompressed), or -1."""
+    if not MIN_QUERY <= len(query) <= MAX_KEY + 2:
+        return -1
+    return name_end(query)
 
 
 def table_key_of(query: bytes, end: int) -> bytes:
