@@ -57,6 +57,7 @@
 #define MAX_BALANCERS 4096
 #define SEEN_WAYS 4      /* the doorkeeper: buckets of 4 fingerprints, the oldest one replaced */
 #define SEEN_BUCKETS (1 << 16) /* 262,144 queries remembered at most, in 2 MiB */
+#define SENDERS 256      /* recent senders' address tuples, handed out again (direct-mapped) */
 
 static const unsigned char V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -88,6 +89,15 @@ typedef struct {
     uint32_t credit;       /* answers left, or UNLIMITED */
     unsigned char addr[16];
 } Client;
+
+/* A recent sender's address as recvmmsg wrote it, and the (host, port) tuple made for it: a
+ * client's next query gets the same tuple, so the handler's per-client dicts find its host
+ * string with its hash already computed, and no inet_ntop or string is made again. */
+typedef struct {
+    uint8_t len;           /* 0: empty; else the sockaddr's length */
+    unsigned char sa[sizeof(struct sockaddr_in6)];
+    PyObject *tuple;       /* strong reference */
+} Sender;
 
 /* A trusted load balancer's network (`proxy_protocol_from`): address bytes, host bits zero. */
 typedef struct {
@@ -122,6 +132,7 @@ typedef struct {
     struct iovec *riovs, *siovs;
     struct sockaddr_storage *raddrs, *saddrs;
     unsigned char *abufs;  /* per send slot: an answer whose TTLs had to be aged */
+    Sender senders[SENDERS];
 } FastPath;
 
 /* ---- hashing ------------------------------------------------------------------------------ */
@@ -395,6 +406,25 @@ static PyObject *address_tuple(const struct sockaddr_storage *sa, socklen_t sale
     return NULL;
 }
 
+/* address_tuple for packet i's sender, from the recent senders when it is one (new reference). */
+static PyObject *sender_tuple(FastPath *self, unsigned i) {
+    const struct sockaddr_storage *sa = &self->raddrs[i];
+    socklen_t salen = self->rmsgs[i].msg_hdr.msg_namelen;
+    if (salen == 0 || salen > sizeof(struct sockaddr_in6)) return address_tuple(sa, salen);
+    const unsigned char *bytes = (const unsigned char *)sa;
+    Sender *s = &self->senders[hash_bytes(self->seed ^ 0x5e, bytes, salen) & (SENDERS - 1)];
+    if (s->len == salen && memcmp(s->sa, bytes, salen) == 0) {
+        Py_INCREF(s->tuple);
+        return s->tuple;
+    }
+    PyObject *tuple = address_tuple(sa, salen);
+    if (tuple == NULL) return NULL;
+    Py_XSETREF(s->tuple, Py_NewRef(tuple));
+    s->len = (uint8_t)salen;
+    memcpy(s->sa, bytes, salen);
+    return tuple;
+}
+
 /* Fill a sockaddr from a Python address tuple; 0 on success, -1 (no exception set) if bad. */
 static int parse_address(PyObject *addr, struct sockaddr_storage *sa, socklen_t *salen) {
     if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) return -1;
@@ -479,6 +509,7 @@ static void free_answers(FastPath *self) {
 }
 
 static void FastPath_dealloc(FastPath *self) {
+    for (size_t i = 0; i < SENDERS; i++) Py_CLEAR(self->senders[i].tuple);
     free_answers(self);
     PyMem_RawFree(self->answers);
     PyMem_RawFree(self->clients);
@@ -641,14 +672,12 @@ static PyObject *FastPath_serve(FastPath *self, PyObject *args) {
             hits++;
             continue;
         }
-        PyObject *addr = address_tuple(&self->raddrs[i], self->rmsgs[i].msg_hdr.msg_namelen);
-        if (addr == NULL) {
-            Py_DECREF(misses);
-            return NULL;
-        }
-        PyObject *item = Py_BuildValue(
-            "(y#N)", (const char *)(self->rbufs + (size_t)i * RECV_SIZE),
-            (Py_ssize_t)self->rmsgs[i].msg_len, addr);
+        PyObject *addr = sender_tuple(self, i);
+        PyObject *data = addr == NULL ? NULL : PyBytes_FromStringAndSize(
+            (const char *)(self->rbufs + (size_t)i * RECV_SIZE), self->rmsgs[i].msg_len);
+        PyObject *item = data == NULL ? NULL : PyTuple_Pack(2, data, addr);
+        Py_XDECREF(data);
+        Py_XDECREF(addr);
         if (item == NULL || PyList_Append(misses, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(misses);

@@ -188,6 +188,33 @@ def test_a_batch_reads_at_most_batch_datagrams(impl: Any) -> None:
     assert sum(served) == len(packets) and max(served) <= 4
 
 
+def test_each_miss_names_its_own_sender(impl: Any) -> None:
+    """More senders than the compiled table keeps address tuples for, each asking twice: every
+    miss comes back with the address it came from, whichever tuples were reused or replaced."""
+    fast = impl(batch=64, answers=16, clients=16)
+    with wire() as w:
+        senders = []
+        for _ in range(300):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            senders.append(sock)
+        expected = sorted([sock.getsockname() for sock in senders] * 2)
+        misses: list[Any] = []
+        try:
+            rounds = senders * 2
+            for start in range(0, len(rounds), 30):  # a few at a time: no receive buffer fills
+                for sock in rounds[start : start + 30]:
+                    sock.sendto(query("who.example"), w.address)
+                deadline = time.monotonic() + DEADLINE
+                while len(misses) < min(start + 30, len(rounds)) and time.monotonic() < deadline:
+                    select.select([w.server], [], [], 0.05)
+                    misses += fast.serve(w.server, NOW)
+        finally:
+            for sock in senders:
+                sock.close()
+    assert sorted(addr for _, addr in misses) == expected
+
+
 def test_send_sends_each_reply_and_counts_the_bad_ones(impl: Any) -> None:
     fast = impl(batch=2, answers=16, clients=16)
     with wire() as w:
