@@ -110,7 +110,7 @@ QTYPE_NAMES: Final[dict[int, str]] = {
 # Stats count cache hits and guard refusals apart; the query log uses the coarser vocabulary.
 _LOG_ACTIONS: Final = {"cached": "allowed", "notimp": "refused", "formerr": "refused"}
 PARSE_MEMO_SIZE = 65_536  # distinct query packets (ID aside) whose parse is kept: those the
-# fast path does not answer (TCP, logged profiles, rate-limited clients), as `_done` drops the rest
+# fast path does not answer (TCP, logged profiles, rate-limited clients): `_done` keeps no other
 EDE_MEMO_SIZE: Final = 4_096  # decisions whose Extended DNS Error is kept
 NULL_V4: Final = bytes(4)
 NULL_V6: Final = bytes(16)
@@ -159,14 +159,18 @@ class Context:
     Built once per packet that reaches the handler; the answer's bookkeeping (`Handler._done`)
     reads everything it counts and logs from here."""
 
-    __slots__ = ("client", "decision", "query", "started", "transport")
+    __slots__ = ("client", "decision", "fresh", "query", "started", "transport")
 
-    def __init__(self, query: Query, client: str, transport: str, started: float) -> None:
+    def __init__(
+        self, query: Query, client: str, transport: str, started: float, fresh: bool
+    ) -> None:
         self.query = query
         self.client = client  # the address, or "device:NAME" once an identity names a device
         self.transport = transport
         self.started = started  # time.monotonic() when the packet reached the handler
         self.decision: Decision | None = None
+        # A parse made for this packet, not the memo's: `_done` may keep it there
+        self.fresh = fresh
 
 
 class Handler:
@@ -224,8 +228,8 @@ class Handler:
         path after /dns-query/, the first label of the TLS server name; "" for none)."""
         started = time.monotonic()
         # 1. read (memoized: clients repeat the same bytes but for the ID)
-        tail = data[2:]
-        query = self._parsed.get(tail)
+        query = self._parsed.get(data[2:])
+        fresh = query is None
         if query is None:
             try:
                 query = read_query(data)
@@ -234,20 +238,11 @@ class Handler:
                 if not exc.formerr:
                     return None
                 return unreadable(data, exc.qid, self.acl.allows(client))
-            if len(self._parsed) < PARSE_MEMO_SIZE:
-                self._parsed[tail] = query
-            else:
-                # Full: keep what it holds, so traffic with more distinct names than it has
-                # room for still hits on those; start over once as many packets have missed.
-                self._memo_misses += 1
-                if self._memo_misses >= PARSE_MEMO_SIZE:
-                    self._parsed.clear()
-                    self._memo_misses = 0
         else:
             # The shared parse gets this packet's ID. Synchronous answers use it before the next
             # packet is read; paths that await take a private parse instead (`_detach`).
             query.qid = (data[0] << 8) | data[1]
-        ctx = Context(query, client, transport, started)
+        ctx = Context(query, client, transport, started, fresh)
         # 2. access
         chosen = None
         if query.flags & OPCODE_MASK == OPCODE_NOTIFY << 11:
@@ -328,15 +323,31 @@ class Handler:
         """`ctx` with a parse of its own, for answers that await. A memoized parse leaves the
         memo with it: the next packet with the same bytes would give it its own ID, and a name
         that goes upstream is answered from the cache (or the fast path) next time, so its
-        parse kept there would only be more long-lived objects for the collector to walk."""
+        parse kept there would only be more long-lived objects for the collector to walk. (A
+        fresh parse is never kept: `_done` keeps only those of answers it makes at once.)"""
         query = ctx.query
         data = query.data
-        tail = data[2:]
-        if self._parsed.get(tail) is query:
-            del self._parsed[tail]
+        if not ctx.fresh:
+            tail = data[2:]
+            if self._parsed.get(tail) is query:
+                del self._parsed[tail]
+        ctx.fresh = False  # an answer made after awaiting: `_done` keeps no parse of it
         if (data[0] << 8) | data[1] != query.qid:  # a memo hit: the bytes are an earlier packet's
             ctx.query = query.own_copy()
         return ctx
+
+    def _remember(self, query: Query) -> None:
+        """Keep a parse for the packet's repeats (ID aside). Full, the memo keeps what it holds,
+        so traffic with more distinct names than it has room for still hits on those, and starts
+        over once as many packets have missed."""
+        parsed = self._parsed
+        if len(parsed) < PARSE_MEMO_SIZE:
+            parsed[query.data[2:]] = query
+            return
+        self._memo_misses += 1
+        if self._memo_misses >= PARSE_MEMO_SIZE:
+            parsed.clear()
+            self._memo_misses = 0
 
     def identified(self, identity: str) -> Any:
         """The profile or device variant `identity` selects in the policy serving now, or None."""
@@ -646,7 +657,11 @@ class Handler:
         ):
             # Its repeats are the fast path's now, or this was its first sighting: the parse
             # memo keeps the parses of packets that come back here (logged profiles, TCP).
-            self._parsed.pop(query.data[2:], None)
+            if not ctx.fresh:
+                self._parsed.pop(query.data[2:], None)
+            return resp
+        if ctx.fresh:
+            self._remember(query)
         return resp
 
 
