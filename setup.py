@@ -25,7 +25,9 @@ from setuptools.command.build_ext import build_ext
 # forwarded miss about 40 % less (the forwarder, cache, reply scan and UDP listener:
 # bench/README.md).
 # The decision memo and `Decision` are native classes here, so `decide()` and the handler read
-# their fields directly: a first-seen blocked query 5-15 % less again.
+# their fields directly: a first-seen blocked query 5-15 % less again. The access list's check,
+# made for every query that reaches Python, was one of that path's two interpreted calls (~1 %;
+# the other is `Stats.observe_latency`: Stats crosses the workers' channel pickled).
 MYPYC_MODULES = [
     "resolver/dns/packet.py",
     "resolver/dns/synth.py",
@@ -39,6 +41,7 @@ MYPYC_MODULES = [
     "resolver/dns/cache.py",
     "resolver/dns/message.py",
     "resolver/dns/udp.py",
+    "resolver/dns/acl.py",
 ]
 
 
