@@ -7,7 +7,9 @@ file plus the servers to compare (bench/peers/configs.py says how each one is co
 Throughput and average latency come from a plain dnsperf run at full speed. p99 comes from a
 second, shorter run with per-query output (`dnsperf -v`; dnsperf 2.10 has no latency
 histogram) limited to half the measured throughput (`-Q`), because printing every query slows
-dnsperf itself: it is "p99 at 50 % load", comparable between servers.
+dnsperf itself: it is "p99 at 50 % load", comparable between servers. `--p99-rate QPS` runs it
+at one rate for every server instead: a faster server's half load is a higher rate, which
+loads the authority and dnsperf on CPU 1 more.
 
 The `blocked`, `mixed` and `reload` scenarios load the same 1M-domain blocklist into every
 server (bench/blocklist_data.py). `reload` replays mixed traffic at half the server's measured
@@ -59,6 +61,8 @@ class Settings:
     # here is what dnsperf leaves of CPU 1: a recompile of the 1M list takes ~35 s under this
     # load (6 s idle), and a shorter window would report "not live" instead of the time.
     reload_run: float = 60.0
+    # The p99 run's fixed rate for every server; None: half of each one's measured throughput
+    p99_rate: int | None = None
 
     @classmethod
     def quick_settings(cls) -> Settings:
@@ -345,11 +349,12 @@ def measure(scenario: Scenario, server: Server, queries: Path, run: Run) -> Resu
         lat_queries = queries.with_suffix(".tail.txt")
         lines = queries.read_text().splitlines(keepends=True)
         lat_queries.write_text("".join(lines[-int(min(len(lines) // 2, 100_000)) :]))
-    # p99 at half the measured throughput: per-query output would distort a full-speed run
+    # p99 at half the measured throughput (or the rate asked for): per-query output would
+    # distort a full-speed run
     seconds = max(1.0, settings.duration / 3)
-    half = int(stats.qps / 2)
+    rate = settings.p99_rate or int(stats.qps / 2)
     verbose = dnsperf(
-        server.port, lat_queries, seconds, settings, once=once, verbose=True, max_qps=half
+        server.port, lat_queries, seconds, settings, once=once, verbose=True, max_qps=rate
     )
     return Result(
         scenario.name,
@@ -633,6 +638,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", action="append", help="only these servers (repeatable)")
     parser.add_argument("--list-size", type=int, help="blocklist rules (default 1,000,000)")
     parser.add_argument(
+        "--p99-rate",
+        type=int,
+        metavar="QPS",
+        help="measure p99 at this rate for every server (default: half of each one's peak)",
+    )
+    parser.add_argument(
         "--baseline-repo",
         type=Path,
         metavar="DIR",
@@ -646,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.clients = args.clients
     if args.list_size:
         settings.list_size = args.list_size
+    if args.p99_rate:
+        settings.p99_rate = args.p99_rate
     for scenario in SCENARIOS:
         add_variants(scenario, args.server or [], args.baseline_repo)
     if args.server:
