@@ -58,6 +58,7 @@
 #define SEEN_WAYS 4      /* the doorkeeper: buckets of 4 fingerprints, the oldest one replaced */
 #define SEEN_BUCKETS (1 << 16) /* 262,144 queries remembered at most, in 2 MiB */
 #define SENDERS 256      /* recent senders' address tuples, handed out again (direct-mapped) */
+#define SERVE_ROUNDS 4   /* batches of only repeated answers one `serve` call reads at most */
 
 static const unsigned char V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -639,12 +640,8 @@ static int lookup_hit(FastPath *self, unsigned i, double now, unsigned slot) {
     return 1;
 }
 
-static PyObject *FastPath_serve(FastPath *self, PyObject *args) {
-    PyObject *sock;
-    double now;
-    if (!PyArg_ParseTuple(args, "Od:serve", &sock, &now)) return NULL;
-    int fd = PyObject_AsFileDescriptor(sock);
-    if (fd < 0) return NULL;
+/* Read one batch into the receive buffers: the count, 0 when none is waiting, -1 on error. */
+static int receive_batch(FastPath *self, int fd) {
     for (unsigned i = 0; i < self->batch; i++) {
         self->riovs[i] = (struct iovec){self->rbufs + (size_t)i * RECV_SIZE, RECV_SIZE};
         struct msghdr *m = &self->rmsgs[i].msg_hdr;
@@ -658,38 +655,55 @@ static PyObject *FastPath_serve(FastPath *self, PyObject *args) {
     do {
         n = recvmmsg(fd, self->rmsgs, self->batch, MSG_DONTWAIT, NULL);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return PyList_New(0);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    double started = monotonic_now();
-    PyObject *misses = PyList_New(0);
-    if (misses == NULL) return NULL;
-    unsigned hits = 0;
-    int lookups = self->answer_count > 0 && self->client_count > 0;
-    for (unsigned i = 0; i < (unsigned)n; i++) {
-        if (lookups && lookup_hit(self, i, now, hits)) {
-            hits++;
-            continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return n;
+}
+
+static PyObject *FastPath_serve(FastPath *self, PyObject *args) {
+    PyObject *sock;
+    double now;
+    if (!PyArg_ParseTuple(args, "Od:serve", &sock, &now)) return NULL;
+    int fd = PyObject_AsFileDescriptor(sock);
+    if (fd < 0) return NULL;
+    double first = monotonic_now();
+    for (unsigned round = 0;; round++) {
+        int n = receive_batch(self, fd);
+        if (n < 0) /* after a round served here, the next call reports it */
+            return round ? PyList_New(0) : PyErr_SetFromErrno(PyExc_OSError);
+        if (n == 0) return PyList_New(0);
+        double started = monotonic_now();
+        double at = now + (started - first); /* the caller's clock, moved on by this call */
+        PyObject *misses = PyList_New(0);
+        if (misses == NULL) return NULL;
+        unsigned hits = 0;
+        int lookups = self->answer_count > 0 && self->client_count > 0;
+        for (unsigned i = 0; i < (unsigned)n; i++) {
+            if (lookups && lookup_hit(self, i, at, hits)) {
+                hits++;
+                continue;
+            }
+            PyObject *addr = sender_tuple(self, i);
+            PyObject *data = addr == NULL ? NULL : PyBytes_FromStringAndSize(
+                (const char *)(self->rbufs + (size_t)i * RECV_SIZE), self->rmsgs[i].msg_len);
+            PyObject *item = data == NULL ? NULL : PyTuple_Pack(2, data, addr);
+            Py_XDECREF(data);
+            Py_XDECREF(addr);
+            if (item == NULL || PyList_Append(misses, item) < 0) {
+                Py_XDECREF(item);
+                Py_DECREF(misses);
+                return NULL;
+            }
+            Py_DECREF(item);
         }
-        PyObject *addr = sender_tuple(self, i);
-        PyObject *data = addr == NULL ? NULL : PyBytes_FromStringAndSize(
-            (const char *)(self->rbufs + (size_t)i * RECV_SIZE), self->rmsgs[i].msg_len);
-        PyObject *item = data == NULL ? NULL : PyTuple_Pack(2, data, addr);
-        Py_XDECREF(data);
-        Py_XDECREF(addr);
-        if (item == NULL || PyList_Append(misses, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(misses);
-            return NULL;
+        if (hits) {
+            send_all(self, fd, self->smsgs, hits);
+            self->hit_seconds += (monotonic_now() - started) / n * hits;
         }
-        Py_DECREF(item);
+        /* Python has queries to answer, or the loop is owed its turn: done. Otherwise what
+         * arrived while this batch was served is read now, without a trip through the loop. */
+        if (PyList_GET_SIZE(misses) > 0 || round + 1 >= SERVE_ROUNDS) return misses;
+        Py_DECREF(misses);
     }
-    if (hits) {
-        send_all(self, fd, self->smsgs, hits);
-        self->hit_seconds += (monotonic_now() - started) / n * hits;
-    }
-    return misses;
 }
 
 static PyObject *FastPath_send(FastPath *self, PyObject *args) {
@@ -1097,7 +1111,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0 ||
         PyModule_AddIntConstant(m, "MAX_KEY", MAX_KEY) < 0 ||
         PyModule_AddIntConstant(m, "MAX_ANSWER", MAX_ANSWER) < 0 ||
-        PyModule_AddIntConstant(m, "RECV_SIZE", RECV_SIZE) < 0) {
+        PyModule_AddIntConstant(m, "RECV_SIZE", RECV_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SERVE_ROUNDS", SERVE_ROUNDS) < 0) {
         Py_DECREF(&FastPathType);
         Py_DECREF(m);
         return NULL;

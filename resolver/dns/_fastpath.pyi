@@ -6,6 +6,7 @@ from typing import Any
 MAX_KEY: int
 MAX_ANSWER: int
 RECV_SIZE: int
+SERVE_ROUNDS: int
 
 class FastPath:
     def __init__(self, batch: int = 64, answers: int = 200000, clients: int = 65536) -> None: ...

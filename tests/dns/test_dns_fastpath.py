@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from support.fastpath import (
     DEADLINE,
     IMPLEMENTATIONS,
+    CFastPath,
     answer_to,
     drain,
     ipv6_loopback,
@@ -24,7 +25,7 @@ from support.fastpath import (
     wire,
 )
 
-from resolver.dns.fastpath import FastPathLike, address_bytes, name_end
+from resolver.dns.fastpath import SERVE_ROUNDS, FastPathLike, address_bytes, name_end
 
 LOCAL = address_bytes("127.0.0.1")
 NOW = 1000.0
@@ -186,6 +187,37 @@ def test_a_batch_reads_at_most_batch_datagrams(impl: Any) -> None:
             if misses or hits:
                 served.append(len(misses) + hits)
     assert sum(served) == len(packets) and max(served) <= 4
+
+
+@pytest.mark.skipif(CFastPath is None, reason="resolver.dns._fastpath not built")
+def test_the_twin_reads_as_many_batches_per_call_as_the_compiled_type() -> None:
+    from resolver.dns import _fastpath
+
+    assert _fastpath.SERVE_ROUNDS == SERVE_ROUNDS
+
+
+def test_a_call_reads_on_while_every_answer_is_stored(impl: Any) -> None:
+    """A batch answered entirely here is followed by the next one in the same call, up to
+    SERVE_ROUNDS batches; a batch with a query for Python ends the call, with its misses."""
+    fast = impl(batch=2, answers=16, clients=16)
+    fast.set_client(LOCAL, 1)
+    hit = query("h.example")
+    stored(fast, hit)
+    total = 2 * SERVE_ROUNDS + 3
+    with wire() as w:
+        sock = w.client()
+        for _ in range(total):
+            sock.sendto(hit, w.address)
+        sock.sendto(query("m.example"), w.address)
+        answered: list[int] = []
+        misses: list[Any] = []
+        deadline = time.monotonic() + DEADLINE
+        while (sum(answered) < total or not misses) and time.monotonic() < deadline:
+            select.select([w.server], [], [], 0.05)
+            misses += fast.serve(w.server, NOW)
+            answered.append(sum(count for _, count in fast.harvest()[0]))
+    assert sum(answered) == total and len(misses) == 1
+    assert max(answered) <= 2 * SERVE_ROUNDS
 
 
 def test_each_miss_names_its_own_sender(impl: Any) -> None:
