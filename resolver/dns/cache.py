@@ -101,12 +101,14 @@ class _AgedBodies:
         self.bodies: dict[Entry, bytes] = {}
 
     def get(self, entry: Entry, sec: int) -> bytes:
+        elapsed = sec - entry[STORED_SEC]
+        if not elapsed:  # stored this second: its body holds these TTLs (a miss's own answer)
+            return bytes(entry[BODY])
         if sec != self.sec:
             self.bodies.clear()
             self.sec = sec
         body = self.bodies.get(entry)
         if body is None:
-            elapsed = sec - entry[STORED_SEC]
             body = _with_ttls(entry, lambda ttl: max(ttl - elapsed, 0))
             self.bodies[entry] = body
         return body

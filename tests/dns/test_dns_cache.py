@@ -67,6 +67,8 @@ def test_entry_expires_and_clamps_apply() -> None:
     assert cache.get(("a.example", 1, 1, False), 60.5) is None
     entry = cache.get(("b.example", 1, 1, False), 0.0)
     assert served(entry, "b.example", now=0.0).answer[0].ttl == 120
+    assert served(entry, "b.example", now=0.9).answer[0].ttl == 120  # the second it was stored
+    assert served(entry, "b.example", now=1.0).answer[0].ttl == 119
 
 
 def test_negative_caching_uses_soa_minimum_and_no_soa_means_no_cache() -> None:
