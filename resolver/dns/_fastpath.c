@@ -668,7 +668,8 @@ static PyObject *FastPath_serve(FastPath *self, PyObject *args) {
     double first = monotonic_now();
     for (unsigned round = 0;; round++) {
         int n = receive_batch(self, fd);
-        if (n < 0) /* after a round served here, the next call reports it */
+        if (n < 0) /* after a round served here, end quietly: an error that lasts (a closed
+                    * socket) shows on the next call, a passing one is lost like a datagram */
             return round ? PyList_New(0) : PyErr_SetFromErrno(PyExc_OSError);
         if (n == 0) return PyList_New(0);
         double started = monotonic_now();

@@ -160,7 +160,7 @@ class PyFastPath:
                 misses, received = self._serve_batch(sock, now + time.monotonic() - first)
             except OSError:
                 if round_:
-                    return []  # the next call reports it
+                    return []  # as the C type: a lasting error shows on the next call
                 raise
             if misses or not received:
                 return misses
